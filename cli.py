@@ -1,0 +1,168 @@
+"""`qa`: the command line. Thin: parses options, calls qa_pipeline, prints progress and a summary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from qa_pipeline.errors import QaError
+
+app = typer.Typer(
+    name="qa",
+    help="Score recorded customer-service calls against a written service standard, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+rubric_app = typer.Typer(help="Work with rubric files.", no_args_is_help=True)
+app.add_typer(rubric_app, name="rubric")
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def _default_rubric() -> Path:
+    from qa_pipeline.rubric import rubric_path_default
+
+    return rubric_path_default()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+@app.command()
+def run(
+    audio_dir: Annotated[Path, typer.Argument(help="Folder of recordings (searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for Parquet tables and reports.")],
+    manifest: Annotated[Optional[Path], typer.Option(help="CSV with call_id,path,agent_id,... (paths relative to it).")] = None,
+    name_pattern: Annotated[Optional[str], typer.Option(help="Metadata from file names, e.g. '{date}_{agent_id}_{call_id}.wav'.")] = None,
+    rubric: Annotated[Optional[Path], typer.Option(help="Rubric YAML. [default: rubrics/default.zh.yaml]")] = None,
+    model: Annotated[str, typer.Option(help="'base' (embedded), a hub name such as large-v3, or a CTranslate2 folder.")] = "base",
+    device: Annotated[Device, typer.Option(help="Where Whisper runs.")] = Device.auto,
+    compute_type: Annotated[Optional[str], typer.Option(help="CTranslate2 compute type. [default: int8 on CPU, float16 on GPU]")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Transcript cache. [default: ~/.cache/qa-pipeline/transcripts]")] = None,
+    max_duration: Annotated[float, typer.Option(help="Longest call accepted, in minutes; longer ones fail.")] = 240.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
+) -> None:
+    """Transcribe and score every call under AUDIO_DIR; write OUT/transcripts, OUT/scores, OUT/reports.
+
+    Examples:
+
+      qa run recordings/2025-03-03 --out qa-out/2025-03-03 --manifest recordings/2025-03-03/manifest.csv
+
+      qa run recordings/ --out qa-out --name-pattern '{date}_{agent_id}_{call_id}.wav' --model large-v3
+    """
+    from qa_pipeline.pipeline import RunConfig, run_batch
+
+    _setup_logging(verbose)
+    config = RunConfig(
+        audio_dir=audio_dir, out=out, rubric=rubric or _default_rubric(), manifest=manifest,
+        name_pattern=name_pattern, model=model, device=device.value, compute_type=compute_type,
+        cache_dir=cache_dir, max_duration_s=max_duration * 60,
+    )
+    _run_and_report(lambda progress: run_batch(config, on_progress=progress))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("qa-demo"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Score the sample calls shipped with the package, with the embedded model, offline.
+
+    Example:
+
+      qa demo --out /tmp/qa-demo
+    """
+    from qa_pipeline.demo import demo_dir
+    from qa_pipeline.pipeline import RunConfig, run_batch
+
+    _setup_logging(verbose)
+    calls = demo_dir()
+    config = RunConfig(audio_dir=calls, out=out, rubric=_default_rubric(), manifest=calls / "manifest.csv")
+    _run_and_report(lambda progress: run_batch(config, on_progress=progress))
+
+
+@app.command()
+def score(
+    out: Annotated[Path, typer.Argument(help="Output folder of an earlier `qa run`.")],
+    rubric: Annotated[Optional[Path], typer.Option(help="Rubric YAML. [default: rubrics/default.zh.yaml]")] = None,
+) -> None:
+    """Re-score the cached transcripts in OUT with a (new) rubric, without running any model.
+
+    Example:
+
+      qa score qa-out/2025-03-03 --rubric rubrics/strict.zh.yaml
+    """
+    from qa_pipeline.pipeline import rescore
+
+    _run_and_report(lambda progress: rescore(out, rubric or _default_rubric()))
+
+
+@rubric_app.command("check")
+def rubric_check(file: Annotated[Path, typer.Argument(help="Rubric YAML to validate.")]) -> None:
+    """Validate a rubric file; print its items, or the first error with file and line.
+
+    Example:
+
+      qa rubric check rubrics/default.zh.yaml
+    """
+    from qa_pipeline.rubric import load_rubric
+
+    try:
+        loaded = load_rubric(file)
+    except QaError as e:
+        _fail(str(e), code=1)
+    typer.echo(f"{file}: ok — rubric {loaded.id} v{loaded.version}, {len(loaded.items)} items, pass score {loaded.pass_score}")
+    for item in loaded.items:
+        typer.echo(f"  {item.id:<26} {item.weight:>5g} pts  {item.check.type}{'  (critical)' if item.critical else ''}")
+
+
+def _run_and_report(job) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[audio]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    audio_h = [0.0]
+    try:
+        with Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as bar:
+            task = bar.add_task("calls", total=None, audio="")
+
+            def progress(p) -> None:
+                audio_h[0] += p.audio_s / 3600
+                bar.update(task, total=p.total, completed=p.done, audio=f"{audio_h[0]:.2f} h audio",
+                           description=f"{p.call_id} {p.status}")
+                if not sys.stderr.isatty():
+                    typer.echo(f"[{p.done}/{p.total}] {p.call_id}: {p.status}{' (cached)' if p.from_cache else ''}", err=True)
+
+            summary = job(progress)
+    except QaError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted; run the same command again to finish (transcripts done so far are cached)", code=130)
+    speed = f", {summary.audio_s / summary.wall_s:.1f}× real time" if summary.wall_s > 0 and summary.audio_s else ""
+    typer.echo(f"{summary.total} calls: {summary.ok} scored, {summary.failed} failed "
+               f"({summary.audio_s / 60:.1f} min of audio in {summary.wall_s:.0f} s{speed})")
+    for call_id, error in summary.failures:
+        typer.echo(f"  failed {call_id}: {error}")
+    typer.echo(f"report: {summary.report_index}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,3 @@
+"""qa-pipeline: offline quality scoring of recorded customer-service calls."""
+
+__version__ = "0.1.0"

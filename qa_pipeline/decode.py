@@ -1,0 +1,98 @@
+"""Decode any audio file PyAV reads into 16 kHz float32, one array per channel."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa_pipeline.errors import DecodeError
+
+logger = logging.getLogger("qa_pipeline")
+
+SAMPLE_RATE = 16000
+DEFAULT_MAX_DURATION_S = 4 * 3600.0
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    channels: tuple[np.ndarray, ...]  # one float32 array per source channel, all the same length
+    sample_rate: int
+    source_rate: int
+    source_codec: str
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.channels[0]) / self.sample_rate if self.channels else 0.0
+
+
+def decode(path: Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> DecodedAudio:
+    """Read `path` and return its channels at 16 kHz; raise DecodeError for anything unusable.
+
+    The channel count is read from the container: faster-whisper's decode_audio(split_stereo=True)
+    would return two identical halves for a mono file.
+    """
+    import av  # heavy: keep `qa --help` fast
+
+    path = Path(path)
+    if not path.is_file():
+        raise DecodeError(f"audio file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DecodeError(f"audio file is empty (0 bytes): {path.name}")
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise DecodeError(f"not a readable audio file: {path.name} ({_short(e)})") from e
+    with container:
+        if not container.streams.audio:
+            raise DecodeError(f"no audio stream in {path.name}")
+        stream = container.streams.audio[0]
+        n_channels = stream.codec_context.channels
+        if n_channels not in (1, 2):
+            raise DecodeError(f"{path.name} has {n_channels} channels; only mono and stereo calls are supported")
+        if container.duration is not None and container.duration / 1e6 > max_duration_s:
+            raise DecodeError(
+                f"{path.name} is {container.duration / 1e6 / 3600:.1f} h long, over the limit of "
+                f"{max_duration_s / 3600:.1f} h (--max-duration)"
+            )
+        layout = "mono" if n_channels == 1 else "stereo"
+        resampler = av.audio.resampler.AudioResampler(format="fltp", layout=layout, rate=SAMPLE_RATE)
+        chunks: list[np.ndarray] = []
+        n_samples = 0
+        try:
+            for frame in container.decode(stream):
+                frame.pts = None
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+                    n_samples += out.samples
+                if n_samples > max_duration_s * SAMPLE_RATE:
+                    raise DecodeError(f"{path.name} decodes to more than {max_duration_s / 3600:.1f} h (--max-duration)")
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+        except av.FFmpegError as e:
+            if not chunks:
+                raise DecodeError(f"cannot decode {path.name}: {_short(e)}") from e
+            logger.warning("%s: decoding stopped early (%s); keeping %.1f s", path.name, _short(e), n_samples / SAMPLE_RATE)
+        codec = stream.codec_context.name
+        source_rate = stream.rate or SAMPLE_RATE
+    if not chunks:
+        raise DecodeError(f"no audio samples in {path.name}")
+    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    if samples.shape[1] < SAMPLE_RATE // 10:
+        raise DecodeError(f"{path.name} holds less than 0.1 s of audio")
+    return DecodedAudio(
+        channels=tuple(np.ascontiguousarray(samples[c]) for c in range(samples.shape[0])),
+        sample_rate=SAMPLE_RATE,
+        source_rate=int(source_rate),
+        source_codec=codec,
+    )
+
+
+def _short(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__

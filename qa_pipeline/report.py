@@ -1,0 +1,483 @@
+"""HTML report cards: one page per call, one per agent, and a batch index.
+
+Pages are self-contained (CSS and a few lines of JS inlined, no network resources) and work from
+``file://``.  Every piece of free text shown (transcript, evidence, reasons, errors, names) goes
+through :func:`qa_pipeline.redact.mask_pii` while the view is built, so a template cannot forget
+it; Jinja2 autoescaping is on for every template as a second line of defence against markup.
+
+The view builders (``call_view``, ``agent_views``, ``index_view``) are pure functions from
+records to plain dicts; ``render_reports`` renders and writes them atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import logging
+import os
+import re
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+
+from qa_pipeline.records import (
+    AGENT,
+    CUSTOMER,
+    FAIL,
+    NA,
+    PASS,
+    CallMeta,
+    CallScore,
+    CallTranscript,
+    ItemResult,
+    Utterance,
+)
+from qa_pipeline.redact import mask_pii
+from qa_pipeline.tables import call_date
+
+log = logging.getLogger("qa_pipeline")
+
+TEMPLATE_NAMES = ("call.html.j2", "index.html.j2", "agent.html.j2", "style.css")
+UNKNOWN_AGENT = "_unknown"
+
+RESULT_LABELS = {PASS: "通过", FAIL: "未通过", NA: "不适用"}
+SPEAKER_LABELS = {AGENT: "坐席", CUSTOMER: "客户"}
+MATCHED_BY_LABELS = {
+    "text": "文字匹配",
+    "pinyin": "拼音匹配",
+    "manifest": "话单记录",
+    "audio": "音频判断",
+    "timeline": "时间线",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# small pure helpers
+
+
+def safe_name(value: str | None) -> str:
+    """A file name (without extension) for an id: word characters, '.', '-' and '_' only.
+
+    Anything else becomes '_' and, when the name had to change, a short hash of the original is
+    appended so that distinct ids never share a file.
+    """
+    if not value:
+        return UNKNOWN_AGENT
+    cleaned = re.sub(r"[^\w.\-]", "_", value, flags=re.UNICODE).lstrip(".")[:80] or "_"
+    if cleaned == value:
+        return cleaned
+    digest = hashlib.sha1(value.encode("utf-8")).hexdigest()[:8]
+    return f"{cleaned}-{digest}"
+
+
+def href(name: str) -> str:
+    """A relative URL for a file name made by :func:`safe_name`."""
+    return quote(name)
+
+
+def fmt_clock(seconds: float | None) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for a time offset; empty for None."""
+    if seconds is None:
+        return ""
+    total = max(0, int(round(seconds)))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_started(value: str | None) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in the timestamp's own offset for ISO 8601; anything else as given."""
+    if not value:
+        return "—"
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return value
+
+
+def fmt_score(score: float | None) -> str:
+    return "—" if score is None else f"{score:.1f}"
+
+
+def fmt_points(value: float) -> str:
+    return f"{value:g}"
+
+
+def fmt_rate(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.0f}%"
+
+
+def _mask(text: str | None) -> str:
+    return mask_pii(text) if text else ""
+
+
+def default_audio_href(meta: CallMeta, page_dir: Path) -> str:
+    """URL of the call's audio relative to the folder of its report page."""
+    audio = Path(meta.path)
+    try:
+        rel = os.path.relpath(audio.resolve(), page_dir.resolve())
+    except ValueError:  # another drive on Windows
+        return audio.resolve().as_uri()
+    return quote(Path(rel).as_posix())
+
+
+def pass_rate(items: Iterable[ItemResult]) -> float | None:
+    """Share of pass among pass+fail (n/a excluded); None when there is nothing to judge."""
+    judged = [i.result for i in items if i.result in (PASS, FAIL)]
+    return sum(r == PASS for r in judged) / len(judged) if judged else None
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _agent_key(score: CallScore) -> str:
+    return score.agent_id or UNKNOWN_AGENT
+
+
+def _agent_label(score: CallScore) -> str:
+    if score.agent_name and score.agent_id:
+        return f"{_mask(score.agent_name)}（{score.agent_id}）"
+    return _mask(score.agent_name) or score.agent_id or "未知坐席"
+
+
+# ---------------------------------------------------------------------------------------------
+# call card
+
+
+def _utterance_view(u: Utterance) -> dict[str, Any]:
+    side = u.speaker if u.speaker in (AGENT, CUSTOMER) else "unknown"
+    return {
+        "side": side,
+        "speaker": SPEAKER_LABELS.get(u.speaker, "未知"),
+        "start": round(u.start, 2),
+        "end": round(u.end, 2),
+        "clock": fmt_clock(u.start),
+        "text": _mask(u.text),
+    }
+
+
+def _item_view(i: ItemResult) -> dict[str, Any]:
+    has_time = i.evidence_start is not None
+    return {
+        "item_id": i.item_id,
+        "name": _mask(i.item_name),
+        "result": i.result,
+        "result_label": RESULT_LABELS.get(i.result, i.result),
+        "points": fmt_points(i.points),
+        "max_points": fmt_points(i.max_points),
+        "reason": _mask(i.reason),
+        "critical": i.critical,
+        "critical_failed": i.critical and i.result == FAIL,
+        "needs_review": i.needs_review,
+        "matched_by": MATCHED_BY_LABELS.get(i.matched_by or "", i.matched_by or ""),
+        "evidence": _mask(i.evidence_text),
+        "t": round(i.evidence_start, 2) if has_time else None,
+        "t_end": round(i.evidence_end, 2) if i.evidence_end is not None else None,
+        "clock": fmt_clock(i.evidence_start) if has_time else "",
+    }
+
+
+def call_view(
+    score: CallScore,
+    transcript: CallTranscript | None,
+    meta: CallMeta | None,
+    audio_src: str | None,
+) -> dict[str, Any]:
+    """Everything the call card shows, masked and formatted."""
+    agent_file = safe_name(_agent_key(score))
+    duration = score.duration_s
+    if duration is None and transcript is not None:
+        duration = transcript.duration_s
+    return {
+        "call_id": score.call_id,
+        "status": score.status,
+        "failed": score.status != "ok",
+        "error": _mask(score.error),
+        "agent": _agent_label(score),
+        "agent_href": f"../agents/{href(agent_file)}.html",
+        "team": _mask(score.team) or "—",
+        "started_at": fmt_started(score.started_at or (meta.started_at if meta else None)),
+        "direction": {"inbound": "呼入", "outbound": "呼出"}.get((meta.direction if meta else None) or "", ""),
+        "duration": fmt_clock(duration) or "—",
+        "score": fmt_score(score.score),
+        "passed": score.passed,
+        "critical_failed": bool(score.critical_failed),
+        "critical_fails": [_mask(i.item_name) for i in score.items if i.critical and i.result == FAIL],
+        "n_review": sum(1 for i in score.items if i.needs_review),
+        "rubric": " ".join(x for x in (score.rubric_id, score.rubric_version) if x) or "—",
+        "model": score.model or (transcript.model if transcript else "") or "—",
+        "processed_at": fmt_started(score.processed_at),
+        "verdicts": [_item_view(i) for i in score.items],
+        "utterances": [_utterance_view(u) for u in transcript.utterances] if transcript else [],
+        "dropped": [
+            {**_utterance_view(u), "reason": _mask(r)}
+            for u, r in zip(transcript.dropped, transcript.drop_reasons)
+        ]
+        if transcript
+        else [],
+        "has_transcript": transcript is not None,
+        "audio_src": audio_src,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# agent pages
+
+
+def _row(score: CallScore) -> dict[str, Any]:
+    """One call as a line in a list (index, agent page)."""
+    return {
+        "call_id": score.call_id,
+        "href": f"calls/{href(safe_name(score.call_id))}.html",
+        "agent": _agent_label(score),
+        "agent_href": f"agents/{href(safe_name(_agent_key(score)))}.html",
+        "team": _mask(score.team) or "—",
+        "started_at": fmt_started(score.started_at),
+        "duration": fmt_clock(score.duration_s) or "—",
+        "status": score.status,
+        "failed": score.status != "ok",
+        "score": fmt_score(score.score),
+        "passed": score.passed,
+        "critical_failed": bool(score.critical_failed),
+        "critical_fails": [_mask(i.item_name) for i in score.items if i.critical and i.result == FAIL],
+        "n_review": sum(1 for i in score.items if i.needs_review),
+        "error": _mask(score.error),
+    }
+
+
+def _worst_first(scores: Iterable[CallScore]) -> list[CallScore]:
+    ok = [s for s in scores if s.status == "ok"]
+    return sorted(ok, key=lambda s: (not s.critical_failed, bool(s.passed), s.score if s.score is not None else 0.0))
+
+
+def _item_rates(scores: Sequence[CallScore]) -> dict[str, tuple[str, float | None, int]]:
+    """item_id -> (name, pass rate, number of judged calls) over ok calls, in first-seen order."""
+    names: dict[str, str] = {}
+    by_item: dict[str, list[ItemResult]] = defaultdict(list)
+    for s in scores:
+        if s.status != "ok":
+            continue
+        for i in s.items:
+            names.setdefault(i.item_id, i.item_name)
+            by_item[i.item_id].append(i)
+    return {
+        k: (names[k], pass_rate(by_item[k]), sum(i.result in (PASS, FAIL) for i in by_item[k])) for k in names
+    }
+
+
+def _item_comparison(
+    mine: dict[str, tuple[str, float | None, int]], theirs: dict[str, tuple[str, float | None, int]]
+) -> list[dict[str, Any]]:
+    """Per-item pass rate of an agent beside the team's; ``below_team`` when 5+ points lower."""
+    rows = []
+    for item_id, (name, rate, n) in mine.items():
+        team_rate = theirs.get(item_id, (name, None, 0))[1]
+        rows.append(
+            {
+                "item_id": item_id,
+                "name": _mask(name),
+                "n": n,
+                "rate": fmt_rate(rate),
+                "rate_pct": None if rate is None else round(rate * 100),
+                "team_rate": fmt_rate(team_rate),
+                "team_pct": None if team_rate is None else round(team_rate * 100),
+                "below_team": rate is not None and team_rate is not None and rate < team_rate - 0.05,
+            }
+        )
+    return rows
+
+
+def trend_svg_points(days: Sequence[tuple[date, float]], width: int = 640, height: int = 180) -> dict[str, Any]:
+    """Coordinates for an inline SVG line chart of average score per day (y axis 0–100)."""
+    pad_l, pad_r, pad_t, pad_b = 36, 16, 12, 28
+    inner_w, inner_h = width - pad_l - pad_r, height - pad_t - pad_b
+    n = len(days)
+    points = []
+    for k, (day, value) in enumerate(days):
+        x = pad_l + (inner_w / 2 if n == 1 else inner_w * k / (n - 1))
+        y = pad_t + inner_h * (1 - max(0.0, min(100.0, value)) / 100)
+        points.append({"x": round(x, 1), "y": round(y, 1), "label": day.strftime("%m-%d"), "value": fmt_score(value)})
+    gridlines = [
+        {"y": round(pad_t + inner_h * (1 - v / 100), 1), "label": str(v)} for v in (0, 25, 50, 75, 100)
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "x0": pad_l,
+        "x1": width - pad_r,
+        "base_y": pad_t + inner_h,
+        "points": points,
+        "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
+        "gridlines": gridlines,
+        "label_every": max(1, n // 10),
+    }
+
+
+def agent_views(scores: Sequence[CallScore]) -> dict[str, dict[str, Any]]:
+    """One view per agent (key: agent_id or ``_unknown``) with team comparison and trend."""
+    by_agent: dict[str, list[CallScore]] = defaultdict(list)
+    by_team: dict[str | None, list[CallScore]] = defaultdict(list)
+    for s in scores:
+        by_agent[_agent_key(s)].append(s)
+        by_team[s.team].append(s)
+    views: dict[str, dict[str, Any]] = {}
+    for key, calls in by_agent.items():
+        ok = [s for s in calls if s.status == "ok"]
+        values = [s.score for s in ok if s.score is not None]
+        team = next((s.team for s in calls if s.team), None)
+        team_calls = by_team.get(team, []) if team else list(scores)
+        mine, theirs = _item_rates(calls), _item_rates(team_calls)
+        per_day: dict[date, list[float]] = defaultdict(list)
+        for s in ok:
+            if s.score is not None:
+                per_day[call_date(s.started_at, s.processed_at)].append(s.score)
+        days = sorted((d, sum(v) / len(v)) for d, v in per_day.items())
+        judged_pass = [s.passed for s in ok if s.passed is not None]
+        views[key] = {
+            "key": key,
+            "file": safe_name(key),
+            "label": _agent_label(calls[0]),
+            "team": _mask(team) or "—",
+            "team_label": _mask(team) if team else "全体",
+            "n_calls": len(calls),
+            "n_ok": len(ok),
+            "n_failed": len(calls) - len(ok),
+            "avg_score_value": _mean(values),
+            "avg_score": fmt_score(_mean(values)),
+            "pass_rate_value": _mean([float(p) for p in judged_pass]),
+            "pass_rate": fmt_rate(_mean([float(p) for p in judged_pass])),
+            "n_review": sum(1 for s in calls for i in s.items if i.needs_review),
+            "item_rates": _item_comparison(mine, theirs),
+            "trend": trend_svg_points(days) if days else None,
+            "worst": [_row(s) for s in _worst_first(calls)],
+            "failed_calls": [_row(s) for s in calls if s.status != "ok"],
+        }
+    return views
+
+
+# ---------------------------------------------------------------------------------------------
+# index
+
+
+def index_view(scores: Sequence[CallScore], agents: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    ok = [s for s in scores if s.status == "ok"]
+    values = [s.score for s in ok if s.score is not None]
+    judged = [float(bool(s.passed)) for s in ok if s.passed is not None]
+    ranked = sorted(
+        agents.values(),
+        key=lambda a: (a["avg_score_value"] is None, -(a["avg_score_value"] or 0.0), a["label"]),
+    )
+    return {
+        "n_calls": len(scores),
+        "n_ok": len(ok),
+        "n_failed": len(scores) - len(ok),
+        "avg_score": fmt_score(_mean(values)),
+        "pass_rate": fmt_rate(_mean(judged)),
+        "n_critical": sum(1 for s in ok if s.critical_failed),
+        "n_review": sum(1 for s in ok for i in s.items if i.needs_review),
+        "failed": [_row(s) for s in scores if s.status != "ok"],
+        "agents": [{**a, "href": f"agents/{href(a['file'])}.html"} for a in ranked],
+        "calls": [_row(s) for s in sorted(scores, key=lambda s: (s.started_at or "", s.call_id))],
+        "worst": [_row(s) for s in _worst_first(scores)[:10]],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
+
+
+def _template_dir() -> Path | None:
+    here = Path(__file__).resolve().parent.parent / "reports"
+    return here if (here / "call.html.j2").is_file() else None
+
+
+def _load_packaged(name: str) -> str | None:
+    resource = importlib.resources.files("qa_pipeline").joinpath("reports").joinpath(name)
+    try:
+        return resource.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def make_environment() -> jinja2.Environment:
+    """The Jinja2 environment: templates from ``reports/`` (or the installed package), autoescaped."""
+    folder = _template_dir()
+    loader: jinja2.BaseLoader
+    if folder is not None:
+        loader = jinja2.FileSystemLoader(str(folder), encoding="utf-8")
+    else:
+        loader = jinja2.FunctionLoader(_load_packaged)
+    env = jinja2.Environment(
+        loader=loader,
+        # `.html.j2` ends in `.j2`, so it is listed explicitly; anything else defaults to on too.
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True, default=True
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def render_reports(
+    out: Path,
+    scores: list[CallScore],
+    transcripts: dict[str, CallTranscript],
+    metas: dict[str, CallMeta],
+    *,
+    audio_href: Callable[[CallMeta], str] | None = None,
+) -> Path:
+    """Write ``out/reports/index.html``, ``calls/<call_id>.html`` and ``agents/<agent_id>.html``.
+
+    ``audio_href(meta)`` gives the ``src`` of each call card's audio player; by default, the path
+    of ``meta.path`` relative to the card.  Returns the index page's path.
+    """
+    root = Path(out) / "reports"
+    env = make_environment()
+    call_tpl, agent_tpl, index_tpl = (env.get_template(n) for n in ("call.html.j2", "agent.html.j2", "index.html.j2"))
+    generated = {"generated_by": "qa-pipeline"}
+
+    calls_dir = root / "calls"
+    for s in scores:
+        meta = metas.get(s.call_id)
+        if meta is None:
+            audio_src = None
+        elif audio_href is not None:
+            audio_src = audio_href(meta)
+        else:
+            audio_src = default_audio_href(meta, calls_dir)
+        view = call_view(s, transcripts.get(s.call_id), meta, audio_src)
+        atomic_write_text(calls_dir / f"{safe_name(s.call_id)}.html", call_tpl.render(call=view, **generated))
+
+    agents = agent_views(scores)
+    for a in agents.values():
+        atomic_write_text(root / "agents" / f"{a['file']}.html", agent_tpl.render(agent=a, **generated))
+
+    index_path = root / "index.html"
+    atomic_write_text(index_path, index_tpl.render(index=index_view(scores, agents), **generated))
+    log.info("wrote reports for %d calls and %d agents under %s", len(scores), len(agents), root)
+    return index_path

@@ -1,0 +1,489 @@
+"""The rubric: a written service standard as typed, validated records.
+
+`load_rubric` reads YAML and refuses anything it does not understand with a one-line
+`FILE:LINE: what is wrong (allowed: …)`, before any audio is touched.  The YAML format is
+documented in rubrics/default.zh.yaml and in the README.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from qa_pipeline.errors import InputError
+from qa_pipeline.matching import Phrase, parse_phrase
+
+log = logging.getLogger("qa_pipeline")
+
+ITEM_SPEAKERS = ("agent", "customer", "any")
+CHECK_TYPES = (
+    "phrase",
+    "confirmation",
+    "hold",
+    "silence",
+    "interruption",
+    "speech_rate",
+    "hangup",
+    "forbidden",
+)
+
+
+class RubricError(InputError):
+    """A rubric that cannot be used; str() is one line: FILE:LINE: what is wrong."""
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path = path
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where to look.  Seconds: first = from the recording's start; last = before the end of the
+    last speech.  Turns count the item speaker's utterances.  Given both, both must hold."""
+
+    first_seconds: float | None = None
+    last_seconds: float | None = None
+    first_turns: int | None = None
+    last_turns: int | None = None
+
+
+@dataclass(frozen=True)
+class PhraseCheck:
+    any: tuple[Phrase, ...] = ()
+    all: tuple[tuple[Phrase, ...], ...] = ()  # each entry: alternatives, one of which must occur
+    none: tuple[Phrase, ...] = ()
+    window: Window = Window()
+    tolerance: int | None = None  # pinyin edits allowed; None = by phrase length
+    type: str = "phrase"
+
+
+@dataclass(frozen=True)
+class ConfirmationCheck:
+    phrases: tuple[Phrase, ...] = ()
+    min_digits: int = 4  # a repeated digit string must share this many consecutive digits
+    na_without_numbers: bool = True  # n/a when the customer gave no number and nothing was confirmed
+    type: str = "confirmation"
+
+
+@dataclass(frozen=True)
+class HoldCheck:
+    max_wait_s: float = 7.0
+    before: tuple[Phrase, ...] = ()  # announcement, said within `within_s` before the wait
+    after: tuple[Phrase, ...] = ()  # thanks/apology, said within `within_s` after it
+    within_s: float = 15.0
+    type: str = "hold"
+
+
+@dataclass(frozen=True)
+class SilenceCheck:
+    max_s: float = 7.0
+    excused_by: tuple[Phrase, ...] = ()  # said by anyone just before the silence: not dead air
+    within_s: float = 15.0
+    type: str = "silence"
+
+
+@dataclass(frozen=True)
+class InterruptionCheck:
+    max_overlap_s: float = 1.0
+    type: str = "interruption"
+
+
+@dataclass(frozen=True)
+class SpeechRateCheck:
+    min_cpm: float = 150.0
+    max_cpm: float = 320.0
+    type: str = "speech_rate"
+
+
+@dataclass(frozen=True)
+class HangupCheck:
+    expect: str = "customer"  # who should hang up first: customer | agent
+    tail_s: float = 1.0  # recording ending within this after the agent's last words = agent hung up
+    type: str = "hangup"
+
+
+@dataclass(frozen=True)
+class ForbiddenPhrase:
+    phrase: Phrase
+    points: float
+    critical: bool = False
+
+
+@dataclass(frozen=True)
+class ForbiddenCheck:
+    phrases: tuple[ForbiddenPhrase, ...] = ()
+    tolerance: int | None = 0
+    type: str = "forbidden"
+
+
+Check = (
+    PhraseCheck
+    | ConfirmationCheck
+    | HoldCheck
+    | SilenceCheck
+    | InterruptionCheck
+    | SpeechRateCheck
+    | HangupCheck
+    | ForbiddenCheck
+)
+
+
+@dataclass(frozen=True)
+class When:
+    """The item applies only if one of these happened; otherwise it is n/a with `reason`."""
+
+    customer_says: tuple[Phrase, ...] = ()
+    agent_says: tuple[Phrase, ...] = ()
+    wait_over_s: float | None = None
+    reason: str = "not triggered"
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    name: str
+    weight: float
+    check: Check
+    speaker: str = "agent"
+    critical: bool = False
+    when: When | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Rubric:
+    id: str
+    name: str
+    version: str
+    language: str
+    pass_score: float
+    items: tuple[Item, ...]
+    path: str | None = None
+
+
+def rubric_path_default() -> Path:
+    """The bundled rubrics/default.zh.yaml (repository checkout first, then the package)."""
+    here = Path(__file__).resolve().parent.parent / "rubrics" / "default.zh.yaml"
+    if here.exists():
+        return here
+    return Path(str(importlib.resources.files("qa_pipeline") / "rubrics" / "default.zh.yaml"))
+
+
+# --- validation over yaml nodes, so every error can name its line ---------------------------
+
+
+class _Ctx:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._loader = yaml.SafeLoader("")
+
+    def error(self, node: yaml.Node, message: str) -> RubricError:
+        return RubricError(self.path, node.start_mark.line + 1, message)
+
+    def value(self, node: yaml.Node) -> Any:
+        return self._loader.construct_object(node, deep=True)
+
+    def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, f"{what} must be a mapping")
+        out: dict[str, yaml.Node] = {}
+        keys: dict[str, yaml.Node] = {}
+        for k, v in node.value:
+            key = self.value(k) if isinstance(k, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                raise self.error(k, f"{what}: keys must be strings")
+            if key in out:
+                raise self.error(k, f"{what}: duplicate key '{key}'")
+            if key not in allowed:
+                raise self.error(k, f"{what}: unknown key '{key}' (allowed: {', '.join(allowed)})")
+            out[key] = v
+            keys[key] = k
+        return out
+
+    def require(self, m: dict[str, yaml.Node], parent: yaml.Node, key: str, what: str) -> yaml.Node:
+        if key not in m:
+            raise self.error(parent, f"{what}: missing '{key}'")
+        return m[key]
+
+    def string(self, node: yaml.Node, what: str) -> str:
+        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)  # version: 1.2 is fine
+        if not isinstance(v, str) or not v.strip():
+            raise self.error(node, f"{what} must be a non-empty string")
+        return v
+
+    def number(self, node: yaml.Node, what: str, *, minimum: float = 0.0, above: bool = False) -> float:
+        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.error(node, f"{what} must be a number")
+        if v < minimum or (above and v == minimum):
+            op = ">" if above else ">="
+            raise self.error(node, f"{what} must be {op} {minimum:g}")
+        return float(v)
+
+    def integer(self, node: yaml.Node, what: str, *, minimum: int = 0) -> int:
+        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.error(node, f"{what} must be an integer")
+        if v < minimum:
+            raise self.error(node, f"{what} must be >= {minimum}")
+        return v
+
+    def boolean(self, node: yaml.Node, what: str) -> bool:
+        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
+        if not isinstance(v, bool):
+            raise self.error(node, f"{what} must be true or false")
+        return v
+
+    def choice(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> str:
+        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
+        if v not in allowed:
+            raise self.error(node, f"{what}: {v!r} is not allowed (allowed: {', '.join(allowed)})")
+        return v
+
+    def phrase(self, node: yaml.Node, what: str) -> Phrase:
+        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)
+        if not isinstance(v, str):
+            raise self.error(node, f"{what} must be a string")
+        try:
+            return parse_phrase(v)
+        except ValueError as e:
+            raise self.error(node, f"{what}: {e}") from e
+
+    def phrases(self, node: yaml.Node, what: str) -> tuple[Phrase, ...]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.error(node, f"{what} must be a non-empty list of phrases")
+        return tuple(self.phrase(n, what) for n in node.value)
+
+
+_TOP_KEYS = ("id", "name", "version", "language", "pass_score", "items", "description")
+_ITEM_KEYS = ("id", "name", "weight", "speaker", "critical", "check", "when", "source", "description")
+_WINDOW_KEYS = ("first_seconds", "last_seconds", "first_turns", "last_turns")
+_WHEN_KEYS = ("customer_says", "agent_says", "wait_over_s", "reason")
+_CHECK_KEYS = {
+    "phrase": ("type", "any", "all", "none", "window", "tolerance"),
+    "confirmation": ("type", "phrases", "min_digits", "na_without_numbers"),
+    "hold": ("type", "max_wait_s", "before", "after", "within_s"),
+    "silence": ("type", "max_s", "excused_by", "within_s"),
+    "interruption": ("type", "max_overlap_s"),
+    "speech_rate": ("type", "min_cpm", "max_cpm"),
+    "hangup": ("type", "expect", "tail_s"),
+    "forbidden": ("type", "phrases", "tolerance", "points_per_hit"),
+}
+
+
+def _window(c: _Ctx, node: yaml.Node, where: str) -> Window:
+    m = c.mapping(node, f"{where}: window", _WINDOW_KEYS)
+    if not m:
+        raise c.error(node, f"{where}: window is empty (allowed: {', '.join(_WINDOW_KEYS)})")
+    if "first_seconds" in m and "last_seconds" in m:
+        raise c.error(node, f"{where}: window takes first_seconds or last_seconds, not both")
+    if "first_turns" in m and "last_turns" in m:
+        raise c.error(node, f"{where}: window takes first_turns or last_turns, not both")
+    kw: dict[str, Any] = {}
+    for key in ("first_seconds", "last_seconds"):
+        if key in m:
+            kw[key] = c.number(m[key], f"{where}: window {key}", above=True)
+    for key in ("first_turns", "last_turns"):
+        if key in m:
+            kw[key] = c.integer(m[key], f"{where}: window {key}", minimum=1)
+    return Window(**kw)
+
+
+def _phrase_check(c: _Ctx, node: yaml.Node, m: dict[str, yaml.Node], where: str) -> PhraseCheck:
+    if not any(k in m for k in ("any", "all", "none")):
+        raise c.error(node, f"{where}: a phrase check needs any, all or none")
+    groups: list[tuple[Phrase, ...]] = []
+    if "all" in m:
+        seq = m["all"]
+        if not isinstance(seq, yaml.SequenceNode) or not seq.value:
+            raise c.error(seq, f"{where}: all must be a non-empty list of phrases or lists of phrases")
+        for entry in seq.value:
+            if isinstance(entry, yaml.SequenceNode):
+                groups.append(c.phrases(entry, f"{where}: all"))
+            else:
+                groups.append((c.phrase(entry, f"{where}: all"),))
+    return PhraseCheck(
+        any=c.phrases(m["any"], f"{where}: any") if "any" in m else (),
+        all=tuple(groups),
+        none=c.phrases(m["none"], f"{where}: none") if "none" in m else (),
+        window=_window(c, m["window"], where) if "window" in m else Window(),
+        tolerance=c.integer(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else None,
+    )
+
+
+def _forbidden_check(
+    c: _Ctx, node: yaml.Node, m: dict[str, yaml.Node], where: str, default_points: float
+) -> ForbiddenCheck:
+    per_hit = (
+        c.number(m["points_per_hit"], f"{where}: points_per_hit", above=True)
+        if "points_per_hit" in m
+        else default_points
+    )
+    seq = c.require(m, node, "phrases", where)
+    if not isinstance(seq, yaml.SequenceNode) or not seq.value:
+        raise c.error(seq, f"{where}: phrases must be a non-empty list")
+    out: list[ForbiddenPhrase] = []
+    for entry in seq.value:
+        if isinstance(entry, yaml.MappingNode):
+            e = c.mapping(entry, f"{where}: forbidden phrase", ("phrase", "points", "critical"))
+            phrase = c.phrase(c.require(e, entry, "phrase", f"{where}: forbidden phrase"), f"{where}: phrase")
+            points = c.number(e["points"], f"{where}: points") if "points" in e else per_hit
+            critical = c.boolean(e["critical"], f"{where}: critical") if "critical" in e else False
+            out.append(ForbiddenPhrase(phrase, points, critical))
+        else:
+            out.append(ForbiddenPhrase(c.phrase(entry, f"{where}: phrases"), per_hit))
+    tolerance = c.integer(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else 0
+    return ForbiddenCheck(phrases=tuple(out), tolerance=tolerance)
+
+
+def _check(c: _Ctx, node: yaml.Node, where: str, weight: float) -> Check:
+    if not isinstance(node, yaml.MappingNode):
+        raise c.error(node, f"{where}: check must be a mapping")
+    type_node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "type"), None)
+    if type_node is None:
+        raise c.error(node, f"{where}: check: missing 'type' (allowed: {', '.join(CHECK_TYPES)})")
+    kind = c.value(type_node) if isinstance(type_node, yaml.ScalarNode) else None
+    if kind not in CHECK_TYPES:
+        raise c.error(type_node, f"{where}: unknown check type {kind!r} (allowed: {', '.join(CHECK_TYPES)})")
+    w = f"{where}: {kind} check"
+    m = c.mapping(node, w, _CHECK_KEYS[kind])
+
+    def num(key: str, default: float, *, above: bool = True) -> float:
+        return c.number(m[key], f"{w}: {key}", above=above) if key in m else default
+
+    def phr(key: str) -> tuple[Phrase, ...]:
+        return c.phrases(m[key], f"{w}: {key}") if key in m else ()
+
+    if kind == "phrase":
+        return _phrase_check(c, node, m, w)
+    if kind == "confirmation":
+        return ConfirmationCheck(
+            phrases=phr("phrases"),
+            min_digits=c.integer(m["min_digits"], f"{w}: min_digits", minimum=2) if "min_digits" in m else 4,
+            na_without_numbers=(
+                c.boolean(m["na_without_numbers"], f"{w}: na_without_numbers")
+                if "na_without_numbers" in m
+                else True
+            ),
+        )
+    if kind == "hold":
+        return HoldCheck(
+            max_wait_s=num("max_wait_s", 7.0),
+            before=c.phrases(c.require(m, node, "before", w), f"{w}: before"),
+            after=c.phrases(c.require(m, node, "after", w), f"{w}: after"),
+            within_s=num("within_s", 15.0),
+        )
+    if kind == "silence":
+        return SilenceCheck(max_s=num("max_s", 7.0), excused_by=phr("excused_by"), within_s=num("within_s", 15.0))
+    if kind == "interruption":
+        return InterruptionCheck(max_overlap_s=num("max_overlap_s", 1.0, above=False))
+    if kind == "speech_rate":
+        lo, hi = num("min_cpm", 150.0, above=False), num("max_cpm", 320.0)
+        if lo >= hi:
+            raise c.error(node, f"{w}: min_cpm must be below max_cpm")
+        return SpeechRateCheck(min_cpm=lo, max_cpm=hi)
+    if kind == "hangup":
+        expect = c.choice(m["expect"], f"{w}: expect", ("customer", "agent")) if "expect" in m else "customer"
+        return HangupCheck(expect=expect, tail_s=num("tail_s", 1.0))
+    return _forbidden_check(c, node, m, w, default_points=weight)
+
+
+def _when(c: _Ctx, node: yaml.Node, where: str) -> When:
+    m = c.mapping(node, f"{where}: when", _WHEN_KEYS)
+    triggers = [k for k in ("customer_says", "agent_says", "wait_over_s") if k in m]
+    if not triggers:
+        raise c.error(node, f"{where}: when needs a trigger (allowed: customer_says, agent_says, wait_over_s)")
+    return When(
+        customer_says=c.phrases(m["customer_says"], f"{where}: when customer_says") if "customer_says" in m else (),
+        agent_says=c.phrases(m["agent_says"], f"{where}: when agent_says") if "agent_says" in m else (),
+        wait_over_s=c.number(m["wait_over_s"], f"{where}: when wait_over_s", above=True) if "wait_over_s" in m else None,
+        reason=c.string(m["reason"], f"{where}: when reason") if "reason" in m else "not triggered",
+    )
+
+
+def _item(c: _Ctx, node: yaml.Node, n: int) -> Item:
+    id_node = None
+    if isinstance(node, yaml.MappingNode):
+        id_node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "id"), None)
+    label = f"item '{id_node.value}'" if isinstance(id_node, yaml.ScalarNode) else f"item {n}"
+    m = c.mapping(node, label, _ITEM_KEYS)
+    item_id = c.string(c.require(m, node, "id", label), f"{label}: id")
+    where = f"item '{item_id}'"
+    name = c.string(c.require(m, node, "name", where), f"{where}: name")
+    weight = c.number(c.require(m, node, "weight", where), f"{where}: weight")
+    check = _check(c, c.require(m, node, "check", where), where, weight)
+    return Item(
+        id=item_id,
+        name=name,
+        weight=weight,
+        check=check,
+        speaker=c.choice(m["speaker"], f"{where}: speaker", ITEM_SPEAKERS) if "speaker" in m else "agent",
+        critical=c.boolean(m["critical"], f"{where}: critical") if "critical" in m else False,
+        when=_when(c, m["when"], where) if "when" in m else None,
+        source=c.string(m["source"], f"{where}: source") if "source" in m else None,
+    )
+
+
+def parse_rubric(text: str, path: str = "<rubric>") -> Rubric:
+    """A Rubric from YAML text; RubricError naming `path` and the line if anything is wrong."""
+    c = _Ctx(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise RubricError(path, line, f"not valid YAML: {e.problem or e.context}") from e
+    except yaml.YAMLError as e:
+        raise RubricError(path, 1, f"not valid YAML: {e}") from e
+    if root is None:
+        raise RubricError(path, 1, "empty rubric")
+    top = c.mapping(root, "rubric", _TOP_KEYS)
+    for key in ("id", "name", "version", "language", "pass_score", "items"):
+        c.require(top, root, key, "rubric")
+    items_node = top["items"]
+    if not isinstance(items_node, yaml.SequenceNode) or not items_node.value:
+        raise c.error(items_node, "items must be a non-empty list")
+    items: list[Item] = []
+    seen: set[str] = set()
+    for n, item_node in enumerate(items_node.value, 1):
+        item = _item(c, item_node, n)
+        if item.id in seen:
+            raise c.error(item_node, f"duplicate item id '{item.id}'")
+        seen.add(item.id)
+        items.append(item)
+    pass_score = c.number(top["pass_score"], "pass_score")
+    if pass_score > 100:
+        raise c.error(top["pass_score"], "pass_score must be <= 100")
+    if sum(i.weight for i in items) <= 0:
+        raise c.error(items_node, "the items' weights add up to 0")
+    return Rubric(
+        id=c.string(top["id"], "id"),
+        name=c.string(top["name"], "name"),
+        version=c.string(top["version"], "version"),
+        language=c.string(top["language"], "language"),
+        pass_score=pass_score,
+        items=tuple(items),
+        path=path,
+    )
+
+
+def load_rubric(path: Path) -> Rubric:
+    """Read and validate a rubric file; RubricError (one line, FILE:LINE: …) if it is unusable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise RubricError(str(path), 0, f"cannot read rubric: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise RubricError(str(path), 1, "rubric is not UTF-8 text") from e
+    return parse_rubric(text, str(path))

@@ -1,0 +1,144 @@
+"""Who spoke: turn raw channel segments into utterances with a role (agent / customer)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from qa_pipeline.guards import GuardOptions, check_segment, trim_loop
+from qa_pipeline.normalize import to_simplified
+from qa_pipeline.records import AGENT, CUSTOMER, UNKNOWN, AudioEvent, CallMeta, CallTranscript, Utterance, Word
+from qa_pipeline.transcribe import RawSegment, RawWord, join_pieces, split_on_pauses
+
+logger = logging.getLogger("qa_pipeline")
+
+# What only an agent says in the first seconds of a call.
+AGENT_CUES = ("工号", "客服", "热线", "请问有什么可以帮", "很高兴为您服务", "您好这里是", "我是")
+OPENING_S = 20.0
+
+
+def agent_channel(segments: Sequence[RawSegment], meta: CallMeta, n_channels: int) -> tuple[int | None, str | None]:
+    """The channel the agent speaks on and how that was decided (manifest | content | default)."""
+    if n_channels < 2:
+        return None, None
+    if meta.agent_channel is not None:
+        return meta.agent_channel, "manifest"
+    cues = [0] * n_channels
+    for segment in segments:
+        if segment.start < OPENING_S:
+            text = to_simplified(segment.text).replace(",", "").replace("，", "")
+            cues[segment.channel] += sum(cue in text for cue in AGENT_CUES)
+    if cues[0] != cues[1]:
+        return (0 if cues[0] > cues[1] else 1), "content"
+    return 0, "default"
+
+
+def _pieces(segments: Sequence[RawSegment], split_gap_s: float) -> list[RawSegment]:
+    """Split each segment at long pauses, then give stray one- or two-character pieces back to
+    the sentence they belong to. Whisper's word alignment often pins a segment's first word to the
+    segment's start, seconds before the rest (你 … 4 s … 没听明白), or leaves the first word of
+    the next sentence at the end of the previous segment."""
+    out: list[RawSegment] = []
+    by_channel: dict[int, list[RawSegment]] = {}
+    for segment in sorted(segments, key=lambda s: (s.channel, s.start)):
+        by_channel.setdefault(segment.channel, []).append(segment)
+    for channel_segments in by_channel.values():
+        pieces = [piece for segment in channel_segments for piece in split_on_pauses(segment, split_gap_s)]
+        merged: list[RawSegment] = []
+        for index, piece in enumerate(pieces):
+            following = pieces[index + 1] if index + 1 < len(pieces) else None
+            if (
+                following is not None
+                and _is_stray(piece)
+                and following.start - piece.end <= MAX_STRAY_GAP_S
+                and not _is_stray(following)
+            ):
+                pieces[index + 1] = join_pieces(_moved_before(piece, following.start), following)
+                continue
+            merged.append(piece)
+        out.extend(merged)
+    return out
+
+
+MAX_STRAY_GAP_S = 5.0
+
+
+def _is_stray(piece: RawSegment) -> bool:
+    return len(_compact(piece.text)) <= 2 and len(piece.words) <= 2 and piece.text.strip()[-1:] not in "。.？?！!"
+
+
+def _moved_before(piece: RawSegment, start: float) -> RawSegment:
+    """The piece re-timed to end where `start` is, keeping the length of each word."""
+    shift = start - piece.end
+    words = tuple(RawWord(w.text, w.start + shift, w.end + shift, w.prob) for w in piece.words)
+    return RawSegment(piece.channel, piece.start + shift, start, piece.text, piece.avg_logprob,
+                      piece.no_speech_prob, piece.compression_ratio, words)
+
+
+def _compact(text: str) -> str:
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def build_transcript(
+    meta: CallMeta,
+    segments: Sequence[RawSegment],
+    *,
+    duration_s: float,
+    n_channels: int,
+    model: str,
+    events: Sequence[AudioEvent] = (),
+    split_gap_s: float = 1.0,
+    guard_options: GuardOptions = GuardOptions(),
+) -> CallTranscript:
+    """Assemble one call's transcript: split on pauses, simplify, guard, label roles, number in time order."""
+    channel, method = agent_channel(segments, meta, n_channels)
+    kept: list[tuple[RawSegment, str]] = []
+    dropped: list[tuple[RawSegment, str, str]] = []
+    for piece in _pieces(segments, split_gap_s):
+        piece, loop = trim_loop(piece, guard_options)
+        if loop is not None:
+            dropped.append((loop, to_simplified(loop.text), "repetition loop"))
+        if piece is None:
+            continue
+        text = to_simplified(piece.text)
+        reason = check_segment(piece, text, guard_options)
+        if reason is None:
+            kept.append((piece, text))
+        else:
+            logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, piece.start, piece.end, text, reason)
+            dropped.append((piece, text, reason))
+    kept.sort(key=lambda pair: (pair[0].start, pair[0].channel))
+    dropped.sort(key=lambda triple: (triple[0].start, triple[0].channel))
+
+    def role(segment: RawSegment) -> str:
+        if channel is None:
+            return UNKNOWN
+        return AGENT if segment.channel == channel else CUSTOMER
+
+    def utterance(n: int, segment: RawSegment, text: str, prefix: str = "") -> Utterance:
+        return Utterance(
+            utterance_id=f"{meta.call_id}-{prefix}{n:05d}",
+            call_id=meta.call_id,
+            speaker=role(segment),
+            channel=segment.channel,
+            start=round(segment.start, 3),
+            end=round(segment.end, 3),
+            text=text,
+            raw_text=segment.text,
+            avg_logprob=segment.avg_logprob,
+            no_speech_prob=segment.no_speech_prob,
+            words=tuple(Word(to_simplified(w.text), round(w.start, 3), round(w.end, 3), round(w.prob, 4)) for w in segment.words),
+        )
+
+    return CallTranscript(
+        call_id=meta.call_id,
+        duration_s=round(duration_s, 3),
+        n_channels=n_channels,
+        utterances=tuple(utterance(n, s, t) for n, (s, t) in enumerate(kept)),
+        model=model,
+        events=tuple(events),
+        agent_channel=channel,
+        agent_channel_method=method,
+        dropped=tuple(utterance(n, s, t, prefix="x") for n, (s, t, _r) in enumerate(dropped)),
+        drop_reasons=tuple(r for _s, _t, r in dropped),
+    )

@@ -1,0 +1,461 @@
+"""Parquet tables: explicit schemas, pure record<->table converters, atomic writers, readers.
+
+Layout under the output folder ``OUT``:
+
+- ``transcripts/transcripts.parquet`` (:data:`TRANSCRIPT_SCHEMA`): one row per utterance, the
+  kept ones and those dropped as hallucinations (``dropped=true``, with ``drop_reason``).
+- ``recordings/recordings.parquet`` (:data:`TRANSCRIPT_CALLS_SCHEMA`): one row per transcribed call
+  with the call-level fields of :class:`CallTranscript` (duration, channels, model, audio events,
+  agent channel), so that ``read_transcripts`` rebuilds exactly what was written, including calls
+  with no utterances at all.
+- ``scores/calls.parquet`` (:data:`CALLS_SCHEMA`): one row per call.
+- ``scores/items.parquet`` (:data:`ITEMS_SCHEMA`): one row per call x rubric item.
+
+Row order is meaningful: utterances of a call are written in record order (kept, then dropped),
+items in rubric order, and the readers keep it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from qa_pipeline.errors import InputError
+from qa_pipeline.records import AudioEvent, CallScore, CallTranscript, ItemResult, Utterance, Word
+
+log = logging.getLogger("qa_pipeline")
+
+WORD_TYPE = pa.struct(
+    [
+        pa.field("word", pa.string(), nullable=False),
+        pa.field("start", pa.float64(), nullable=False),
+        pa.field("end", pa.float64(), nullable=False),
+        pa.field("prob", pa.float64(), nullable=False),
+    ]
+)
+
+EVENT_TYPE = pa.struct(
+    [
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("start", pa.float64(), nullable=False),
+        pa.field("end", pa.float64(), nullable=False),
+        pa.field("channel", pa.int32()),
+    ]
+)
+
+TRANSCRIPT_SCHEMA = pa.schema(
+    [
+        pa.field("call_id", pa.string(), nullable=False),
+        pa.field("utterance_id", pa.string(), nullable=False),
+        pa.field("speaker", pa.string(), nullable=False),  # agent | customer | unknown
+        pa.field("channel", pa.int32(), nullable=False),
+        pa.field("start", pa.float64(), nullable=False),
+        pa.field("end", pa.float64(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("raw_text", pa.string(), nullable=False),
+        pa.field("avg_logprob", pa.float64(), nullable=False),
+        pa.field("no_speech_prob", pa.float64(), nullable=False),
+        pa.field("words", pa.list_(pa.field("item", WORD_TYPE, nullable=False)), nullable=False),
+        pa.field("dropped", pa.bool_(), nullable=False),
+        pa.field("drop_reason", pa.string()),  # null unless dropped
+    ]
+)
+
+TRANSCRIPT_CALLS_SCHEMA = pa.schema(
+    [
+        pa.field("call_id", pa.string(), nullable=False),
+        pa.field("duration_s", pa.float64(), nullable=False),
+        pa.field("n_channels", pa.int32(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("agent_channel", pa.int32()),
+        pa.field("agent_channel_method", pa.string()),  # manifest | content | default
+        pa.field("events", pa.list_(pa.field("item", EVENT_TYPE, nullable=False)), nullable=False),
+        pa.field("n_utterances", pa.int32(), nullable=False),
+        pa.field("n_dropped", pa.int32(), nullable=False),
+    ]
+)
+
+CALLS_SCHEMA = pa.schema(
+    [
+        pa.field("call_id", pa.string(), nullable=False),
+        pa.field("agent_id", pa.string()),
+        pa.field("agent_name", pa.string()),
+        pa.field("team", pa.string()),
+        pa.field("started_at", pa.string()),  # as given, ISO 8601
+        pa.field("call_date", pa.date32(), nullable=False),
+        pa.field("duration_s", pa.float64()),
+        pa.field("rubric_id", pa.string()),
+        pa.field("rubric_version", pa.string()),
+        pa.field("score", pa.float64()),  # 0-100, null when status=failed
+        pa.field("passed", pa.bool_()),
+        pa.field("critical_failed", pa.bool_()),
+        pa.field("status", pa.string(), nullable=False),  # ok | failed
+        pa.field("error", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("processed_at", pa.string()),
+        pa.field("n_review", pa.int32(), nullable=False),
+    ]
+)
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        pa.field("call_id", pa.string(), nullable=False),
+        pa.field("call_date", pa.date32(), nullable=False),
+        pa.field("agent_id", pa.string()),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("item_name", pa.string(), nullable=False),
+        pa.field("result", pa.string(), nullable=False),  # pass | fail | na
+        pa.field("points", pa.float64(), nullable=False),
+        pa.field("max_points", pa.float64(), nullable=False),
+        pa.field("critical", pa.bool_(), nullable=False),
+        pa.field("needs_review", pa.bool_(), nullable=False),
+        pa.field("matched_by", pa.string()),
+        pa.field("evidence_text", pa.string()),
+        pa.field("evidence_start", pa.float64()),
+        pa.field("evidence_end", pa.float64()),
+        pa.field("reason", pa.string(), nullable=False),
+    ]
+)
+
+TRANSCRIPTS_FILE = Path("transcripts") / "transcripts.parquet"
+TRANSCRIPT_CALLS_FILE = Path("recordings") / "recordings.parquet"  # not in transcripts/: that folder reads as one dataset
+CALLS_FILE = Path("scores") / "calls.parquet"
+ITEMS_FILE = Path("scores") / "items.parquet"
+
+
+# ---------------------------------------------------------------------------------------------
+# dates
+
+
+def _parse_date(value: str | None) -> date | None:
+    """The calendar date of an ISO 8601 timestamp (in its own offset), or of YYYYMMDD; else None."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+    except ValueError:
+        pass
+    for fmt, width in (("%Y-%m-%d", 10), ("%Y/%m/%d", 10), ("%Y%m%d", 8)):
+        try:
+            return datetime.strptime(text[:width], fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def call_date(started_at: str | None, processed_at: str | None = None, today: date | None = None) -> date:
+    """The day a call belongs to: from ``started_at``, else the processing date.
+
+    The processing date is ``processed_at``'s date when it parses, else ``today`` (default: the
+    local date now).  The date is taken in the timestamp's own offset (the call centre's local day),
+    not converted to UTC.
+    """
+    found = _parse_date(started_at) or _parse_date(processed_at)
+    if found is not None:
+        return found
+    return today or date.today()
+
+
+# ---------------------------------------------------------------------------------------------
+# records -> tables (pure)
+
+
+def _build(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """A table in ``schema``; pyarrow does not enforce ``nullable=False`` itself, so check it here."""
+    table = pa.Table.from_pylist(rows, schema=schema)
+    for field in schema:
+        if not field.nullable and table.column(field.name).null_count:
+            raise ValueError(f"column {field.name!r} must not be null")
+    return table
+
+
+def _utterance_row(u: Utterance, dropped: bool, drop_reason: str | None) -> dict[str, Any]:
+    return {
+        "call_id": u.call_id,
+        "utterance_id": u.utterance_id,
+        "speaker": u.speaker,
+        "channel": u.channel,
+        "start": u.start,
+        "end": u.end,
+        "text": u.text,
+        "raw_text": u.raw_text,
+        "avg_logprob": u.avg_logprob,
+        "no_speech_prob": u.no_speech_prob,
+        "words": [{"word": w.text, "start": w.start, "end": w.end, "prob": w.prob} for w in u.words],
+        "dropped": dropped,
+        "drop_reason": drop_reason,
+    }
+
+
+def transcripts_to_table(transcripts: Iterable[CallTranscript]) -> pa.Table:
+    """One row per utterance (kept, then dropped, per call) in :data:`TRANSCRIPT_SCHEMA`."""
+    rows: list[dict[str, Any]] = []
+    for t in transcripts:
+        if len(t.drop_reasons) != len(t.dropped):
+            raise ValueError(
+                f"{t.call_id}: {len(t.dropped)} dropped utterances but {len(t.drop_reasons)} drop reasons"
+            )
+        rows.extend(_utterance_row(u, False, None) for u in t.utterances)
+        rows.extend(_utterance_row(u, True, r) for u, r in zip(t.dropped, t.drop_reasons))
+    return _build(rows, TRANSCRIPT_SCHEMA)
+
+
+def transcript_calls_to_table(transcripts: Iterable[CallTranscript]) -> pa.Table:
+    """One row per call with the call-level transcript fields, in :data:`TRANSCRIPT_CALLS_SCHEMA`."""
+    rows = [
+        {
+            "call_id": t.call_id,
+            "duration_s": t.duration_s,
+            "n_channels": t.n_channels,
+            "model": t.model,
+            "agent_channel": t.agent_channel,
+            "agent_channel_method": t.agent_channel_method,
+            "events": [
+                {"kind": e.kind, "start": e.start, "end": e.end, "channel": e.channel} for e in t.events
+            ],
+            "n_utterances": len(t.utterances),
+            "n_dropped": len(t.dropped),
+        }
+        for t in transcripts
+    ]
+    return _build(rows, TRANSCRIPT_CALLS_SCHEMA)
+
+
+def scores_to_tables(scores: Iterable[CallScore], today: date | None = None) -> tuple[pa.Table, pa.Table]:
+    """``(calls, items)`` tables in :data:`CALLS_SCHEMA` and :data:`ITEMS_SCHEMA`.
+
+    ``today`` is the fallback ``call_date`` for calls with neither ``started_at`` nor
+    ``processed_at`` (default: the local date now).
+    """
+    calls: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    for s in scores:
+        day = call_date(s.started_at, s.processed_at, today)
+        calls.append(
+            {
+                "call_id": s.call_id,
+                "agent_id": s.agent_id,
+                "agent_name": s.agent_name,
+                "team": s.team,
+                "started_at": s.started_at,
+                "call_date": day,
+                "duration_s": s.duration_s,
+                "rubric_id": s.rubric_id,
+                "rubric_version": s.rubric_version,
+                "score": s.score,
+                "passed": s.passed,
+                "critical_failed": s.critical_failed,
+                "status": s.status,
+                "error": s.error,
+                "model": s.model,
+                "processed_at": s.processed_at,
+                "n_review": sum(1 for i in s.items if i.needs_review),
+            }
+        )
+        for i in s.items:
+            if i.call_id != s.call_id:
+                raise ValueError(f"item {i.item_id} has call_id {i.call_id!r} inside call {s.call_id!r}")
+            items.append(
+                {
+                    "call_id": s.call_id,
+                    "call_date": day,
+                    "agent_id": s.agent_id,
+                    "item_id": i.item_id,
+                    "item_name": i.item_name,
+                    "result": i.result,
+                    "points": i.points,
+                    "max_points": i.max_points,
+                    "critical": i.critical,
+                    "needs_review": i.needs_review,
+                    "matched_by": i.matched_by,
+                    "evidence_text": i.evidence_text,
+                    "evidence_start": i.evidence_start,
+                    "evidence_end": i.evidence_end,
+                    "reason": i.reason,
+                }
+            )
+    return (
+        _build(calls, CALLS_SCHEMA),
+        _build(items, ITEMS_SCHEMA),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# tables -> records (pure)
+
+
+def table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, CallTranscript]:
+    """Inverse of :func:`transcripts_to_table` + :func:`transcript_calls_to_table`."""
+    by_call: dict[str, tuple[list[Utterance], list[Utterance], list[str]]] = {}
+    for row in utterances.to_pylist():
+        kept, dropped, reasons = by_call.setdefault(row["call_id"], ([], [], []))
+        u = Utterance(
+            utterance_id=row["utterance_id"],
+            call_id=row["call_id"],
+            speaker=row["speaker"],
+            channel=row["channel"],
+            start=row["start"],
+            end=row["end"],
+            text=row["text"],
+            raw_text=row["raw_text"],
+            avg_logprob=row["avg_logprob"],
+            no_speech_prob=row["no_speech_prob"],
+            words=tuple(Word(w["word"], w["start"], w["end"], w["prob"]) for w in row["words"]),
+        )
+        if row["dropped"]:
+            dropped.append(u)
+            reasons.append(row["drop_reason"] or "")
+        else:
+            kept.append(u)
+    out: dict[str, CallTranscript] = {}
+    for row in calls.to_pylist():
+        call_id = row["call_id"]
+        kept, dropped, reasons = by_call.pop(call_id, ([], [], []))
+        if (len(kept), len(dropped)) != (row["n_utterances"], row["n_dropped"]):
+            raise InputError(
+                f"transcripts for {call_id}: expected {row['n_utterances']} utterances and "
+                f"{row['n_dropped']} dropped, found {len(kept)} and {len(dropped)}"
+            )
+        out[call_id] = CallTranscript(
+            call_id=call_id,
+            duration_s=row["duration_s"],
+            n_channels=row["n_channels"],
+            utterances=tuple(kept),
+            model=row["model"],
+            events=tuple(AudioEvent(e["kind"], e["start"], e["end"], e["channel"]) for e in row["events"]),
+            agent_channel=row["agent_channel"],
+            agent_channel_method=row["agent_channel_method"],
+            dropped=tuple(dropped),
+            drop_reasons=tuple(reasons),
+        )
+    if by_call:
+        raise InputError(f"utterances for calls missing from the transcript call table: {sorted(by_call)[:5]}")
+    return out
+
+
+def tables_to_scores(calls: pa.Table, items: pa.Table) -> list[CallScore]:
+    """Inverse of :func:`scores_to_tables` (``call_date`` and ``n_review`` are derived, not stored)."""
+    by_call: dict[str, list[ItemResult]] = {}
+    for row in items.to_pylist():
+        by_call.setdefault(row["call_id"], []).append(
+            ItemResult(
+                call_id=row["call_id"],
+                item_id=row["item_id"],
+                item_name=row["item_name"],
+                result=row["result"],
+                points=row["points"],
+                max_points=row["max_points"],
+                reason=row["reason"],
+                evidence_text=row["evidence_text"],
+                evidence_start=row["evidence_start"],
+                evidence_end=row["evidence_end"],
+                critical=row["critical"],
+                needs_review=row["needs_review"],
+                matched_by=row["matched_by"],
+            )
+        )
+    scores = [
+        CallScore(
+            call_id=row["call_id"],
+            status=row["status"],
+            agent_id=row["agent_id"],
+            agent_name=row["agent_name"],
+            team=row["team"],
+            started_at=row["started_at"],
+            duration_s=row["duration_s"],
+            rubric_id=row["rubric_id"],
+            rubric_version=row["rubric_version"],
+            score=row["score"],
+            passed=row["passed"],
+            critical_failed=row["critical_failed"],
+            error=row["error"],
+            model=row["model"],
+            processed_at=row["processed_at"],
+            items=tuple(by_call.pop(row["call_id"], ())),
+        )
+        for row in calls.to_pylist()
+    ]
+    if by_call:
+        raise InputError(f"items for calls missing from the calls table: {sorted(by_call)[:5]}")
+    return scores
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+
+def atomic_write_table(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` as Parquet via a temp file in the same folder and ``os.replace``.
+
+    A reader sees either the old file or the complete new one, never a partial write; on any
+    error the temp file is removed and the old file is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    log.debug("wrote %s (%d rows)", path, table.num_rows)
+
+
+def _read(path: Path, schema: pa.Schema) -> pa.Table:
+    if not path.is_file():
+        raise InputError(f"{path}: not found (was this folder written by `qa run`?)")
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        raise InputError(f"{path}: not a readable Parquet file: {e}") from e
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise InputError(f"{path}: missing columns {', '.join(missing)}")
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+        raise InputError(f"{path}: columns do not match the expected schema: {e}") from e
+
+
+def write_transcripts(out: Path, transcripts: list[CallTranscript]) -> None:
+    """Write ``out/transcripts/transcripts.parquet`` and ``out/recordings/recordings.parquet``."""
+    out = Path(out)
+    atomic_write_table(transcripts_to_table(transcripts), out / TRANSCRIPTS_FILE)
+    atomic_write_table(transcript_calls_to_table(transcripts), out / TRANSCRIPT_CALLS_FILE)
+
+
+def read_transcripts(out: Path) -> dict[str, CallTranscript]:
+    """Every transcript that :func:`write_transcripts` wrote under ``out``, keyed by call_id."""
+    out = Path(out)
+    return table_to_transcripts(
+        _read(out / TRANSCRIPTS_FILE, TRANSCRIPT_SCHEMA),
+        _read(out / TRANSCRIPT_CALLS_FILE, TRANSCRIPT_CALLS_SCHEMA),
+    )
+
+
+def write_scores(out: Path, scores: list[CallScore], today: date | None = None) -> None:
+    """Write ``out/scores/calls.parquet`` and ``out/scores/items.parquet``."""
+    out = Path(out)
+    calls, items = scores_to_tables(scores, today)
+    atomic_write_table(calls, out / CALLS_FILE)
+    atomic_write_table(items, out / ITEMS_FILE)
+
+
+def read_scores(out: Path) -> list[CallScore]:
+    """Every call score that :func:`write_scores` wrote under ``out``, in written order."""
+    out = Path(out)
+    return tables_to_scores(_read(out / CALLS_FILE, CALLS_SCHEMA), _read(out / ITEMS_FILE, ITEMS_SCHEMA))

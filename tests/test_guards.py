@@ -1,0 +1,43 @@
+import pytest
+
+from qa_pipeline.guards import check_segment
+from qa_pipeline.transcribe import RawSegment, RawWord, split_on_pauses
+
+
+def seg(text, *, no_speech=0.1, logprob=-0.3, ratio=1.2, start=0.0, end=2.0, words=()):
+    return RawSegment(0, start, end, text, logprob, no_speech, ratio, tuple(words))
+
+
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        ("字幕由Amara.org社区提供", "boilerplate"),
+        ("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目", "boilerplate"),
+        ("谢谢观看", "boilerplate"),
+        ("好的好的好的好的好的好的", "repetition loop"),
+        ("请稍等请稍等请稍等请稍等", "repetition loop"),
+        ("。。，", "empty text"),
+    ],
+)
+def test_hallucinations_are_dropped_with_a_reason(text, reason):
+    assert reason in check_segment(seg(text), text)
+
+
+def test_silence_with_low_confidence_is_dropped():
+    assert "likely silence" in check_segment(seg("嗯", no_speech=0.9, logprob=-1.5), "嗯")
+
+
+@pytest.mark.parametrize("text", ["您好，请问有什么可以帮您？", "对对对", "哈哈哈", "手机号是13905728846", "谢谢，再见"])
+def test_ordinary_speech_is_kept(text):
+    assert check_segment(seg(text), text) is None
+
+
+def test_confident_speech_with_high_no_speech_prob_is_kept():
+    assert check_segment(seg("好的，我帮您查一下", no_speech=0.8, logprob=-0.3), "好的，我帮您查一下") is None
+
+
+def test_split_on_pauses_cuts_at_long_word_gaps():
+    words = [RawWord("请您", 0.0, 0.4, 0.9), RawWord("稍等", 0.4, 0.8, 0.9), RawWord("让您", 13.0, 13.3, 0.9), RawWord("久等了", 13.3, 13.9, 0.9)]
+    pieces = split_on_pauses(seg("请您稍等让您久等了", end=13.9, words=words), 1.0)
+    assert [(p.text, p.start, p.end) for p in pieces] == [("请您稍等", 0.0, 0.8), ("让您久等了", 13.0, 13.9)]
+    assert split_on_pauses(seg("请您稍等", words=words[:2]), 1.0)[0].text == "请您稍等"

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import pytest
+
+from qa_pipeline.matching import (
+    BY_PINYIN,
+    BY_TEXT,
+    REGEX,
+    default_tolerance,
+    find_all,
+    find_first,
+    match_text,
+    parse_phrase,
+    prepare,
+)
+
+
+def test_exact_match_with_offsets_into_the_original():
+    text = "你好，這裡是天連寬帶客服熱線"
+    m = match_text(text, "客服热线")
+    assert m is not None and m.how == BY_TEXT
+    assert text[m.start : m.end] == "客服熱線" == m.text
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "heard"),
+    [
+        ("我是公號1011的客服小王", "工号", "公號"),
+        ("我是功耗1011的客服", "工号", "功耗"),
+        ("宫号一零零一", "工号", "宫号"),
+        ("我是克服小王", "客服", "克服"),
+        ("很抱歉讓您就等了", "让您久等了", "讓您就等了"),
+        ("好的就等了", "久等", "就等"),
+        ("为,优选商城客服中心", "^喂", "为"),
+        ("感谢您的来订,祝您生活愉快", "感谢您的来电", "感谢您的来订"),
+        ("请问有什么可以帮你", "请问有什么可以帮您", "请问有什么可以帮你"),
+    ],
+)
+def test_whisper_variants_match_by_sound(text, phrase, heard):
+    m = match_text(text, phrase)
+    assert m is not None, (text, phrase)
+    assert m.how == BY_PINYIN
+    assert m.text == heard
+
+
+def test_short_phrases_need_exact_syllables():
+    assert default_tolerance(2) == 0 and default_tolerance(4) == 1 and default_tolerance(8) == 2
+    assert match_text("你好", "您好") is None  # nin ≠ ni
+
+
+def test_tolerance_override():
+    assert match_text("我们也有办法", "我们也没有办法") is not None
+    assert match_text("我们也有办法", "我们也没有办法", tolerance=0) is None
+
+
+def test_anchor_only_at_start():
+    assert match_text("很高兴为您服务", "^喂") is None
+    assert match_text("喂，你好", "^喂").how == BY_TEXT
+
+
+def test_text_only_phrase():
+    assert match_text("这里在检修线路", "=再见") is None
+    assert match_text("这里在检修线路", "再见").how == BY_PINYIN
+    assert match_text("好的再见", "=再见").how == BY_TEXT
+
+
+def test_single_syllable_is_text_only_unless_anchored():
+    assert match_text("麻烦您", "烦") is not None  # text
+    assert match_text("反正", "烦") is None
+
+
+def test_regex_on_normalised_text():
+    p = parse_phrase(r"re:工号\d{4}")
+    assert p.kind == REGEX
+    m = find_all(prepare("我是工号一零零一的客服"), p)
+    assert len(m) == 1 and m[0].text == "工号一零零一"
+
+
+def test_all_occurrences_and_first():
+    p = prepare("再见，再见")
+    assert [m.start for m in find_all(p, parse_phrase("再见"))] == [0, 3]
+    first = find_first(prepare("请稍等，让您久等了"), (parse_phrase("久等"), parse_phrase("稍等")))
+    assert first.phrase == "稍等"
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "re:(", "，。"])
+def test_bad_phrases(bad):
+    with pytest.raises(ValueError):
+        parse_phrase(bad)
+
+
+def test_no_false_match_on_unrelated_text():
+    assert match_text("您所在的小区上午在检修线路", "感谢您的来电") is None
+    assert match_text("好的请问还有什么可以帮您", "我们也没有办法") is None

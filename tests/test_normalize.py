@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from qa_pipeline.normalize import normalize_text, normalize_with_map, to_pinyin, to_simplified
+
+
+def test_to_simplified():
+    assert to_simplified("請問有什麼可以幫您") == "请问有什么可以帮您"
+    assert to_simplified("") == ""
+
+
+def test_punctuation_width_and_case():
+    assert normalize_text("您好，ＡＢＣ！ Hello?　") == "您好abchello"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("一三九，零五七二，八八四六", "13905728846"),
+        ("139,0572,8846", "13905728846"),
+        ("139-0572-8846", "13905728846"),
+        ("工号幺零零一", "工号1001"),
+        ("五零三", "503"),
+        ("1三9", "139"),
+        ("两三天", "23天"),
+    ],
+)
+def test_digit_strings(text, expected):
+    assert normalize_text(text) == expected
+
+
+@pytest.mark.parametrize("word", ["一下", "一直", "零售价", "不一定", "一样", "万一", "第一", "两个", "二单元"])
+def test_words_with_numerals_are_kept(word):
+    assert normalize_text(word) == word
+
+
+def test_punctuation_ends_a_numeral_run():
+    assert normalize_text("八八四六，一下") == "8846一下"
+
+
+def test_both_spellings_of_a_number_match():
+    assert normalize_text("手机号是一三八") == normalize_text("手機號是138")
+
+
+def test_map_points_back_into_the_original():
+    text = "您好，這裡是天聯"
+    norm, index = normalize_with_map(text)
+    assert norm == "您好这里是天联"
+    assert len(index) == len(norm)
+    assert [text[i] for i in index][2:] == list("這裡是天聯")
+
+
+def test_pinyin_one_syllable_per_character():
+    assert to_pinyin("还有139") == ["hai", "you", "yi", "san", "jiu"]
+    assert to_pinyin("工号") == to_pinyin("公号") == to_pinyin("功耗") == ["gong", "hao"]
+    assert to_pinyin("ab") == ["a", "b"]
+
+
+def test_variant_characters_fold():
+    assert normalize_text("你等著") == normalize_text("你等着")
+    assert normalize_text("到帳") == normalize_text("到账")

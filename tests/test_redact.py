@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import pytest
+
+from qa_pipeline.redact import (
+    TOKEN_ADDRESS,
+    TOKEN_BANK,
+    TOKEN_ID,
+    TOKEN_LANDLINE,
+    TOKEN_MOBILE,
+    TOKEN_NUMBER,
+    mask_pii,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # mobile numbers
+        ("我的手机号是13905728846，谢谢", f"我的手机号是{TOKEN_MOBILE}，谢谢"),
+        ("号码是139,0572,8846对吧", f"号码是{TOKEN_MOBILE}对吧"),
+        ("是139 0572 8846", f"是{TOKEN_MOBILE}"),
+        ("是139-0572-8846", f"是{TOKEN_MOBILE}"),
+        ("+86 139 0572 8846", TOKEN_MOBILE),
+        ("一三九零五七二八八四六", TOKEN_MOBILE),
+        ("幺三九零五七二八八四六", TOKEN_MOBILE),
+        ("幺三九，零五七二，八八四六。", f"{TOKEN_MOBILE}。"),
+        ("一八六两两三四五六七八", TOKEN_MOBILE),
+        ("１３９０５７２８８４６", TOKEN_MOBILE),
+        # landlines
+        ("座机0571-88886666", f"座机{TOKEN_LANDLINE}"),
+        ("010 12345678", TOKEN_LANDLINE),
+        ("零五七一八八八八六六六六", TOKEN_LANDLINE),
+        ("家里电话是88886666", f"家里电话是{TOKEN_LANDLINE}"),
+        ("座机是八八八八六六六六", f"座机是{TOKEN_LANDLINE}"),
+        # ID cards
+        ("身份证号是11010119900307123X", f"身份证号是{TOKEN_ID}"),
+        ("110101199003071234", TOKEN_ID),
+        ("幺幺零幺零幺幺九九零零三零七幺二三叉", TOKEN_ID),
+        ("身份证号码一一零一零一一九九零零三零七一二三四", f"身份证号码{TOKEN_ID}"),
+        # bank cards
+        ("卡号6222 0212 3456 7890 123", f"卡号{TOKEN_BANK}"),
+        ("6222021234567890", TOKEN_BANK),
+        ("六二二二零二一二三四五六七八九零一二三", TOKEN_BANK),
+        ("卡号是6222-0212-3456-7890", f"卡号是{TOKEN_BANK}"),
+        # a misheard number of the wrong length after a word that announces it
+        ("手机号是1390572884", f"手机号是{TOKEN_MOBILE}"),
+        ("银行卡号六二二二零二一二三四", f"银行卡号{TOKEN_BANK}"),
+        # any other long run of digits
+        ("99912345678901", TOKEN_NUMBER),
+        # addresses
+        ("我的地址是杭州市西湖区文三路100号，对", f"我的地址是{TOKEN_ADDRESS}，对"),
+        ("我住在，北京市朝阳区望京街道8号院。好的", f"我住在，{TOKEN_ADDRESS}。好的"),
+        ("住址：上海市浦东新区世纪大道1号", f"住址：{TOKEN_ADDRESS}"),
+    ],
+)
+def test_masks_personal_data(text: str, expected: str):
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我的工号是一零零一，很高兴为您服务",
+        "工号1001为您服务",
+        "师傅九点到十二点上门",
+        "3点前给您回电",
+        "下午3:30到5:00",
+        "这个套餐每月128元",
+        "一共是12,800元",
+        "优惠了一百二十九块",
+        "两三天之内",
+        "2025-03-03 09:14",
+        "请稍等一两分钟",
+        "第一，第二，第三",
+        "您好，请问有什么可以帮您？",
+        "",
+    ],
+)
+def test_leaves_ordinary_numbers_alone(text: str):
+    assert mask_pii(text) == text
+
+
+def test_agent_id_kept_beside_masked_phone():
+    text = "我的工号是一零零一，您的号码是一三九零五七二八八四六，对吗"
+    assert mask_pii(text) == f"我的工号是一零零一，您的号码是{TOKEN_MOBILE}，对吗"
+
+
+def test_two_numbers_in_one_sentence():
+    text = "手机13905728846，身份证11010119900307123X"
+    assert mask_pii(text) == f"手机{TOKEN_MOBILE}，身份证{TOKEN_ID}"
+
+
+def test_idempotent():
+    once = mask_pii("我的手机号是13905728846，地址是杭州市西湖区")
+    assert mask_pii(once) == once

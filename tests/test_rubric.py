@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from qa_pipeline.rubric import (
+    ForbiddenCheck,
+    HangupCheck,
+    PhraseCheck,
+    RubricError,
+    load_rubric,
+    rubric_path_default,
+)
+
+LABELLED_ITEMS = [
+    "greeting", "self_introduction", "ask_need", "confirm_details", "hold_etiquette", "apology",
+    "forbidden_phrases", "closing", "customer_hangs_up_first",
+]  # fmt: skip
+
+
+def test_default_rubric_loads():
+    r = load_rubric(rubric_path_default())
+    ids = [i.id for i in r.items]
+    assert ids == LABELLED_ITEMS + ["dead_air", "interruption", "speech_rate"]
+    assert sum(i.weight for i in r.items) == 100
+    assert all(i.source for i in r.items)
+    greeting = r.items[0].check
+    assert isinstance(greeting, PhraseCheck)
+    assert greeting.window.first_turns == 1 and greeting.window.first_seconds == 10
+    assert [p.source for p in greeting.none] == ["^喂"]
+    forbidden = next(i.check for i in r.items if i.id == "forbidden_phrases")
+    assert isinstance(forbidden, ForbiddenCheck)
+    assert {f.phrase.source for f in forbidden.phrases if f.critical} == {"我们也没有办法", "这是规定"}
+    assert isinstance(r.items[8].check, HangupCheck)
+
+
+GOOD = """\
+id: t
+name: test
+version: 1
+language: zh
+pass_score: 80
+items:
+  - id: greeting
+    name: greeting
+    weight: 5
+    speaker: agent
+    check:
+      type: phrase
+      window: {first_seconds: 10}
+      any: [您好]
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    path = _write(tmp_path, text)
+    with pytest.raises(RubricError) as e:
+        load_rubric(path)
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg.removeprefix(f"{path}:")
+
+
+def test_good_minimal(tmp_path):
+    r = load_rubric(_write(tmp_path, GOOD))
+    assert r.version == "1" and r.items[0].critical is False
+
+
+def test_missing_top_field(tmp_path):
+    msg = _error(tmp_path, GOOD.replace("pass_score: 80\n", ""))
+    assert msg == "1: rubric: missing 'pass_score'"
+
+
+def test_missing_item_field(tmp_path):
+    msg = _error(tmp_path, GOOD.replace("    weight: 5\n", ""))
+    assert msg == "7: item 'greeting': missing 'weight'"
+
+
+def test_unknown_check_type(tmp_path):
+    msg = _error(tmp_path, GOOD.replace("type: phrase", "type: keyword"))
+    assert msg.startswith("12: item 'greeting': unknown check type 'keyword' (allowed: phrase, confirmation,")
+
+
+def test_bad_speaker(tmp_path):
+    msg = _error(tmp_path, GOOD.replace("speaker: agent", "speaker: bot"))
+    assert msg == "10: item 'greeting': speaker: 'bot' is not allowed (allowed: agent, customer, any)"
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [
+        ("{first_minutes: 1}", "13: item 'greeting': phrase check: window: unknown key 'first_minutes' (allowed: "),
+        ("{first_seconds: -3}", "13: item 'greeting': phrase check: window first_seconds must be > 0"),
+        ("{first_seconds: 5, last_seconds: 5}", "13: item 'greeting': phrase check: window takes first_seconds or"),
+        ("{first_turns: 1.5}", "13: item 'greeting': phrase check: window first_turns must be an integer"),
+        ("[10]", "13: item 'greeting': phrase check: window must be a mapping"),
+        ("{}", "13: item 'greeting': phrase check: window is empty (allowed: "),
+    ],
+)
+def test_bad_window(tmp_path, window, expected):
+    msg = _error(tmp_path, GOOD.replace("{first_seconds: 10}", window))
+    assert msg.startswith(expected), msg
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("weight: 5", "weight: five", "9: item 'greeting': weight must be a number"),
+        ("weight: 5", "weight: true", "9: item 'greeting': weight must be a number"),
+        ("speaker: agent", "critical: yes please", "10: item 'greeting': critical must be true or false"),
+        ("any: [您好]", "any: 您好", "14: item 'greeting': phrase check: any must be a non-empty list of phrases"),
+        ("any: [您好]", "any: [re:(]", "14: item 'greeting': phrase check: any: bad regular expression"),
+        ("pass_score: 80", "pass_score: 120", "5: pass_score must be <= 100"),
+        ("pass_score: 80", "pass_score: high", "5: pass_score must be a number"),
+        ("items:", "colour: red\nitems:", "6: rubric: unknown key 'colour' (allowed: "),
+        ("    name: greeting\n", "    name: greeting\n    nmae: x\n", "9: item 'greeting': unknown key 'nmae' (allowed: "),
+        ("type: phrase", "type: phrase\n      every: [x]", "13: item 'greeting': phrase check: unknown key 'every'"),
+    ],
+)
+def test_wrong_types_and_keys(tmp_path, old, new, expected):
+    msg = _error(tmp_path, GOOD.replace(old, new))
+    assert msg.startswith(expected), msg
+
+
+def test_duplicate_item_id(tmp_path):
+    dup = GOOD + GOOD[GOOD.index("  - id: greeting") :]
+    msg = _error(tmp_path, dup)
+    assert msg == "15: duplicate item id 'greeting'"
+
+
+def test_check_without_type(tmp_path):
+    msg = _error(tmp_path, GOOD.replace("      type: phrase\n", ""))
+    assert msg.startswith("12: item 'greeting': check: missing 'type' (allowed: phrase,")
+
+
+def test_phrase_check_needs_phrases(tmp_path):
+    msg = _error(tmp_path, GOOD.replace("      any: [您好]\n", ""))
+    assert msg == "12: item 'greeting': phrase check: a phrase check needs any, all or none"
+
+
+def test_forbidden_entry(tmp_path):
+    text = GOOD.replace(
+        "      type: phrase\n      window: {first_seconds: 10}\n      any: [您好]\n",
+        "      type: forbidden\n      phrases:\n        - 你等着\n        - {phrase: 这是规定, critical: maybe}\n",
+    )
+    msg = _error(tmp_path, text)
+    assert msg == "15: item 'greeting': forbidden check: critical must be true or false"
+
+
+def test_when_needs_a_trigger(tmp_path):
+    text = GOOD.replace("    check:", "    when: {reason: no complaint}\n    check:")
+    msg = _error(tmp_path, text)
+    assert msg.startswith("11: item 'greeting': when needs a trigger (allowed: customer_says")
+
+
+def test_yaml_syntax_error(tmp_path):
+    msg = _error(tmp_path, GOOD.replace("any: [您好]", "any: [您好"))
+    assert msg.startswith("15: not valid YAML")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(RubricError) as e:
+        load_rubric(tmp_path / "nope.yaml")
+    assert str(e.value).startswith(f"{tmp_path / 'nope.yaml'}:0: cannot read rubric")
