@@ -159,7 +159,7 @@ def _run_and_report(job) -> None:
                f"({summary.audio_s / 60:.1f} min of audio in {summary.wall_s:.0f} s{speed})")
     for call_id, error in summary.failures:
         typer.echo(f"  failed {call_id}: {error}")
-    typer.echo(f"report: {summary.report_index}")
+    typer.echo(f"report: {summary.report_index.resolve()}")
     if summary.failed:
         raise typer.Exit(1)
 

@@ -67,6 +67,7 @@ def export(model, target: Path) -> None:
         _inline_external_data(Path(tmp))
         if not check(model, Path(tmp)):
             raise SystemExit("ONNX and torch outputs disagree; nothing written")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
