@@ -1,6 +1,6 @@
 # Two entry points, each doing its own set-up on a fresh machine:
 #   make demo   environment + install + embedded model, then `qa demo` on the bundled calls
-#   make test   environment + install, then the whole test suite (what .ci/run calls)
+#   make test   environment + install + chromium for the report tests, then the whole suite (.ci/run)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,6 +12,7 @@ demo: $(VENV)/.installed
 	$(BIN)/qa demo --out $(DEMO_OUT)
 
 test: $(VENV)/.installed
+	bash tools/install_browser.sh
 	$(BIN)/python -m pytest -q -ra
 
 install: $(VENV)/.installed

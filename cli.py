@@ -133,35 +133,54 @@ def rubric_check(file: Annotated[Path, typer.Argument(help="Rubric YAML to valid
 
 
 def _run_and_report(job) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[audio]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    audio_h = [0.0]
+               TextColumn("{task.fields[audio]}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"))
     try:
         with Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as bar:
-            task = bar.add_task("calls", total=None, audio="")
+            task = bar.add_task("calls", total=None, audio="", eta="")
 
             def progress(p) -> None:
-                audio_h[0] += p.audio_s / 3600
-                bar.update(task, total=p.total, completed=p.done, audio=f"{audio_h[0]:.2f} h audio",
-                           description=f"{p.call_id} {p.status}")
+                audio = f"{p.audio_done_s / 3600:.2f} h audio"
+                eta = "ETA ?" if p.eta_s is None and p.done < p.total else f"ETA {_duration(p.eta_s or 0.0)}"
+                how = " (earlier run)" if p.reused else " (cached)" if p.from_cache else ""
+                bar.update(task, total=p.total, completed=p.done, audio=audio, eta=eta,
+                           description=f"{p.call_id} {p.status}{how}")
                 if not sys.stderr.isatty():
-                    typer.echo(f"[{p.done}/{p.total}] {p.call_id}: {p.status}{' (cached)' if p.from_cache else ''}", err=True)
+                    typer.echo(f"[{p.done}/{p.total}] {p.call_id}: {p.status}{how} — {audio}, {eta}", err=True)
 
             summary = job(progress)
     except QaError as e:
         _fail(str(e))
     except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to finish (transcripts done so far are cached)", code=130)
-    speed = f", {summary.audio_s / summary.wall_s:.1f}× real time" if summary.wall_s > 0 and summary.audio_s else ""
+        _fail("interrupted; run the same command again to finish (calls done so far are kept)", code=130)
+    speed = (f", {summary.audio_s / summary.wall_s:.1f}× real time"
+             if summary.wall_s > 0 and summary.audio_s and not summary.reused else "")
+    reused = f"; {summary.reused} done by an earlier run" if summary.reused else ""
     typer.echo(f"{summary.total} calls: {summary.ok} scored, {summary.failed} failed "
-               f"({summary.audio_s / 60:.1f} min of audio in {summary.wall_s:.0f} s{speed})")
-    for call_id, error in summary.failures:
+               f"({summary.audio_s / 60:.1f} min of audio in {summary.wall_s:.0f} s{speed}{reused})")
+    for call_id, error in summary.failures[:MAX_FAILURES_SHOWN]:
         typer.echo(f"  failed {call_id}: {error}")
+    if len(summary.failures) > MAX_FAILURES_SHOWN:
+        typer.echo(f"  … and {len(summary.failures) - MAX_FAILURES_SHOWN} more")
+    if summary.failed and summary.failed_list:
+        typer.echo(f"failed calls: {summary.failed_list.resolve()} (run the same command again to retry those marked retry=yes)")
+    if summary.run_log:
+        typer.echo(f"run log: {summary.run_log.resolve()}")
     typer.echo(f"report: {summary.report_index.resolve()}")
     if summary.failed:
         raise typer.Exit(1)
+
+
+MAX_FAILURES_SHOWN = 20
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 if __name__ == "__main__":

@@ -21,6 +21,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 
+def read_rows(dataset: Path) -> list[dict]:
+    """All rows of a date-partitioned table (OUT/scores/<name>/call_date=…/…parquet)."""
+    return pq.read_table(dataset, partitioning="hive").to_pylist()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dev-calls", type=Path, default=Path("../shared/dev-calls"))
@@ -42,8 +47,8 @@ def main() -> int:
     if args.rescore:
         subprocess.run(qa + ["score", str(args.out)], check=False)
 
-    items = pq.read_table(args.out / "scores" / "items.parquet").to_pylist()
-    calls = pq.read_table(args.out / "scores" / "calls.parquet").to_pylist()
+    items = read_rows(args.out / "scores" / "items")
+    calls = read_rows(args.out / "scores" / "calls")
     ours = {(r["call_id"], r["item_id"]): r for r in items}
     per_item: dict[str, Counter] = defaultdict(Counter)
     confusion: dict[str, Counter] = defaultdict(Counter)

@@ -48,6 +48,9 @@ class TranscriptCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
+    def contains(self, key: str) -> bool:
+        return self._path(key).is_file()
+
     def get(self, key: str) -> CachedAudio | None:
         path = self._path(key)
         try:

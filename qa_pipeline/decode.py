@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from qa_pipeline.errors import DecodeError
+from qa_pipeline.errors import AudioMissing, DecodeError
 
 logger = logging.getLogger("qa_pipeline")
 
 SAMPLE_RATE = 16000
 DEFAULT_MAX_DURATION_S = 4 * 3600.0
+SILENCE_PEAK = 1e-3  # about -60 dBFS: below this everywhere, a recording holds nothing to hear
 
 
 @dataclass(frozen=True)
@@ -41,18 +44,24 @@ def decode(path: Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> Dec
     import av  # heavy: keep `qa --help` fast
 
     path = Path(path)
-    if not path.is_file():
-        raise DecodeError(f"audio file not found: {path}")
-    if path.stat().st_size == 0:
+    size = check_readable(path)
+    if size == 0:
         raise DecodeError(f"audio file is empty (0 bytes): {path.name}")
     try:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except FileNotFoundError as e:
+        raise AudioMissing(f"audio file not found: {path}") from e
+    except PermissionError as e:
+        raise AudioMissing(f"cannot read {path}: permission denied") from e
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
         raise DecodeError(f"not a readable audio file: {path.name} ({_short(e)})") from e
     with container:
         if not container.streams.audio:
             raise DecodeError(f"no audio stream in {path.name}")
         stream = container.streams.audio[0]
+        if stream.codec_context is None:  # a codec this FFmpeg build does not know
+            tag = getattr(stream, "codec_tag", None) or "unknown"
+            raise DecodeError(f"cannot decode {path.name}: unsupported audio codec ({tag})")
         n_channels = stream.codec_context.channels
         if n_channels not in (1, 2):
             raise DecodeError(f"{path.name} has {n_channels} channels; only mono and stereo calls are supported")
@@ -92,6 +101,29 @@ def decode(path: Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> Dec
         source_rate=int(source_rate),
         source_codec=codec,
     )
+
+
+def check_readable(path: Path) -> int:
+    """The size of `path` if it is a regular file we may open; AudioMissing otherwise.
+
+    A FIFO or device named like audio would block or never end, and a folder is not a call.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as e:
+        raise AudioMissing(f"audio file not found: {path}") from e
+    except OSError as e:
+        raise AudioMissing(f"cannot read {path}: {e.strerror or e}") from e
+    if stat.S_ISDIR(info.st_mode):
+        raise AudioMissing(f"cannot read {path}: it is a folder, not an audio file")
+    if not stat.S_ISREG(info.st_mode):
+        raise AudioMissing(f"cannot read {path}: not a regular file")
+    return info.st_size
+
+
+def is_silent(audio: DecodedAudio, peak_below: float = SILENCE_PEAK) -> bool:
+    """True when no channel ever rises above `peak_below` (default about -60 dBFS)."""
+    return all(float(np.max(np.abs(ch), initial=0.0)) < peak_below for ch in audio.channels)
 
 
 def _short(e: BaseException) -> str:

@@ -26,7 +26,9 @@ def discover(audio_dir: Path, *, manifest: Path | None = None, name_pattern: str
         return read_manifest(manifest, audio_dir)
     parse = compile_name_pattern(name_pattern) if name_pattern else None
     calls: dict[str, CallMeta] = {}
-    for path in sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
+    # Anything named like audio but a folder is a call, so that a broken link or a file that
+    # cannot be read is reported as a failed call rather than silently left out.
+    for path in sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir()):
         fields = parse(path.name) if parse else {}
         if parse and fields is None:
             raise InputError(f"{path}: file name does not match --name-pattern {name_pattern!r}")

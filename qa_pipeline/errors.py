@@ -9,12 +9,41 @@ class InputError(QaError):
     """A manifest, folder or option the user gave is unusable; raised before any audio is touched."""
 
 
+class OutputError(QaError):
+    """The output folder cannot be created or written (permissions, disk full)."""
+
+
+class OutputLocked(QaError):
+    """Another `qa run` or `qa score` is writing the same output folder."""
+
+
 class CallFailed(QaError):
-    """One call could not be processed; the batch records it as status=failed and goes on."""
+    """One call could not be processed; the batch records it as status=failed and goes on.
+
+    `retry` says whether running the same command again should try the call again. By default it
+    does: the cause may have been passing (a model error, a file being copied). Failures that
+    follow from the audio's content alone (see the subclasses) are kept until the audio changes.
+    """
+
+    retry = True
 
 
 class DecodeError(CallFailed):
-    """The audio file is missing, unreadable, empty, not audio, or of an unsupported shape."""
+    """The audio file is empty, not audio, or of an unsupported shape or length."""
+
+    retry = False
+
+
+class AudioMissing(DecodeError):
+    """The audio file is not there (any more), or cannot be opened."""
+
+    retry = True
+
+
+class NoSpeech(CallFailed):
+    """The audio decodes but holds no speech: silence, tones, music."""
+
+    retry = False
 
 
 class ModelError(QaError):

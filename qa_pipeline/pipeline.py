@@ -1,9 +1,20 @@
-"""The batch: discover → decode → transcribe → speakers → score → write, one call at a time."""
+"""The batch: discover → decode → transcribe → speakers → score → write, one call at a time.
+
+A batch survives being killed at any moment: it holds OUT/.lock while it writes, stores each
+finished call as OUT/parts/<call>.json (atomic), reuses those parts when the same command runs
+again, and writes every output from the parts at the end (each file atomically), so a resumed run
+ends with the same tables as an uninterrupted one. Failed calls: see errors.CallFailed.retry.
+OUT/logs/run-*.jsonl records each call's stages and timings; OUT/failed.csv lists the failures.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
+import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -11,20 +22,25 @@ from pathlib import Path
 from typing import Callable
 
 from qa_pipeline.cache import CachedAudio, TranscriptCache, cache_key, file_digest
-from qa_pipeline.decode import DEFAULT_MAX_DURATION_S, decode
+from qa_pipeline.decode import DEFAULT_MAX_DURATION_S, check_readable, decode, is_silent
 from qa_pipeline.discover import discover
-from qa_pipeline.errors import CallFailed, InputError, ModelError
+from qa_pipeline.errors import AudioMissing, CallFailed, InputError, ModelError, NoSpeech, OutputError
+from qa_pipeline.lock import output_lock
 from qa_pipeline.models import cache_root
+from qa_pipeline.parts import (PARTS_DIR, CallPart, call_inputs, changed_inputs, fingerprint, read_part, write_atomic,
+                                write_part)
 from qa_pipeline.records import CallMeta, CallScore, CallTranscript
 from qa_pipeline.rubric import Rubric, load_rubric
 from qa_pipeline.score import score_call
 from qa_pipeline.speakers import build_transcript
 from qa_pipeline.tones import find_busy_tones
-from qa_pipeline.transcribe import TranscribeOptions, Transcriber
+from qa_pipeline.runlog import RunLog
+from qa_pipeline.transcribe import TranscribeOptions, Transcriber, pick_compute_type, pick_device
 
 logger = logging.getLogger("qa_pipeline")
 
 RUN_FILE = "run.json"
+FAILED_FILE = "failed.csv"
 
 
 @dataclass(frozen=True)
@@ -50,8 +66,11 @@ class Progress:
     total: int
     call_id: str
     status: str
-    audio_s: float
-    from_cache: bool
+    audio_s: float  # this call's audio
+    from_cache: bool  # its transcript came from the transcript cache
+    reused: bool = False  # its whole result came from an earlier run (OUT/parts)
+    audio_done_s: float = 0.0  # audio of every call done so far, reused ones included
+    eta_s: float | None = None  # seconds left; None while unknown
 
 
 @dataclass(frozen=True)
@@ -64,52 +83,216 @@ class BatchSummary:
     wall_s: float
     failures: tuple[tuple[str, str], ...]  # (call_id, error)
     report_index: Path
+    reused: int = 0  # calls taken from an earlier run's parts
+    failed_list: Path | None = None  # OUT/failed.csv
+    run_log: Path | None = None  # OUT/logs/run-*.jsonl
 
 
-def run_batch(config: RunConfig, on_progress: Callable[[Progress], None] | None = None) -> BatchSummary:
-    """Process every call; a call that fails becomes a status=failed row and the batch goes on."""
+def run_batch(
+    config: RunConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+    *,
+    transcriber: Transcriber | None = None,
+) -> BatchSummary:
+    """Process every call; a call that fails becomes a status=failed row and the batch goes on.
+
+    Resumable: each finished call is stored as a part in OUT/parts; running the same command again
+    reuses every part whose inputs are unchanged (and which did not fail for a passing reason),
+    processes the rest, then writes all outputs from the parts. `transcriber` replaces the model
+    the config names (tests inject faults through it).
+    """
     started = time.monotonic()
     rubric = load_rubric(config.rubric)  # a bad rubric is refused before any audio is touched
     calls = discover(config.audio_dir, manifest=config.manifest, name_pattern=config.name_pattern)
-    config.out.mkdir(parents=True, exist_ok=True)
-    cache = TranscriptCache(config.cache_dir or cache_root() / "transcripts")
-    stage = TranscribeStage(config, cache)
-    transcripts: dict[str, CallTranscript] = {}
-    scores: list[CallScore] = []
-    audio_s = 0.0
-    for done, meta in enumerate(calls, start=1):
-        processed_at = _now()
-        from_cache = False
+    try:
+        config.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the output folder {config.out}: {e.strerror or e}") from e
+    with output_lock(config.out, "qa run"), RunLog(config.out) as log:
         try:
-            transcript, from_cache = stage.run(meta)
-            transcripts[meta.call_id] = transcript
-            score = score_call(transcript, meta, rubric, processed_at=processed_at)
-            audio_s += transcript.duration_s
-        except CallFailed as e:
-            logger.warning("%s: %s", meta.call_id, e)
-            score = failed_score(meta, rubric, str(e), model=stage.model_label, processed_at=processed_at)
-        except ModelError:
-            raise  # the model itself is unusable: every call would fail the same way
-        except Exception as e:  # a bug must cost one call, not the night's batch
-            logger.exception("%s: unexpected error", meta.call_id)
-            error = f"internal error ({type(e).__name__}: {e}); please report it"
-            score = failed_score(meta, rubric, error, model=stage.model_label, processed_at=processed_at)
-        scores.append(score)
+            _remove_temp_files(config.out)  # left by a killed run; nobody else writes OUT while we hold the lock
+            return _run_locked(config, rubric, calls, on_progress, transcriber, log, started)
+        except OSError as e:  # disk full, folder made read-only …: nothing more can be kept
+            _log_abort(log, e)
+            raise OutputError(f"cannot write {e.filename or config.out}: {e.strerror or e}; "
+                              "fix that and run the same command again to finish") from e
+        except BaseException as e:
+            _log_abort(log, e)
+            raise
+
+
+def _log_abort(log: RunLog, e: BaseException) -> None:
+    try:
+        log.write("abort", error=f"{type(e).__name__}: {e}")
+    except OSError:
+        pass  # the log is on the same full disk
+
+
+@dataclass
+class _Todo:
+    meta: CallMeta
+    digest: str | None  # None: the file could not be read when the run started
+    fingerprint: str
+    hash_s: float
+    cached: bool  # its transcript is in the cache: quick
+    inputs: dict[str, str] = field(default_factory=dict)
+    redo: str | None = None  # why an earlier run's part was not reused, e.g. "rubric changed"
+
+
+def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], on_progress, transcriber,
+                log: RunLog, started: float) -> BatchSummary:
+    cache = TranscriptCache(config.cache_dir or cache_root() / "transcripts")
+    stage = TranscribeStage(config, cache, transcriber)
+    settings = stage.settings()
+    rubric_digest = file_digest(config.rubric)
+    parts_dir = config.out / PARTS_DIR
+    log.write("start", audio_dir=str(config.audio_dir), manifest=str(config.manifest) if config.manifest else None,
+              rubric=str(config.rubric), rubric_id=rubric.id, rubric_version=str(rubric.version),
+              settings=settings, calls=len(calls), pid=os.getpid())
+
+    results: dict[str, CallPart] = {}
+    todo: list[_Todo] = []
+    done = 0
+    audio_done = 0.0
+    # 1. what an earlier run of the same command finished
+    for meta in calls:
+        t0 = time.monotonic()
+        try:
+            digest: str | None = audio_digest(meta.path)
+        except AudioMissing:
+            digest = None  # processing it says why, in the same words as a file that vanishes later
+        hash_s = time.monotonic() - t0
+        fp = fingerprint(digest, meta, settings, rubric_digest) if digest else ""
+        inputs = call_inputs(digest, meta, settings, rubric_digest) if digest else {}
+        part = read_part(parts_dir, meta.call_id) if digest else None
+        if part is not None and part.fingerprint == fp and not part.retry:
+            results[meta.call_id] = part
+            done += 1
+            audio_s = part.transcript.duration_s if part.transcript else 0.0
+            audio_done += audio_s
+            log.write("call", **_call_record(meta, part, reused=True, from_cache=True, audio_s=audio_s,
+                                             stages={"hash": hash_s}, seconds=hash_s), redo=None)
+            if on_progress:
+                on_progress(Progress(done, len(calls), meta.call_id, part.score.status, audio_s, True,
+                                     reused=True, audio_done_s=audio_done, eta_s=None))
+        else:
+            cached = digest is not None and cache.contains(stage.cache_key(digest))
+            redo = None
+            if part is not None:
+                redo = "failed last time" if part.fingerprint == fp else f"{', '.join(changed_inputs(part, inputs))} changed"
+            todo.append(_Todo(meta, digest, fp, hash_s, cached, inputs, redo))
+
+    # 2. the rest: cached transcripts first, so that the ETA soon measures only real transcription
+    todo.sort(key=lambda t: not t.cached)
+    eta = _Eta(todo)
+    for n, item in enumerate(todo, start=1):
+        t0 = time.monotonic()
+        part, from_cache, stages = _process(item, stage, rubric)
+        write_part(parts_dir, part, before_rename=lambda: _fault("part-tmp", n))
+        _fault("part", n)
+        results[item.meta.call_id] = part
+        seconds = time.monotonic() - t0 + item.hash_s
+        eta.finished(item.cached, seconds)
+        done += 1
+        audio_s = part.transcript.duration_s if part.transcript else 0.0
+        audio_done += audio_s
+        log.write("call", **_call_record(item.meta, part, reused=False, from_cache=from_cache, audio_s=audio_s,
+                                         stages={"hash": item.hash_s, **stages}, seconds=seconds), redo=item.redo)
         if on_progress:
-            on_progress(Progress(done, len(calls), meta.call_id, score.status, score.duration_s or 0.0, from_cache))
+            on_progress(Progress(done, len(calls), item.meta.call_id, part.score.status, audio_s, from_cache,
+                                 reused=False, audio_done_s=audio_done, eta_s=eta.seconds_left()))
+
+    # 3. consolidate: every output is written again from the parts, in discovery order
+    ordered = [results[c.call_id] for c in calls]
+    scores = [p.score for p in ordered]
+    transcripts = {p.call_id: p.transcript for p in ordered if p.transcript is not None}
     index = write_outputs(config.out, calls, transcripts, scores)
     _write_run_file(config, calls)
+    failed_list = _write_failed_list(config.out, calls, results)
+    _fault("end")
     failures = tuple((s.call_id, s.error or "") for s in scores if s.status != "ok")
-    return BatchSummary(
+    summary = BatchSummary(
         out=config.out,
         total=len(scores),
         ok=len(scores) - len(failures),
         failed=len(failures),
-        audio_s=audio_s,
+        audio_s=sum(t.duration_s for t in transcripts.values()),
         wall_s=time.monotonic() - started,
         failures=failures,
         report_index=index,
+        reused=len(calls) - len(todo),
+        failed_list=failed_list,
+        run_log=log.path,
     )
+    log.write("end", total=summary.total, ok=summary.ok, failed=summary.failed, reused=summary.reused,
+              audio_s=round(summary.audio_s, 3), wall_s=round(summary.wall_s, 3), failed_list=str(failed_list))
+    return summary
+
+
+def _process(item: _Todo, stage: TranscribeStage, rubric: Rubric) -> tuple[CallPart, bool, dict[str, float]]:
+    """One call, start to score; every failure but an unusable model becomes a failed part."""
+    meta = item.meta
+    processed_at = _now()
+    stages: dict[str, float] = {}
+    from_cache = False
+    try:
+        digest = item.digest or audio_digest(meta.path)
+        transcript, from_cache = stage.run(meta, digest, stages)
+        t0 = time.monotonic()
+        score = score_call(transcript, meta, rubric, processed_at=processed_at)
+        stages["score"] = time.monotonic() - t0
+        return CallPart(meta.call_id, item.fingerprint, score, transcript, inputs=item.inputs), from_cache, stages
+    except CallFailed as e:
+        logger.warning("%s: %s", meta.call_id, e)
+        error, kind, retry = str(e), type(e).__name__, e.retry
+    except ModelError:
+        raise  # the model itself is unusable: every call would fail the same way
+    except Exception as e:  # a bug must cost one call, not the night's batch
+        logger.exception("%s: unexpected error", meta.call_id)
+        error, kind, retry = f"internal error ({type(e).__name__}: {e}); please report it", "internal", True
+    score = failed_score(meta, rubric, error, model=stage.model_label, processed_at=processed_at)
+    part = CallPart(meta.call_id, item.fingerprint, score, None, retry=retry, error_kind=kind, inputs=item.inputs)
+    return part, from_cache, stages
+
+
+def _call_record(meta: CallMeta, part: CallPart, *, reused: bool, from_cache: bool, audio_s: float,
+                 stages: dict[str, float], seconds: float) -> dict:
+    return {
+        "call_id": meta.call_id, "path": str(meta.path), "status": part.score.status, "error": part.score.error,
+        "error_kind": part.error_kind, "retry": part.retry, "reused": reused, "from_cache": from_cache,
+        "audio_s": round(audio_s, 3), "stages": {k: round(v, 4) for k, v in stages.items()},
+        "seconds": round(seconds, 4), "processed_at": part.score.processed_at,
+    }
+
+
+class _Eta:
+    """Seconds left, measured on the calls that needed work of the same kind.
+
+    Reused parts cost nothing and cached transcripts almost nothing; counting them with the calls
+    Whisper must hear would make the estimate far too hopeful after a resume.
+    """
+
+    def __init__(self, todo: list[_Todo]) -> None:
+        self.left = {True: sum(t.cached for t in todo), False: sum(not t.cached for t in todo)}
+        self.spent = {True: 0.0, False: 0.0}
+        self.count = {True: 0, False: 0}
+
+    def finished(self, cached: bool, seconds: float) -> None:
+        self.left[cached] -= 1
+        self.spent[cached] += seconds
+        self.count[cached] += 1
+
+    def seconds_left(self) -> float | None:
+        total = 0.0
+        for kind in (True, False):
+            if not self.left[kind]:
+                continue
+            if not self.count[kind]:
+                if kind:
+                    continue  # quick calls not yet measured: count them as nothing
+                return None  # no call transcribed yet: unknown
+            total += self.left[kind] * self.spent[kind] / self.count[kind]
+        return total
 
 
 def rescore(out: Path, rubric_path: Path) -> BatchSummary:
@@ -119,16 +302,19 @@ def rescore(out: Path, rubric_path: Path) -> BatchSummary:
     started = time.monotonic()
     rubric = load_rubric(rubric_path)
     calls = _read_run_file(out)
-    transcripts = read_transcripts(out)
-    earlier = {s.call_id: s for s in read_scores(out)}
-    scores: list[CallScore] = []
-    for meta in calls:
-        if meta.call_id in transcripts:
-            scores.append(score_call(transcripts[meta.call_id], meta, rubric, processed_at=_now()))
-        else:
-            error = earlier[meta.call_id].error if meta.call_id in earlier else "no transcript in the earlier run"
-            scores.append(failed_score(meta, rubric, error or "failed in the earlier run", model=None, processed_at=_now()))
-    index = write_outputs(out, calls, transcripts, scores)
+    with output_lock(Path(out), "qa score"):
+        _remove_temp_files(Path(out))
+        transcripts = read_transcripts(out)
+        earlier = {s.call_id: s for s in read_scores(out)}
+        scores: list[CallScore] = []
+        for meta in calls:
+            if meta.call_id in transcripts:
+                scores.append(score_call(transcripts[meta.call_id], meta, rubric, processed_at=_now()))
+            else:
+                error = earlier[meta.call_id].error if meta.call_id in earlier else "no transcript in the earlier run"
+                scores.append(failed_score(meta, rubric, error or "failed in the earlier run", model=None,
+                                           processed_at=_now()))
+        index = write_outputs(out, calls, transcripts, scores)
     failures = tuple((s.call_id, s.error or "") for s in scores if s.status != "ok")
     return BatchSummary(out, len(scores), len(scores) - len(failures), len(failures),
                         sum(t.duration_s for t in transcripts.values()), time.monotonic() - started, failures, index)
@@ -137,14 +323,25 @@ def rescore(out: Path, rubric_path: Path) -> BatchSummary:
 class TranscribeStage:
     """decode → Whisper → tones, cached per (audio, model, options); loads the model only on a miss."""
 
-    def __init__(self, config: RunConfig, cache: TranscriptCache) -> None:
+    def __init__(self, config: RunConfig, cache: TranscriptCache, transcriber: Transcriber | None = None) -> None:
         self.config = config
         self.cache = cache
-        self._transcriber: Transcriber | None = None
+        self._transcriber = transcriber
+        if transcriber is not None:
+            self.model_label = transcriber.describe()
+        else:  # the same label whether or not this run ends up loading the model
+            device = pick_device(config.device)
+            self.model_label = f"{config.model} ({device}, {pick_compute_type(device, config.compute_type)})"
 
-    @property
-    def model_label(self) -> str:
-        return self._transcriber.describe() if self._transcriber else self.config.model
+    def settings(self) -> dict:
+        """What a call's result depends on besides its audio, metadata and rubric."""
+        return {"model": self.config.model, "model_label": self.model_label, "device": self.config.device,
+                "compute_type": self.config.compute_type, "transcribe": self.config.transcribe.cache_key(),
+                "max_duration_s": self.config.max_duration_s}
+
+    def cache_key(self, digest: str) -> str:
+        return cache_key(digest, self.config.model, {**self.config.transcribe.cache_key(),
+                                                     "compute_type": self.config.compute_type})
 
     def _model(self) -> Transcriber:
         if self._transcriber is None:
@@ -154,30 +351,54 @@ class TranscribeStage:
             )
         return self._transcriber
 
-    def run(self, meta: CallMeta) -> tuple[CallTranscript, bool]:
-        try:
-            digest = file_digest(meta.path)
-        except OSError as e:
-            raise CallFailed(f"cannot read {meta.path}: {e.strerror or e}") from e
-        key = cache_key(digest, self.config.model, {**self.config.transcribe.cache_key(),
-                                                    "compute_type": self.config.compute_type})
-        entry = self.cache.get(key)
+    def run(self, meta: CallMeta, digest: str | None = None,
+            stages: dict[str, float] | None = None) -> tuple[CallTranscript, bool]:
+        """The call's transcript and whether it came from the cache; each stage's seconds go into `stages`."""
+        stages = {} if stages is None else stages
+        digest = digest or audio_digest(meta.path)
+        entry = self.cache.get(self.cache_key(digest))
         from_cache = entry is not None
         if entry is None:
+            t0 = time.monotonic()
             audio = decode(meta.path, max_duration_s=self.config.max_duration_s)
-            segments = self._model().transcribe(audio.channels)
+            stages["decode"] = time.monotonic() - t0
+            if is_silent(audio):
+                raise NoSpeech(f"silent recording: nothing louder than -60 dBFS in {audio.duration_s:.0f} s of audio")
+            t0 = time.monotonic()
+            model = self._model()  # ModelError here stops the batch: every call would fail alike
+            try:
+                segments = model.transcribe(audio.channels)
+            except RuntimeError as e:  # ctranslate2 (out of memory, CUDA …) on this call: the batch goes on
+                raise CallFailed(f"speech model failed: {e}") from e
+            stages["transcribe"] = time.monotonic() - t0
+            t0 = time.monotonic()
             events = [e for i, ch in enumerate(audio.channels) for e in find_busy_tones(ch, audio.sample_rate, channel=i)]
+            stages["tones"] = time.monotonic() - t0
             entry = CachedAudio(audio.duration_s, audio.n_channels, tuple(segments), tuple(events))
-            self.cache.put(key, entry)
+            del audio
+            self.cache.put(self.cache_key(digest), entry)
         if not entry.segments:
-            raise CallFailed("no speech found in the recording (silent or not speech)")
+            raise NoSpeech("no speech found in the recording (silent or not speech)")
+        t0 = time.monotonic()
         transcript = build_transcript(
             meta, entry.segments, duration_s=entry.duration_s, n_channels=entry.n_channels,
             model=self.model_label, events=entry.events, split_gap_s=self.config.transcribe.split_gap_s,
         )
+        stages["speakers"] = time.monotonic() - t0
         if not transcript.utterances:
-            raise CallFailed("no usable speech: every segment was rejected as a hallucination")
+            raise NoSpeech("no usable speech: every segment was rejected as a hallucination")
         return transcript, from_cache
+
+
+def audio_digest(path: Path) -> str:
+    """The content hash of a call's audio; AudioMissing when it is gone or cannot be read."""
+    check_readable(path)
+    try:
+        return file_digest(path)
+    except FileNotFoundError as e:
+        raise AudioMissing(f"audio file not found: {path}") from e
+    except OSError as e:
+        raise AudioMissing(f"cannot read {path}: {e.strerror or e}") from e
 
 
 def failed_score(meta: CallMeta, rubric: Rubric | None, error: str, *, model: str | None, processed_at: str) -> CallScore:
@@ -189,25 +410,62 @@ def failed_score(meta: CallMeta, rubric: Rubric | None, error: str, *, model: st
 
 
 def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallTranscript], scores: list[CallScore]) -> Path:
+    """Add this batch to OUT's tables (replacing earlier rows of the same calls) and render its
+    call cards; the index and agent pages cover every night in OUT."""
     from qa_pipeline.report import render_reports
-    from qa_pipeline.tables import write_scores, write_transcripts
+    from qa_pipeline.tables import read_scores, write_scores, write_transcripts
 
-    write_transcripts(out, [transcripts[c.call_id] for c in calls if c.call_id in transcripts])
+    write_transcripts(out, [transcripts[c.call_id] for c in calls if c.call_id in transcripts],
+                      replaces=[c.call_id for c in calls])
+    _fault("outputs")
     write_scores(out, scores)
-    render_reports(out, scores, transcripts, {c.call_id: c for c in calls})
+    render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=read_scores(out))
     return out / "reports" / "index.html"
 
 
 def _write_run_file(config: RunConfig, calls: list[CallMeta]) -> None:
+    """OUT/run.json: every call ever run into OUT (the latest run's metadata wins), for `qa score`."""
+    latest = {c.call_id for c in calls}
+    earlier = _read_run_file(config.out) if (config.out / RUN_FILE).is_file() else []
+    merged = [c for c in earlier if c.call_id not in latest] + list(calls)
     payload = {
         "audio_dir": str(config.audio_dir),
         "model": config.model,
-        "calls": [{**asdict(c), "path": str(c.path)} for c in calls],
+        "calls": [{**asdict(c), "path": str(c.path)} for c in merged],
     }
-    target = config.out / RUN_FILE
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
-    tmp.replace(target)
+    write_atomic(config.out / RUN_FILE, json.dumps(payload, ensure_ascii=False, indent=1))
+
+
+def _write_failed_list(out: Path, calls: list[CallMeta], results: dict[str, CallPart]) -> Path:
+    """OUT/failed.csv: call_id, path, error, retry (whether the next run tries it again); header only if none."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["call_id", "path", "error", "retry"])
+    for meta in calls:
+        part = results[meta.call_id]
+        if part.score.status != "ok":
+            writer.writerow([meta.call_id, str(meta.path), part.score.error or "", "yes" if part.retry else "no"])
+    path = out / FAILED_FILE
+    write_atomic(path, buffer.getvalue())
+    return path
+
+
+def _remove_temp_files(out: Path) -> None:
+    """Delete the temp files of atomic writes that a killed run left (`.NAME.*.tmp`, `.tmp-*`)."""
+    for folder, _dirs, files in os.walk(out):
+        for name in files:
+            if name.startswith(".") and (name.endswith(".tmp") or name.startswith(".tmp-")):
+                Path(folder, name).unlink(missing_ok=True)
+
+
+def _fault(point: str, count: int | None = None) -> None:
+    """Fault injection for tests/test_faults.py: with QA_FAULT_KILL=POINT or POINT:N, the process
+    SIGKILLs itself there. Points: `part-tmp:N` (N-th part of this run written, not yet renamed),
+    `part:N` (N-th part stored), `outputs` (transcript tables written, scores and reports not),
+    `end` (every output written, the run log's end record not)."""
+    spec = os.environ.get("QA_FAULT_KILL")
+    if spec and spec == (point if count is None else f"{point}:{count}"):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _read_run_file(out: Path) -> list[CallMeta]:

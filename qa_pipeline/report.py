@@ -366,6 +366,14 @@ def agent_views(scores: Sequence[CallScore]) -> dict[str, dict[str, Any]]:
 # index
 
 
+def date_span(days: Sequence[date]) -> str:
+    """``2025-03-03``, ``2025-03-03 至 2025-03-31`` for sorted days; empty for none."""
+    if not days:
+        return ""
+    first, last = f"{days[0]:%Y-%m-%d}", f"{days[-1]:%Y-%m-%d}"
+    return first if first == last else f"{first} 至 {last}"
+
+
 def index_view(scores: Sequence[CallScore], agents: dict[str, dict[str, Any]]) -> dict[str, Any]:
     ok = [s for s in scores if s.status == "ok"]
     values = [s.score for s in ok if s.score is not None]
@@ -374,8 +382,11 @@ def index_view(scores: Sequence[CallScore], agents: dict[str, dict[str, Any]]) -
         agents.values(),
         key=lambda a: (a["avg_score_value"] is None, -(a["avg_score_value"] or 0.0), a["label"]),
     )
+    days = sorted({call_date(s.started_at, s.processed_at) for s in scores})
     return {
         "n_calls": len(scores),
+        "days": date_span(days),
+        "n_days": len(days),
         "n_ok": len(ok),
         "n_failed": len(scores) - len(ok),
         "avg_score": fmt_score(_mean(values)),
@@ -443,6 +454,19 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def _audio_src(meta: CallMeta | None, calls_dir: Path, audio_href: Callable[[CallMeta], str] | None) -> str | None:
+    """The player's ``src``: ``audio_href(meta)`` if given, else the recording's relative path.
+
+    Without ``audio_href``, a recording that is not there (a call that failed to read) gets no
+    player rather than a broken one.
+    """
+    if meta is None:
+        return None
+    if audio_href is not None:
+        return audio_href(meta)
+    return default_audio_href(meta, calls_dir) if Path(meta.path).is_file() else None
+
+
 def render_reports(
     out: Path,
     scores: list[CallScore],
@@ -450,11 +474,18 @@ def render_reports(
     metas: dict[str, CallMeta],
     *,
     audio_href: Callable[[CallMeta], str] | None = None,
+    all_scores: Sequence[CallScore] | None = None,
 ) -> Path:
     """Write ``out/reports/index.html``, ``calls/<call_id>.html`` and ``agents/<agent_id>.html``.
 
+    A call card is written for each of ``scores``.  The index and the agent pages cover
+    ``all_scores`` (every call in ``out``, e.g. earlier nights read back with
+    :func:`qa_pipeline.tables.read_scores`; their cards stay as written then) with ``scores``
+    replacing the calls they share; by default just ``scores``.
+
     ``audio_href(meta)`` gives the ``src`` of each call card's audio player; by default, the path
-    of ``meta.path`` relative to the card.  Returns the index page's path.
+    of ``meta.path`` relative to the card, and no player when that file does not exist.  Returns
+    the index page's path.
     """
     root = Path(out) / "reports"
     env = make_environment()
@@ -464,20 +495,23 @@ def render_reports(
     calls_dir = root / "calls"
     for s in scores:
         meta = metas.get(s.call_id)
-        if meta is None:
-            audio_src = None
-        elif audio_href is not None:
-            audio_src = audio_href(meta)
-        else:
-            audio_src = default_audio_href(meta, calls_dir)
-        view = call_view(s, transcripts.get(s.call_id), meta, audio_src)
+        view = call_view(s, transcripts.get(s.call_id), meta, _audio_src(meta, calls_dir, audio_href))
         atomic_write_text(calls_dir / f"{safe_name(s.call_id)}.html", call_tpl.render(call=view, **generated))
 
-    agents = agent_views(scores)
+    everything = merge_scores(all_scores or (), scores)
+    agents = agent_views(everything)
     for a in agents.values():
         atomic_write_text(root / "agents" / f"{a['file']}.html", agent_tpl.render(agent=a, **generated))
 
     index_path = root / "index.html"
-    atomic_write_text(index_path, index_tpl.render(index=index_view(scores, agents), **generated))
-    log.info("wrote reports for %d calls and %d agents under %s", len(scores), len(agents), root)
+    atomic_write_text(index_path, index_tpl.render(index=index_view(everything, agents), **generated))
+    log.info("wrote %d call cards; index and %d agent pages over %d calls under %s",
+             len(scores), len(agents), len(everything), root)
     return index_path
+
+
+def merge_scores(earlier: Iterable[CallScore], latest: Iterable[CallScore]) -> list[CallScore]:
+    """``earlier`` with each call in ``latest`` replaced (or appended), keeping first-seen order."""
+    merged = {s.call_id: s for s in earlier}
+    merged.update((s.call_id, s) for s in latest)
+    return list(merged.values())

@@ -8,8 +8,18 @@ Layout under the output folder ``OUT``:
   with the call-level fields of :class:`CallTranscript` (duration, channels, model, audio events,
   agent channel), so that ``read_transcripts`` rebuilds exactly what was written, including calls
   with no utterances at all.
-- ``scores/calls.parquet`` (:data:`CALLS_SCHEMA`): one row per call.
-- ``scores/items.parquet`` (:data:`ITEMS_SCHEMA`): one row per call x rubric item.
+- ``scores/calls/call_date=YYYY-MM-DD/part-0.parquet`` (:data:`CALLS_FILE_SCHEMA`): one row per
+  call, a folder per day (hive partitioning): read ``scores/calls`` as one dataset and the
+  partition adds ``call_date`` (:data:`CALLS_SCHEMA`).
+- ``scores/items/call_date=YYYY-MM-DD/part-0.parquet`` (:data:`ITEMS_FILE_SCHEMA`): one row per
+  call x rubric item, partitioned the same way (:data:`ITEMS_SCHEMA` with ``call_date``).
+
+``call_date`` lives only in the folder name, not in the files: pyarrow and pandas refuse a
+dataset whose partition key is also a column.
+
+Runs accumulate: writing replaces the rows of the calls being written (by ``call_id``, in
+whichever day they were) and keeps every other call, so several nights written into one folder
+read as one dataset and writing a night again changes nothing but that night.
 
 Row order is meaningful: utterances of a call are written in record order (kept, then dropped),
 items in rubric order, and the readers keep it.
@@ -19,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -26,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from qa_pipeline.errors import InputError
@@ -83,14 +95,15 @@ TRANSCRIPT_CALLS_SCHEMA = pa.schema(
     ]
 )
 
-CALLS_SCHEMA = pa.schema(
+PARTITION_FIELD = pa.field("call_date", pa.date32(), nullable=False)  # local day of started_at
+
+CALLS_FILE_SCHEMA = pa.schema(
     [
         pa.field("call_id", pa.string(), nullable=False),
         pa.field("agent_id", pa.string()),
         pa.field("agent_name", pa.string()),
         pa.field("team", pa.string()),
         pa.field("started_at", pa.string()),  # as given, ISO 8601
-        pa.field("call_date", pa.date32(), nullable=False),
         pa.field("duration_s", pa.float64()),
         pa.field("rubric_id", pa.string()),
         pa.field("rubric_version", pa.string()),
@@ -104,11 +117,11 @@ CALLS_SCHEMA = pa.schema(
         pa.field("n_review", pa.int32(), nullable=False),
     ]
 )
+CALLS_SCHEMA = CALLS_FILE_SCHEMA.append(PARTITION_FIELD)  # as read: the partition column last
 
-ITEMS_SCHEMA = pa.schema(
+ITEMS_FILE_SCHEMA = pa.schema(
     [
         pa.field("call_id", pa.string(), nullable=False),
-        pa.field("call_date", pa.date32(), nullable=False),
         pa.field("agent_id", pa.string()),
         pa.field("item_id", pa.string(), nullable=False),
         pa.field("item_name", pa.string(), nullable=False),
@@ -124,11 +137,13 @@ ITEMS_SCHEMA = pa.schema(
         pa.field("reason", pa.string(), nullable=False),
     ]
 )
+ITEMS_SCHEMA = ITEMS_FILE_SCHEMA.append(PARTITION_FIELD)
 
 TRANSCRIPTS_FILE = Path("transcripts") / "transcripts.parquet"
 TRANSCRIPT_CALLS_FILE = Path("recordings") / "recordings.parquet"  # not in transcripts/: that folder reads as one dataset
-CALLS_FILE = Path("scores") / "calls.parquet"
-ITEMS_FILE = Path("scores") / "items.parquet"
+CALLS_DIR = Path("scores") / "calls"  # call_date=YYYY-MM-DD/part-0.parquet under it
+ITEMS_DIR = Path("scores") / "items"
+PART_FILE = "part-0.parquet"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +262,6 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None) -> 
                 "agent_name": s.agent_name,
                 "team": s.team,
                 "started_at": s.started_at,
-                "call_date": day,
                 "duration_s": s.duration_s,
                 "rubric_id": s.rubric_id,
                 "rubric_version": s.rubric_version,
@@ -259,6 +273,7 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None) -> 
                 "model": s.model,
                 "processed_at": s.processed_at,
                 "n_review": sum(1 for i in s.items if i.needs_review),
+                "call_date": day,
             }
         )
         for i in s.items:
@@ -267,7 +282,6 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None) -> 
             items.append(
                 {
                     "call_id": s.call_id,
-                    "call_date": day,
                     "agent_id": s.agent_id,
                     "item_id": i.item_id,
                     "item_name": i.item_name,
@@ -281,6 +295,7 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None) -> 
                     "evidence_start": i.evidence_start,
                     "evidence_end": i.evidence_end,
                     "reason": i.reason,
+                    "call_date": day,
                 }
             )
     return (
@@ -431,11 +446,35 @@ def _read(path: Path, schema: pa.Schema) -> pa.Table:
         raise InputError(f"{path}: columns do not match the expected schema: {e}") from e
 
 
-def write_transcripts(out: Path, transcripts: list[CallTranscript]) -> None:
-    """Write ``out/transcripts/transcripts.parquet`` and ``out/recordings/recordings.parquet``."""
+def _without_calls(table: pa.Table, call_ids: pa.Array) -> pa.Table:
+    """``table`` without the rows of ``call_ids``, in its order."""
+    return table.filter(pc.invert(pc.is_in(table.column("call_id"), value_set=call_ids)))
+
+
+def _merge_into_file(table: pa.Table, path: Path, schema: pa.Schema, replaces: pa.Array) -> None:
+    """Write the rows already in ``path`` except those of ``replaces``, then ``table``."""
+    if path.exists():
+        table = pa.concat_tables([_without_calls(_read(path, schema), replaces), table])
+    atomic_write_table(table, path)
+
+
+def _call_ids(ids: Iterable[str]) -> pa.Array:
+    return pa.array(list(ids), pa.string())
+
+
+def write_transcripts(out: Path, transcripts: list[CallTranscript], replaces: Iterable[str] = ()) -> None:
+    """Add ``transcripts`` to ``out/transcripts/transcripts.parquet`` and ``out/recordings/recordings.parquet``.
+
+    A call already there is replaced (all its utterances), and so is any call in ``replaces``
+    (e.g. every call of the run: one that failed this time has no transcript and loses its old
+    one); other calls are kept.
+    """
     out = Path(out)
-    atomic_write_table(transcripts_to_table(transcripts), out / TRANSCRIPTS_FILE)
-    atomic_write_table(transcript_calls_to_table(transcripts), out / TRANSCRIPT_CALLS_FILE)
+    dropped = _call_ids({*replaces, *(t.call_id for t in transcripts)})
+    _merge_into_file(transcripts_to_table(transcripts), out / TRANSCRIPTS_FILE, TRANSCRIPT_SCHEMA, dropped)
+    _merge_into_file(
+        transcript_calls_to_table(transcripts), out / TRANSCRIPT_CALLS_FILE, TRANSCRIPT_CALLS_SCHEMA, dropped
+    )
 
 
 def read_transcripts(out: Path) -> dict[str, CallTranscript]:
@@ -447,15 +486,108 @@ def read_transcripts(out: Path) -> dict[str, CallTranscript]:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# date-partitioned tables (scores)
+
+_PARTITION_DIR = re.compile(r"call_date=(\d{4}-\d{2}-\d{2})")
+
+
+def partition_path(root: Path, day: date) -> Path:
+    """``root/call_date=YYYY-MM-DD/part-0.parquet``."""
+    return Path(root) / f"{PARTITION_FIELD.name}={day.isoformat()}" / PART_FILE
+
+
+def partitions(root: Path) -> list[tuple[date, Path]]:
+    """``(day, part file)`` for each day folder under ``root`` that holds one, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found: list[tuple[date, Path]] = []
+    for folder in root.iterdir():
+        match = _PARTITION_DIR.fullmatch(folder.name)
+        if folder.name.startswith(f"{PARTITION_FIELD.name}=") and match is None:
+            raise InputError(f"{folder}: not a call_date=YYYY-MM-DD partition folder")
+        if match is not None and (folder / PART_FILE).is_file():
+            try:
+                found.append((date.fromisoformat(match.group(1)), folder / PART_FILE))
+            except ValueError as e:
+                raise InputError(f"{folder}: not a valid date: {e}") from e
+    return sorted(found)
+
+
+def _with_date(table: pa.Table, day: date) -> pa.Table:
+    return table.append_column(PARTITION_FIELD, pa.array([day] * table.num_rows, pa.date32()))
+
+
+def _rows_of_day(table: pa.Table, day: date) -> pa.Table:
+    """Rows of ``table`` (with ``call_date``) for ``day``, without the ``call_date`` column."""
+    rows = table.filter(pc.equal(table.column(PARTITION_FIELD.name), pa.scalar(day, pa.date32())))
+    return rows.drop_columns([PARTITION_FIELD.name])
+
+
+def _write_part(part: pa.Table, path: Path) -> None:
+    """Write a day's part file, or remove it (and its empty folder) when no row is left."""
+    if part.num_rows:
+        atomic_write_table(part, path)
+        return
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass  # not empty: something else lives there, leave it
+
+
+def write_partitioned(table: pa.Table, root: Path, file_schema: pa.Schema, replaces: pa.Array) -> None:
+    """Merge ``table`` (rows with ``call_date``) into the day folders under ``root``.
+
+    Rows of the calls in ``replaces`` are removed from every day first (a call whose date changed
+    moves), then each day of ``table`` gets its rows appended.  Only touched days are rewritten,
+    each atomically.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    days = set(table.column(PARTITION_FIELD.name).to_pylist())
+    for day, path in partitions(root):
+        old = _read(path, file_schema)
+        kept = _without_calls(old, replaces)
+        if day in days:
+            _write_part(pa.concat_tables([kept, _rows_of_day(table, day)]), path)
+            days.discard(day)
+        elif kept.num_rows != old.num_rows:
+            _write_part(kept, path)
+    for day in sorted(days):
+        _write_part(_rows_of_day(table, day), partition_path(root, day))
+
+
+def read_partitioned(root: Path, file_schema: pa.Schema) -> pa.Table:
+    """All days under ``root`` as one table (``file_schema`` + ``call_date``), oldest day first."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: not found (was this folder written by `qa run`?)")
+    parts = [_with_date(_read(path, file_schema), day) for day, path in partitions(root)]
+    schema = file_schema.append(PARTITION_FIELD)
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
 def write_scores(out: Path, scores: list[CallScore], today: date | None = None) -> None:
-    """Write ``out/scores/calls.parquet`` and ``out/scores/items.parquet``."""
+    """Add ``scores`` to ``out/scores/calls/`` and ``out/scores/items/`` (one folder per call date).
+
+    A call already there (any day) is replaced, with all its items; other calls are kept, so
+    writing several nights into ``out`` accumulates and writing a night again is idempotent.
+    """
     out = Path(out)
     calls, items = scores_to_tables(scores, today)
-    atomic_write_table(calls, out / CALLS_FILE)
-    atomic_write_table(items, out / ITEMS_FILE)
+    replaces = _call_ids(s.call_id for s in scores)
+    write_partitioned(items, out / ITEMS_DIR, ITEMS_FILE_SCHEMA, replaces)
+    write_partitioned(calls, out / CALLS_DIR, CALLS_FILE_SCHEMA, replaces)
+
+
+def read_score_tables(out: Path) -> tuple[pa.Table, pa.Table]:
+    """``(calls, items)`` of every day under ``out``, in :data:`CALLS_SCHEMA` and :data:`ITEMS_SCHEMA`."""
+    out = Path(out)
+    return read_partitioned(out / CALLS_DIR, CALLS_FILE_SCHEMA), read_partitioned(out / ITEMS_DIR, ITEMS_FILE_SCHEMA)
 
 
 def read_scores(out: Path) -> list[CallScore]:
-    """Every call score that :func:`write_scores` wrote under ``out``, in written order."""
-    out = Path(out)
-    return tables_to_scores(_read(out / CALLS_FILE, CALLS_SCHEMA), _read(out / ITEMS_FILE, ITEMS_SCHEMA))
+    """Every call score under ``out``: by call date, then in written order."""
+    return tables_to_scores(*read_score_tables(out))

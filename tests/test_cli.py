@@ -55,3 +55,11 @@ def test_score_without_earlier_run(tmp_path):
     result = runner.invoke(app, ["score", str(tmp_path)])
     assert result.exit_code == 2
     assert "holds no earlier run" in result.output
+
+
+def test_output_folder_that_cannot_be_created_is_one_line_error(tmp_path, calls_dir):
+    out = tmp_path / "taken"
+    out.write_text("a file, not a folder")
+    result = runner.invoke(app, ["run", str(calls_dir), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: cannot create the output folder {out}: File exists"

@@ -64,3 +64,14 @@ def test_name_pattern(tmp_path):
 def test_empty_folder(tmp_path):
     with pytest.raises(InputError, match="no audio files"):
         discover(tmp_path)
+
+
+def test_broken_links_and_odd_files_named_like_audio_are_calls(tmp_path):
+    """They fail when processed, with a reason, instead of being left out; folders are not calls."""
+    import os
+
+    (tmp_path / "ok.wav").write_bytes(b"x")
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "folder.wav").mkdir()
+    assert [c.call_id for c in discover(tmp_path)] == ["gone", "ok", "pipe"]

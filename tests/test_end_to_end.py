@@ -28,13 +28,13 @@ def run_out(tmp_path_factory, calls_dir, transcript_cache) -> Path:
 
 
 def verdicts(out: Path) -> dict[tuple[str, str], dict]:
-    return {(r["call_id"], r["item_id"]): r for r in pq.read_table(out / "scores" / "items.parquet").to_pylist()}
+    return {(r["call_id"], r["item_id"]): r for r in pq.read_table(out / "scores" / "items").to_pylist()}
 
 
 def test_every_output_is_written(run_out):
     assert (run_out / "reports" / "index.html").is_file()
     assert {p.name for p in (run_out / "reports" / "calls").iterdir()} == {"dev_07.html", "dev_11.html"}
-    calls = pq.read_table(run_out / "scores" / "calls.parquet").to_pylist()
+    calls = pq.read_table(run_out / "scores" / "calls").to_pylist()
     assert sorted(c["call_id"] for c in calls) == ["dev_07", "dev_11"]
     assert all(c["status"] == "ok" and 0 <= c["score"] <= 100 and c["rubric_id"] for c in calls)
 
@@ -43,7 +43,7 @@ def test_one_verdict_per_call_and_item_with_evidence(run_out):
     rows = verdicts(run_out)
     for call_id in ("dev_07", "dev_11"):
         assert RUBRIC_ITEMS <= {item for c, item in rows if c == call_id}
-    durations = {c["call_id"]: c["duration_s"] for c in pq.read_table(run_out / "scores" / "calls.parquet").to_pylist()}
+    durations = {c["call_id"]: c["duration_s"] for c in pq.read_table(run_out / "scores" / "calls").to_pylist()}
     for (call_id, item_id), row in rows.items():
         assert row["result"] in ("pass", "fail", "na")
         assert row["reason"], (call_id, item_id)
@@ -84,10 +84,10 @@ def test_verdicts_a_human_would_agree_with(run_out):
 
 
 def test_rescore_without_model_gives_the_same_scores(run_out, tmp_path):
-    before = sorted((r["call_id"], r["score"]) for r in pq.read_table(run_out / "scores" / "calls.parquet").to_pylist())
+    before = sorted((r["call_id"], r["score"]) for r in pq.read_table(run_out / "scores" / "calls").to_pylist())
     result = CliRunner().invoke(app, ["score", str(run_out)])
     assert result.exit_code == 0, result.output
-    after = sorted((r["call_id"], r["score"]) for r in pq.read_table(run_out / "scores" / "calls.parquet").to_pylist())
+    after = sorted((r["call_id"], r["score"]) for r in pq.read_table(run_out / "scores" / "calls").to_pylist())
     assert after == before
 
 
@@ -101,7 +101,7 @@ def test_bad_file_in_batch_fails_alone(tmp_path, calls_dir, transcript_cache):
     result = CliRunner().invoke(app, ["run", str(audio), "--out", str(out), "--cache-dir", str(transcript_cache)])
     assert result.exit_code == 1, result.output
     assert "3 calls: 1 scored, 2 failed" in result.output
-    calls = {c["call_id"]: c for c in pq.read_table(out / "scores" / "calls.parquet").to_pylist()}
+    calls = {c["call_id"]: c for c in pq.read_table(out / "scores" / "calls").to_pylist()}
     assert calls["good"]["status"] == "ok"
     assert calls["empty"]["status"] == "failed" and "empty (0 bytes)" in calls["empty"]["error"]
     assert calls["notes"]["status"] == "failed" and "not a readable audio file" in calls["notes"]["error"]

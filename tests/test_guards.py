@@ -41,3 +41,32 @@ def test_split_on_pauses_cuts_at_long_word_gaps():
     pieces = split_on_pauses(seg("请您稍等让您久等了", end=13.9, words=words), 1.0)
     assert [(p.text, p.start, p.end) for p in pieces] == [("请您稍等", 0.0, 0.8), ("让您久等了", 13.0, 13.9)]
     assert split_on_pauses(seg("请您稍等", words=words[:2]), 1.0)[0].text == "请您稍等"
+
+
+def test_packed_windows_map_words_back_to_their_channel_and_time():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from qa_pipeline.transcribe import pack_windows, render_windows, unpack_segment
+
+    regions = [(0, 1.0, 3.0), (0, 10.0, 11.0), (1, 4.0, 6.0)]
+    windows = pack_windows(regions, max_s=30.0, pause_s=1.0)
+    assert [[(p.channel, p.start, p.end) for p in w.placements] for w in windows] == [
+        [(0, 1.0, 3.0), (0, 10.0, 11.0)], [(1, 4.0, 6.0)]]
+    channels = [np.zeros(16000 * 12, np.float32), np.zeros(16000 * 12, np.float32)]
+    joined, clips, placed = render_windows(windows, channels, pause_s=1.0, noise_floor=0.0)
+    # window 1: 2 s + 1 s pause + 1 s + 1 s trailing pause; window 2: 2 s + 1 s
+    assert [(round(c["start"], 2), round(c["end"], 2)) for c in clips] == [(0.0, 5.0), (5.0, 8.0)]
+    assert len(joined) == 8 * 16000
+    assert [(p.channel, p.at) for p in placed] == [(0, 0.0), (0, 3.0), (1, 5.0)]
+
+    def word(text, start, end):
+        return SimpleNamespace(word=text, start=start, end=end, probability=0.9)
+
+    segment = SimpleNamespace(avg_logprob=-0.2, no_speech_prob=0.1, compression_ratio=1.0,
+                              words=[word("请稍等", 0.5, 1.5), word("久等了", 3.2, 3.8)])
+    pieces = unpack_segment(segment, placed)
+    assert [(p.channel, p.text, p.start, p.end) for p in pieces] == [(0, "请稍等", 1.5, 2.5), (0, "久等了", 10.2, 10.8)]
+    other = SimpleNamespace(avg_logprob=-0.2, no_speech_prob=0.1, compression_ratio=1.0, words=[word("对", 5.5, 5.8)])
+    assert [(p.channel, p.start, p.end) for p in unpack_segment(other, placed)] == [(1, 4.5, 4.8)]

@@ -11,6 +11,7 @@ from qa_pipeline import report
 from qa_pipeline.records import AGENT, CUSTOMER, FAIL, UNKNOWN, ItemResult
 
 XSS = "<script>alert(1)</script>"
+BOLD = "<b>粗体</b>"
 
 
 class _Collect(HTMLParser):
@@ -48,7 +49,7 @@ def _critical_fail_items(call_id: str):
     return tuple(rude if i.item_id == "forbidden_phrases" else i for i in items)
 
 
-def _batch():
+def _batch(audio_dir: Path = Path("/data/rec")):
     scores = [
         make_score("call_001", score=85.0, passed=True),
         make_score("call_002", score=52.0, passed=False, critical_failed=True, started_at="2025-03-04T10:00:00+08:00",
@@ -58,7 +59,7 @@ def _batch():
     ]
     transcripts = {cid: make_transcript(cid) for cid in ("call_001", "call_002", "call_003")}
     metas = {
-        s.call_id: make_meta(s.call_id, path=f"/data/rec/{s.call_id}.wav", agent_id=s.agent_id)
+        s.call_id: make_meta(s.call_id, path=audio_dir / f"{s.call_id}.wav", agent_id=s.agent_id)
         for s in scores
     }
     return scores, transcripts, metas
@@ -66,7 +67,11 @@ def _batch():
 
 @pytest.fixture()
 def rendered(tmp_path: Path) -> Path:
-    scores, transcripts, metas = _batch()
+    audio_dir = tmp_path / "rec"
+    audio_dir.mkdir()
+    for cid in ("call_001", "call_002", "call_003"):  # call_bad's recording is missing
+        (audio_dir / f"{cid}.wav").write_bytes(b"RIFF")
+    scores, transcripts, metas = _batch(audio_dir)
     report.render_reports(tmp_path, scores, transcripts, metas)
     return tmp_path / "reports"
 
@@ -131,9 +136,13 @@ def test_default_audio_src_is_relative_to_card(rendered: Path, tmp_path: Path):
     parsed = _parse(rendered / "calls" / "call_001.html")
     (audio,) = [a for t, a in parsed.tags if t == "audio"]
     src = audio["src"]
-    assert not src.startswith("/") and src.endswith("data/rec/call_001.wav")
-    resolved = (rendered / "calls" / src).resolve()
-    assert resolved == Path("/data/rec/call_001.wav").resolve()
+    assert not src.startswith("/") and src == "../../rec/call_001.wav"
+    assert (rendered / "calls" / src).resolve() == (tmp_path / "rec" / "call_001.wav").resolve()
+
+
+def test_no_player_for_a_missing_recording(rendered: Path):
+    html = (rendered / "calls" / "call_bad.html").read_text(encoding="utf-8")
+    assert "<audio" not in html
 
 
 def test_custom_audio_href(tmp_path: Path):
@@ -159,18 +168,41 @@ def test_pii_masked_everywhere(rendered: Path):
 
 def test_markup_is_escaped(tmp_path: Path):
     cid = f"evil{XSS}"
-    t = make_transcript(cid, lines=((CUSTOMER, 1.0, 2.0, f"你好{XSS}"),), dropped=(), drop_reasons=())
-    s = make_score(cid, agent_id=f"A{XSS}", agent_name=f"王{XSS}", team=f"组{XSS}")
+    t = make_transcript(cid, lines=((CUSTOMER, 1.0, 2.0, f"你好{XSS}{BOLD}"),), dropped=(), drop_reasons=())
+    s = make_score(cid, agent_id=f"A{XSS}", agent_name=f"王{XSS}{BOLD}", team=f"组{XSS}")
     failed = make_failed_score("bad", error=f"cannot decode {XSS}")
     report.render_reports(tmp_path, [s, failed], {cid: t}, {cid: make_meta(cid, agent_id=s.agent_id)})
     pages = list((tmp_path / "reports").rglob("*.html"))
     assert len(pages) == 5  # 2 calls, 2 agents, index
     for page in pages:
         html = page.read_text(encoding="utf-8")
-        assert XSS not in html, page
+        assert XSS not in html and "<b>" not in html, page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, page
     for name in (p.name for p in pages):
         assert "<" not in name and ">" not in name and "/" not in name
+    card = (tmp_path / "reports" / "calls" / f"{report.safe_name(cid)}.html").read_text(encoding="utf-8")
+    assert "你好&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;粗体&lt;/b&gt;" in card  # the utterance, as text
+    assert "王&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;粗体&lt;/b&gt;" in card  # the agent name, as text
+
+
+def test_earlier_nights_stay_in_index_and_agent_pages(tmp_path: Path):
+    night_1 = [make_score("n1", score=80.0, started_at="2025-03-03T09:00:00+08:00")]
+    night_2 = [make_score("n2", score=60.0, passed=False, started_at="2025-03-04T09:00:00+08:00")]
+    report.render_reports(tmp_path, night_1, {"n1": make_transcript("n1")}, {"n1": make_meta("n1")})
+    card_1 = (tmp_path / "reports" / "calls" / "n1.html").read_bytes()
+    report.render_reports(tmp_path, night_2, {}, {}, all_scores=night_1 + night_2)
+    assert (tmp_path / "reports" / "calls" / "n1.html").read_bytes() == card_1  # not re-rendered without transcript
+    index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
+    assert 'href="calls/n1.html"' in index and 'href="calls/n2.html"' in index
+    assert "共 2 通通话 · 2025-03-03 至 2025-03-04（2 天）" in index
+    agent = (tmp_path / "reports" / "agents" / "A1001.html").read_text(encoding="utf-8")
+    assert "03-03" in agent and "03-04" in agent and "70.0" in agent  # trend over both nights, average
+
+
+def test_latest_scores_replace_earlier_ones_of_the_same_call():
+    earlier = [make_score("c1", score=10.0), make_score("c2")]
+    merged = report.merge_scores(earlier, [make_score("c1", score=90.0), make_score("c3")])
+    assert [(s.call_id, s.score) for s in merged] == [("c1", 90.0), ("c2", 85.0), ("c3", 85.0)]
 
 
 def test_safe_name():

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 
@@ -60,46 +59,53 @@ def test_transcript_calls_schema_exact():
     ]
 
 
+CALLS_FILE_COLUMNS = [
+    ("call_id", "string", False),
+    ("agent_id", "string", True),
+    ("agent_name", "string", True),
+    ("team", "string", True),
+    ("started_at", "string", True),
+    ("duration_s", "double", True),
+    ("rubric_id", "string", True),
+    ("rubric_version", "string", True),
+    ("score", "double", True),
+    ("passed", "bool", True),
+    ("critical_failed", "bool", True),
+    ("status", "string", False),
+    ("error", "string", True),
+    ("model", "string", True),
+    ("processed_at", "string", True),
+    ("n_review", "int32", False),
+]
+
+ITEMS_FILE_COLUMNS = [
+    ("call_id", "string", False),
+    ("agent_id", "string", True),
+    ("item_id", "string", False),
+    ("item_name", "string", False),
+    ("result", "string", False),
+    ("points", "double", False),
+    ("max_points", "double", False),
+    ("critical", "bool", False),
+    ("needs_review", "bool", False),
+    ("matched_by", "string", True),
+    ("evidence_text", "string", True),
+    ("evidence_start", "double", True),
+    ("evidence_end", "double", True),
+    ("reason", "string", False),
+]
+
+CALL_DATE = ("call_date", "date32[day]", False)
+
+
 def test_calls_schema_exact():
-    assert _names_types(tables.CALLS_SCHEMA) == [
-        ("call_id", "string", False),
-        ("agent_id", "string", True),
-        ("agent_name", "string", True),
-        ("team", "string", True),
-        ("started_at", "string", True),
-        ("call_date", "date32[day]", False),
-        ("duration_s", "double", True),
-        ("rubric_id", "string", True),
-        ("rubric_version", "string", True),
-        ("score", "double", True),
-        ("passed", "bool", True),
-        ("critical_failed", "bool", True),
-        ("status", "string", False),
-        ("error", "string", True),
-        ("model", "string", True),
-        ("processed_at", "string", True),
-        ("n_review", "int32", False),
-    ]
+    assert _names_types(tables.CALLS_FILE_SCHEMA) == CALLS_FILE_COLUMNS
+    assert _names_types(tables.CALLS_SCHEMA) == CALLS_FILE_COLUMNS + [CALL_DATE]  # the partition column last
 
 
 def test_items_schema_exact():
-    assert _names_types(tables.ITEMS_SCHEMA) == [
-        ("call_id", "string", False),
-        ("call_date", "date32[day]", False),
-        ("agent_id", "string", True),
-        ("item_id", "string", False),
-        ("item_name", "string", False),
-        ("result", "string", False),
-        ("points", "double", False),
-        ("max_points", "double", False),
-        ("critical", "bool", False),
-        ("needs_review", "bool", False),
-        ("matched_by", "string", True),
-        ("evidence_text", "string", True),
-        ("evidence_start", "double", True),
-        ("evidence_end", "double", True),
-        ("reason", "string", False),
-    ]
+    assert _names_types(tables.ITEMS_FILE_SCHEMA) == ITEMS_FILE_COLUMNS
+    assert _names_types(tables.ITEMS_SCHEMA) == ITEMS_FILE_COLUMNS + [CALL_DATE]
 
 
 def _transcripts() -> list[CallTranscript]:
@@ -131,12 +137,14 @@ def test_transcript_table_rows_and_dropped_flag():
 def test_parquet_file_schema_is_the_declared_one(tmp_path: Path):
     tables.write_transcripts(tmp_path, _transcripts())
     tables.write_scores(tmp_path, [make_score(), make_failed_score()])
-    for rel, schema in (
+    files = [
         ("transcripts/transcripts.parquet", tables.TRANSCRIPT_SCHEMA),
         ("recordings/recordings.parquet", tables.TRANSCRIPT_CALLS_SCHEMA),
-        ("scores/calls.parquet", tables.CALLS_SCHEMA),
-        ("scores/items.parquet", tables.ITEMS_SCHEMA),
-    ):
+        ("scores/calls/call_date=2025-03-03/part-0.parquet", tables.CALLS_FILE_SCHEMA),
+        ("scores/calls/call_date=2025-03-04/part-0.parquet", tables.CALLS_FILE_SCHEMA),
+        ("scores/items/call_date=2025-03-03/part-0.parquet", tables.ITEMS_FILE_SCHEMA),
+    ]
+    for rel, schema in files:
         on_disk = pq.read_schema(tmp_path / rel)
         assert on_disk.names == schema.names
         # nested list fields may be renamed by the Parquet writer (item -> element); types match.
@@ -146,7 +154,16 @@ def test_parquet_file_schema_is_the_declared_one(tmp_path: Path):
 def test_scores_round_trip_with_failed_call(tmp_path: Path):
     written = [make_score("call_001"), make_failed_score("call_bad"), make_score("call_002", score=55.0, passed=False)]
     tables.write_scores(tmp_path, written)
-    assert tables.read_scores(tmp_path) == written
+    # by call date (call_bad has no started_at: the day it was processed, 03-04), then written order
+    assert tables.read_scores(tmp_path) == [written[0], written[2], written[1]]
+
+
+def test_score_tables_read_back_with_call_date(tmp_path: Path):
+    tables.write_scores(tmp_path, [make_score("call_001"), make_failed_score("call_bad")])
+    calls, items = tables.read_score_tables(tmp_path)
+    assert calls.schema == tables.CALLS_SCHEMA and items.schema == tables.ITEMS_SCHEMA
+    assert calls.column("call_date").to_pylist() == [date(2025, 3, 3), date(2025, 3, 4)]
+    assert set(items.column("call_date").to_pylist()) == {date(2025, 3, 3)}
 
 
 def test_failed_call_row_has_null_score_and_no_items():
@@ -194,16 +211,21 @@ def test_non_nullable_column_refuses_null():
         tables.scores_to_tables([bad])
 
 
+def _files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
 def test_atomic_write_leaves_no_temp_files(tmp_path: Path):
     tables.write_scores(tmp_path, [make_score()])
-    tables.write_scores(tmp_path, [make_score(), make_failed_score()])  # overwrite
+    tables.write_scores(tmp_path, [make_score(), make_failed_score()])  # rewrite
     tables.write_transcripts(tmp_path, _transcripts())
-    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert files == [
-        os.path.join("recordings", "recordings.parquet"),
-        os.path.join("scores", "calls.parquet"),
-        os.path.join("scores", "items.parquet"),
-        os.path.join("transcripts", "transcripts.parquet"),
+    tables.write_transcripts(tmp_path, _transcripts())
+    assert _files(tmp_path) == [
+        "recordings/recordings.parquet",
+        "scores/calls/call_date=2025-03-03/part-0.parquet",
+        "scores/calls/call_date=2025-03-04/part-0.parquet",
+        "scores/items/call_date=2025-03-03/part-0.parquet",
+        "transcripts/transcripts.parquet",
     ]
     assert len(tables.read_scores(tmp_path)) == 2
 
@@ -225,21 +247,154 @@ def test_atomic_write_failure_keeps_old_file_and_no_temp(tmp_path: Path, monkeyp
 def test_read_missing_output_is_input_error(tmp_path: Path):
     with pytest.raises(InputError, match="transcripts.parquet: not found"):
         tables.read_transcripts(tmp_path)
-    with pytest.raises(InputError, match="calls.parquet: not found"):
+    with pytest.raises(InputError, match="calls: not found"):
         tables.read_scores(tmp_path)
 
 
 def test_read_wrong_columns_is_input_error(tmp_path: Path):
-    tables.atomic_write_table(pa.table({"call_id": ["x"]}), tmp_path / "scores" / "calls.parquet")
-    tables.atomic_write_table(pa.table({"call_id": ["x"]}), tmp_path / "scores" / "items.parquet")
+    for name in ("calls", "items"):
+        tables.atomic_write_table(
+            pa.table({"call_id": ["x"]}), tmp_path / "scores" / name / "call_date=2025-03-03" / "part-0.parquet"
+        )
     with pytest.raises(InputError, match="missing columns agent_id"):
         tables.read_scores(tmp_path)
 
 
-def test_duckdb_reads_tables_if_installed(tmp_path: Path):
+def test_bad_partition_folder_is_input_error(tmp_path: Path):
+    tables.write_scores(tmp_path, [make_score()])
+    (tmp_path / "scores" / "calls" / "call_date=March").mkdir()
+    with pytest.raises(InputError, match="call_date=March: not a call_date=YYYY-MM-DD partition folder"):
+        tables.read_scores(tmp_path)
+
+
+def test_empty_batch_reads_back_empty(tmp_path: Path):
+    tables.write_scores(tmp_path, [])
+    assert tables.read_scores(tmp_path) == []
+    calls, items = tables.read_score_tables(tmp_path)
+    assert calls.schema == tables.CALLS_SCHEMA and calls.num_rows == 0 and items.num_rows == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# several nights in one output folder
+
+NIGHT_1 = "2025-03-03T{}:00:00+08:00"
+NIGHT_2 = "2025-03-04T{}:00:00+08:00"
+
+
+def _night_1(score_a: float = 85.0) -> list:
+    return [
+        make_score("n1_a", score=score_a, started_at=NIGHT_1.format(9)),
+        make_score("n1_b", score=60.0, passed=False, started_at=NIGHT_1.format(10)),
+        make_failed_score("n1_bad", started_at=NIGHT_1.format(11)),
+    ]
+
+
+def _night_2() -> list:
+    return [
+        make_score("n2_a", score=70.0, started_at=NIGHT_2.format(9)),
+        make_score("n2_b", score=95.0, agent_id="A1002", agent_name="李婷", started_at=NIGHT_2.format(14)),
+    ]
+
+
+@pytest.fixture()
+def two_nights(tmp_path: Path) -> Path:
+    """Night 1, night 2, then night 1 again with one call scored differently, all into one folder."""
+    tables.write_scores(tmp_path, _night_1())
+    tables.write_scores(tmp_path, _night_2())
+    tables.write_scores(tmp_path, _night_1(score_a=40.0))
+    return tmp_path
+
+
+def test_nights_accumulate_and_a_rerun_replaces(two_nights: Path):
+    got = {s.call_id: s for s in tables.read_scores(two_nights)}
+    assert sorted(got) == ["n1_a", "n1_b", "n1_bad", "n2_a", "n2_b"]
+    assert got["n1_a"].score == 40.0  # the re-run's verdict, not the first one's
+    assert len(got["n1_a"].items) == 6
+    assert _files(two_nights / "scores") == [
+        "calls/call_date=2025-03-03/part-0.parquet",
+        "calls/call_date=2025-03-04/part-0.parquet",
+        "items/call_date=2025-03-03/part-0.parquet",
+        "items/call_date=2025-03-04/part-0.parquet",
+    ]
+
+
+def test_rerun_is_idempotent(tmp_path: Path):
+    tables.write_scores(tmp_path, _night_1())
+    once = {p: p.read_bytes() for p in (tmp_path / "scores").rglob("*.parquet")}
+    tables.write_scores(tmp_path, _night_1())
+    assert {p: p.read_bytes() for p in (tmp_path / "scores").rglob("*.parquet")} == once
+
+
+def test_call_that_now_fails_loses_its_items(tmp_path: Path):
+    tables.write_scores(tmp_path, _night_1())
+    tables.write_scores(tmp_path, [make_failed_score("n1_a", started_at=NIGHT_1.format(9))])
+    calls, items = tables.read_score_tables(tmp_path)
+    assert calls.column("call_id").to_pylist().count("n1_a") == 1
+    assert "n1_a" not in items.column("call_id").to_pylist()
+    assert items.num_rows == 6  # n1_b's
+
+
+def test_call_whose_date_changed_moves(tmp_path: Path):
+    tables.write_scores(tmp_path, [make_score("c1", started_at=NIGHT_1.format(9))])
+    tables.write_scores(tmp_path, [make_score("c1", started_at=NIGHT_2.format(9))])
+    calls, items = tables.read_score_tables(tmp_path)
+    assert calls.column("call_date").to_pylist() == [date(2025, 3, 4)]
+    assert set(items.column("call_date").to_pylist()) == {date(2025, 3, 4)}
+    assert not (tmp_path / "scores" / "calls" / "call_date=2025-03-03").exists()  # emptied day removed
+
+
+def test_duckdb_reads_two_nights_as_one_dataset(two_nights: Path):
     duckdb = pytest.importorskip("duckdb")
-    tables.write_scores(tmp_path, [make_score("call_001"), make_failed_score("call_bad")])
-    got = duckdb.sql(
-        f"select status, count(*), avg(score) from '{tmp_path / 'scores' / 'calls.parquet'}' group by status order by status"
-    ).fetchall()
-    assert got == [("failed", 1, None), ("ok", 1, 85.0)]
+    calls = f"read_parquet('{two_nights}/scores/calls/**/*.parquet', hive_partitioning=true)"
+    items = f"read_parquet('{two_nights}/scores/items/**/*.parquet', hive_partitioning=true)"
+    assert duckdb.sql(f"select count(*), count(distinct call_id) from {calls}").fetchall() == [(5, 5)]
+    assert duckdb.sql(f"select call_date, count(*) from {calls} group by 1 order by 1").fetchall() == [
+        (date(2025, 3, 3), 3),
+        (date(2025, 3, 4), 2),
+    ]
+    assert duckdb.sql(f"select score from {calls} where call_id = 'n1_a'").fetchall() == [(40.0,)]
+    assert duckdb.sql(f"select count(*), count(distinct (call_id, item_id)) from {items}").fetchall() == [(24, 24)]
+    by_status = duckdb.sql(f"select status, count(*), avg(score) from {calls} group by 1 order by 1").fetchall()
+    assert by_status == [("failed", 1, None), ("ok", 4, pytest.approx((40 + 60 + 70 + 95) / 4))]
+
+
+def test_pyarrow_dataset_reads_two_nights(two_nights: Path):
+    import pyarrow.dataset as ds
+
+    calls = ds.dataset(two_nights / "scores" / "calls", format="parquet", partitioning="hive").to_table()
+    assert calls.num_rows == 5 and len(set(calls.column("call_id").to_pylist())) == 5
+    assert sorted(set(calls.column("call_date").to_pylist())) == ["2025-03-03", "2025-03-04"]
+    # with the declared partition type the dates come back as dates
+    typed = ds.dataset(
+        two_nights / "scores" / "items",
+        format="parquet",
+        partitioning=ds.partitioning(pa.schema([tables.PARTITION_FIELD]), flavor="hive"),
+    ).to_table()
+    assert typed.num_rows == 24
+    assert set(typed.column("call_date").to_pylist()) == {date(2025, 3, 3), date(2025, 3, 4)}
+
+
+def test_pandas_reads_two_nights(two_nights: Path):
+    pd = pytest.importorskip("pandas")
+    calls = pd.read_parquet(two_nights / "scores" / "calls")
+    assert len(calls) == 5 and calls["call_id"].is_unique
+    assert sorted(calls["call_date"].astype(str).unique()) == ["2025-03-03", "2025-03-04"]
+    items = pd.read_parquet(two_nights / "scores" / "items")
+    assert len(items) == 24 and not items.duplicated(["call_id", "item_id"]).any()
+
+
+def test_transcripts_accumulate_and_a_rerun_replaces(tmp_path: Path):
+    first = make_transcript("call_001")
+    tables.write_transcripts(tmp_path, [first, make_transcript("call_002")])
+    silent = CallTranscript(call_id="call_001", duration_s=5.0, n_channels=1, utterances=(), model="base")
+    tables.write_transcripts(tmp_path, [silent, make_transcript("call_003")])
+    back = tables.read_transcripts(tmp_path)
+    assert list(back) == ["call_002", "call_001", "call_003"]
+    assert back["call_001"] == silent  # none of the first run's utterances are left
+    assert back["call_002"] == make_transcript("call_002")
+
+
+def test_transcript_of_a_call_that_failed_this_time_is_dropped(tmp_path: Path):
+    tables.write_transcripts(tmp_path, [make_transcript("call_001"), make_transcript("call_002")])
+    tables.write_transcripts(tmp_path, [make_transcript("call_002")], replaces=["call_001", "call_002"])
+    assert list(tables.read_transcripts(tmp_path)) == ["call_002"]
