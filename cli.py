@@ -23,6 +23,11 @@ rubric_app = typer.Typer(help="Work with rubric files.", no_args_is_help=True)
 app.add_typer(rubric_app, name="rubric")
 
 
+class Decoder(str, Enum):
+    sequential = "sequential"
+    packed = "packed"
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -56,6 +61,9 @@ def run(
     compute_type: Annotated[Optional[str], typer.Option(help="CTranslate2 compute type. [default: int8 on CPU, float16 on GPU]")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Transcript cache. [default: ~/.cache/qa-pipeline/transcripts]")] = None,
     max_duration: Annotated[float, typer.Option(help="Longest call accepted, in minutes; longer ones fail.")] = 240.0,
+    beam_size: Annotated[int, typer.Option(help="Whisper beam size (1 = greedy, fastest).")] = 5,
+    decoder: Annotated[Decoder, typer.Option(help="sequential: one channel at a time; packed: speech packed into batched windows.")] = Decoder.sequential,
+    batch_size: Annotated[int, typer.Option(help="Windows per batch with --decoder packed.")] = 8,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
 ) -> None:
     """Transcribe and score every call under AUDIO_DIR; write OUT/transcripts, OUT/scores, OUT/reports.
@@ -67,12 +75,14 @@ def run(
       qa run recordings/ --out qa-out --name-pattern '{date}_{agent_id}_{call_id}.wav' --model large-v3
     """
     from qa_pipeline.pipeline import RunConfig, run_batch
+    from qa_pipeline.transcribe import TranscribeOptions
 
     _setup_logging(verbose)
     config = RunConfig(
         audio_dir=audio_dir, out=out, rubric=rubric or _default_rubric(), manifest=manifest,
         name_pattern=name_pattern, model=model, device=device.value, compute_type=compute_type,
         cache_dir=cache_dir, max_duration_s=max_duration * 60,
+        transcribe=TranscribeOptions(beam_size=beam_size, decoder=decoder.value, batch_size=batch_size),
     )
     _run_and_report(lambda progress: run_batch(config, on_progress=progress))
 

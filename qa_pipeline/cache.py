@@ -26,6 +26,7 @@ class CachedAudio:
     n_channels: int
     segments: tuple[RawSegment, ...]
     events: tuple[AudioEvent, ...]
+    speaker_turns: tuple[tuple[float, float, int], ...] | None = None  # mono: (start, end, cluster); None: not diarized
 
 
 def file_digest(path: Path) -> str:
@@ -66,6 +67,10 @@ class TranscriptCache:
                 RawSegment(**{**s, "words": tuple(RawWord(**w) for w in s["words"])}) for s in data["segments"]
             ),
             events=tuple(AudioEvent(**e) for e in data["events"]),
+            speaker_turns=(
+                tuple((float(a), float(b), int(c)) for a, b, c in data["speaker_turns"])
+                if data.get("speaker_turns") is not None else None
+            ),
         )
 
     def put(self, key: str, entry: CachedAudio) -> None:

@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -32,6 +32,8 @@ from qa_pipeline.parts import (PARTS_DIR, CallPart, call_inputs, changed_inputs,
 from qa_pipeline.records import CallMeta, CallScore, CallTranscript
 from qa_pipeline.rubric import Rubric, load_rubric
 from qa_pipeline.score import score_call
+from qa_pipeline.diarize import SpeakerModelMissing, default_embedder, diarize, speaker_model_id
+from qa_pipeline.diarize import speech_regions as diarize_regions
 from qa_pipeline.speakers import build_transcript
 from qa_pipeline.tones import find_busy_tones
 from qa_pipeline.runlog import RunLog
@@ -327,6 +329,7 @@ class TranscribeStage:
         self.config = config
         self.cache = cache
         self._transcriber = transcriber
+        self._embedder = None  # SpeakerEmbedder, False when missing, None before the first mono call
         if transcriber is not None:
             self.model_label = transcriber.describe()
         else:  # the same label whether or not this run ends up loading the model
@@ -337,11 +340,23 @@ class TranscribeStage:
         """What a call's result depends on besides its audio, metadata and rubric."""
         return {"model": self.config.model, "model_label": self.model_label, "device": self.config.device,
                 "compute_type": self.config.compute_type, "transcribe": self.config.transcribe.cache_key(),
+                "diarizer": speaker_model_id(),
                 "max_duration_s": self.config.max_duration_s}
 
     def cache_key(self, digest: str) -> str:
         return cache_key(digest, self.config.model, {**self.config.transcribe.cache_key(),
                                                      "compute_type": self.config.compute_type})
+
+    def embedder(self):
+        """The speaker-embedding model for mono calls, or None when it is not installed (mono calls
+        then keep one 'unknown' speaker; the warning says how to install it)."""
+        if self._embedder is None:
+            try:
+                self._embedder = default_embedder()
+            except SpeakerModelMissing as e:
+                logger.warning("mono calls get no speaker labels: %s", e)
+                self._embedder = False
+        return self._embedder or None
 
     def _model(self) -> Transcriber:
         if self._transcriber is None:
@@ -358,6 +373,7 @@ class TranscribeStage:
         digest = digest or audio_digest(meta.path)
         entry = self.cache.get(self.cache_key(digest))
         from_cache = entry is not None
+        audio = None
         if entry is None:
             t0 = time.monotonic()
             audio = decode(meta.path, max_duration_s=self.config.max_duration_s)
@@ -375,14 +391,24 @@ class TranscribeStage:
             events = [e for i, ch in enumerate(audio.channels) for e in find_busy_tones(ch, audio.sample_rate, channel=i)]
             stages["tones"] = time.monotonic() - t0
             entry = CachedAudio(audio.duration_s, audio.n_channels, tuple(segments), tuple(events))
-            del audio
             self.cache.put(self.cache_key(digest), entry)
         if not entry.segments:
             raise NoSpeech("no speech found in the recording (silent or not speech)")
+        if entry.n_channels == 1 and entry.speaker_turns is None and self.embedder() is not None:
+            t0 = time.monotonic()
+            if audio is None:
+                audio = decode(meta.path, max_duration_s=self.config.max_duration_s)
+            turns = diarize(audio.channels[0], audio.sample_rate, diarize_regions(audio.channels[0]),
+                            embedder=self.embedder())
+            entry = replace(entry, speaker_turns=tuple((t.start, t.end, t.cluster) for t in turns))
+            self.cache.put(self.cache_key(digest), entry)
+            stages["diarize"] = time.monotonic() - t0
+        del audio
         t0 = time.monotonic()
         transcript = build_transcript(
             meta, entry.segments, duration_s=entry.duration_s, n_channels=entry.n_channels,
             model=self.model_label, events=entry.events, split_gap_s=self.config.transcribe.split_gap_s,
+            speaker_turns=entry.speaker_turns,
         )
         stages["speakers"] = time.monotonic() - t0
         if not transcript.utterances:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Sequence
 
 from qa_pipeline.guards import GuardOptions, check_segment, trim_loop
@@ -89,9 +90,25 @@ def build_transcript(
     events: Sequence[AudioEvent] = (),
     split_gap_s: float = 1.0,
     guard_options: GuardOptions = GuardOptions(),
+    speaker_turns: Sequence[tuple[float, float, int]] | None = None,
 ) -> CallTranscript:
-    """Assemble one call's transcript: split on pauses, simplify, guard, label roles, number in time order."""
-    channel, method = agent_channel(segments, meta, n_channels)
+    """Assemble one call's transcript: split on pauses, simplify, guard, label roles, number in time order.
+
+    Stereo: one role per channel. Mono with `speaker_turns` (diarization clusters): segments are
+    split where the cluster changes and each cluster is a lane of its own, the agent's being the
+    one that says the agent's lines; mono without them: one 'unknown' speaker."""
+    if n_channels == 1 and speaker_turns:
+        from qa_pipeline.diarize import agent_cluster, split_by_speaker
+
+        by_speaker = split_by_speaker(segments, speaker_turns)
+        agent = agent_cluster(by_speaker)
+        # Until the utterances are made, a segment's `channel` holds its lane: here the cluster.
+        segments = [replace(p.segment, channel=p.cluster) for p in by_speaker]
+        lanes = {agent: AGENT, 1 - agent: CUSTOMER}
+        channel, method = None, "diarization"
+    else:
+        channel, method = agent_channel(segments, meta, n_channels)
+        lanes = {} if channel is None else {channel: AGENT, 1 - channel: CUSTOMER}
     kept: list[tuple[RawSegment, str]] = []
     dropped: list[tuple[RawSegment, str, str]] = []
     for piece in _pieces(segments, split_gap_s):
@@ -111,16 +128,14 @@ def build_transcript(
     dropped.sort(key=lambda triple: (triple[0].start, triple[0].channel))
 
     def role(segment: RawSegment) -> str:
-        if channel is None:
-            return UNKNOWN
-        return AGENT if segment.channel == channel else CUSTOMER
+        return lanes.get(segment.channel, UNKNOWN)
 
     def utterance(n: int, segment: RawSegment, text: str, prefix: str = "") -> Utterance:
         return Utterance(
             utterance_id=f"{meta.call_id}-{prefix}{n:05d}",
             call_id=meta.call_id,
             speaker=role(segment),
-            channel=segment.channel,
+            channel=segment.channel if n_channels > 1 else 0,
             start=round(segment.start, 3),
             end=round(segment.end, 3),
             text=text,

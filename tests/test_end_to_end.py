@@ -62,6 +62,10 @@ def test_transcripts_are_simplified_and_ordered(run_out):
     assert {r["speaker"] for r in dev_07} == {"agent", "customer"}
     # the agent is on the right channel in dev_07 (manifest agent_channel=1)
     assert {r["channel"] for r in dev_07 if r["speaker"] == "agent"} == {1}
+    # dev_11 is mono: CAM++ diarization splits it into agent and customer, the agent opening the call
+    dev_11 = [r for r in kept if r["call_id"] == "dev_11"]
+    assert {r["speaker"] for r in dev_11} == {"agent", "customer"}
+    assert dev_11[0]["speaker"] == "agent" and all(r["channel"] == 0 for r in dev_11)
     text = "".join(r["text"] for r in kept)
     for traditional in "這說請謝還麼":
         assert traditional not in text

@@ -1,0 +1,223 @@
+"""Mono diarization: Kaldi fbank, two-way clustering, word-level splitting, the agent's cluster,
+and (when the CAM++ model is installed) a real mono dev call against its reference turns."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qa_pipeline.diarize import (
+    INSTALL_COMMAND, DiarizeOptions, SpeakerEmbedder, SpeakerModelMissing, SpeakerSegment, SpeakerTurn,
+    agent_cluster, cluster_two, default_model_path, diarize, kmeans, speaker_roles, split_by_speaker, windows_for,
+)
+from qa_pipeline.fbank import fbank, normalize_mean, num_frames
+from qa_pipeline.records import AGENT, CUSTOMER
+from qa_pipeline.transcribe import RawSegment, RawWord
+
+SR = 16000
+
+
+def _chirp_and_tone() -> np.ndarray:
+    t = np.arange(SR) / SR
+    return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * (100 * t + 3450 * t * t))).astype(np.float32)
+
+
+# torchaudio.compliance.kaldi.fbank(x, num_mel_bins=80, dither=0.0) of _chirp_and_tone():
+# {frame: values at mel bins 0, 10, 25, 40, 60, 79}
+KALDI_REFERENCE = {
+    0: (-7.6832, -5.1766, -12.8917, -15.9424, -15.9424, -15.9424),
+    40: (-13.2259, -5.5945, -12.7948, -14.8452, -14.2779, -15.9424),
+    97: (-11.6404, -5.5873, -13.0392, -15.9424, -15.9424, -11.0868),
+}
+
+
+def test_fbank_matches_kaldi_reference_values():
+    features = fbank(_chirp_and_tone())
+    assert features.shape == (98, 80)
+    assert features.dtype == np.float32
+    for frame, values in KALDI_REFERENCE.items():
+        np.testing.assert_allclose(features[frame, [0, 10, 25, 40, 60, 79]], values, atol=0.01)
+
+
+def test_fbank_shape_and_tone_position():
+    assert num_frames(399) == 0 and fbank(np.zeros(399, np.float32)).shape == (0, 80)
+    assert fbank(np.zeros(400, np.float32)).shape == (1, 80)
+    tone = np.sin(2 * np.pi * 1000 * np.arange(SR) / SR).astype(np.float32)
+    low = np.sin(2 * np.pi * 200 * np.arange(SR) / SR).astype(np.float32)
+    assert fbank(tone).mean(axis=0).argmax() > fbank(low).mean(axis=0).argmax()
+    assert np.isfinite(fbank(np.zeros(SR, np.float32))).all()  # silence is floored, not -inf
+    with pytest.raises(ValueError, match="mono"):
+        fbank(np.zeros((2, SR), np.float32))
+
+
+def test_normalize_mean_zeroes_each_bin():
+    features = normalize_mean(fbank(_chirp_and_tone()))
+    np.testing.assert_allclose(features.mean(axis=0), 0.0, atol=1e-4)
+
+
+def _two_speakers(n_a: int, n_b: int, seed: int = 0, noise: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(2, 192))
+    truth = np.array([0] * n_a + [1] * n_b)
+    rng.shuffle(truth[1:])  # the first row stays speaker 0
+    return centres[truth] + noise * rng.normal(size=(len(truth), 192)) * np.linalg.norm(centres[0]) / np.sqrt(192), truth
+
+
+@pytest.mark.parametrize("n_a,n_b", [(30, 30), (60, 8), (8, 60), (5, 4)])
+def test_cluster_two_separates_speakers_even_when_unbalanced(n_a, n_b):
+    embeddings, truth = _two_speakers(n_a, n_b)
+    labels = cluster_two(embeddings)
+    assert labels[0] == 0
+    assert np.array_equal(labels, truth)
+
+
+def test_cluster_two_on_a_long_call_clusters_a_subset_and_assigns_the_rest():
+    embeddings, truth = _two_speakers(300, 120, seed=5)
+    assert np.array_equal(cluster_two(embeddings, DiarizeOptions(max_cluster_windows=60)), truth)
+
+
+def test_cluster_two_is_deterministic_and_handles_tiny_input():
+    embeddings, _ = _two_speakers(20, 20, seed=3)
+    assert np.array_equal(cluster_two(embeddings), cluster_two(embeddings.copy()))
+    assert cluster_two(embeddings[:2]).tolist() == [0, 0]
+    assert kmeans(np.array([[0.0], [0.1], [5.0], [5.1]]), 2).tolist() in ([0, 0, 1, 1], [1, 1, 0, 0])
+
+
+def test_windows_cover_regions_and_widen_short_ones():
+    windows = windows_for([(0.0, 4.0), (10.0, 10.2)], duration_s=20.0)
+    first = [w for w in windows if w[2] == 0]
+    assert first[0][0] == 0.0 and first[-1][1] == 4.0
+    assert all(round(e - s, 6) == 1.5 for s, e, _r in first)
+    short = [w for w in windows if w[2] == 1]
+    assert len(short) == 1 and short[0][1] - short[0][0] == pytest.approx(0.5)
+    assert short[0][0] < 10.0 and short[0][1] > 10.2
+
+
+class StepEmbedder:
+    """A fake speaker model: one voice before `change_s`, another after it."""
+
+    def __init__(self, change_s: float) -> None:
+        self.change_s = change_s
+
+    def embed_windows(self, samples, windows):
+        rng = np.random.default_rng(1)
+        a, b = rng.normal(size=(2, 16))
+        return np.array([a if (s + e) / 2 < self.change_s else b for s, e in windows]) + 0.01 * rng.normal(size=(len(windows), 16))
+
+
+def test_diarize_finds_the_change_inside_a_region():
+    samples = np.zeros(20 * SR, np.float32)
+    turns = diarize(samples, SR, [(1.0, 12.0), (14.0, 19.0)], embedder=StepEmbedder(6.0))
+    assert [t.cluster for t in turns] == [0, 1, 1]
+    assert turns[0].start == 1.0 and turns[-1].end == 19.0
+    assert abs(turns[0].end - 6.0) <= DiarizeOptions().hop_s
+    assert all(a.end <= b.start for a, b in zip(turns, turns[1:]))
+    assert diarize(samples, SR, [], embedder=StepEmbedder(6.0)) == []
+    with pytest.raises(ValueError, match="16000"):
+        diarize(samples, 8000, [(0.0, 1.0)], embedder=StepEmbedder(6.0))
+
+
+def _segment(words: list[tuple[str, float, float]], channel: int = 0) -> RawSegment:
+    raw = tuple(RawWord(text, start, end, 0.9) for text, start, end in words)
+    return RawSegment(channel, raw[0].start if raw else 0.0, raw[-1].end if raw else 1.0,
+                      "".join(w.text for w in raw), -0.3, 0.01, 1.2, raw)
+
+
+def test_split_by_speaker_cuts_where_the_speaker_changes():
+    # The agent asks, the customer answers 对 inside the same Whisper segment.
+    segment = _segment([("好的", 0.0, 0.6), ("是吗", 0.6, 1.2), ("对", 1.9, 2.3), ("我", 2.4, 2.6), ("是", 2.6, 3.0)])
+    turns = [SpeakerTurn(0.0, 1.5, 0), SpeakerTurn(1.5, 3.2, 1)]
+    pieces = split_by_speaker([segment], turns)
+    assert [(p.segment.text, p.cluster) for p in pieces] == [("好的是吗", 0), ("对我是", 1)]
+    assert pieces[0].segment.end == 1.2 and pieces[1].segment.start == 1.9
+    assert segment.text == "好的是吗对我是"  # input untouched
+
+
+def test_split_by_speaker_trims_a_word_that_runs_into_the_other_turn():
+    segment = _segment([("订", 4.3, 5.2), ("单号", 5.2, 5.8)])  # Whisper pinned 订 0.7 s early
+    pieces = split_by_speaker([segment], [SpeakerTurn(0.0, 4.5, 1), SpeakerTurn(4.5, 6.0, 0)])
+    assert [(p.segment.text, p.cluster) for p in pieces] == [("订单号", 0)]
+    assert pieces[0].segment.start == 4.5 and pieces[0].segment.words[0].start == 4.5
+
+
+def test_split_by_speaker_without_words_and_outside_turns():
+    bare = RawSegment(0, 10.0, 11.0, "嗯", -0.2, 0.0, 1.0, ())
+    far = _segment([("再见", 30.0, 30.5)])
+    pieces = split_by_speaker([far, bare], [SpeakerTurn(9.0, 12.0, 1), SpeakerTurn(20.0, 25.0, 0)])
+    assert [(p.segment.text, p.cluster) for p in pieces] == [("嗯", 1), ("再见", 0)]  # sorted; nearest turn
+    assert split_by_speaker([bare], []) == []
+
+
+def test_agent_cluster_follows_the_cues_not_the_order():
+    pieces = [
+        SpeakerSegment(_segment([("喂你好", 0.2, 1.0)]), 1),
+        SpeakerSegment(_segment([("您好天联宽带客服热线工号一零零一", 1.5, 5.0)]), 0),
+        SpeakerSegment(_segment([("我家宽带上不了网", 6.0, 8.0)]), 1),
+        SpeakerSegment(_segment([("感谢您的来电再见", 9.0, 10.0)]), 0),
+    ]
+    assert agent_cluster(pieces) == 0
+    assert [role for _s, role in speaker_roles(pieces)] == [CUSTOMER, AGENT, CUSTOMER, AGENT]
+
+
+def test_agent_cluster_by_homophones_and_tie_break():
+    # Whisper's 公號 for 工号 and 克服 for 客服 still count.
+    pieces = [SpeakerSegment(_segment([("嗯", 0.0, 0.3)]), 0), SpeakerSegment(_segment([("我是公號1001的克服", 1.0, 3.0)]), 1)]
+    assert agent_cluster(pieces) == 1
+    no_cues = [SpeakerSegment(_segment([("嗯", 2.0, 2.3)]), 1), SpeakerSegment(_segment([("好", 0.5, 0.8)]), 0)]
+    assert agent_cluster(no_cues) == 0  # whoever speaks first
+    assert agent_cluster([]) == 0
+
+
+def test_missing_model_names_the_install_command(tmp_path):
+    with pytest.raises(SpeakerModelMissing, match="install_speaker_model.sh"):
+        SpeakerEmbedder(tmp_path / "nope.onnx")
+    assert "install_speaker_model.sh" in INSTALL_COMMAND
+
+
+@pytest.fixture(scope="module")
+def embedder() -> SpeakerEmbedder:
+    path = default_model_path()
+    if not path.is_file():
+        pytest.skip(f"CAM++ speaker model not installed at {path} (install it with `{INSTALL_COMMAND}`)")
+    return SpeakerEmbedder(path)
+
+
+def test_embedder_gives_unit_comparable_vectors(embedder):
+    voice = _chirp_and_tone()
+    vector = embedder.embed(voice)
+    assert vector.shape == (192,) and np.isfinite(vector).all()
+    batch = embedder.embed_windows(np.concatenate([voice, voice]), [(0.0, 1.0), (1.0, 2.0), (0.25, 0.75)])
+    assert batch.shape == (3, 192)
+    np.testing.assert_allclose(batch[0], vector, atol=1e-4)
+    np.testing.assert_allclose(batch[1], vector, atol=1e-4)
+
+
+def test_real_mono_call_turns_match_the_reference(embedder, calls_dir, data_dir):
+    """dev_11 (mono 8 kHz): every reference turn, 对 included, lands on its speaker's cluster."""
+    from qa_pipeline.decode import decode
+    from qa_pipeline.diarize import speech_regions
+
+    reference = json.loads((data_dir / "dev_labels.json").read_text(encoding="utf-8"))["dev_11"]["turns"]
+    audio = decode(calls_dir / "dev_11.wav")
+    samples = audio.channels[0]
+    turns = diarize(samples, audio.sample_rate, speech_regions(samples), embedder=embedder)
+    assert turns and all(0 <= t.start < t.end <= audio.duration_s for t in turns)
+    assert all(a.end <= b.start for a, b in zip(turns, turns[1:]))
+
+    def majority(start: float, end: float) -> int:
+        overlap = np.zeros(2)
+        for t in turns:
+            overlap[t.cluster] += max(0.0, min(end, t.end) - max(start, t.start))
+        return int(overlap.argmax())
+
+    clusters = [majority(t["start"], t["end"]) for t in reference]
+    agent = clusters[0]
+    assert [AGENT if c == agent else CUSTOMER for c in clusters] == [t["speaker"] for t in reference]
+
+    # With the reference text as the words, the cues pick the agent's cluster.
+    segments = [_segment([(t["text"], t["start"], t["end"])]) for t in reference]
+    pieces = split_by_speaker(segments, turns)
+    assert agent_cluster(pieces) == agent
+    assert [role for _s, role in speaker_roles(pieces)] == [t["speaker"] for t in reference]
