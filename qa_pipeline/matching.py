@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from qa_pipeline.normalize import normalize_with_map, to_pinyin
 
@@ -110,6 +111,21 @@ def _make(p: PreparedText, phrase: Phrase, ns: int, ne: int, how: str, edits: in
 
 
 def _edit_distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    return _levenshtein()(a, b)
+
+
+@lru_cache(maxsize=1)
+def _levenshtein():
+    """rapidfuzz's C++ Levenshtein on syllable tuples; a plain DP where it is not installed."""
+    try:
+        from rapidfuzz.distance import Levenshtein
+
+        return Levenshtein.distance
+    except ImportError:
+        return _edit_distance_py
+
+
+def _edit_distance_py(a: tuple[str, ...], b: tuple[str, ...]) -> int:
     prev = list(range(len(b) + 1))
     for i, x in enumerate(a, 1):
         cur = [i]
@@ -117,6 +133,11 @@ def _edit_distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
         prev = cur
     return prev[-1]
+
+
+@lru_cache(maxsize=4096)
+def _phrase_pinyin(text: str) -> tuple[str, ...]:
+    return tuple(to_pinyin(text))
 
 
 def _pinyin_hits(
@@ -130,10 +151,11 @@ def _pinyin_hits(
         return []
     hits: list[tuple[int, int, int]] = []
     starts = [0] if anchored else range(len(text))
+    syllables = set(pat)
     i_min = 0
     for i in starts:
-        if i < i_min:
-            continue
+        if i < i_min or (not anchored and text[i] not in syllables):
+            continue  # a hit must start on one of the phrase's syllables (see below)
         best: tuple[int, int, int] | None = None
         for length in range(max(1, m - k), m + k + 1):
             window = tuple(text[i : i + length])
@@ -171,7 +193,7 @@ def find_all(p: PreparedText, phrase: Phrase, *, tolerance: int | None = None) -
             return tuple(found)
     if not phrase.by_sound or (len(phrase.text) < 2 and not phrase.anchored):
         return ()
-    pat = tuple(to_pinyin(phrase.text))
+    pat = _phrase_pinyin(phrase.text)
     k = default_tolerance(len(pat)) if tolerance is None else tolerance
     return tuple(
         _make(p, phrase, s, e, BY_PINYIN, d)

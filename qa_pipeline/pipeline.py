@@ -307,19 +307,35 @@ def rescore(out: Path, rubric_path: Path) -> BatchSummary:
     with output_lock(Path(out), "qa score"):
         _remove_temp_files(Path(out))
         transcripts = read_transcripts(out)
-        earlier = {s.call_id: s for s in read_scores(out)}
+        earlier = {s.call_id: s for s in read_scores(out)} if (Path(out) / "scores" / "calls").exists() else {}
+        processed_at = _now()
+        scored = score_many([(transcripts[m.call_id], m) for m in calls if m.call_id in transcripts], rubric, processed_at)
         scores: list[CallScore] = []
         for meta in calls:
-            if meta.call_id in transcripts:
-                scores.append(score_call(transcripts[meta.call_id], meta, rubric, processed_at=_now()))
+            if meta.call_id in scored:
+                scores.append(scored[meta.call_id])
             else:
                 error = earlier[meta.call_id].error if meta.call_id in earlier else "no transcript in the earlier run"
                 scores.append(failed_score(meta, rubric, error or "failed in the earlier run", model=None,
-                                           processed_at=_now()))
+                                           processed_at=processed_at))
         index = write_outputs(out, calls, transcripts, scores)
     failures = tuple((s.call_id, s.error or "") for s in scores if s.status != "ok")
     return BatchSummary(out, len(scores), len(scores) - len(failures), len(failures),
                         sum(t.duration_s for t in transcripts.values()), time.monotonic() - started, failures, index)
+
+
+def score_many(work: list[tuple[CallTranscript, CallMeta]], rubric: Rubric, processed_at: str) -> dict[str, CallScore]:
+    """Score many calls, on every core when there are enough of them (scoring is pure)."""
+    from functools import partial
+
+    from qa_pipeline.parallel import map_chunks
+
+    scores = map_chunks(partial(_score_chunk, rubric=rubric, processed_at=processed_at), work)
+    return {score.call_id: score for score in scores}
+
+
+def _score_chunk(work, *, rubric: Rubric, processed_at: str) -> list[CallScore]:
+    return [score_call(t, meta, rubric, processed_at=processed_at) for t, meta in work]
 
 
 class TranscribeStage:

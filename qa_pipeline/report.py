@@ -20,12 +20,14 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import jinja2
 
+from qa_pipeline.parallel import map_chunks
 from qa_pipeline.records import (
     AGENT,
     CUSTOMER,
@@ -445,9 +447,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            fh.write(text)  # no fsync: pages are rebuilt from the tables; the rename keeps them whole
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -493,10 +493,8 @@ def render_reports(
     generated = {"generated_by": "qa-pipeline"}
 
     calls_dir = root / "calls"
-    for s in scores:
-        meta = metas.get(s.call_id)
-        view = call_view(s, transcripts.get(s.call_id), meta, _audio_src(meta, calls_dir, audio_href))
-        atomic_write_text(calls_dir / f"{safe_name(s.call_id)}.html", call_tpl.render(call=view, **generated))
+    work = [(s, transcripts.get(s.call_id), metas.get(s.call_id)) for s in scores]
+    map_chunks(partial(_write_call_cards, calls_dir=calls_dir, audio_href=audio_href, template=call_tpl), work)
 
     everything = merge_scores(all_scores or (), scores)
     agents = agent_views(everything)
@@ -508,6 +506,14 @@ def render_reports(
     log.info("wrote %d call cards; index and %d agent pages over %d calls under %s",
              len(scores), len(agents), len(everything), root)
     return index_path
+
+
+def _write_call_cards(work, *, calls_dir: Path, audio_href, template) -> list[None]:
+    for score, transcript, meta in work:
+        view = call_view(score, transcript, meta, _audio_src(meta, calls_dir, audio_href))
+        atomic_write_text(calls_dir / f"{safe_name(score.call_id)}.html",
+                          template.render(call=view, generated_by="qa-pipeline"))
+    return []
 
 
 def merge_scores(earlier: Iterable[CallScore], latest: Iterable[CallScore]) -> list[CallScore]:

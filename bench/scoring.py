@@ -1,0 +1,110 @@
+"""Scoring and reporting speed: `qa score` on N already-transcribed synthetic calls.
+
+    .venv/bin/python bench/scoring.py --calls 10000
+
+Builds an OUT folder as `qa run` would leave it (transcripts, recordings, run.json) holding N calls
+made from the labelled dev calls' reference transcripts (each copy gets its own call_id, one of 40
+agents in 4 teams, a date in a 30-day month, and small time jitter), then times
+`pipeline.rescore(OUT, default rubric)`: scoring every call, writing the partitioned Parquet
+tables and rendering every call card, agent page and the index. The bound in issue 7/8: under 60 s
+for 10,000 calls on the 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa_pipeline.records import AGENT, CUSTOMER, AudioEvent, CallMeta, CallTranscript, Utterance, Word  # noqa: E402
+
+
+def reference_transcripts(labels: dict) -> list[tuple[dict, CallTranscript]]:
+    out = []
+    for call_id, label in sorted(labels.items()):
+        utterances = []
+        for n, turn in enumerate(label["turns"]):
+            text = turn["text"]
+            step = (turn["end"] - turn["start"]) / max(len(text), 1)
+            words = tuple(Word(ch, turn["start"] + i * step, turn["start"] + (i + 1) * step, 0.9) for i, ch in enumerate(text))
+            utterances.append(Utterance(f"{call_id}-{n:05d}", call_id, turn["speaker"], 0 if turn["speaker"] == AGENT else 1,
+                                        turn["start"], turn["end"], text, text, -0.3, 0.05, words))
+        events = tuple(AudioEvent("busy_tone", e["start"], e["end"], e.get("channel")) for e in label["events"] if e["type"] == "busy_tone")
+        out.append((label, CallTranscript(call_id, label["duration"], 2, tuple(utterances), "reference", events, 0, "manifest")))
+    return out
+
+
+def _vary(text: str, rng: random.Random, alphabet: str) -> str:
+    """Swap two of the text's characters for others from the corpus, so that no two synthetic calls
+    share an utterance (no cache inside the scorer gets an unfair hit)."""
+    chars = list(text)
+    for _ in range(2):
+        at = rng.randrange(len(chars))
+        if "\u4e00" <= chars[at] <= "\u9fff":
+            chars[at] = rng.choice(alphabet)
+    return "".join(chars)
+
+
+def synthetic(n: int, base: list[tuple[dict, CallTranscript]], seed: int = 7):
+    rng = random.Random(seed)
+    alphabet = "".join(sorted({ch for _l, t in base for u in t.utterances for ch in u.text if "\u4e00" <= ch <= "\u9fff"}))
+    agents = [(f"A{2000 + i}", f"坐席{i:02d}", f"第{i % 4 + 1}组") for i in range(40)]
+    for k in range(n):
+        label, t = base[k % len(base)]
+        call_id = f"c{k:06d}"
+        shift = rng.uniform(-0.2, 0.2)
+        utterances = []
+        for i, u in enumerate(t.utterances):
+            text = _vary(u.text, rng, alphabet)
+            words = tuple(Word(ch, max(0.0, w.start + shift), max(0.0, w.end + shift), w.prob) for ch, w in zip(text, u.words))
+            utterances.append(Utterance(f"{call_id}-{i:05d}", call_id, u.speaker, u.channel, max(0.0, u.start + shift),
+                                        max(0.0, u.end + shift), text, text, u.avg_logprob, u.no_speech_prob, words))
+        utterances = tuple(utterances)
+        agent_id, name, team = agents[rng.randrange(len(agents))]
+        day = 1 + rng.randrange(30)
+        meta = CallMeta(call_id=call_id, path=Path(f"/nonexistent/{call_id}.wav"), agent_id=agent_id, agent_name=name,
+                        team=team, started_at=f"2025-04-{day:02d}T{9 + rng.randrange(9):02d}:00:00+08:00",
+                        direction="inbound", hangup_by=rng.choice(["agent", "customer", None]))
+        yield meta, CallTranscript(call_id, t.duration_s, t.n_channels, utterances, t.model, t.events, 0, "manifest")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=10000)
+    parser.add_argument("--dev-labels", type=Path, default=ROOT / "tests" / "data" / "dev_labels.json")
+    parser.add_argument("--out", type=Path, default=None, help="keep the OUT folder here (default: a temp dir)")
+    args = parser.parse_args()
+
+    from qa_pipeline.pipeline import RUN_FILE, rescore
+    from qa_pipeline.rubric import rubric_path_default
+    from qa_pipeline.tables import write_transcripts
+
+    base = reference_transcripts(json.loads(args.dev_labels.read_text(encoding="utf-8")))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp) / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        metas, transcripts = zip(*synthetic(args.calls, base))
+        write_transcripts(out, list(transcripts))
+        (out / RUN_FILE).write_text(json.dumps({"audio_dir": "/nonexistent", "model": "reference", "calls": [
+            {**asdict(m), "path": str(m.path)} for m in metas]}, ensure_ascii=False), encoding="utf-8")
+        print(f"built {args.calls} transcribed calls in {time.monotonic() - started:.1f} s", flush=True)
+        started = time.monotonic()
+        summary = rescore(out, rubric_path_default())
+        wall = time.monotonic() - started
+        pages = sum(1 for _ in (out / "reports").rglob("*.html"))
+        print(f"qa score: {summary.total} calls scored ({summary.failed} failed), {pages} HTML pages, in {wall:.1f} s "
+              f"= {summary.total / wall:.0f} calls/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

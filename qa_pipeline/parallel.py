@@ -1,0 +1,40 @@
+"""Run a pure per-item function over many items on every core.
+
+Workers are forked, so they inherit the items (and the caller's loaded rubric, templates …) instead
+of receiving them pickled; only results travel back. Where fork is unavailable, or there are too few
+items for worker start-up to pay, everything runs in this process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_job: tuple[Callable, Sequence] | None = None  # what the forked workers read
+
+
+def map_chunks(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T], *, min_items: int = 500,
+               workers: int | None = None) -> list[R]:
+    """`fn(items[a:b])` over chunks of `items`, concatenated in order."""
+    workers = workers or min(os.cpu_count() or 1, 8)
+    if len(items) < min_items or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return list(fn(items))
+    global _job
+    size = -(-len(items) // (workers * 4))
+    ranges = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
+    _job = (fn, items)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_run_range, ranges)
+    finally:
+        _job = None
+    return [result for part in parts for result in part]
+
+
+def _run_range(bounds: tuple[int, int]) -> list:
+    fn, items = _job
+    return list(fn(items[bounds[0]:bounds[1]]))
