@@ -61,9 +61,9 @@ def run(
     compute_type: Annotated[Optional[str], typer.Option(help="CTranslate2 compute type. [default: int8 on CPU, float16 on GPU]")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Transcript cache. [default: ~/.cache/qa-pipeline/transcripts]")] = None,
     max_duration: Annotated[float, typer.Option(help="Longest call accepted, in minutes; longer ones fail.")] = 240.0,
-    beam_size: Annotated[int, typer.Option(help="Whisper beam size (1 = greedy, fastest).")] = 5,
-    decoder: Annotated[Decoder, typer.Option(help="sequential: one channel at a time; packed: speech packed into batched windows.")] = Decoder.sequential,
-    batch_size: Annotated[int, typer.Option(help="Windows per batch with --decoder packed.")] = 8,
+    beam_size: Annotated[int, typer.Option(help="Whisper beam size (1 = greedy, fastest).")] = 1,
+    decoder: Annotated[Decoder, typer.Option(help="packed: speech of several calls packed into batched windows; sequential: one channel at a time.")] = Decoder.packed,
+    batch_size: Annotated[int, typer.Option(help="Windows per batch with --decoder packed (more on a GPU).")] = 16,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
 ) -> None:
     """Transcribe and score every call under AUDIO_DIR; write OUT/transcripts, OUT/scores, OUT/reports.

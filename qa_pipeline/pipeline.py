@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from qa_pipeline.cache import CachedAudio, TranscriptCache, cache_key, file_digest
 from qa_pipeline.decode import DEFAULT_MAX_DURATION_S, check_readable, decode, is_silent
@@ -141,6 +141,9 @@ class _Todo:
     redo: str | None = None  # why an earlier run's part was not reused, e.g. "rubric changed"
 
 
+PREFILL_GROUP = 4  # calls transcribed together by the packed decoder: fuller batches, at most this many lost to a crash
+
+
 def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], on_progress, transcriber,
                 log: RunLog, started: float) -> BatchSummary:
     cache = TranscriptCache(config.cache_dir or cache_root() / "transcripts")
@@ -189,6 +192,8 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], on_pro
     eta = _Eta(todo)
     for n, item in enumerate(todo, start=1):
         t0 = time.monotonic()
+        if (n - 1) % PREFILL_GROUP == 0:  # the packed decoder batches the next few calls together
+            stage.prefill([(t.meta, t.digest) for t in todo[n - 1:n - 1 + PREFILL_GROUP] if not t.cached])
         part, from_cache, stages = _process(item, stage, rubric)
         write_part(parts_dir, part, before_rename=lambda: _fault("part-tmp", n))
         _fault("part", n)
@@ -346,6 +351,7 @@ class TranscribeStage:
         self.cache = cache
         self._transcriber = transcriber
         self._embedder = None  # SpeakerEmbedder, False when missing, None before the first mono call
+        self._prefilled: dict[str, dict[str, float]] = {}  # cache key → stage seconds, from prefill()
         if transcriber is not None:
             self.model_label = transcriber.describe()
         else:  # the same label whether or not this run ends up loading the model
@@ -362,6 +368,54 @@ class TranscribeStage:
     def cache_key(self, digest: str) -> str:
         return cache_key(digest, self.config.model, {**self.config.transcribe.cache_key(),
                                                      "compute_type": self.config.compute_type})
+
+    def prefill(self, work: Sequence[tuple[CallMeta, str | None]]) -> None:
+        """Transcribe the uncached calls of `work` together and cache them: the packed decoder
+        fills its batches from all of them. A call that cannot be decoded is left to run(), which
+        meets the same error and reports it; so is the whole group when the model fails on it."""
+        if self.config.transcribe.decoder != "packed":
+            return
+        pending = []
+        for meta, digest in work:
+            if digest is None or self.cache.contains(self.cache_key(digest)):
+                continue
+            t0 = time.monotonic()
+            try:
+                audio = decode(meta.path, max_duration_s=self.config.max_duration_s)
+            except CallFailed:
+                continue
+            if not is_silent(audio):
+                pending.append((digest, audio, time.monotonic() - t0))
+        if len(pending) < 2:
+            return
+        t0 = time.monotonic()
+        try:
+            results = self._model().transcribe_many([audio.channels for _d, audio, _s in pending])
+        except (CallFailed, RuntimeError):
+            return  # run() tries each call alone, so that only a call the model fails on fails
+        total_audio = sum(audio.duration_s for _d, audio, _s in pending) or 1.0
+        transcribe_s = time.monotonic() - t0
+        for (digest, audio, decode_s), segments in zip(pending, results):
+            stages = {"decode": decode_s, "transcribe": transcribe_s * audio.duration_s / total_audio}
+            entry = self._entry(audio, segments, stages)
+            self.cache.put(self.cache_key(digest), entry)
+            self._prefilled[self.cache_key(digest)] = stages
+
+    def _entry(self, audio, segments, stages: dict[str, float]) -> CachedAudio:
+        """What the cache keeps of a freshly transcribed call: segments, tones, speaker turns."""
+        t0 = time.monotonic()
+        events = [e for i, ch in enumerate(audio.channels) for e in find_busy_tones(ch, audio.sample_rate, channel=i)]
+        stages["tones"] = time.monotonic() - t0
+        entry = CachedAudio(audio.duration_s, audio.n_channels, tuple(segments), tuple(events))
+        return self._diarized(entry, audio, stages)
+
+    def _diarized(self, entry: CachedAudio, audio, stages: dict[str, float]) -> CachedAudio:
+        if entry.n_channels != 1 or entry.speaker_turns is not None or not entry.segments or self.embedder() is None:
+            return entry
+        t0 = time.monotonic()
+        turns = diarize(audio.channels[0], audio.sample_rate, diarize_regions(audio.channels[0]), embedder=self.embedder())
+        stages["diarize"] = time.monotonic() - t0
+        return replace(entry, speaker_turns=tuple((t.start, t.end, t.cluster) for t in turns))
 
     def embedder(self):
         """The speaker-embedding model for mono calls, or None when it is not installed (mono calls
@@ -387,8 +441,10 @@ class TranscribeStage:
         """The call's transcript and whether it came from the cache; each stage's seconds go into `stages`."""
         stages = {} if stages is None else stages
         digest = digest or audio_digest(meta.path)
-        entry = self.cache.get(self.cache_key(digest))
-        from_cache = entry is not None
+        key = self.cache_key(digest)
+        entry = self.cache.get(key)
+        from_cache = entry is not None and key not in self._prefilled
+        stages.update(self._prefilled.pop(key, {}))
         audio = None
         if entry is None:
             t0 = time.monotonic()
@@ -403,22 +459,14 @@ class TranscribeStage:
             except RuntimeError as e:  # ctranslate2 (out of memory, CUDA …) on this call: the batch goes on
                 raise CallFailed(f"speech model failed: {e}") from e
             stages["transcribe"] = time.monotonic() - t0
-            t0 = time.monotonic()
-            events = [e for i, ch in enumerate(audio.channels) for e in find_busy_tones(ch, audio.sample_rate, channel=i)]
-            stages["tones"] = time.monotonic() - t0
-            entry = CachedAudio(audio.duration_s, audio.n_channels, tuple(segments), tuple(events))
-            self.cache.put(self.cache_key(digest), entry)
+            entry = self._entry(audio, segments, stages)
+            self.cache.put(key, entry)
         if not entry.segments:
             raise NoSpeech("no speech found in the recording (silent or not speech)")
         if entry.n_channels == 1 and entry.speaker_turns is None and self.embedder() is not None:
-            t0 = time.monotonic()
-            if audio is None:
-                audio = decode(meta.path, max_duration_s=self.config.max_duration_s)
-            turns = diarize(audio.channels[0], audio.sample_rate, diarize_regions(audio.channels[0]),
-                            embedder=self.embedder())
-            entry = replace(entry, speaker_turns=tuple((t.start, t.end, t.cluster) for t in turns))
-            self.cache.put(self.cache_key(digest), entry)
-            stages["diarize"] = time.monotonic() - t0
+            # cached before the speaker model was installed
+            entry = self._diarized(entry, audio or decode(meta.path, max_duration_s=self.config.max_duration_s), stages)
+            self.cache.put(key, entry)
         del audio
         t0 = time.monotonic()
         transcript = build_transcript(

@@ -23,7 +23,7 @@ def test_key_changes_with_audio_model_and_options(tmp_path):
     assert base == cache_key("abc", "base", TranscribeOptions().cache_key())
     assert base != cache_key("abd", "base", options)
     assert base != cache_key("abc", "small", options)
-    assert base != cache_key("abc", "base", TranscribeOptions(beam_size=1).cache_key())
+    assert base != cache_key("abc", "base", TranscribeOptions(beam_size=5).cache_key())
 
 
 def test_digest_is_of_content_not_name(tmp_path):

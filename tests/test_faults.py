@@ -288,6 +288,9 @@ def test_file_vanishing_mid_run_and_model_error_cost_one_call(clean, tmp_path, c
         def transcribe(self, channels):
             raise RuntimeError("CUDA failed with error out of memory")
 
+        def transcribe_many(self, calls):
+            raise RuntimeError("CUDA failed with error out of memory")
+
     def progress(p) -> None:
         if p.call_id == "a_good":
             (audio / "c_gone.wav").unlink()  # vanishes after discovery, before its turn

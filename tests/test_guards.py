@@ -56,17 +56,18 @@ def test_packed_windows_map_words_back_to_their_channel_and_time():
         [(0, 1.0, 3.0), (0, 10.0, 11.0)], [(1, 4.0, 6.0)]]
     channels = [np.zeros(16000 * 12, np.float32), np.zeros(16000 * 12, np.float32)]
     joined, clips, placed = render_windows(windows, channels, pause_s=1.0, noise_floor=0.0)
-    # window 1: 2 s + 1 s pause + 1 s + 1 s trailing pause; window 2: 2 s + 1 s
-    assert [(round(c["start"], 2), round(c["end"], 2)) for c in clips] == [(0.0, 5.0), (5.0, 8.0)]
-    assert len(joined) == 8 * 16000
-    assert [(p.channel, p.at) for p in placed] == [(0, 0.0), (0, 3.0), (1, 5.0)]
+    # each window starts on a whole second at least 4 s after the last; window 1: 2 s + 1 s pause
+    # + 1 s + 1 s trailing pause; window 2: 2 s + 1 s
+    assert [(round(c["start"], 2), round(c["end"], 2)) for c in clips] == [(4.0, 9.0), (13.0, 16.0)]
+    assert len(joined) == 16 * 16000
+    assert [(p.channel, p.at) for p in placed] == [(0, 4.0), (0, 7.0), (1, 13.0)]
 
     def word(text, start, end):
         return SimpleNamespace(word=text, start=start, end=end, probability=0.9)
 
     segment = SimpleNamespace(avg_logprob=-0.2, no_speech_prob=0.1, compression_ratio=1.0,
-                              words=[word("请稍等", 0.5, 1.5), word("久等了", 3.2, 3.8)])
+                              words=[word("请稍等", 4.5, 5.5), word("久等了", 7.2, 7.8)])
     pieces = unpack_segment(segment, placed)
     assert [(p.channel, p.text, p.start, p.end) for p in pieces] == [(0, "请稍等", 1.5, 2.5), (0, "久等了", 10.2, 10.8)]
-    other = SimpleNamespace(avg_logprob=-0.2, no_speech_prob=0.1, compression_ratio=1.0, words=[word("对", 5.5, 5.8)])
+    other = SimpleNamespace(avg_logprob=-0.2, no_speech_prob=0.1, compression_ratio=1.0, words=[word("对", 13.5, 13.8)])
     assert [(p.channel, p.start, p.end) for p in unpack_segment(other, placed)] == [(1, 4.5, 4.8)]
