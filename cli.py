@@ -63,7 +63,7 @@ def run(
     max_duration: Annotated[float, typer.Option(help="Longest call accepted, in minutes; longer ones fail.")] = 240.0,
     beam_size: Annotated[int, typer.Option(help="Whisper beam size (1 = greedy, fastest).")] = 1,
     decoder: Annotated[Decoder, typer.Option(help="packed: speech of several calls packed into batched windows; sequential: one channel at a time.")] = Decoder.packed,
-    batch_size: Annotated[int, typer.Option(help="Windows per batch with --decoder packed (more on a GPU).")] = 16,
+    batch_size: Annotated[int, typer.Option(help="Windows per batch with --decoder packed; 0 = from free GPU memory (CUDA) or 16 (CPU).")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
 ) -> None:
     """Transcribe and score every call under AUDIO_DIR; write OUT/transcripts, OUT/scores, OUT/reports.
@@ -85,6 +85,43 @@ def run(
         transcribe=TranscribeOptions(beam_size=beam_size, decoder=decoder.value, batch_size=batch_size),
     )
     _run_and_report(lambda progress: run_batch(config, on_progress=progress))
+
+
+@app.command()
+def transcribe(
+    audio_dir: Annotated[Path, typer.Argument(help="Folder of recordings (searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the transcript tables.")],
+    manifest: Annotated[Optional[Path], typer.Option(help="CSV with call_id,path,agent_id,... (paths relative to it).")] = None,
+    name_pattern: Annotated[Optional[str], typer.Option(help="Metadata from file names, e.g. '{date}_{agent_id}_{call_id}.wav'.")] = None,
+    model: Annotated[str, typer.Option(help="'base' (embedded), a hub name such as large-v3, or a CTranslate2 folder.")] = "base",
+    device: Annotated[Device, typer.Option(help="Where Whisper runs.")] = Device.auto,
+    compute_type: Annotated[Optional[str], typer.Option(help="CTranslate2 compute type. [default: int8 on CPU, float16 on GPU]")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Transcript cache. [default: ~/.cache/qa-pipeline/transcripts]")] = None,
+    max_duration: Annotated[float, typer.Option(help="Longest call accepted, in minutes; longer ones fail.")] = 240.0,
+    beam_size: Annotated[int, typer.Option(help="Whisper beam size (1 = greedy, fastest).")] = 1,
+    decoder: Annotated[Decoder, typer.Option(help="packed: speech of several calls packed into batched windows; sequential: one channel at a time.")] = Decoder.packed,
+    batch_size: Annotated[int, typer.Option(help="Windows per batch with --decoder packed; 0 = from free GPU memory (CUDA) or 16 (CPU).")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
+) -> None:
+    """Transcribe every call under AUDIO_DIR into the transcript cache and OUT/transcripts; no scoring.
+
+    A later `qa run` on the same audio with the same model and options transcribes nothing again.
+
+    Example:
+
+      qa transcribe recordings/2025-03-03 --out qa-out/2025-03-03 --manifest recordings/2025-03-03/manifest.csv
+    """
+    from qa_pipeline.pipeline import RunConfig, transcribe_batch
+    from qa_pipeline.transcribe import TranscribeOptions
+
+    _setup_logging(verbose)
+    config = RunConfig(
+        audio_dir=audio_dir, out=out, rubric=Path("-"), manifest=manifest, name_pattern=name_pattern, model=model,
+        device=device.value, compute_type=compute_type, cache_dir=cache_dir, max_duration_s=max_duration * 60,
+        transcribe=TranscribeOptions(beam_size=beam_size, decoder=decoder.value, batch_size=batch_size),
+    )
+    _run_and_report(lambda progress: transcribe_batch(config, on_progress=progress), done="transcribed",
+                    result="transcripts")
 
 
 @app.command()
@@ -142,7 +179,7 @@ def rubric_check(file: Annotated[Path, typer.Argument(help="Rubric YAML to valid
         typer.echo(f"  {item.id:<26} {item.weight:>5g} pts  {item.check.type}{'  (critical)' if item.critical else ''}")
 
 
-def _run_and_report(job) -> None:
+def _run_and_report(job, *, done: str = "scored", result: str = "report") -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -168,7 +205,7 @@ def _run_and_report(job) -> None:
     speed = (f", {summary.audio_s / summary.wall_s:.1f}× real time"
              if summary.wall_s > 0 and summary.audio_s and not summary.reused else "")
     reused = f"; {summary.reused} done by an earlier run" if summary.reused else ""
-    typer.echo(f"{summary.total} calls: {summary.ok} scored, {summary.failed} failed "
+    typer.echo(f"{summary.total} calls: {summary.ok} {done}, {summary.failed} failed "
                f"({summary.audio_s / 60:.1f} min of audio in {summary.wall_s:.0f} s{speed}{reused})")
     for call_id, error in summary.failures[:MAX_FAILURES_SHOWN]:
         typer.echo(f"  failed {call_id}: {error}")
@@ -178,7 +215,7 @@ def _run_and_report(job) -> None:
         typer.echo(f"failed calls: {summary.failed_list.resolve()} (run the same command again to retry those marked retry=yes)")
     if summary.run_log:
         typer.echo(f"run log: {summary.run_log.resolve()}")
-    typer.echo(f"report: {summary.report_index.resolve()}")
+    typer.echo(f"{result}: {summary.report_index.resolve()}")
     if summary.failed:
         raise typer.Exit(1)
 

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +35,7 @@ from qa_pipeline.rubric import Rubric, load_rubric
 from qa_pipeline.score import score_call
 from qa_pipeline.diarize import SpeakerModelMissing, default_embedder, diarize, speaker_model_id
 from qa_pipeline.diarize import speech_regions as diarize_regions
-from qa_pipeline.speakers import build_transcript
+from qa_pipeline.speakers import build_transcript, channel_levels
 from qa_pipeline.tones import find_busy_tones
 from qa_pipeline.runlog import RunLog
 from qa_pipeline.transcribe import TranscribeOptions, Transcriber, pick_compute_type, pick_device
@@ -190,10 +191,18 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], on_pro
     # 2. the rest: cached transcripts first, so that the ETA soon measures only real transcription
     todo.sort(key=lambda t: not t.cached)
     eta = _Eta(todo)
+    groups = [[(t.meta, t.digest) for t in todo[i:i + PREFILL_GROUP] if not t.cached]
+              for i in range(0, len(todo), PREFILL_GROUP)]
+    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-decode")
+    ahead = prefetch.submit(stage.decode_group, groups[0]) if groups else None
     for n, item in enumerate(todo, start=1):
         t0 = time.monotonic()
         if (n - 1) % PREFILL_GROUP == 0:  # the packed decoder batches the next few calls together
-            stage.prefill([(t.meta, t.digest) for t in todo[n - 1:n - 1 + PREFILL_GROUP] if not t.cached])
+            group = (n - 1) // PREFILL_GROUP
+            decoded = ahead.result()
+            # decode the next group in a worker while the model works on this one (bounded: one ahead)
+            ahead = prefetch.submit(stage.decode_group, groups[group + 1]) if group + 1 < len(groups) else None
+            stage.prefill(groups[group], decoded)
         part, from_cache, stages = _process(item, stage, rubric)
         write_part(parts_dir, part, before_rename=lambda: _fault("part-tmp", n))
         _fault("part", n)
@@ -209,6 +218,7 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], on_pro
             on_progress(Progress(done, len(calls), item.meta.call_id, part.score.status, audio_s, from_cache,
                                  reused=False, audio_done_s=audio_done, eta_s=eta.seconds_left()))
 
+    prefetch.shutdown(wait=True)
     # 3. consolidate: every output is written again from the parts, in discovery order
     ordered = [results[c.call_id] for c in calls]
     scores = [p.score for p in ordered]
@@ -302,6 +312,47 @@ class _Eta:
         return total
 
 
+def transcribe_batch(config: RunConfig, on_progress: Callable[[Progress], None] | None = None) -> BatchSummary:
+    """Transcribe every call into the transcript cache and OUT/transcripts, OUT/recordings; no
+    scoring. A later `qa run` with the same model and options transcribes nothing again."""
+    from qa_pipeline.tables import write_transcripts
+
+    started = time.monotonic()
+    calls = discover(config.audio_dir, manifest=config.manifest, name_pattern=config.name_pattern)
+    try:
+        config.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the output folder {config.out}: {e.strerror or e}") from e
+    stage = TranscribeStage(config, TranscriptCache(config.cache_dir or cache_root() / "transcripts"))
+    transcripts: dict[str, CallTranscript] = {}
+    failures: list[tuple[str, str]] = []
+    audio_s = 0.0
+    with output_lock(config.out, "qa transcribe"):
+        digests: dict[str, str | None] = {}
+        for meta in calls:
+            try:
+                digests[meta.call_id] = audio_digest(meta.path)
+            except AudioMissing:
+                digests[meta.call_id] = None
+        for n, meta in enumerate(calls, start=1):
+            if (n - 1) % PREFILL_GROUP == 0:
+                stage.prefill([(m, digests[m.call_id]) for m in calls[n - 1:n - 1 + PREFILL_GROUP]])
+            try:
+                transcript, from_cache = stage.run(meta, digests[meta.call_id] or audio_digest(meta.path), {})
+                transcripts[meta.call_id] = transcript
+                audio_s += transcript.duration_s
+                status, seconds = "ok", transcript.duration_s
+            except CallFailed as e:
+                failures.append((meta.call_id, str(e)))
+                status, seconds, from_cache = "failed", 0.0, False
+            if on_progress:
+                on_progress(Progress(n, len(calls), meta.call_id, status, seconds, from_cache, audio_done_s=audio_s))
+        write_transcripts(config.out, [transcripts[c.call_id] for c in calls if c.call_id in transcripts],
+                          replaces=[c.call_id for c in calls])
+    return BatchSummary(config.out, len(calls), len(transcripts), len(failures), audio_s, time.monotonic() - started,
+                        tuple(failures), config.out / "transcripts" / "transcripts.parquet")
+
+
 def rescore(out: Path, rubric_path: Path) -> BatchSummary:
     """Score the transcripts of an earlier run again with `rubric_path`, without any model."""
     from qa_pipeline.tables import read_scores, read_transcripts
@@ -369,23 +420,14 @@ class TranscribeStage:
         return cache_key(digest, self.config.model, {**self.config.transcribe.cache_key(),
                                                      "compute_type": self.config.compute_type})
 
-    def prefill(self, work: Sequence[tuple[CallMeta, str | None]]) -> None:
+    def prefill(self, work: Sequence[tuple[CallMeta, str | None]], decoded=None) -> None:
         """Transcribe the uncached calls of `work` together and cache them: the packed decoder
         fills its batches from all of them. A call that cannot be decoded is left to run(), which
-        meets the same error and reports it; so is the whole group when the model fails on it."""
+        meets the same error and reports it; so is the whole group when the model fails on it.
+        `decoded`: what decode_group(work) returned, when a worker thread ran it ahead of time."""
         if self.config.transcribe.decoder != "packed":
             return
-        pending = []
-        for meta, digest in work:
-            if digest is None or self.cache.contains(self.cache_key(digest)):
-                continue
-            t0 = time.monotonic()
-            try:
-                audio = decode(meta.path, max_duration_s=self.config.max_duration_s)
-            except CallFailed:
-                continue
-            if not is_silent(audio):
-                pending.append((digest, audio, time.monotonic() - t0))
+        pending = decoded if decoded is not None else self.decode_group(work)
         if len(pending) < 2:
             return
         t0 = time.monotonic()
@@ -401,13 +443,40 @@ class TranscribeStage:
             self.cache.put(self.cache_key(digest), entry)
             self._prefilled[self.cache_key(digest)] = stages
 
+    def decode_group(self, work: Sequence[tuple[CallMeta, str | None]]) -> list:
+        """(digest, audio, seconds) of each uncached, decodable, non-silent call of `work`; safe to
+        run in a worker thread while the model works on the previous group."""
+        if self.config.transcribe.decoder != "packed":
+            return []
+        pending = []
+        for meta, digest in work:
+            if digest is None or self.cache.contains(self.cache_key(digest)):
+                continue
+            t0 = time.monotonic()
+            try:
+                audio = decode(meta.path, max_duration_s=self.config.max_duration_s)
+            except CallFailed:
+                continue
+            if not is_silent(audio):
+                pending.append((digest, audio, time.monotonic() - t0))
+        return pending
+
     def _entry(self, audio, segments, stages: dict[str, float]) -> CachedAudio:
         """What the cache keeps of a freshly transcribed call: segments, tones, speaker turns."""
         t0 = time.monotonic()
         events = [e for i, ch in enumerate(audio.channels) for e in find_busy_tones(ch, audio.sample_rate, channel=i)]
         stages["tones"] = time.monotonic() - t0
         entry = CachedAudio(audio.duration_s, audio.n_channels, tuple(segments), tuple(events))
-        return self._diarized(entry, audio, stages)
+        return self._diarized(self._levelled(entry, audio, stages), audio, stages)
+
+    def _levelled(self, entry: CachedAudio, audio, stages: dict[str, float]) -> CachedAudio:
+        """Stereo: each channel's loudness envelope, for telling channel bleed from speech."""
+        if entry.n_channels != 2 or entry.levels is not None:
+            return entry
+        t0 = time.monotonic()
+        levels = channel_levels(audio.channels, audio.sample_rate)
+        stages["levels"] = time.monotonic() - t0
+        return replace(entry, levels=levels)
 
     def _diarized(self, entry: CachedAudio, audio, stages: dict[str, float]) -> CachedAudio:
         if entry.n_channels != 1 or entry.speaker_turns is not None or not entry.segments or self.embedder() is None:
@@ -467,12 +536,15 @@ class TranscribeStage:
             # cached before the speaker model was installed
             entry = self._diarized(entry, audio or decode(meta.path, max_duration_s=self.config.max_duration_s), stages)
             self.cache.put(key, entry)
+        if entry.n_channels == 2 and entry.levels is None:  # cached before levels were kept
+            entry = self._levelled(entry, audio or decode(meta.path, max_duration_s=self.config.max_duration_s), stages)
+            self.cache.put(key, entry)
         del audio
         t0 = time.monotonic()
         transcript = build_transcript(
             meta, entry.segments, duration_s=entry.duration_s, n_channels=entry.n_channels,
             model=self.model_label, events=entry.events, split_gap_s=self.config.transcribe.split_gap_s,
-            speaker_turns=entry.speaker_turns,
+            speaker_turns=entry.speaker_turns, levels=entry.levels,
         )
         stages["speakers"] = time.monotonic() - t0
         if not transcript.utterances:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -44,7 +45,7 @@ class TranscribeOptions:
     # together in batches (2.4x plain faster-whisper on dev-calls, agreement unchanged);
     # sequential: faster-whisper's own loop, channel after channel (with beam 5: 13.3% CER, 1.25x).
     decoder: str = "packed"
-    batch_size: int = 16
+    batch_size: int = 0  # 0: auto (from free GPU memory on CUDA, CPU_BATCH_SIZE on the CPU)
     max_window_s: float = 30.0  # Whisper's window
     window_pause_s: float = 1.0  # silence put between two regions packed into one window
     without_timestamps: bool = False  # with timestamp tokens Whisper skips fewer sentences of a window
@@ -92,6 +93,29 @@ def pick_compute_type(device: str, compute_type: str | None) -> str:
     return "float16" if device == "cuda" else "int8"
 
 
+# Rough GPU memory one window in a batch needs (encoder activations + beam state), by model size.
+_GB_PER_WINDOW = {"tiny": 0.05, "base": 0.08, "small": 0.2, "medium": 0.45, "large": 0.8, "turbo": 0.6}
+
+
+def batch_size_for(free_bytes: int, model: str, *, floor: int = 8, ceiling: int = 64) -> int:
+    """Windows per batch that fit in half of `free_bytes` of GPU memory for `model`."""
+    name = Path(model).name.lower()
+    per_window = next((gb for key, gb in _GB_PER_WINDOW.items() if key in name), _GB_PER_WINDOW["large"])
+    return max(floor, min(ceiling, int(free_bytes / 2 / (per_window * 2**30))))
+
+
+def free_gpu_memory() -> int | None:
+    """Free memory of GPU 0 in bytes (nvidia-smi), or None where that cannot be read."""
+    import subprocess
+
+    try:
+        result = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", "0"],
+                                capture_output=True, text=True, timeout=10, check=True)
+        return int(result.stdout.strip().splitlines()[0]) * 2**20
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
 class Transcriber:
     """Owns one WhisperModel; `transcribe(channels)` returns the raw segments of every channel."""
 
@@ -110,6 +134,10 @@ class Transcriber:
         self.device = pick_device(device)
         self.compute_type = pick_compute_type(self.device, compute_type)
         self.options = options or TranscribeOptions()
+        if self.options.batch_size <= 0:  # auto: from free GPU memory, else the CPU default
+            free = free_gpu_memory() if self.device == "cuda" else None
+            self.options = replace(self.options, batch_size=batch_size_for(free, model) if free else CPU_BATCH_SIZE)
+            logger.info("batch size %d (%s)", self.options.batch_size, "from free GPU memory" if free else "CPU default")
         location = resolve_model(model)
         try:
             self._model = WhisperModel(
@@ -226,6 +254,7 @@ def _raw_segment(s, channel: int, shift: float) -> RawSegment:
     )
 
 
+CPU_BATCH_SIZE = 16  # on 2 cores, 16 and 32 measured alike; 8 was slower
 WINDOW_SPACER_S = 4.0  # > 4 x faster-whisper's longest median word (0.7 s)
 MIN_RETRY_S = 0.3  # shorter VAD regions that got no words are left alone
 RETRY_MAX_NO_SPEECH = 0.6  # a region decoded alone is more likely noise: keep it only if Whisper heard speech

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 from cli import app
 
 runner = CliRunner()
-COMMANDS = [["run"], ["demo"], ["score"], ["rubric", "check"]]
+COMMANDS = [["run"], ["transcribe"], ["demo"], ["score"], ["rubric", "check"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c))

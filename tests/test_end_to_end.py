@@ -111,3 +111,17 @@ def test_bad_file_in_batch_fails_alone(tmp_path, calls_dir, transcript_cache):
     assert calls["notes"]["status"] == "failed" and "not a readable audio file" in calls["notes"]["error"]
     index = (out / "reports" / "index.html").read_text(encoding="utf-8")
     assert "empty (0 bytes)" in index
+
+
+def test_transcribe_then_run_reuses_every_transcript(tmp_path, calls_dir, transcript_cache):
+    out = tmp_path / "out"
+    args = [str(calls_dir), "--out", str(out), "--manifest", str(calls_dir / "manifest.csv"), "--cache-dir", str(transcript_cache)]
+    result = CliRunner().invoke(app, ["transcribe", *args])
+    assert result.exit_code == 0, result.output
+    assert "2 calls: 2 transcribed, 0 failed" in result.output
+    assert {r["call_id"] for r in pq.read_table(out / "transcripts").to_pylist()} == {"dev_07", "dev_11"}
+    assert not (out / "scores").exists()
+    result = CliRunner().invoke(app, ["run", *args])
+    assert result.exit_code == 0, result.output
+    log = [json.loads(line) for p in (out / "logs").glob("run-*.jsonl") for line in p.read_text().splitlines()]
+    assert {r["call_id"]: r["from_cache"] for r in log if r["event"] == "call"} == {"dev_07": True, "dev_11": True}

@@ -71,3 +71,13 @@ def test_packed_windows_map_words_back_to_their_channel_and_time():
     assert [(p.channel, p.text, p.start, p.end) for p in pieces] == [(0, "请稍等", 1.5, 2.5), (0, "久等了", 10.2, 10.8)]
     other = SimpleNamespace(avg_logprob=-0.2, no_speech_prob=0.1, compression_ratio=1.0, words=[word("对", 13.5, 13.8)])
     assert [(p.channel, p.start, p.end) for p in unpack_segment(other, placed)] == [(1, 4.5, 4.8)]
+
+
+def test_gpu_batch_size_follows_free_memory_and_model_size():
+    from qa_pipeline.transcribe import batch_size_for
+
+    gib = 2**30
+    assert batch_size_for(70 * gib, "large-v3") == 43  # half of 70 GiB / 0.8 GiB per window
+    assert batch_size_for(70 * gib, "base") == 64  # capped
+    assert batch_size_for(4 * gib, "large-v3") == 8  # floor
+    assert batch_size_for(20 * gib, "/models/whisper-small-ct2") == 50
