@@ -64,6 +64,7 @@ def run(
     beam_size: Annotated[int, typer.Option(help="Whisper beam size (1 = greedy, fastest).")] = 1,
     decoder: Annotated[Decoder, typer.Option(help="packed: speech of several calls packed into batched windows; sequential: one channel at a time.")] = Decoder.packed,
     batch_size: Annotated[int, typer.Option(help="Windows per batch with --decoder packed; 0 = from free GPU memory (CUDA) or 16 (CPU).")] = 0,
+    hotwords: Annotated[bool, typer.Option(help="Prime Whisper with the rubric's expected phrases (see README: measured, off by default).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
 ) -> None:
     """Transcribe and score every call under AUDIO_DIR; write OUT/transcripts, OUT/scores, OUT/reports.
@@ -75,14 +76,22 @@ def run(
       qa run recordings/ --out qa-out --name-pattern '{date}_{agent_id}_{call_id}.wav' --model large-v3
     """
     from qa_pipeline.pipeline import RunConfig, run_batch
+    from qa_pipeline.rubric import load_rubric, rubric_hotwords
     from qa_pipeline.transcribe import TranscribeOptions
 
     _setup_logging(verbose)
+    rubric = rubric or _default_rubric()
+    words = None
+    if hotwords:
+        try:
+            words = rubric_hotwords(load_rubric(rubric))
+        except QaError as e:
+            _fail(str(e))
     config = RunConfig(
-        audio_dir=audio_dir, out=out, rubric=rubric or _default_rubric(), manifest=manifest,
+        audio_dir=audio_dir, out=out, rubric=rubric, manifest=manifest,
         name_pattern=name_pattern, model=model, device=device.value, compute_type=compute_type,
         cache_dir=cache_dir, max_duration_s=max_duration * 60,
-        transcribe=TranscribeOptions(beam_size=beam_size, decoder=decoder.value, batch_size=batch_size),
+        transcribe=TranscribeOptions(beam_size=beam_size, decoder=decoder.value, batch_size=batch_size, hotwords=words),
     )
     _run_and_report(lambda progress: run_batch(config, on_progress=progress))
 

@@ -27,6 +27,7 @@ class CachedAudio:
     segments: tuple[RawSegment, ...]
     events: tuple[AudioEvent, ...]
     speaker_turns: tuple[tuple[float, float, int], ...] | None = None  # mono: (start, end, cluster); None: not diarized
+    levels: tuple[tuple[int, ...], ...] | None = None  # stereo: dBFS per 50 ms frame per channel; None: not measured
 
 
 def file_digest(path: Path) -> str:
@@ -71,6 +72,7 @@ class TranscriptCache:
                 tuple((float(a), float(b), int(c)) for a, b, c in data["speaker_turns"])
                 if data.get("speaker_turns") is not None else None
             ),
+            levels=tuple(tuple(int(v) for v in ch) for ch in data["levels"]) if data.get("levels") is not None else None,
         )
 
     def put(self, key: str, entry: CachedAudio) -> None:

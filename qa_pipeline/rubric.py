@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from qa_pipeline.errors import InputError
-from qa_pipeline.matching import Phrase, parse_phrase
+from qa_pipeline.matching import REGEX, Phrase, parse_phrase
 
 log = logging.getLogger("qa_pipeline")
 
@@ -166,6 +166,32 @@ class Rubric:
     pass_score: float
     items: tuple[Item, ...]
     path: str | None = None
+
+
+def rubric_hotwords(rubric: Rubric, max_chars: int = 120) -> str:
+    """The phrases an agent is expected to say (greeting, self-introduction, hold and closing
+    lines), as a Whisper hotword prompt. Forbidden phrases are left out: priming the model with
+    them would invent violations."""
+    seen: dict[str, None] = {}
+    for item in rubric.items:
+        check = item.check
+        phrases: list[Phrase] = []
+        if isinstance(check, PhraseCheck):
+            phrases = list(check.any) + [p for alternatives in check.all for p in alternatives]
+        elif isinstance(check, HoldCheck):
+            phrases = list(check.before) + list(check.after)
+        elif isinstance(check, ConfirmationCheck):
+            phrases = list(check.phrases)
+        for phrase in phrases:
+            if phrase.kind != REGEX and len(phrase.text) >= 2:
+                seen.setdefault(phrase.text, None)
+    words, length = [], 0
+    for text in seen:
+        if length + len(text) + 1 > max_chars:
+            break
+        words.append(text)
+        length += len(text) + 1
+    return "，".join(words)
 
 
 def rubric_path_default() -> Path:

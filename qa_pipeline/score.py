@@ -41,6 +41,7 @@ from qa_pipeline.rubric import (
     When,
     Window,
 )
+from qa_pipeline.timeline import Timeline, build_timeline
 
 log = logging.getLogger("qa_pipeline")
 
@@ -148,30 +149,17 @@ class _Call:
         return out
 
     @cached_property
-    def intervals(self) -> list[tuple[float, float, _Seg]]:
-        """Stretches of speech, from word timestamps where there are any."""
-        out = []
-        for s in self.segs:
-            if s.utt.words:
-                out.extend((w.start, w.end, s) for w in s.utt.words)
-            else:
-                out.append((s.utt.start, s.utt.end, s))
-        out.sort(key=lambda x: (x[0], x[1]))
-        return out
+    def timeline(self) -> Timeline:
+        return build_timeline(self.t)
+
+    @cached_property
+    def by_id(self) -> dict[str, _Seg]:
+        return {s.utt.utterance_id: s for s in self.segs}
 
     def waits(self, longer_than: float) -> list[_Wait]:
         """Silences between consecutive stretches of speech (any speaker) longer than given."""
-        out: list[_Wait] = []
-        iv = self.intervals
-        if not iv:
-            return out
-        end, owner = iv[0][1], iv[0][2]
-        for start, e, seg in iv[1:]:
-            if start - end > longer_than:
-                out.append(_Wait(end, start, owner, seg))
-            if e > end:
-                end, owner = e, seg
-        return out
+        return [_Wait(g.start, g.end, self.by_id[g.before_utterance], self.by_id[g.after_utterance])
+                for g in self.timeline.gaps(longer_than)]
 
     def low_confidence(self, seg: _Seg, ns: int | None = None, ne: int | None = None) -> bool:
         if seg.utt.avg_logprob < LOW_AVG_LOGPROB:
@@ -460,27 +448,15 @@ def _silence(call: _Call, item: Item, c: SilenceCheck) -> _Verdict:
     )  # fmt: skip
 
 
-def _seg_intervals(seg: _Seg) -> list[tuple[float, float]]:
-    if seg.utt.words:
-        return [(w.start, w.end) for w in seg.utt.words]
-    return [(seg.utt.start, seg.utt.end)]
-
-
 def _interruption(call: _Call, item: Item, c: InterruptionCheck) -> _Verdict:
     if call.t.n_channels < 2:
         return _na("mono recording: talk-over cannot be measured")
     if any(s.utt.speaker == UNKNOWN for s in call.segs):
         return _na("speakers not separated: talk-over cannot be measured")
-    customer = [iv for s in call.segs if s.utt.speaker == CUSTOMER for iv in _seg_intervals(s)]
     worst: tuple[float, _Seg] | None = None
-    for seg in (s for s in call.segs if s.utt.speaker == AGENT):
-        if not any(a < seg.utt.start < b for a, b in customer):
-            continue
-        overlap = sum(
-            max(0.0, min(b1, b2) - max(a1, a2)) for a1, b1 in _seg_intervals(seg) for a2, b2 in customer
-        )
-        if worst is None or overlap > worst[0]:
-            worst = (overlap, seg)
+    for o in call.timeline.overlaps:
+        if o.second == AGENT and o.first == CUSTOMER and (worst is None or o.seconds > worst[0]):
+            worst = (o.seconds, call.by_id[o.utterance_id])
     if worst is not None and worst[0] > c.max_overlap_s:
         overlap, seg = worst
         return _Verdict(

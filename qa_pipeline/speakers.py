@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
+from difflib import SequenceMatcher
+from statistics import median
 from typing import Sequence
 
+import numpy as np
+
 from qa_pipeline.guards import GuardOptions, check_segment, trim_loop
-from qa_pipeline.normalize import to_simplified
+from qa_pipeline.normalize import normalize_text, to_pinyin, to_simplified
 from qa_pipeline.records import AGENT, CUSTOMER, UNKNOWN, AudioEvent, CallMeta, CallTranscript, Utterance, Word
 from qa_pipeline.transcribe import RawSegment, RawWord, join_pieces, split_on_pauses
 
@@ -80,6 +85,101 @@ def _compact(text: str) -> str:
     return "".join(ch for ch in text if ch.isalnum())
 
 
+# --- channel bleed (stereo) ---------------------------------------------------------------------
+#
+# A line with crosstalk or echo carries a faint copy of the other side on each channel; Whisper
+# transcribes the copy too, and the utterance would appear twice. The decoded audio is gone by the
+# time transcripts are built (the cache keeps only what Whisper said), so the cache keeps a compact
+# loudness envelope per channel as well: one integer dBFS per 50 ms frame (channel_levels). A
+# segment is bleed when, over its words, the other channel is more than BLEED_DB louder in most
+# frames AND the other channel says the same thing at the same time; a loud segment that overlaps
+# the other side (talk-over) is never dropped, and neither is a quiet one that says something else.
+
+LEVEL_FRAME_S = 0.05
+LEVEL_FLOOR_DB = -100
+BLEED_DB = 10.0  # the other channel this much louder …
+BLEED_SHARE = 0.6  # … in at least this share of the segment's audible frames …
+BLEED_SAME_TEXT = 0.5  # … and at least this share of its characters said there at the same time
+AUDIBLE_DB = -50  # frames where neither channel reaches this are not compared
+BLEED_SLACK_S = 0.5  # timing slack between a segment and its louder copy
+
+Levels = tuple[tuple[int, ...], ...]  # per channel, dBFS per LEVEL_FRAME_S frame
+
+
+def channel_levels(channels: Sequence[np.ndarray], sample_rate: int) -> Levels:
+    """Each channel's RMS level in whole dBFS per 50 ms frame (the last frame zero-padded),
+    clipped to [-100, 0]: about 40 bytes of JSON per second of stereo audio."""
+    frame = max(1, int(round(LEVEL_FRAME_S * sample_rate)))
+    out = []
+    for samples in channels:
+        x = np.asarray(samples, dtype=np.float64)
+        n = -(-len(x) // frame)
+        x = np.pad(x, (0, n * frame - len(x))).reshape(n, frame)
+        rms = np.sqrt(np.mean(x * x, axis=1))
+        db = np.clip(np.round(20 * np.log10(np.maximum(rms, 1e-6))), LEVEL_FLOOR_DB, 0)
+        out.append(tuple(int(v) for v in db))
+    return tuple(out)
+
+
+def _frames(piece: RawSegment) -> list[int]:
+    """The level frames the piece's words cover (its whole span when it has no words)."""
+    spans = [(w.start, w.end) for w in piece.words] or [(piece.start, piece.end)]
+    frames: set[int] = set()
+    for start, end in spans:
+        first = int(math.floor(start / LEVEL_FRAME_S))
+        last = max(first + 1, int(math.ceil(end / LEVEL_FRAME_S)))
+        frames.update(range(max(first, 0), last))
+    return sorted(frames)
+
+
+def _same_words(text: str, other: str) -> float:
+    """The share of `text`'s normalised characters that `other` also says, in order; compared on
+    toneless pinyin too, as a faint copy is often heard as homophones."""
+    a, b = normalize_text(text), normalize_text(other)
+    if not a or not b:
+        return 0.0
+
+    def share(x, y) -> float:
+        matcher = SequenceMatcher(None, x, y, autojunk=False)
+        return sum(block.size for block in matcher.get_matching_blocks()) / len(x)
+
+    return max(share(a, b), share(to_pinyin(a), to_pinyin(b)))
+
+
+def bleed_below_db(piece: RawSegment, text: str, others: Sequence[tuple[RawSegment, str]], levels: Levels) -> float | None:
+    """How many dB the piece lies below the other channel (the median over its audible frames)
+    when it is a faint copy of what the other channel says at the same time; None when it is not."""
+    channel = piece.channel
+    if not 0 <= channel < len(levels) or len(levels) != 2:
+        return None
+    other = 1 - channel
+    said = [t for s, t in others if s.channel == other
+            and s.start < piece.end + BLEED_SLACK_S and s.end > piece.start - BLEED_SLACK_S]
+    if not said or _same_words(text, "".join(said)) < BLEED_SAME_TEXT:
+        return None
+    own_levels, other_levels = levels[channel], levels[other]
+    diffs = [other_levels[f] - own_levels[f] for f in _frames(piece)
+             if f < len(own_levels) and f < len(other_levels) and max(own_levels[f], other_levels[f]) >= AUDIBLE_DB]
+    if not diffs or sum(d > BLEED_DB for d in diffs) < BLEED_SHARE * len(diffs):
+        return None
+    return float(median(diffs))
+
+
+def _without_bleed(
+    kept: list[tuple[RawSegment, str]], levels: Levels
+) -> tuple[list[tuple[RawSegment, str]], list[tuple[RawSegment, str, str]]]:
+    """Kept pieces that are not faint copies of the other channel, and those that are, with why."""
+    out: list[tuple[RawSegment, str]] = []
+    bled: list[tuple[RawSegment, str, str]] = []
+    for piece, text in kept:
+        below = bleed_below_db(piece, text, kept, levels)
+        if below is None:
+            out.append((piece, text))
+        else:
+            bled.append((piece, text, f"channel bleed ({below:.0f} dB below the other channel)"))
+    return out, bled
+
+
 def build_transcript(
     meta: CallMeta,
     segments: Sequence[RawSegment],
@@ -91,12 +191,15 @@ def build_transcript(
     split_gap_s: float = 1.0,
     guard_options: GuardOptions = GuardOptions(),
     speaker_turns: Sequence[tuple[float, float, int]] | None = None,
+    levels: Levels | None = None,
 ) -> CallTranscript:
     """Assemble one call's transcript: split on pauses, simplify, guard, label roles, number in time order.
 
     Stereo: one role per channel. Mono with `speaker_turns` (diarization clusters): segments are
     split where the cluster changes and each cluster is a lane of its own, the agent's being the
-    one that says the agent's lines; mono without them: one 'unknown' speaker."""
+    one that says the agent's lines; mono without them: one 'unknown' speaker. Stereo with
+    `levels` (channel_levels of the audio): faint copies of the other channel are dropped as
+    channel bleed."""
     if n_channels == 1 and speaker_turns:
         from qa_pipeline.diarize import agent_cluster, split_by_speaker
 
@@ -124,6 +227,11 @@ def build_transcript(
         else:
             logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, piece.start, piece.end, text, reason)
             dropped.append((piece, text, reason))
+    if n_channels == 2 and levels is not None and not speaker_turns:
+        kept, bled = _without_bleed(kept, levels)
+        for piece, text, reason in bled:
+            logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, piece.start, piece.end, text, reason)
+        dropped.extend(bled)
     kept.sort(key=lambda pair: (pair[0].start, pair[0].channel))
     dropped.sort(key=lambda triple: (triple[0].start, triple[0].channel))
 

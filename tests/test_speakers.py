@@ -1,7 +1,12 @@
+from difflib import SequenceMatcher
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from qa_pipeline.normalize import normalize_text
 from qa_pipeline.records import CallMeta
-from qa_pipeline.speakers import agent_channel, build_transcript
+from qa_pipeline.speakers import LEVEL_FRAME_S, agent_channel, build_transcript, channel_levels
 from qa_pipeline.transcribe import RawSegment, RawWord
 
 
@@ -67,3 +72,117 @@ def test_long_pause_splits_into_two_utterances():
     words = [RawWord("请您稍等", 10.0, 11.0, 0.9), RawWord("让您久等了", 24.0, 25.0, 0.9)]
     t = build_transcript(META, [seg(0, 10.0, 25.0, "请您稍等让您久等了", words)], duration_s=30, n_channels=1, model="base")
     assert [(u.text, u.start, u.end) for u in t.utterances] == [("请您稍等", 10.0, 11.0), ("让您久等了", 24.0, 25.0)]
+
+
+# --- channel bleed ------------------------------------------------------------------------------
+
+
+def levels(seconds: float, *loud: tuple[int, float, float, int]) -> tuple[tuple[int, ...], ...]:
+    """Two channels' 50 ms levels: -70 dBFS, and `db` on `channel` from `start` to `end`."""
+    n = int(seconds / LEVEL_FRAME_S)
+    out = [[-70] * n, [-70] * n]
+    for channel, start, end, db in loud:
+        for f in range(int(start / LEVEL_FRAME_S), int(end / LEVEL_FRAME_S)):
+            out[channel][f] = max(out[channel][f], db)
+    return tuple(tuple(ch) for ch in out)
+
+
+AGENT_LINE = "您好，这里是天联宽带客服热线，请问有什么可以帮您"
+
+
+def test_faint_copy_on_the_other_channel_is_dropped_as_bleed():
+    # the agent (channel 1) at -20 dBFS; channel 0 hears the same words at -40 and Whisper writes them
+    # down slightly differently (homophones count as the same words)
+    segments = [seg(1, 1.0, 5.0, AGENT_LINE), seg(0, 1.1, 5.0, "你好这里是天连宽带克服热线请问有什么可以帮你"),
+                seg(0, 6.0, 8.0, "我家宽带断了")]
+    lv = levels(10, (1, 1.0, 5.0, -20), (0, 1.0, 5.0, -40), (0, 6.0, 8.0, -22), (1, 6.0, 8.0, -42))
+    t = build_transcript(META, segments, duration_s=10, n_channels=2, model="base", levels=lv)
+    assert [(u.channel, u.text) for u in t.utterances] == [(1, AGENT_LINE), (0, "我家宽带断了")]
+    assert t.drop_reasons == ("channel bleed (20 dB below the other channel)",)
+    assert t.dropped[0].channel == 0 and t.dropped[0].start == 1.1
+    # without levels (an entry cached before they were kept) nothing is dropped
+    t = build_transcript(META, segments, duration_s=10, n_channels=2, model="base")
+    assert len(t.utterances) == 3 and t.dropped == ()
+
+
+def test_talk_over_is_kept():
+    # the customer talks over the agent, loud on their own channel: other words, same time
+    segments = [seg(1, 1.0, 5.0, AGENT_LINE), seg(0, 3.0, 5.0, "我家宽带断了")]
+    lv = levels(10, (1, 1.0, 5.0, -20), (0, 3.0, 5.0, -24))
+    t = build_transcript(META, segments, duration_s=10, n_channels=2, model="base", levels=lv)
+    assert len(t.utterances) == 2 and t.dropped == ()
+    # both say the same at once, each loud on their own channel
+    segments = [seg(1, 1.0, 1.6, "好的"), seg(0, 1.1, 1.7, "好的")]
+    lv = levels(10, (1, 1.0, 1.6, -20), (0, 1.1, 1.7, -23))
+    t = build_transcript(META, segments, duration_s=10, n_channels=2, model="base", levels=lv)
+    assert len(t.utterances) == 2 and t.dropped == ()
+
+
+def test_quiet_speech_saying_something_else_is_kept():
+    # a quiet customer over a loud agent: much lower, but not the same words
+    segments = [seg(1, 1.0, 5.0, AGENT_LINE), seg(0, 2.0, 4.0, "喂喂听得到吗")]
+    lv = levels(10, (1, 1.0, 5.0, -15), (0, 2.0, 4.0, -35))
+    t = build_transcript(META, segments, duration_s=10, n_channels=2, model="base", levels=lv)
+    assert len(t.utterances) == 2 and t.dropped == ()
+
+
+def test_channel_levels_are_whole_dbfs_per_50_ms_frame():
+    rate = 16000
+    loud = np.full(rate // 2, 0.1, np.float32)  # -20 dBFS
+    quiet = np.zeros(rate // 2 + 100, np.float32)
+    lv = channel_levels([np.concatenate([loud, quiet]), np.concatenate([quiet, loud])], rate)
+    assert len(lv) == 2 and len(lv[0]) == len(lv[1]) == 21  # 1.00625 s: the last frame padded
+    assert lv[0][:10] == (-20,) * 10 and lv[0][11:] == (-100,) * 10
+    assert lv[1][:10] == (-100,) * 10 and lv[1][11:20] == (-20,) * 9 and lv[1][20] < -20  # padded
+
+
+# --- real calls through the pipeline's transcribe stage (Whisper) ------------------------------
+
+
+def _stage(tmp_path, audio_dir, cache_dir):
+    from qa_pipeline.cache import TranscriptCache
+    from qa_pipeline.pipeline import RunConfig, TranscribeStage
+    from qa_pipeline.rubric import rubric_path_default
+
+    config = RunConfig(audio_dir=audio_dir, out=tmp_path / "out", rubric=rubric_path_default(), cache_dir=cache_dir)
+    return TranscribeStage(config, TranscriptCache(cache_dir))
+
+
+def _doubled(t) -> list[tuple[str, str]]:
+    """Pairs of utterances on different channels that say the same thing at the same time."""
+    return [(a.utterance_id, b.utterance_id) for i, a in enumerate(t.utterances) for b in t.utterances[i + 1:]
+            if a.channel != b.channel and normalize_text(a.text) == normalize_text(b.text)
+            and a.start < b.end and b.start < a.end]
+
+
+@pytest.mark.slow
+def test_agent_on_the_right_channel_found_without_a_manifest(tmp_path, calls_dir, transcript_cache):
+    """dev_07: stereo, the agent on channel 1, no agent_channel given: the opening's cues decide."""
+    stage = _stage(tmp_path, calls_dir, transcript_cache)
+    t, _cached = stage.run(CallMeta(call_id="dev_07", path=calls_dir / "dev_07.wav"))
+    assert (t.n_channels, t.agent_channel, t.agent_channel_method) == (2, 1, "content")
+    assert all(u.speaker == ("agent" if u.channel == 1 else "customer") for u in t.utterances)
+    assert t.utterances[0].speaker == "agent"
+    assert _doubled(t) == []
+
+
+@pytest.mark.slow
+def test_bleed_on_real_audio_appears_once(tmp_path, calls_dir, transcript_cache):
+    """dev_07 with the agent's channel mixed into the customer's at -20 dB (crosstalk)."""
+    from audio_factory import encode
+    from qa_pipeline.decode import decode
+
+    audio = decode(calls_dir / "dev_07.wav")
+    left, right = audio.channels
+    mixed = encode(tmp_path / "dev_07_bleed.wav", np.stack([left + 0.1 * right, right]), audio.sample_rate,
+                   codec="pcm_s16le")
+    stage = _stage(tmp_path, tmp_path, transcript_cache)
+    t, _cached = stage.run(CallMeta(call_id="dev_07_bleed", path=mixed, agent_channel=1))
+    assert _doubled(t) == []
+    bled = [u for u, why in zip(t.dropped, t.drop_reasons) if why.startswith("channel bleed")]
+    assert bled and all(u.channel == 0 for u in bled)
+    # the agent's words are all still there, on the agent's channel
+    clean, _cached = stage.run(CallMeta(call_id="dev_07", path=calls_dir / "dev_07.wav", agent_channel=1))
+    agent_text = "".join(normalize_text(u.text) for u in t.utterances if u.channel == 1)
+    clean_text = "".join(normalize_text(u.text) for u in clean.utterances if u.channel == 1)
+    assert SequenceMatcher(None, clean_text, agent_text, autojunk=False).ratio() > 0.9
