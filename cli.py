@@ -34,6 +34,21 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+# Options shared by `qa run` and `qa transcribe`.
+AudioDirArg = Annotated[Path, typer.Argument(help="Folder of recordings (searched recursively).")]
+ManifestOpt = Annotated[Optional[Path], typer.Option(help="CSV with call_id,path,agent_id,... (paths relative to it).")]
+NamePatternOpt = Annotated[Optional[str], typer.Option(help="Metadata from file names, e.g. '{date}_{agent_id}_{call_id}.wav'.")]
+ModelOpt = Annotated[str, typer.Option(help="'base' (embedded), a hub name such as large-v3, or a CTranslate2 folder.")]
+DeviceOpt = Annotated[Device, typer.Option(help="Where Whisper runs.")]
+ComputeTypeOpt = Annotated[Optional[str], typer.Option(help="CTranslate2 compute type. [default: int8 on CPU, float16 on GPU]")]
+CacheDirOpt = Annotated[Optional[Path], typer.Option(help="Transcript cache. [default: ~/.cache/qa-pipeline/transcripts]")]
+MaxDurationOpt = Annotated[float, typer.Option(help="Longest call accepted, in minutes; longer ones fail.")]
+BeamSizeOpt = Annotated[int, typer.Option(help="Whisper beam size (1 = greedy, fastest).")]
+DecoderOpt = Annotated[Decoder, typer.Option(help="packed: speech of several calls packed into batched windows; sequential: one channel at a time.")]
+BatchSizeOpt = Annotated[int, typer.Option(help="Windows per batch with --decoder packed; 0 = from free GPU memory (CUDA) or 16 (CPU).")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")]
+
+
 def _default_rubric() -> Path:
     from qa_pipeline.rubric import rubric_path_default
 
@@ -51,21 +66,21 @@ def _setup_logging(verbose: bool) -> None:
 
 @app.command()
 def run(
-    audio_dir: Annotated[Path, typer.Argument(help="Folder of recordings (searched recursively).")],
+    audio_dir: AudioDirArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for Parquet tables and reports.")],
-    manifest: Annotated[Optional[Path], typer.Option(help="CSV with call_id,path,agent_id,... (paths relative to it).")] = None,
-    name_pattern: Annotated[Optional[str], typer.Option(help="Metadata from file names, e.g. '{date}_{agent_id}_{call_id}.wav'.")] = None,
+    manifest: ManifestOpt = None,
+    name_pattern: NamePatternOpt = None,
     rubric: Annotated[Optional[Path], typer.Option(help="Rubric YAML. [default: rubrics/default.zh.yaml]")] = None,
-    model: Annotated[str, typer.Option(help="'base' (embedded), a hub name such as large-v3, or a CTranslate2 folder.")] = "base",
-    device: Annotated[Device, typer.Option(help="Where Whisper runs.")] = Device.auto,
-    compute_type: Annotated[Optional[str], typer.Option(help="CTranslate2 compute type. [default: int8 on CPU, float16 on GPU]")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Transcript cache. [default: ~/.cache/qa-pipeline/transcripts]")] = None,
-    max_duration: Annotated[float, typer.Option(help="Longest call accepted, in minutes; longer ones fail.")] = 240.0,
-    beam_size: Annotated[int, typer.Option(help="Whisper beam size (1 = greedy, fastest).")] = 1,
-    decoder: Annotated[Decoder, typer.Option(help="packed: speech of several calls packed into batched windows; sequential: one channel at a time.")] = Decoder.packed,
-    batch_size: Annotated[int, typer.Option(help="Windows per batch with --decoder packed; 0 = from free GPU memory (CUDA) or 16 (CPU).")] = 0,
+    model: ModelOpt = "base",
+    device: DeviceOpt = Device.auto,
+    compute_type: ComputeTypeOpt = None,
+    cache_dir: CacheDirOpt = None,
+    max_duration: MaxDurationOpt = 240.0,
+    beam_size: BeamSizeOpt = 1,
+    decoder: DecoderOpt = Decoder.packed,
+    batch_size: BatchSizeOpt = 0,
     hotwords: Annotated[bool, typer.Option(help="Prime Whisper with the rubric's expected phrases (see README: measured, off by default).")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Transcribe and score every call under AUDIO_DIR; write OUT/transcripts, OUT/scores, OUT/reports.
 
@@ -98,19 +113,19 @@ def run(
 
 @app.command()
 def transcribe(
-    audio_dir: Annotated[Path, typer.Argument(help="Folder of recordings (searched recursively).")],
+    audio_dir: AudioDirArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the transcript tables.")],
-    manifest: Annotated[Optional[Path], typer.Option(help="CSV with call_id,path,agent_id,... (paths relative to it).")] = None,
-    name_pattern: Annotated[Optional[str], typer.Option(help="Metadata from file names, e.g. '{date}_{agent_id}_{call_id}.wav'.")] = None,
-    model: Annotated[str, typer.Option(help="'base' (embedded), a hub name such as large-v3, or a CTranslate2 folder.")] = "base",
-    device: Annotated[Device, typer.Option(help="Where Whisper runs.")] = Device.auto,
-    compute_type: Annotated[Optional[str], typer.Option(help="CTranslate2 compute type. [default: int8 on CPU, float16 on GPU]")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Transcript cache. [default: ~/.cache/qa-pipeline/transcripts]")] = None,
-    max_duration: Annotated[float, typer.Option(help="Longest call accepted, in minutes; longer ones fail.")] = 240.0,
-    beam_size: Annotated[int, typer.Option(help="Whisper beam size (1 = greedy, fastest).")] = 1,
-    decoder: Annotated[Decoder, typer.Option(help="packed: speech of several calls packed into batched windows; sequential: one channel at a time.")] = Decoder.packed,
-    batch_size: Annotated[int, typer.Option(help="Windows per batch with --decoder packed; 0 = from free GPU memory (CUDA) or 16 (CPU).")] = 0,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
+    manifest: ManifestOpt = None,
+    name_pattern: NamePatternOpt = None,
+    model: ModelOpt = "base",
+    device: DeviceOpt = Device.auto,
+    compute_type: ComputeTypeOpt = None,
+    cache_dir: CacheDirOpt = None,
+    max_duration: MaxDurationOpt = 240.0,
+    beam_size: BeamSizeOpt = 1,
+    decoder: DecoderOpt = Decoder.packed,
+    batch_size: BatchSizeOpt = 0,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Transcribe every call under AUDIO_DIR into the transcript cache and OUT/transcripts; no scoring.
 
