@@ -28,6 +28,11 @@ class Decoder(str, Enum):
     packed = "packed"
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -80,6 +85,8 @@ def run(
     decoder: DecoderOpt = Decoder.packed,
     batch_size: BatchSizeOpt = 0,
     hotwords: Annotated[bool, typer.Option(help="Prime Whisper with the rubric's expected phrases (see README: measured, off by default).")] = False,
+    engine: Annotated[Engine, typer.Option(help="local: this machine; ray: a Ray cluster (pip install 'qa-pipeline[ray]').")] = Engine.local,
+    ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: 'auto' (the cluster this node is in) or HOST:PORT. [default: a local Ray instance]")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Transcribe and score every call under AUDIO_DIR; write OUT/transcripts, OUT/scores, OUT/reports.
@@ -89,6 +96,8 @@ def run(
       qa run recordings/2025-03-03 --out qa-out/2025-03-03 --manifest recordings/2025-03-03/manifest.csv
 
       qa run recordings/ --out qa-out --name-pattern '{date}_{agent_id}_{call_id}.wav' --model large-v3
+
+      qa run /shared/recordings/2025-03-03 --out /shared/qa-out/2025-03-03 --engine ray --ray-address auto
     """
     from qa_pipeline.pipeline import RunConfig, run_batch
     from qa_pipeline.rubric import load_rubric, rubric_hotwords
@@ -108,6 +117,15 @@ def run(
         cache_dir=cache_dir, max_duration_s=max_duration * 60,
         transcribe=TranscribeOptions(beam_size=beam_size, decoder=decoder.value, batch_size=batch_size, hotwords=words),
     )
+    if engine is Engine.ray:
+        try:
+            from qa_pipeline.ray_engine import run_batch_ray
+        except ImportError as e:
+            _fail(f"--engine ray needs Ray: pip install 'qa-pipeline[ray]' ({e})")
+        _run_and_report(lambda progress: run_batch_ray(config, on_progress=progress, address=ray_address))
+        return
+    if ray_address is not None:
+        _fail("--ray-address needs --engine ray")
     _run_and_report(lambda progress: run_batch(config, on_progress=progress))
 
 
