@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa_pipeline.records import AGENT, CUSTOMER, AudioEvent, CallMeta, CallTranscript, Utterance, Word  # noqa: E402
+from qa_pipeline.records import AGENT, AudioEvent, CallMeta, CallTranscript, Utterance, Word  # noqa: E402
 
 
 def reference_transcripts(labels: dict) -> list[tuple[dict, CallTranscript]]:

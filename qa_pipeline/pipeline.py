@@ -145,6 +145,33 @@ class _Todo:
 PREFILL_GROUP = 4  # calls transcribed together by the packed decoder: fuller batches, at most this many lost to a crash
 
 
+def _plan(calls: list[CallMeta], stage: "TranscribeStage", settings: dict, rubric_digest: str,
+          parts_dir: Path) -> tuple[list[tuple[CallMeta, CallPart, float]], list[_Todo]]:
+    """Split the calls into those an earlier run of the same command finished (meta, part, seconds
+    spent hashing) and those still to do; the same for every engine."""
+    done_before: list[tuple[CallMeta, CallPart, float]] = []
+    todo: list[_Todo] = []
+    for meta in calls:
+        t0 = time.monotonic()
+        try:
+            digest: str | None = audio_digest(meta.path)
+        except AudioMissing:
+            digest = None  # processing it says why, in the same words as a file that vanishes later
+        hash_s = time.monotonic() - t0
+        fp = fingerprint(digest, meta, settings, rubric_digest) if digest else ""
+        inputs = call_inputs(digest, meta, settings, rubric_digest) if digest else {}
+        part = read_part(parts_dir, meta.call_id) if digest else None
+        if part is not None and part.fingerprint == fp and not part.retry:
+            done_before.append((meta, part, hash_s))
+        else:
+            cached = digest is not None and stage.cache.contains(stage.cache_key(digest))
+            redo = None
+            if part is not None:
+                redo = "failed last time" if part.fingerprint == fp else f"{', '.join(changed_inputs(part, inputs))} changed"
+            todo.append(_Todo(meta, digest, fp, hash_s, cached, inputs, redo))
+    return done_before, todo
+
+
 def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], on_progress, transcriber,
                 log: RunLog, started: float) -> BatchSummary:
     cache = TranscriptCache(config.cache_dir or cache_root() / "transcripts")
@@ -157,36 +184,20 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], on_pro
               settings=settings, calls=len(calls), pid=os.getpid())
 
     results: dict[str, CallPart] = {}
-    todo: list[_Todo] = []
     done = 0
     audio_done = 0.0
     # 1. what an earlier run of the same command finished
-    for meta in calls:
-        t0 = time.monotonic()
-        try:
-            digest: str | None = audio_digest(meta.path)
-        except AudioMissing:
-            digest = None  # processing it says why, in the same words as a file that vanishes later
-        hash_s = time.monotonic() - t0
-        fp = fingerprint(digest, meta, settings, rubric_digest) if digest else ""
-        inputs = call_inputs(digest, meta, settings, rubric_digest) if digest else {}
-        part = read_part(parts_dir, meta.call_id) if digest else None
-        if part is not None and part.fingerprint == fp and not part.retry:
-            results[meta.call_id] = part
-            done += 1
-            audio_s = part.transcript.duration_s if part.transcript else 0.0
-            audio_done += audio_s
-            log.write("call", **_call_record(meta, part, reused=True, from_cache=True, audio_s=audio_s,
-                                             stages={"hash": hash_s}, seconds=hash_s), redo=None)
-            if on_progress:
-                on_progress(Progress(done, len(calls), meta.call_id, part.score.status, audio_s, True,
-                                     reused=True, audio_done_s=audio_done, eta_s=None))
-        else:
-            cached = digest is not None and cache.contains(stage.cache_key(digest))
-            redo = None
-            if part is not None:
-                redo = "failed last time" if part.fingerprint == fp else f"{', '.join(changed_inputs(part, inputs))} changed"
-            todo.append(_Todo(meta, digest, fp, hash_s, cached, inputs, redo))
+    done_before, todo = _plan(calls, stage, settings, rubric_digest, parts_dir)
+    for meta, part, hash_s in done_before:
+        results[meta.call_id] = part
+        done += 1
+        audio_s = part.transcript.duration_s if part.transcript else 0.0
+        audio_done += audio_s
+        log.write("call", **_call_record(meta, part, reused=True, from_cache=True, audio_s=audio_s,
+                                         stages={"hash": hash_s}, seconds=hash_s), redo=None)
+        if on_progress:
+            on_progress(Progress(done, len(calls), meta.call_id, part.score.status, audio_s, True,
+                                 reused=True, audio_done_s=audio_done, eta_s=None))
 
     # 2. the rest: cached transcripts first, so that the ETA soon measures only real transcription
     todo.sort(key=lambda t: not t.cached)
@@ -220,6 +231,12 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], on_pro
 
     prefetch.shutdown(wait=True)
     # 3. consolidate: every output is written again from the parts, in discovery order
+    return _consolidate(config, calls, results, reused=len(calls) - len(todo), log=log, started=started)
+
+
+def _consolidate(config: RunConfig, calls: list[CallMeta], results: dict[str, CallPart], *, reused: int,
+                 log: RunLog, started: float) -> BatchSummary:
+    """Write every output from the calls' parts, in discovery order; the same for every engine."""
     ordered = [results[c.call_id] for c in calls]
     scores = [p.score for p in ordered]
     transcripts = {p.call_id: p.transcript for p in ordered if p.transcript is not None}
@@ -237,7 +254,7 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], on_pro
         wall_s=time.monotonic() - started,
         failures=failures,
         report_index=index,
-        reused=len(calls) - len(todo),
+        reused=reused,
         failed_list=failed_list,
         run_log=log.path,
     )

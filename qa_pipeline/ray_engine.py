@@ -29,10 +29,10 @@ import ray
 from qa_pipeline import pipeline
 from qa_pipeline.cache import TranscriptCache, file_digest
 from qa_pipeline.discover import discover
-from qa_pipeline.errors import AudioMissing, InputError, OutputError, QaError
+from qa_pipeline.errors import InputError, OutputError, QaError
 from qa_pipeline.lock import output_lock
 from qa_pipeline.models import cache_root
-from qa_pipeline.parts import PARTS_DIR, CallPart, call_inputs, changed_inputs, fingerprint, read_part, write_part
+from qa_pipeline.parts import PARTS_DIR, CallPart, write_part
 from qa_pipeline.pipeline import BatchSummary, Progress, RunConfig, _Todo
 from qa_pipeline.rubric import Rubric, load_rubric
 from qa_pipeline.runlog import RunLog
@@ -151,7 +151,6 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls, on_progress, log: RunL
               settings=settings, calls=len(calls), pid=os.getpid(), engine="ray", actor_resources=options)
 
     results: dict[str, CallPart] = {}
-    todo: list[_Todo] = []
     audio_done = 0.0
 
     def finished(meta, part: CallPart, *, reused: bool, from_cache: bool, stages: dict, seconds: float,
@@ -166,26 +165,10 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls, on_progress, log: RunL
             on_progress(Progress(len(results), len(calls), meta.call_id, part.score.status, audio_s, from_cache,
                                  reused=reused, audio_done_s=audio_done, eta_s=eta))
 
-    # 1. what an earlier run of the same command finished (the same test as pipeline._run_locked)
-    for meta in calls:
-        t0 = time.monotonic()
-        try:
-            digest: str | None = pipeline.audio_digest(meta.path)
-        except AudioMissing:
-            digest = None
-        hash_s = time.monotonic() - t0
-        fp = fingerprint(digest, meta, settings, rubric_digest) if digest else ""
-        inputs = call_inputs(digest, meta, settings, rubric_digest) if digest else {}
-        part = read_part(parts_dir, meta.call_id) if digest else None
-        if part is not None and part.fingerprint == fp and not part.retry:
-            finished(meta, part, reused=True, from_cache=True, stages={"hash": hash_s}, seconds=hash_s,
-                     redo=None, eta=None)
-        else:
-            cached = digest is not None and stage.cache.contains(stage.cache_key(digest))
-            redo = None
-            if part is not None:
-                redo = "failed last time" if part.fingerprint == fp else f"{', '.join(changed_inputs(part, inputs))} changed"
-            todo.append(_Todo(meta, digest, fp, hash_s, cached, inputs, redo))
+    # 1. what an earlier run of the same command finished (the same test as the local engine)
+    done_before, todo = pipeline._plan(calls, stage, settings, rubric_digest, parts_dir)
+    for meta, part, hash_s in done_before:
+        finished(meta, part, reused=True, from_cache=True, stages={"hash": hash_s}, seconds=hash_s, redo=None, eta=None)
 
     # 2. the rest, a group at a time per actor; decode runs as CPU tasks ahead of the actors
     todo.sort(key=lambda t: not t.cached)
@@ -194,22 +177,7 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls, on_progress, log: RunL
         _run_groups(config, rubric, groups, options, n, finished, pipeline._Eta(todo))
 
     # 3. consolidate exactly as the local engine does
-    ordered = [results[c.call_id] for c in calls]
-    scores = [p.score for p in ordered]
-    transcripts = {p.call_id: p.transcript for p in ordered if p.transcript is not None}
-    index = pipeline.write_outputs(config.out, calls, transcripts, scores)
-    pipeline._write_run_file(config, calls)
-    failed_list = pipeline._write_failed_list(config.out, calls, results)
-    failures = tuple((s.call_id, s.error or "") for s in scores if s.status != "ok")
-    summary = BatchSummary(
-        out=config.out, total=len(scores), ok=len(scores) - len(failures), failed=len(failures),
-        audio_s=sum(t.duration_s for t in transcripts.values()), wall_s=time.monotonic() - started,
-        failures=failures, report_index=index, reused=len(calls) - len(todo), failed_list=failed_list,
-        run_log=log.path,
-    )
-    log.write("end", total=summary.total, ok=summary.ok, failed=summary.failed, reused=summary.reused,
-              audio_s=round(summary.audio_s, 3), wall_s=round(summary.wall_s, 3), failed_list=str(failed_list))
-    return summary
+    return pipeline._consolidate(config, calls, results, reused=len(calls) - len(todo), log=log, started=started)
 
 
 def _run_groups(config: RunConfig, rubric: Rubric, groups: list[list[_Todo]], options: dict, n: int | None,
