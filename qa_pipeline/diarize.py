@@ -159,15 +159,11 @@ NOISE_FLOOR = 1e-3  # as the transcriber: on pure digital silence Silero drops s
 
 def speech_regions(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, vad: VadSettings = DIARIZE_VAD) -> list[tuple[float, float]]:
     """Speech regions (seconds) by faster-whisper's Silero VAD."""
-    from dataclasses import asdict
+    from qa_pipeline.transcribe import vad_regions, with_noise_floor
 
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    from qa_pipeline.transcribe import with_noise_floor
-
-    audio = with_noise_floor(np.asarray(samples, dtype=np.float32), NOISE_FLOOR)
-    stamps = get_speech_timestamps(audio, VadOptions(**asdict(vad)), sampling_rate=sample_rate)
-    return [(s["start"] / sample_rate, s["end"] / sample_rate) for s in stamps]
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"speech_regions expects {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
+    return vad_regions(with_noise_floor(np.asarray(samples, dtype=np.float32), NOISE_FLOOR), vad)
 
 
 def windows_for(regions: Sequence[tuple[float, float]], duration_s: float, options: DiarizeOptions = DiarizeOptions()) -> list[tuple[float, float, int]]:

@@ -107,10 +107,7 @@ def run_batch(
     started = time.monotonic()
     rubric = load_rubric(config.rubric)  # a bad rubric is refused before any audio is touched
     calls = discover(config.audio_dir, manifest=config.manifest, name_pattern=config.name_pattern)
-    try:
-        config.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create the output folder {config.out}: {e.strerror or e}") from e
+    make_output_folder(config.out)
     with output_lock(config.out, "qa run"), RunLog(config.out) as log:
         try:
             _remove_temp_files(config.out)  # left by a killed run; nobody else writes OUT while we hold the lock
@@ -122,6 +119,13 @@ def run_batch(
         except BaseException as e:
             _log_abort(log, e)
             raise
+
+
+def make_output_folder(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the output folder {out}: {e.strerror or e}") from e
 
 
 def _log_abort(log: RunLog, e: BaseException) -> None:
@@ -336,10 +340,7 @@ def transcribe_batch(config: RunConfig, on_progress: Callable[[Progress], None] 
 
     started = time.monotonic()
     calls = discover(config.audio_dir, manifest=config.manifest, name_pattern=config.name_pattern)
-    try:
-        config.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create the output folder {config.out}: {e.strerror or e}") from e
+    make_output_folder(config.out)
     stage = TranscribeStage(config, TranscriptCache(config.cache_dir or cache_root() / "transcripts"))
     transcripts: dict[str, CallTranscript] = {}
     failures: list[tuple[str, str]] = []

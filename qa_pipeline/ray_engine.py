@@ -120,10 +120,7 @@ def run_batch_ray(config: RunConfig, on_progress: Callable[[Progress], None] | N
     started = time.monotonic()
     rubric = load_rubric(config.rubric)
     calls = discover(config.audio_dir, manifest=config.manifest, name_pattern=config.name_pattern)
-    try:
-        config.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create the output folder {config.out}: {e.strerror or e}") from e
+    pipeline.make_output_folder(config.out)
     connect(address)
     with output_lock(config.out, "qa run"), RunLog(config.out) as log:
         try:

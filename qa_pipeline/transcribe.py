@@ -243,21 +243,21 @@ class Transcriber:
             raw = list(result)  # transcribe() is lazy: the work happens here
         except RuntimeError as e:
             raise CallFailed(f"speech model failed on channel {channel}: {e}") from e
-        return [_raw_segment(s, channel, 0.0) for s in raw]
+        return [_raw_segment(s, channel) for s in raw]
 
 
-def _raw_segment(s, channel: int, shift: float) -> RawSegment:
-    """faster-whisper's Segment as our record, its times moved back by `shift` seconds."""
+def _raw_segment(s, channel: int) -> RawSegment:
+    """faster-whisper's Segment as our record."""
     return RawSegment(
         channel=channel,
-        start=float(s.start) - shift,
-        end=float(s.end) - shift,
+        start=float(s.start),
+        end=float(s.end),
         text=s.text.strip(),
         avg_logprob=float(s.avg_logprob),
         no_speech_prob=float(s.no_speech_prob),
         compression_ratio=float(s.compression_ratio),
         words=tuple(
-            RawWord(w.word, float(w.start) - shift, float(w.end) - shift, float(w.probability)) for w in (s.words or ())
+            RawWord(w.word, float(w.start), float(w.end), float(w.probability)) for w in (s.words or ())
         ),
     )
 
@@ -289,10 +289,15 @@ class Window:
 
 def speech_regions(audio: np.ndarray, opts: TranscribeOptions) -> list[tuple[float, float]]:
     """Speech regions of one channel in seconds, none longer than a window."""
+    return vad_regions(audio, opts.vad, max_speech_s=opts.max_window_s - 2.0)
+
+
+def vad_regions(audio: np.ndarray, vad: VadSettings, *, max_speech_s: float = float("inf")) -> list[tuple[float, float]]:
+    """Silero's speech regions (seconds) in 16 kHz audio."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    vad = VadOptions(**asdict(opts.vad), max_speech_duration_s=opts.max_window_s - 2.0)
-    return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in get_speech_timestamps(audio, vad, sampling_rate=SAMPLE_RATE)]
+    options = VadOptions(**asdict(vad), max_speech_duration_s=max_speech_s)
+    return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)]
 
 
 def pack_windows(regions: Sequence[tuple[int, float, float]], *, max_s: float, pause_s: float) -> list[Window]:
