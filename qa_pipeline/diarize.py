@@ -36,11 +36,6 @@ MODEL_FILE = "campplus-zh-en.onnx"
 INSTALL_COMMAND = "bash tools/install_speaker_model.sh"
 FRAME_S = 0.01  # resolution of the turns
 
-# What an agent says and a customer does not; 您好 counts in the opening only (customers answer 你好).
-AGENT_CUES = ("工号", "客服", "热线", "有什么可以帮", "很高兴为您服务", "还有什么可以帮", "感谢您的来电",
-              "请您稍等", "让您久等", "跟您确认", "给您确认", "为您")
-OPENING_CUES = ("您好",)
-OPENING_S = 20.0
 
 
 class SpeakerModelMissing(ModelError):
@@ -361,15 +356,14 @@ def split_by_speaker(segments: Sequence[RawSegment], turns: Sequence[tuple[float
 def agent_cluster(pieces: Sequence[SpeakerSegment]) -> int:
     """The cluster whose speech carries the agent cues (工号, 客服, 请问有什么可以帮, 您好 in the
     opening, 感谢您的来电 …); on a tie, the cluster that speaks first (the agent answers)."""
-    from qa_pipeline.matching import match_text
+    from qa_pipeline.speakers import agent_cues
 
     scores: dict[int, int] = {}
     first: dict[int, float] = {}
     for segment, cluster in pieces:
         scores.setdefault(cluster, 0)
         first[cluster] = min(first.get(cluster, np.inf), segment.start)
-        cues = AGENT_CUES + (OPENING_CUES if segment.start < OPENING_S else ())
-        scores[cluster] += sum(match_text(segment.text, cue) is not None for cue in cues)
+        scores[cluster] += agent_cues(segment.text, segment.start)
     if not scores:
         return 0
     return max(scores, key=lambda c: (scores[c], -first[c]))

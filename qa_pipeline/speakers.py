@@ -18,9 +18,21 @@ from qa_pipeline.transcribe import RawSegment, RawWord, join_pieces, split_on_pa
 
 logger = logging.getLogger("qa_pipeline")
 
-# What only an agent says in the first seconds of a call.
-AGENT_CUES = ("工号", "客服", "热线", "请问有什么可以帮", "很高兴为您服务", "您好这里是", "我是")
+# What an agent says and a customer does not; 您好 counts in the opening only (customers answer
+# 你好). 我是 is not a cue: customers say 对，我是. One list for stereo channels and mono clusters.
+AGENT_CUES = ("工号", "客服", "热线", "有什么可以帮", "很高兴为您服务", "还有什么可以帮", "感谢您的来电",
+              "请您稍等", "让您久等", "跟您确认", "给您确认", "为您")
+OPENING_CUES = ("您好",)
 OPENING_S = 20.0
+
+
+def agent_cues(text: str, start: float) -> int:
+    """How many agent cues a stretch of speech starting at `start` s carries, matched as the
+    rubric matches (characters, then sound: Whisper's 公号 and 克服 still count)."""
+    from qa_pipeline.matching import match_text
+
+    cues = AGENT_CUES + (OPENING_CUES if start < OPENING_S else ())
+    return sum(match_text(text, cue) is not None for cue in cues)
 
 
 def agent_channel(segments: Sequence[RawSegment], meta: CallMeta, n_channels: int) -> tuple[int | None, str | None]:
@@ -31,9 +43,7 @@ def agent_channel(segments: Sequence[RawSegment], meta: CallMeta, n_channels: in
         return meta.agent_channel, "manifest"
     cues = [0] * n_channels
     for segment in segments:
-        if segment.start < OPENING_S:
-            text = to_simplified(segment.text).replace(",", "").replace("，", "")
-            cues[segment.channel] += sum(cue in text for cue in AGENT_CUES)
+        cues[segment.channel] += agent_cues(to_simplified(segment.text), segment.start)
     if cues[0] != cues[1]:
         return (0 if cues[0] > cues[1] else 1), "content"
     return 0, "default"
