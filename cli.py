@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from qa_pipeline.choices import Decoder, Device, EngineKind
 from qa_pipeline.errors import QaError
 
 app = typer.Typer(
@@ -21,22 +21,6 @@ app = typer.Typer(
 )
 rubric_app = typer.Typer(help="Work with rubric files.", no_args_is_help=True)
 app.add_typer(rubric_app, name="rubric")
-
-
-class Decoder(str, Enum):
-    sequential = "sequential"
-    packed = "packed"
-
-
-class Engine(str, Enum):
-    local = "local"
-    ray = "ray"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 # Options shared by `qa run` and `qa transcribe`.
@@ -55,7 +39,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log each stag
 
 
 def _default_rubric() -> Path:
-    from qa_pipeline.rubric import rubric_path_default
+    from qa_pipeline.scoring.rubric import rubric_path_default
 
     return rubric_path_default()
 
@@ -85,7 +69,7 @@ def run(
     decoder: DecoderOpt = Decoder.packed,
     batch_size: BatchSizeOpt = 0,
     hotwords: Annotated[bool, typer.Option(help="Prime Whisper with the rubric's expected phrases (see README: measured, off by default).")] = False,
-    engine: Annotated[Engine, typer.Option(help="local: this machine; ray: a Ray cluster (pip install 'qa-pipeline[ray]').")] = Engine.local,
+    engine: Annotated[EngineKind, typer.Option(help="local: this machine; ray: a Ray cluster (pip install 'qa-pipeline[ray]').")] = EngineKind.local,
     ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: 'auto' (the cluster this node is in) or HOST:PORT. [default: a local Ray instance]")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -99,9 +83,7 @@ def run(
 
       qa run /shared/recordings/2025-03-03 --out /shared/qa-out/2025-03-03 --engine ray --ray-address auto
     """
-    from qa_pipeline.pipeline import RunConfig, run_batch
-    from qa_pipeline.rubric import load_rubric, rubric_hotwords
-    from qa_pipeline.transcribe import TranscribeOptions
+    from qa_pipeline.scoring.rubric import load_rubric, rubric_hotwords
 
     _setup_logging(verbose)
     rubric = rubric or _default_rubric()
@@ -111,22 +93,47 @@ def run(
             words = rubric_hotwords(load_rubric(rubric))
         except QaError as e:
             _fail(str(e))
-    config = RunConfig(
-        audio_dir=audio_dir, out=out, rubric=rubric, manifest=manifest,
-        name_pattern=name_pattern, model=model, device=device.value, compute_type=compute_type,
-        cache_dir=cache_dir, max_duration_s=max_duration * 60,
-        transcribe=TranscribeOptions(beam_size=beam_size, decoder=decoder.value, batch_size=batch_size, hotwords=words),
-    )
-    if engine is Engine.ray:
+    config = _config(audio_dir, out, manifest, name_pattern, model, device, compute_type, cache_dir, max_duration,
+                     beam_size, decoder, batch_size, rubric=rubric, hotwords=words)
+    if engine is EngineKind.ray:
         try:
-            from qa_pipeline.ray_engine import run_batch_ray
+            from qa_pipeline.batch.ray import RayEngine
         except ImportError as e:
             _fail(f"--engine ray needs Ray: pip install 'qa-pipeline[ray]' ({e})")
-        _run_and_report(lambda progress: run_batch_ray(config, on_progress=progress, address=ray_address))
+        _run_and_report(lambda progress: _run_batch(config, RayEngine(ray_address), progress))
         return
     if ray_address is not None:
         _fail("--ray-address needs --engine ray")
-    _run_and_report(lambda progress: run_batch(config, on_progress=progress))
+    from qa_pipeline.batch.local import LocalEngine
+
+    _run_and_report(lambda progress: _run_batch(config, LocalEngine(), progress))
+
+
+def _run_batch(config, engine, progress):
+    from qa_pipeline.batch.engine import run_batch
+
+    return run_batch(config, engine, on_progress=progress)
+
+
+def _config(audio_dir, out, manifest, name_pattern, model, device, compute_type, cache_dir, max_duration, beam_size,
+            decoder, batch_size, *, rubric=None, hotwords=None):
+    """The one RunConfig of `qa run` and `qa transcribe`, from their shared options."""
+    from qa_pipeline.asr.transcribe import TranscribeOptions
+    from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
+
+    try:
+        return RunConfig(
+            inputs=Inputs(audio_dir, manifest=manifest, name_pattern=name_pattern),
+            out=out,
+            transcribe=TranscribeConfig(
+                model=model, device=device, compute_type=compute_type, cache_dir=cache_dir,
+                max_duration_s=max_duration * 60,
+                options=TranscribeOptions(beam_size=beam_size, decoder=decoder, batch_size=batch_size, hotwords=hotwords),
+            ),
+            rubric=rubric,
+        )
+    except QaError as e:
+        _fail(str(e))
 
 
 @app.command()
@@ -153,15 +160,11 @@ def transcribe(
 
       qa transcribe recordings/2025-03-03 --out qa-out/2025-03-03 --manifest recordings/2025-03-03/manifest.csv
     """
-    from qa_pipeline.pipeline import RunConfig, transcribe_batch
-    from qa_pipeline.transcribe import TranscribeOptions
+    from qa_pipeline.batch.transcribe_only import transcribe_batch
 
     _setup_logging(verbose)
-    config = RunConfig(
-        audio_dir=audio_dir, out=out, rubric=Path("-"), manifest=manifest, name_pattern=name_pattern, model=model,
-        device=device.value, compute_type=compute_type, cache_dir=cache_dir, max_duration_s=max_duration * 60,
-        transcribe=TranscribeOptions(beam_size=beam_size, decoder=decoder.value, batch_size=batch_size),
-    )
+    config = _config(audio_dir, out, manifest, name_pattern, model, device, compute_type, cache_dir, max_duration,
+                     beam_size, decoder, batch_size)
     _run_and_report(lambda progress: transcribe_batch(config, on_progress=progress), done="transcribed",
                     result="transcripts")
 
@@ -177,13 +180,14 @@ def demo(
 
       qa demo --out /tmp/qa-demo
     """
+    from qa_pipeline.batch.config import Inputs, RunConfig
+    from qa_pipeline.batch.local import LocalEngine
     from qa_pipeline.demo import demo_dir
-    from qa_pipeline.pipeline import RunConfig, run_batch
 
     _setup_logging(verbose)
     calls = demo_dir()
-    config = RunConfig(audio_dir=calls, out=out, rubric=_default_rubric(), manifest=calls / "manifest.csv")
-    _run_and_report(lambda progress: run_batch(config, on_progress=progress))
+    config = RunConfig(Inputs(calls, manifest=calls / "manifest.csv"), out, rubric=_default_rubric())
+    _run_and_report(lambda progress: _run_batch(config, LocalEngine(), progress))
 
 
 @app.command()
@@ -197,8 +201,9 @@ def score(
 
       qa score qa-out/2025-03-03 --rubric rubrics/strict.zh.yaml
     """
-    from qa_pipeline.pipeline import rescore
+    from qa_pipeline.batch.rescore import rescore
 
+    _setup_logging(False)
     _run_and_report(lambda progress: rescore(out, rubric or _default_rubric()))
 
 
@@ -210,7 +215,7 @@ def rubric_check(file: Annotated[Path, typer.Argument(help="Rubric YAML to valid
 
       qa rubric check rubrics/default.zh.yaml
     """
-    from qa_pipeline.rubric import load_rubric
+    from qa_pipeline.scoring.rubric import load_rubric
 
     try:
         loaded = load_rubric(file)

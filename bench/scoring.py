@@ -83,9 +83,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="keep the OUT folder here (default: a temp dir)")
     args = parser.parse_args()
 
-    from qa_pipeline.pipeline import RUN_FILE, rescore
-    from qa_pipeline.rubric import rubric_path_default
-    from qa_pipeline.tables import write_transcripts
+    from qa_pipeline.batch.rescore import rescore
+    from qa_pipeline.batch.store import RUN_FILE
+    from qa_pipeline.scoring.rubric import rubric_path_default
+    from qa_pipeline.output.tables import write_transcripts
 
     base = reference_transcripts(json.loads(args.dev_labels.read_text(encoding="utf-8")))
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ transcriber's VAD settings, windows over them embedded, two clusters, each word 
 segments cut where the cluster changes, the agent cluster picked by its cues; then the pieces go
 through build_transcript (pause splits, hallucination guards) with the cluster as the channel.
 Each embedder is measured with the same regions and clustering:
-  campplus   CAM++ zh/en (ONNX, qa_pipeline.diarize.SpeakerEmbedder)
+  campplus   CAM++ zh/en (ONNX, qa_pipeline.speakers.diarize.SpeakerEmbedder)
   mfcc       mean and standard deviation of 20 MFCCs + deltas per window, z-scored over the call
 
 Reference speech is the labelled turns (10 ms frames). A frame is *attributed* when an utterance of
@@ -37,16 +37,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa_pipeline.cache import CachedAudio, TranscriptCache, cache_key, file_digest  # noqa: E402
-from qa_pipeline.decode import decode  # noqa: E402
-from qa_pipeline.diarize import (  # noqa: E402
+from qa_pipeline.batch.store import TranscriptCache, cache_key  # noqa: E402
+from qa_pipeline.files import file_digest  # noqa: E402
+from qa_pipeline.audio.decode import decode  # noqa: E402
+from qa_pipeline.speakers.diarize import (  # noqa: E402
     SpeakerEmbedder, agent_cluster, diarize, speech_regions, split_by_speaker,
 )
-from qa_pipeline.discover import discover  # noqa: E402
-from qa_pipeline.fbank import fbank  # noqa: E402
-from qa_pipeline.records import AGENT, CUSTOMER, CallMeta  # noqa: E402
-from qa_pipeline.speakers import build_transcript  # noqa: E402
-from qa_pipeline.transcribe import RawSegment, TranscribeOptions, Transcriber  # noqa: E402
+from qa_pipeline.audio.discover import discover  # noqa: E402
+from qa_pipeline.speakers.fbank import fbank  # noqa: E402
+from qa_pipeline.records import AGENT, CUSTOMER, CachedAudio, CallMeta, RawSegment  # noqa: E402
+from qa_pipeline.speakers.roles import build_transcript  # noqa: E402
+from qa_pipeline.asr.transcribe import TranscribeOptions, Transcriber  # noqa: E402
 
 FRAME = 0.01
 

@@ -34,7 +34,7 @@ def baseline(paths: list[Path], model: str, device: str, compute_type: str | Non
     from faster_whisper import WhisperModel, decode_audio
 
     from qa_pipeline.models import resolve_model
-    from qa_pipeline.transcribe import pick_compute_type, pick_device
+    from qa_pipeline.asr.transcribe import pick_compute_type, pick_device
 
     device = pick_device(device)
     whisper = WhisperModel(resolve_model(model), device=device, compute_type=pick_compute_type(device, compute_type))

@@ -17,14 +17,14 @@ DEV_CALLS/labels.json:
       (CPU, int8), `faster_whisper.decode_audio(path)` (a mono mix-down at 16 kHz) and
       `model.transcribe(audio, language="zh")` with every other option at its default, on the file
       as a whole; the hypothesis is all segment texts concatenated.
-  (b) our stage - `qa_pipeline.pipeline.TranscribeStage(...).run(meta)` with the default
+  (b) our stage - `qa_pipeline.batch.stages.TranscribeStage(...).run(meta)` with the default
       TranscribeOptions (per channel, VAD, guards, OpenCC, ...); the hypothesis is the kept
       utterances' text in time order. Dropped segments (hallucination guards) are listed.
 
 Figures:
 
 * CER = Levenshtein distance / reference length, on text normalised with
-  `qa_pipeline.normalize.normalize_text` (simplified, no punctuation or spaces, digit strings as
+  `qa_pipeline.scoring.normalize.normalize_text` (simplified, no punctuation or spaces, digit strings as
   digits). Each turn / segment / utterance is normalised on its own and the results concatenated.
   Per call: reference = every turn in time order, hypothesis = every segment/utterance in time
   order. A whole-call figure depends on the order the two speakers' words come in (a mono
@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from qa_pipeline.normalize import normalize_text  # noqa: E402
+from qa_pipeline.scoring.normalize import normalize_text  # noqa: E402
 
 try:  # optional: the same numbers, faster
     from rapidfuzz.distance import LCSseq as _RfLCS
@@ -302,23 +302,24 @@ def run_baseline(calls, threads: int) -> tuple[dict, float]:
 
 def run_stage(calls, cache_dir: Path, preload: bool) -> tuple[dict, float]:
     """(b): {call_id: {"transcript" | "error", "wall_s", "from_cache"}}, model load seconds."""
-    from qa_pipeline.cache import TranscriptCache
+    from qa_pipeline.audio.decode import audio_digest
+    from qa_pipeline.batch.config import TranscribeConfig
+    from qa_pipeline.batch.stages import TranscribeStage
+    from qa_pipeline.batch.store import TranscriptCache
     from qa_pipeline.errors import CallFailed
-    from qa_pipeline.pipeline import RunConfig, TranscribeStage, audio_digest
 
-    config = RunConfig(audio_dir=Path("."), out=Path("."), rubric=Path("."), model="base", device="cpu")
-    stage = TranscribeStage(config, TranscriptCache(cache_dir))
+    stage = TranscribeStage(TranscribeConfig(model="base", device="cpu"), TranscriptCache(cache_dir))
     load_s = 0.0
     if preload:  # time the model load apart from the first call
         started = time.monotonic()
-        stage._model()
+        stage.load_model()
         load_s = time.monotonic() - started
     results = {}
     for meta in calls:
         started = time.monotonic()
         try:
-            transcript, from_cache = stage.run(meta, audio_digest(meta.path), {})
-            results[meta.call_id] = {"transcript": transcript, "from_cache": from_cache}
+            result = stage.run(meta, audio_digest(meta.path))
+            results[meta.call_id] = {"transcript": result.transcript, "from_cache": result.from_cache}
         except CallFailed as e:
             results[meta.call_id] = {"error": str(e), "from_cache": False}
         results[meta.call_id]["wall_s"] = time.monotonic() - started
@@ -551,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
-    from qa_pipeline.discover import read_manifest
+    from qa_pipeline.audio.discover import read_manifest
 
     labels = json.loads((args.dev_calls / "labels.json").read_text(encoding="utf-8"))
     calls = read_manifest(args.dev_calls / "manifest.csv", args.dev_calls / "audio")
@@ -587,7 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         payload = {
             "dev_calls": str(args.dev_calls), "cache_dir": str(args.cache_dir) if args.cache_dir else None,
-            "normalisation": "qa_pipeline.normalize.normalize_text per turn/segment/utterance, concatenated",
+            "normalisation": "qa_pipeline.scoring.normalize.normalize_text per turn/segment/utterance, concatenated",
             "min_fraction": MIN_FRACTION, "window_s": WINDOW_S, "cpu_threads": threads,
             "totals": _jsonable(totals), "calls": _jsonable(rows),
         }

@@ -1,23 +1,24 @@
-"""Typed records passed between the pipeline's stages.
+"""Typed records that cross a module boundary: between the stages, and between the batch's parts.
 
 Every stage takes and returns these; dicts live only inside a stage.  All records are frozen so
-that no stage can mutate what an earlier one produced.
+that no stage can mutate what an earlier one produced.  Flow: CallMeta → RawSegment (Whisper) →
+CachedAudio (what the transcript cache keeps) → CallTranscript (speakers) → CallScore (rubric) →
+CallPart (what the batch stores per call) → the tables and reports.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 AGENT = "agent"
 CUSTOMER = "customer"
 UNKNOWN = "unknown"
-SPEAKERS = (AGENT, CUSTOMER, UNKNOWN)
 
 PASS = "pass"
 FAIL = "fail"
 NA = "na"
-RESULTS = (PASS, FAIL, NA)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,28 @@ class CallMeta:
     hangup_by: str | None = None  # agent | customer | None (unknown)
     agent_channel: int | None = None  # 0 | 1 | None (decide from content)
     line: int | None = None  # manifest line this call came from, for error messages
+
+
+@dataclass(frozen=True)
+class RawWord:
+    text: str
+    start: float
+    end: float
+    prob: float
+
+
+@dataclass(frozen=True)
+class RawSegment:
+    """One stretch of one channel's speech as Whisper wrote it (traditional characters and all)."""
+
+    channel: int
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    words: tuple[RawWord, ...]
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,19 @@ class AudioEvent:
     start: float
     end: float
     channel: int | None = None
+
+
+@dataclass(frozen=True)
+class CachedAudio:
+    """What the transcript cache keeps of one recording: the expensive part only (Whisper's raw
+    segments, tones, speaker turns, levels); speaker labelling, guards and scoring re-run every time."""
+
+    duration_s: float
+    n_channels: int
+    segments: tuple[RawSegment, ...]
+    events: tuple[AudioEvent, ...]
+    speaker_turns: tuple[tuple[float, float, int], ...] | None = None  # mono: (start, end, cluster); None: not diarized
+    levels: tuple[tuple[int, ...], ...] | None = None  # stereo: dBFS per 50 ms frame per channel; None: not measured
 
 
 @dataclass(frozen=True)
@@ -126,3 +162,82 @@ class CallScore:
     model: str | None = None
     processed_at: str | None = None
     items: tuple[ItemResult, ...] = field(default_factory=tuple)
+
+
+# --- the batch ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Todo:
+    """A call the batch must process (batch.plan): what is known of it before any work."""
+
+    meta: CallMeta
+    digest: str | None  # None: the file could not be read when the run started
+    fingerprint: str  # of everything its result depends on ("" when unreadable)
+    hash_s: float  # seconds spent hashing its audio
+    cached: bool  # its transcript is in the cache: quick
+    inputs: dict[str, str] = field(default_factory=dict)
+    redo: str | None = None  # why an earlier run's part was not reused, e.g. "rubric changed"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One call through decode → transcribe → speakers (batch.stages.TranscribeStage.run)."""
+
+    transcript: CallTranscript
+    from_cache: bool  # the transcript cache had it (not filled by this run's own prefill)
+    stages: Mapping[str, float]  # seconds per stage: decode, transcribe, tones, levels, diarize, speakers
+
+
+@dataclass(frozen=True)
+class CallPart:
+    """One call's finished result, as the batch stores it between runs (OUT/parts/<call>.json)."""
+
+    call_id: str
+    fingerprint: str  # "" when the audio could not be read: such a part never matches
+    score: CallScore
+    transcript: CallTranscript | None  # None for a failed call
+    retry: bool = False  # failed for a reason that may pass: process it again on the next run
+    error_kind: str | None = None  # the exception class of a failure, e.g. DecodeError, NoSpeech
+    inputs: dict[str, str] = field(default_factory=dict)  # plan.call_inputs(): says what changed when a part is redone
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What an engine reports for each call it processed (batch.engine.Engine.process)."""
+
+    call_id: str
+    part: CallPart
+    from_cache: bool
+    stages: Mapping[str, float]  # seconds per stage, hashing excluded
+    seconds: float | None  # the call's share of the engine's time; None: no work was done (its worker was lost)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported after each call: enough for a progress bar with an ETA in calls and audio hours."""
+
+    done: int
+    total: int
+    call_id: str
+    status: str
+    audio_s: float  # this call's audio
+    from_cache: bool  # its transcript came from the transcript cache
+    reused: bool = False  # its whole result came from an earlier run (OUT/parts)
+    audio_done_s: float = 0.0  # audio of every call done so far, reused ones included
+    eta_s: float | None = None  # seconds left; None while unknown
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    out: Path
+    total: int
+    ok: int
+    failed: int
+    audio_s: float
+    wall_s: float
+    failures: tuple[tuple[str, str], ...]  # (call_id, error)
+    report_index: Path
+    reused: int = 0  # calls taken from an earlier run's parts
+    failed_list: Path | None = None  # OUT/failed.csv
+    run_log: Path | None = None  # OUT/logs/run-*.jsonl

@@ -1,7 +1,9 @@
-"""Factories for hand-built pipeline records (no audio, no model) used by table and report tests."""
+"""Factories for hand-built pipeline records (no audio, no model) used by table and report tests, and
+snapshot(): what a reader of an output folder sees, for tests that compare two runs."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from qa_pipeline.records import (
@@ -18,6 +20,7 @@ from qa_pipeline.records import (
     Utterance,
     Word,
 )
+from qa_pipeline.output.tables import read_scores, read_transcripts
 
 DEFAULT_LINES = (
     (AGENT, 0.4, 3.1, "您好，这里是宽带客服，工号一零零一，请问有什么可以帮您？"),
@@ -169,3 +172,27 @@ def make_failed_score(
         model="base",
         processed_at="2025-03-04T02:00:00+08:00",
     )
+
+
+# --- what a reader of an output folder sees (tests that compare two runs) ---------------------
+
+
+def snapshot(out: Path, only: set[str] | None = None, keep_time: bool = False) -> dict:
+    """Everything a reader of OUT sees, with processed_at set aside unless `keep_time`."""
+    scores = read_scores(out)
+    ids = [s.call_id for s in scores]
+    assert len(ids) == len(set(ids)), f"duplicate call rows: {ids}"
+    transcripts = read_transcripts(out)
+    for t in transcripts.values():
+        utterance_ids = [u.utterance_id for u in t.utterances + t.dropped]
+        assert len(utterance_ids) == len(set(utterance_ids)), t.call_id
+    keep = (lambda call_id: only is None or call_id in only)
+    failed_csv = (out / "failed.csv").read_text(encoding="utf-8").splitlines()
+    return {
+        "scores": {s.call_id: (s if keep_time else dataclasses.replace(s, processed_at=None))
+                   for s in scores if keep(s.call_id)},
+        "transcripts": {k: v for k, v in transcripts.items() if keep(k)},
+        "reports": sorted(str(p.relative_to(out)) for p in (out / "reports" / "calls").iterdir()
+                          if keep(p.stem)),
+        "failed": [line for line in failed_csv[1:] if keep(line.split(",")[0])],
+    }

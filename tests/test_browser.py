@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from factories import make_failed_score, make_meta, make_score, make_transcript
-from qa_pipeline import report
+from qa_pipeline.output import report
 from qa_pipeline.records import AGENT, CUSTOMER
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,7 @@
-from qa_pipeline.cache import CachedAudio, TranscriptCache, cache_key, file_digest
-from qa_pipeline.records import AudioEvent
-from qa_pipeline.transcribe import RawSegment, RawWord, TranscribeOptions
+from qa_pipeline.asr.transcribe import TranscribeOptions
+from qa_pipeline.batch.store import TranscriptCache, cache_key
+from qa_pipeline.files import file_digest
+from qa_pipeline.records import AudioEvent, CachedAudio, RawSegment, RawWord
 
 
 def entry():

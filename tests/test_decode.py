@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from audio_factory import encode, tone
-from qa_pipeline.decode import SAMPLE_RATE, decode
+from qa_pipeline.audio.decode import SAMPLE_RATE, decode
 from qa_pipeline.errors import DecodeError
 
 FORMATS = [

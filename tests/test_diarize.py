@@ -8,13 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from qa_pipeline.diarize import (
+from qa_pipeline.speakers.diarize import (
     INSTALL_COMMAND, DiarizeOptions, SpeakerEmbedder, SpeakerModelMissing, SpeakerSegment, SpeakerTurn,
     agent_cluster, cluster_two, default_model_path, diarize, kmeans, speaker_roles, split_by_speaker, windows_for,
 )
-from qa_pipeline.fbank import fbank, normalize_mean, num_frames
-from qa_pipeline.records import AGENT, CUSTOMER
-from qa_pipeline.transcribe import RawSegment, RawWord
+from qa_pipeline.speakers.fbank import fbank, normalize_mean, num_frames
+from qa_pipeline.records import AGENT, CUSTOMER, RawSegment, RawWord
 
 SR = 16000
 
@@ -196,8 +195,8 @@ def test_embedder_gives_unit_comparable_vectors(embedder):
 
 def test_real_mono_call_turns_match_the_reference(embedder, calls_dir, data_dir):
     """dev_11 (mono 8 kHz): every reference turn, 对 included, lands on its speaker's cluster."""
-    from qa_pipeline.decode import decode
-    from qa_pipeline.diarize import speech_regions
+    from qa_pipeline.audio.decode import decode
+    from qa_pipeline.speakers.diarize import speech_regions
 
     reference = json.loads((data_dir / "dev_labels.json").read_text(encoding="utf-8"))["dev_11"]["turns"]
     audio = decode(calls_dir / "dev_11.wav")

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_pipeline.discover import compile_name_pattern, discover, read_manifest
+from qa_pipeline.audio.discover import compile_name_pattern, discover, read_manifest
 from qa_pipeline.errors import InputError
 
 HEADER = "call_id,path,agent_id,agent_name,team,started_at,direction,hangup_by,agent_channel\n"

@@ -125,3 +125,26 @@ def test_transcribe_then_run_reuses_every_transcript(tmp_path, calls_dir, transc
     assert result.exit_code == 0, result.output
     log = [json.loads(line) for p in (out / "logs").glob("run-*.jsonl") for line in p.read_text().splitlines()]
     assert {r["call_id"]: r["from_cache"] for r in log if r["event"] == "call"} == {"dev_07": True, "dev_11": True}
+
+
+def test_sequential_decoder_transcribes_and_scores(tmp_path, calls_dir, transcript_cache):
+    """--decoder sequential: faster-whisper's own VAD loop, channel after channel (cached apart)."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    (audio / "dev_11.wav").write_bytes((calls_dir / "dev_11.wav").read_bytes())
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(audio), "--out", str(out), "--cache-dir", str(transcript_cache),
+                                      "--decoder", "sequential"])
+    assert result.exit_code == 0, result.output
+    assert "1 calls: 1 scored, 0 failed" in result.output
+    log = [json.loads(line) for p in (out / "logs").glob("run-*.jsonl") for line in p.read_text().splitlines()]
+    assert log[0]["settings"]["transcribe"]["decoder"] == "sequential"
+    [call] = [r for r in log if r["event"] == "call"]
+    assert not call["from_cache"] and "transcribe" in call["stages"]  # not the packed decoder's cache entry
+    rows = [r for r in pq.read_table(out / "transcripts").to_pylist() if not r["dropped"]]
+    assert len(rows) >= 5 and {r["speaker"] for r in rows} == {"agent", "customer"}
+    for r in rows:
+        assert 0 <= r["start"] <= r["end"] <= 46.3
+        assert all(r["start"] - 0.05 <= w["start"] <= w["end"] <= r["end"] + 0.05 for w in r["words"])
+    items = {r["item_id"]: r["result"] for r in pq.read_table(out / "scores" / "items").to_pylist()}
+    assert set(items) >= RUBRIC_ITEMS

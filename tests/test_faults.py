@@ -7,13 +7,12 @@ row) except `processed_at`, `read_transcripts` the same CallTranscripts, the sam
 the same failed.csv, as a clean run into another folder. `processed_at` is the time a call was first
 processed, so it differs between two runs; within one folder it must survive a kill unchanged.
 
-SIGKILL points come from the pipeline's QA_FAULT_KILL hook (see pipeline._fault); one test kills the
+SIGKILL points come from the pipeline's QA_FAULT_KILL hook (see batch.store.fault); one test kills the
 process from outside while it transcribes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -29,9 +28,10 @@ from typer.testing import CliRunner
 
 from audio_factory import encode, tone
 from cli import app
-from qa_pipeline.parts import PARTS_DIR, read_part
-from qa_pipeline.runlog import read_log
-from qa_pipeline.tables import read_scores, read_transcripts
+from factories import snapshot
+from qa_pipeline.batch.store import PARTS_DIR, read_log, read_part
+from qa_pipeline.files import TEMP_PREFIX
+from qa_pipeline.output.tables import read_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "call_id,path,agent_id,agent_name,team,started_at,direction,hangup_by,agent_channel\n"
@@ -69,29 +69,9 @@ def qa_run(batch: Path, out: Path, cache: Path, *, fault: str | None = None, man
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
-def snapshot(out: Path, only: set[str] | None = None, keep_time: bool = False) -> dict:
-    """Everything a reader of OUT sees, with processed_at set aside unless `keep_time`."""
-    scores = read_scores(out)
-    ids = [s.call_id for s in scores]
-    assert len(ids) == len(set(ids)), f"duplicate call rows: {ids}"
-    transcripts = read_transcripts(out)
-    for t in transcripts.values():
-        utterance_ids = [u.utterance_id for u in t.utterances + t.dropped]
-        assert len(utterance_ids) == len(set(utterance_ids)), t.call_id
-    keep = (lambda call_id: only is None or call_id in only)
-    failed_csv = (out / "failed.csv").read_text(encoding="utf-8").splitlines()
-    return {
-        "scores": {s.call_id: (s if keep_time else dataclasses.replace(s, processed_at=None))
-                   for s in scores if keep(s.call_id)},
-        "transcripts": {k: v for k, v in transcripts.items() if keep(k)},
-        "reports": sorted(str(p.relative_to(out)) for p in (out / "reports" / "calls").iterdir()
-                          if keep(p.stem)),
-        "failed": [line for line in failed_csv[1:] if keep(line.split(",")[0])],
-    }
-
-
 def temp_files(out: Path) -> list[Path]:
-    return [p for p in out.rglob(".*") if p.name.endswith(".tmp") or p.name.startswith(".tmp-")]
+    return [p for p in out.rglob(".*") if p.name.startswith(TEMP_PREFIX) or p.name.endswith(".tmp")
+            or p.name.startswith(".tmp-")]
 
 
 def parts_times(out: Path) -> dict[str, str]:
@@ -272,8 +252,10 @@ def test_bad_files_fail_alone_with_readable_reasons(tmp_path, calls_dir, transcr
 
 @pytest.mark.slow
 def test_file_vanishing_mid_run_and_model_error_cost_one_call(clean, tmp_path, calls_dir, transcript_cache):
-    from qa_pipeline.pipeline import RunConfig, run_batch
-    from qa_pipeline.rubric import rubric_path_default
+    from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
+    from qa_pipeline.batch.engine import run_batch
+    from qa_pipeline.batch.local import LocalEngine
+    from qa_pipeline.scoring.rubric import rubric_path_default
 
     audio = tmp_path / "audio"
     audio.mkdir()
@@ -295,8 +277,9 @@ def test_file_vanishing_mid_run_and_model_error_cost_one_call(clean, tmp_path, c
         if p.call_id == "a_good":
             (audio / "c_gone.wav").unlink()  # vanishes after discovery, before its turn
 
-    config = RunConfig(audio_dir=audio, out=tmp_path / "out", rubric=rubric_path_default(), cache_dir=transcript_cache)
-    summary = run_batch(config, on_progress=progress, transcriber=BrokenModel())
+    config = RunConfig(Inputs(audio), tmp_path / "out", TranscribeConfig(cache_dir=transcript_cache),
+                       rubric=rubric_path_default())
+    summary = run_batch(config, LocalEngine(transcriber=BrokenModel()), on_progress=progress)
     assert (summary.total, summary.ok, summary.failed) == (3, 1, 2)
     errors = dict(summary.failures)
     assert errors["b_beep"].startswith("speech model failed") and errors["b_beep"].endswith("CUDA failed with error out of memory")
@@ -343,7 +326,7 @@ def test_second_run_on_the_same_out_is_refused(tmp_path, calls_dir):
     out = tmp_path / "out"
     out.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from qa_pipeline.lock import output_lock\n"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from qa_pipeline.batch.store import output_lock\n"
          "with output_lock(Path(sys.argv[1]), 'qa run'):\n    print('held', flush=True); time.sleep(120)", str(out)],
         stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
@@ -360,7 +343,7 @@ def test_second_run_on_the_same_out_is_refused(tmp_path, calls_dir):
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     # the kernel dropped the dead holder's lock: nothing stale to clean up by hand
-    from qa_pipeline.lock import output_lock
+    from qa_pipeline.batch.store import output_lock
 
     with output_lock(out, "test"):
         pass

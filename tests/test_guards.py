@@ -1,7 +1,8 @@
 import pytest
 
-from qa_pipeline.guards import check_segment
-from qa_pipeline.transcribe import RawSegment, RawWord, split_on_pauses
+from qa_pipeline.asr.guards import check_segment
+from qa_pipeline.asr.transcribe import split_on_pauses
+from qa_pipeline.records import RawSegment, RawWord
 
 
 def seg(text, *, no_speech=0.1, logprob=-0.3, ratio=1.2, start=0.0, end=2.0, words=()):
@@ -48,7 +49,7 @@ def test_packed_windows_map_words_back_to_their_channel_and_time():
 
     import numpy as np
 
-    from qa_pipeline.transcribe import pack_windows, render_windows, unpack_segment
+    from qa_pipeline.asr.transcribe import pack_windows, render_windows, unpack_segment
 
     regions = [(0, 1.0, 3.0), (0, 10.0, 11.0), (1, 4.0, 6.0)]
     windows = pack_windows(regions, max_s=30.0, pause_s=1.0)
@@ -74,7 +75,7 @@ def test_packed_windows_map_words_back_to_their_channel_and_time():
 
 
 def test_gpu_batch_size_follows_free_memory_and_model_size():
-    from qa_pipeline.transcribe import batch_size_for
+    from qa_pipeline.asr.transcribe import batch_size_for
 
     gib = 2**30
     assert batch_size_for(70 * gib, "large-v3") == 43  # half of 70 GiB / 0.8 GiB per window

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_pipeline.matching import (
+from qa_pipeline.scoring.matching import (
     BY_PINYIN,
     BY_TEXT,
     REGEX,

@@ -29,7 +29,7 @@ def test_folder_without_model_is_refused(tmp_path):
 
 
 def test_hub_name_offline_says_what_to_do(monkeypatch):
-    from qa_pipeline.transcribe import Transcriber
+    from qa_pipeline.asr.transcribe import Transcriber
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match=r"cannot load model 'small'.*use --model base"):

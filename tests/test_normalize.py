@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_pipeline.normalize import normalize_text, normalize_with_map, to_pinyin, to_simplified
+from qa_pipeline.scoring.normalize import normalize_text, normalize_with_map, to_pinyin, to_simplified
 
 
 def test_to_simplified():

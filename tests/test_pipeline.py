@@ -8,9 +8,9 @@ import pytest
 
 from factories import make_failed_score, make_meta, make_score, make_transcript
 from qa_pipeline.errors import AudioMissing, CallFailed, DecodeError, NoSpeech, OutputLocked
-from qa_pipeline.lock import output_lock
-from qa_pipeline.parts import CallPart, call_inputs, changed_inputs, fingerprint, part_path, read_part, write_part
-from qa_pipeline.pipeline import _Eta, _remove_temp_files, _Todo
+from qa_pipeline.batch.plan import Eta, call_inputs, changed_inputs, fingerprint
+from qa_pipeline.batch.store import output_lock, part_path, read_part, remove_temp_files, write_part
+from qa_pipeline.records import CallPart, Todo
 
 
 def test_part_round_trips_exactly(tmp_path):
@@ -64,12 +64,12 @@ def test_which_failures_are_tried_again():
     assert not DecodeError("corrupt").retry and not NoSpeech("silence").retry
 
 
-def todo(cached: bool) -> _Todo:
-    return _Todo(make_meta(), "d", "f", 0.0, cached)
+def todo(cached: bool) -> Todo:
+    return Todo(make_meta(), "d", "f", 0.0, cached)
 
 
 def test_eta_ignores_quick_calls():
-    eta = _Eta([todo(True), todo(True), todo(False), todo(False), todo(False)])
+    eta = Eta([todo(True), todo(True), todo(False), todo(False), todo(False)])
     eta.finished(True, 0.1)
     assert eta.seconds_left() is None  # no call transcribed yet
     eta.finished(True, 0.1)
@@ -90,11 +90,16 @@ def test_lock_refuses_a_second_holder(tmp_path):
 
 
 def test_temp_files_of_a_killed_run_are_removed(tmp_path):
-    leftovers = [tmp_path / "parts" / ".a.json.x1.tmp", tmp_path / "scores" / ".calls.parquet.abc.tmp",
-                 tmp_path / ".run.json.q.tmp"]
-    kept = [tmp_path / "parts" / "a.json", tmp_path / "reports" / "index.html"]
+    leftovers = [tmp_path / "parts" / ".qa-tmp-1a2b3c4d-a.json",
+                 tmp_path / "scores" / "calls" / "call_date=2025-03-03" / ".qa-tmp-00000000-part-0.parquet",
+                 tmp_path / "reports" / "calls" / ".qa-tmp-ffffffff-a.html", tmp_path / ".qa-tmp-12345678-run.json"]
+    kept = [tmp_path / "parts" / "a.json", tmp_path / "reports" / "index.html",
+            # another tool's files in OUT, whatever they look like, and ours only where we write
+            tmp_path / ".notes.tmp", tmp_path / ".config.yaml.tmp", tmp_path / "other-tool" / "deep" / ".tmp-upload-123",
+            tmp_path / "other-tool" / ".qa-tmp-1a2b3c4d-x.json", tmp_path / "parts" / ".a.json.x1.tmp"]
     for path in leftovers + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")
-    _remove_temp_files(tmp_path)
-    assert [p.exists() for p in leftovers] == [False] * 3 and all(p.exists() for p in kept)
+    remove_temp_files(tmp_path)
+    assert [p.exists() for p in leftovers] == [False] * len(leftovers)
+    assert [p for p in kept if not p.exists()] == []

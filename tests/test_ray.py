@@ -14,10 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from qa_pipeline.pipeline import RunConfig, run_batch
-from qa_pipeline.rubric import rubric_path_default
-from qa_pipeline.runlog import read_log
-from test_faults import snapshot
+from factories import snapshot
+from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
+from qa_pipeline.batch.engine import run_batch
+from qa_pipeline.batch.local import LocalEngine
+from qa_pipeline.batch.store import read_log
+from qa_pipeline.scoring.rubric import rubric_path_default
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = ["dev_07", "dev_11", "dev_12"]
@@ -44,7 +46,8 @@ def audio(tmp_path_factory, calls_dir) -> Path:
 @pytest.fixture(scope="module")
 def local_out(tmp_path_factory, audio, transcript_cache) -> Path:
     out = tmp_path_factory.mktemp("local-out")
-    summary = run_batch(RunConfig(audio_dir=audio, out=out, rubric=rubric_path_default(), cache_dir=transcript_cache))
+    config = RunConfig(Inputs(audio), out, TranscribeConfig(cache_dir=transcript_cache), rubric=rubric_path_default())
+    summary = run_batch(config, LocalEngine())
     assert (summary.total, summary.ok) == (3, 3)
     return out
 
@@ -88,10 +91,10 @@ def test_a_worker_killed_mid_batch_is_restarted_and_every_call_is_accounted_for(
     """A fresh transcript cache, one actor and one call per task, so the model is busy for seconds
     on each call; after the first call finishes, the actor's process is SIGKILLed while it works on
     the next. Ray restarts it and sends the call again; the batch ends with all three calls."""
-    from qa_pipeline.ray_engine import run_batch_ray
+    from qa_pipeline.batch.ray import RayEngine
 
     out = tmp_path / "out"
-    config = RunConfig(audio_dir=audio, out=out, rubric=rubric_path_default(), cache_dir=tmp_path / "cache")
+    config = RunConfig(Inputs(audio), out, TranscribeConfig(cache_dir=tmp_path / "cache"), rubric=rubric_path_default())
     killed: list[int] = []
     pids: list[int] = []
 
@@ -111,7 +114,7 @@ def test_a_worker_killed_mid_batch_is_restarted_and_every_call_is_accounted_for(
         if p.done == p.total:
             pids.append(actor_pid())
 
-    summary = run_batch_ray(config, on_progress=on_progress, group_size=1, actors=1)
+    summary = run_batch(config, RayEngine(group_size=1, actors=1), on_progress=on_progress)
     assert killed and pids and pids[0] != killed[0]  # it died and a new process finished the batch
     assert (summary.total, summary.ok, summary.failed) == (3, 3, 0)
     assert snapshot(out) == snapshot(local_out)
@@ -130,7 +133,8 @@ def test_the_local_engine_does_not_import_ray(tmp_path):
     import subprocess
     import sys
 
-    code = "import sys, cli; from qa_pipeline import pipeline; print('ray' in sys.modules)"
+    code = ("import sys, cli; from qa_pipeline.batch import engine, local, rescore, transcribe_only; "
+            "print('ray' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -138,20 +142,20 @@ def test_the_local_engine_does_not_import_ray(tmp_path):
 @pytest.mark.slow
 def test_calls_of_a_worker_that_is_gone_for_good_fail_and_the_next_run_does_them(ray_cluster, audio, local_out,
                                                                                  transcript_cache, tmp_path):
-    from qa_pipeline.ray_engine import run_batch_ray
+    from qa_pipeline.batch.ray import RayEngine
 
     out = tmp_path / "out"
-    config = RunConfig(audio_dir=audio, out=out, rubric=rubric_path_default(), cache_dir=transcript_cache)
+    config = RunConfig(Inputs(audio), out, TranscribeConfig(cache_dir=transcript_cache), rubric=rubric_path_default())
 
     def on_progress(p) -> None:
         if p.done == 1:  # no restart: the other two calls have no worker left
             ray_cluster.kill(ray_cluster.get_actor("qa-transcriber-0"), no_restart=True)
 
-    summary = run_batch_ray(config, on_progress=on_progress, group_size=1, actors=1)
+    summary = run_batch(config, RayEngine(group_size=1, actors=1), on_progress=on_progress)
     assert (summary.total, summary.ok, summary.failed) == (3, 1, 2)
     assert all(error.startswith(("Ray worker died", "no Ray worker left")) for _c, error in summary.failures)
     failed_csv = (out / "failed.csv").read_text(encoding="utf-8").splitlines()[1:]
     assert len(failed_csv) == 2 and all(line.endswith(",yes") for line in failed_csv)
-    again = run_batch_ray(config)
+    again = run_batch(config, RayEngine())
     assert (again.total, again.ok, again.reused) == (3, 3, 1)
     assert snapshot(out) == snapshot(local_out)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_pipeline.redact import (
+from qa_pipeline.output.redact import (
     TOKEN_ADDRESS,
     TOKEN_BANK,
     TOKEN_ID,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from factories import make_failed_score, make_items, make_meta, make_score, make_transcript
-from qa_pipeline import report
+from qa_pipeline.output import report
 from qa_pipeline.records import AGENT, CUSTOMER, FAIL, UNKNOWN, ItemResult
 
 XSS = "<script>alert(1)</script>"
@@ -269,7 +269,7 @@ def test_missing_transcript_and_meta(tmp_path: Path):
 
 def test_packaged_templates_fallback(tmp_path: Path, monkeypatch):
     """When the top-level reports/ folder is absent (installed wheel), templates load from the package."""
-    folder = Path(report.__file__).resolve().parent.parent / "reports"
+    folder = Path(report.__file__).resolve().parents[2] / "reports"
     monkeypatch.setattr(report, "_template_dir", lambda: None)
     monkeypatch.setattr(report, "_load_packaged", lambda name: (folder / name).read_text(encoding="utf-8"))
     env = report.make_environment()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_pipeline.rubric import (
+from qa_pipeline.scoring.rubric import (
     ForbiddenCheck,
     HangupCheck,
     PhraseCheck,
@@ -173,7 +173,7 @@ def test_missing_file(tmp_path):
 
 
 def test_hotwords_are_the_expected_phrases_not_the_forbidden_ones():
-    from qa_pipeline.rubric import load_rubric, rubric_hotwords, rubric_path_default
+    from qa_pipeline.scoring.rubric import load_rubric, rubric_hotwords, rubric_path_default
 
     words = rubric_hotwords(load_rubric(rubric_path_default())).split("，")
     assert "您好" in words and "工号" in words and "确认一下" in words

@@ -15,8 +15,8 @@ from qa_pipeline.records import (
     Utterance,
     Word,
 )
-from qa_pipeline.rubric import load_rubric, parse_rubric, rubric_path_default
-from qa_pipeline.score import score_call
+from qa_pipeline.scoring.rubric import load_rubric, parse_rubric, rubric_path_default
+from qa_pipeline.scoring.score import score_call
 
 DATA = Path(__file__).resolve().parent / "data"
 PUNCT = set("，。？！、,.?! ")

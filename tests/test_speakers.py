@@ -4,10 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_pipeline.normalize import normalize_text
-from qa_pipeline.records import CallMeta
-from qa_pipeline.speakers import LEVEL_FRAME_S, agent_channel, build_transcript, channel_levels
-from qa_pipeline.transcribe import RawSegment, RawWord
+from qa_pipeline.scoring.normalize import normalize_text
+from qa_pipeline.records import CallMeta, RawSegment, RawWord
+from qa_pipeline.speakers.roles import LEVEL_FRAME_S, agent_channel, build_transcript, channel_levels
 
 
 def seg(channel, start, end, text, words=None):
@@ -139,13 +138,12 @@ def test_channel_levels_are_whole_dbfs_per_50_ms_frame():
 # --- real calls through the pipeline's transcribe stage (Whisper) ------------------------------
 
 
-def _stage(tmp_path, audio_dir, cache_dir):
-    from qa_pipeline.cache import TranscriptCache
-    from qa_pipeline.pipeline import RunConfig, TranscribeStage
-    from qa_pipeline.rubric import rubric_path_default
+def _stage(cache_dir):
+    from qa_pipeline.batch.config import TranscribeConfig
+    from qa_pipeline.batch.stages import TranscribeStage
+    from qa_pipeline.batch.store import TranscriptCache
 
-    config = RunConfig(audio_dir=audio_dir, out=tmp_path / "out", rubric=rubric_path_default(), cache_dir=cache_dir)
-    return TranscribeStage(config, TranscriptCache(cache_dir))
+    return TranscribeStage(TranscribeConfig(cache_dir=cache_dir), TranscriptCache(cache_dir))
 
 
 def _doubled(t) -> list[tuple[str, str]]:
@@ -158,8 +156,8 @@ def _doubled(t) -> list[tuple[str, str]]:
 @pytest.mark.slow
 def test_agent_on_the_right_channel_found_without_a_manifest(tmp_path, calls_dir, transcript_cache):
     """dev_07: stereo, the agent on channel 1, no agent_channel given: the opening's cues decide."""
-    stage = _stage(tmp_path, calls_dir, transcript_cache)
-    t, _cached = stage.run(CallMeta(call_id="dev_07", path=calls_dir / "dev_07.wav"))
+    stage = _stage(transcript_cache)
+    t = stage.run(CallMeta(call_id="dev_07", path=calls_dir / "dev_07.wav")).transcript
     assert (t.n_channels, t.agent_channel, t.agent_channel_method) == (2, 1, "content")
     assert all(u.speaker == ("agent" if u.channel == 1 else "customer") for u in t.utterances)
     assert t.utterances[0].speaker == "agent"
@@ -170,19 +168,19 @@ def test_agent_on_the_right_channel_found_without_a_manifest(tmp_path, calls_dir
 def test_bleed_on_real_audio_appears_once(tmp_path, calls_dir, transcript_cache):
     """dev_07 with the agent's channel mixed into the customer's at -20 dB (crosstalk)."""
     from audio_factory import encode
-    from qa_pipeline.decode import decode
+    from qa_pipeline.audio.decode import decode
 
     audio = decode(calls_dir / "dev_07.wav")
     left, right = audio.channels
     mixed = encode(tmp_path / "dev_07_bleed.wav", np.stack([left + 0.1 * right, right]), audio.sample_rate,
                    codec="pcm_s16le")
-    stage = _stage(tmp_path, tmp_path, transcript_cache)
-    t, _cached = stage.run(CallMeta(call_id="dev_07_bleed", path=mixed, agent_channel=1))
+    stage = _stage(transcript_cache)
+    t = stage.run(CallMeta(call_id="dev_07_bleed", path=mixed, agent_channel=1)).transcript
     assert _doubled(t) == []
     bled = [u for u, why in zip(t.dropped, t.drop_reasons) if why.startswith("channel bleed")]
     assert bled and all(u.channel == 0 for u in bled)
     # the agent's words are all still there, on the agent's channel
-    clean, _cached = stage.run(CallMeta(call_id="dev_07", path=calls_dir / "dev_07.wav", agent_channel=1))
+    clean = stage.run(CallMeta(call_id="dev_07", path=calls_dir / "dev_07.wav", agent_channel=1)).transcript
     agent_text = "".join(normalize_text(u.text) for u in t.utterances if u.channel == 1)
     clean_text = "".join(normalize_text(u.text) for u in clean.utterances if u.channel == 1)
     assert SequenceMatcher(None, clean_text, agent_text, autojunk=False).ratio() > 0.9

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from factories import make_failed_score, make_score, make_transcript
-from qa_pipeline import tables
+from qa_pipeline.output import tables
 from qa_pipeline.errors import InputError
 from qa_pipeline.records import CallTranscript
 

@@ -8,7 +8,7 @@ import pytest
 
 from factories import make_transcript, make_utterance
 from qa_pipeline.records import AGENT, CUSTOMER, UNKNOWN, CallTranscript, Word
-from qa_pipeline.timeline import Overlap, Silence, Turn, build_timeline
+from qa_pipeline.scoring.timeline import Overlap, Silence, Turn, build_timeline
 
 
 def transcript(lines, *, n_channels=2, duration_s=30.0) -> CallTranscript:

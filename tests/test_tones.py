@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from audio_factory import busy_tone, tone
-from qa_pipeline.decode import decode
-from qa_pipeline.tones import find_busy_tones
+from qa_pipeline.audio.decode import decode
+from qa_pipeline.audio.tones import find_busy_tones
 
 
 def test_busy_tone_after_speechlike_noise_is_found():

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from qa_pipeline.decode import decode
-from qa_pipeline.transcribe import TranscribeOptions, with_noise_floor
+from qa_pipeline.audio.decode import decode
+from qa_pipeline.asr.transcribe import TranscribeOptions
+from qa_pipeline.asr.vad import with_noise_floor
 
 
 def digital_silence_between_turns(samples: np.ndarray) -> np.ndarray:
@@ -47,7 +48,7 @@ def test_every_turn_of_each_channel_survives_vad(data_dir, calls_dir, gated):
 
 def test_the_fixture_is_hard_enough_to_catch_untuned_vad(data_dir, calls_dir):
     """faster-whisper's default VAD settings, with no noise floor, lose turns on this audio."""
-    from qa_pipeline.transcribe import VadSettings
+    from qa_pipeline.asr.vad import VadSettings
 
     untuned = TranscribeOptions(vad=VadSettings(threshold=0.5, min_speech_duration_ms=250,
                                                 min_silence_duration_ms=2000, speech_pad_ms=400), noise_floor=0.0)

@@ -19,7 +19,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from qa_pipeline.normalize import normalize_with_map, to_pinyin
+from rapidfuzz.distance import Levenshtein
+
+from qa_pipeline.scoring.normalize import normalize_with_map, to_pinyin
 
 LITERAL = "literal"
 REGEX = "regex"
@@ -111,28 +113,8 @@ def _make(p: PreparedText, phrase: Phrase, ns: int, ne: int, how: str, edits: in
 
 
 def _edit_distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
-    return _levenshtein()(a, b)
-
-
-@lru_cache(maxsize=1)
-def _levenshtein():
-    """rapidfuzz's C++ Levenshtein on syllable tuples; a plain DP where it is not installed."""
-    try:
-        from rapidfuzz.distance import Levenshtein
-
-        return Levenshtein.distance
-    except ImportError:
-        return _edit_distance_py
-
-
-def _edit_distance_py(a: tuple[str, ...], b: tuple[str, ...]) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
+    """rapidfuzz's C++ Levenshtein on syllable tuples."""
+    return Levenshtein.distance(a, b)
 
 
 @lru_cache(maxsize=4096)

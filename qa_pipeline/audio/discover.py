@@ -11,7 +11,6 @@ from qa_pipeline.records import CallMeta
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".opus", ".amr", ".wma", ".webm"})
 MANIFEST_COLUMNS = ("call_id", "path")
-OPTIONAL_COLUMNS = ("agent_id", "agent_name", "team", "started_at", "direction", "hangup_by", "agent_channel")
 HANGUP_VALUES = ("agent", "customer", "unknown", "")
 CHANNEL_VALUES = ("0", "1", "")
 PATTERN_FIELDS = ("call_id", "agent_id", "team", "date", "time", "direction", "any")

@@ -10,26 +10,14 @@ from typing import Sequence
 
 import numpy as np
 
-from qa_pipeline.decode import SAMPLE_RATE
+from qa_pipeline.asr.vad import VadSettings, vad_regions, with_noise_floor
+from qa_pipeline.audio.decode import SAMPLE_RATE
+from qa_pipeline.choices import Decoder, Device
 from qa_pipeline.errors import CallFailed, ModelError
 from qa_pipeline.models import resolve_model
+from qa_pipeline.records import RawSegment, RawWord
 
 logger = logging.getLogger("qa_pipeline")
-
-DEFAULT_PROMPT = "以下是普通话客服电话录音的简体中文转写。"
-
-
-@dataclass(frozen=True)
-class VadSettings:
-    """Silero VAD settings, tuned for telephone channels where one side is mostly silent."""
-
-    # Chosen on the stereo dev calls, as recorded and with the gaps between turns zeroed to
-    # digital silence: 0.25 / 100 ms / a -60 dBFS floor keeps every reference turn of every
-    # channel in both; 0.35 / 200 ms (or faster-whisper's defaults) lose short turns such as 对.
-    threshold: float = 0.25
-    min_speech_duration_ms: int = 100
-    min_silence_duration_ms: int = 500
-    speech_pad_ms: int = 300
 
 
 @dataclass(frozen=True)
@@ -45,7 +33,7 @@ class TranscribeOptions:
     # packed: each channel's speech packed into 30 s windows, the windows of several calls decoded
     # together in batches (2.4x plain faster-whisper on dev-calls, agreement unchanged);
     # sequential: faster-whisper's own loop, channel after channel (with beam 5: 13.3% CER, 1.25x).
-    decoder: str = "packed"
+    decoder: Decoder = Decoder.packed
     batch_size: int = 0  # 0: auto (from free GPU memory on CUDA, CPU_BATCH_SIZE on the CPU)
     max_window_s: float = 30.0  # Whisper's window
     window_pause_s: float = 1.0  # silence put between two regions packed into one window
@@ -55,31 +43,9 @@ class TranscribeOptions:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class RawWord:
-    text: str
-    start: float
-    end: float
-    prob: float
-
-
-@dataclass(frozen=True)
-class RawSegment:
-    """One stretch of one channel's speech as Whisper wrote it (traditional characters and all)."""
-
-    channel: int
-    start: float
-    end: float
-    text: str
-    avg_logprob: float
-    no_speech_prob: float
-    compression_ratio: float
-    words: tuple[RawWord, ...]
-
-
 def pick_device(device: str) -> str:
-    if device != "auto":
-        return device
+    if device != Device.auto:
+        return str(device)
     try:
         import ctranslate2
 
@@ -292,14 +258,6 @@ def speech_regions(audio: np.ndarray, opts: TranscribeOptions) -> list[tuple[flo
     return vad_regions(audio, opts.vad, max_speech_s=opts.max_window_s - 2.0)
 
 
-def vad_regions(audio: np.ndarray, vad: VadSettings, *, max_speech_s: float = float("inf")) -> list[tuple[float, float]]:
-    """Silero's speech regions (seconds) in 16 kHz audio."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    options = VadOptions(**asdict(vad), max_speech_duration_s=max_speech_s)
-    return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)]
-
-
 def pack_windows(regions: Sequence[tuple[int, float, float]], *, max_s: float, pause_s: float) -> list[Window]:
     """Greedily fill windows of at most `max_s` seconds with consecutive regions of one channel,
     `pause_s` of silence between two regions."""
@@ -388,14 +346,6 @@ def _placement_at(placed: Sequence[Placement], t: float) -> Placement:
         if p.at - 0.05 <= t <= p.at + p.length + 0.05:
             return p
     return min(placed, key=lambda p: min(abs(t - p.at), abs(t - p.at - p.length)))
-
-
-def with_noise_floor(samples: np.ndarray, level: float) -> np.ndarray:
-    """Add a faint deterministic noise floor so that digital silence does not confuse the VAD."""
-    if level <= 0:
-        return samples
-    rng = np.random.default_rng(len(samples))
-    return (samples + rng.normal(0.0, level, size=samples.shape)).astype(np.float32)
 
 
 def split_on_pauses(segment: RawSegment, gap_s: float) -> list[RawSegment]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from qa_pipeline.errors import AudioMissing, DecodeError
+from qa_pipeline.files import file_digest
 
 logger = logging.getLogger("qa_pipeline")
 
@@ -119,6 +120,17 @@ def check_readable(path: Path) -> int:
     if not stat.S_ISREG(info.st_mode):
         raise AudioMissing(f"cannot read {path}: not a regular file")
     return info.st_size
+
+
+def audio_digest(path: Path) -> str:
+    """The content hash of a call's audio; AudioMissing when it is gone or cannot be read."""
+    check_readable(path)
+    try:
+        return file_digest(path)
+    except FileNotFoundError as e:
+        raise AudioMissing(f"audio file not found: {path}") from e
+    except OSError as e:
+        raise AudioMissing(f"cannot read {path}: {e.strerror or e}") from e
 
 
 def is_silent(audio: DecodedAudio, peak_below: float = SILENCE_PEAK) -> bool:

@@ -11,29 +11,15 @@ from typing import Sequence
 
 import numpy as np
 
-from qa_pipeline.guards import GuardOptions, check_segment, trim_loop
-from qa_pipeline.normalize import normalize_text, to_pinyin, to_simplified
-from qa_pipeline.records import AGENT, CUSTOMER, UNKNOWN, AudioEvent, CallMeta, CallTranscript, Utterance, Word
-from qa_pipeline.transcribe import RawSegment, RawWord, join_pieces, split_on_pauses
+from qa_pipeline.asr.guards import GuardOptions, check_segment, trim_loop
+from qa_pipeline.asr.transcribe import join_pieces, split_on_pauses
+from qa_pipeline.records import (AGENT, CUSTOMER, UNKNOWN, AudioEvent, CallMeta, CallTranscript, RawSegment, RawWord,
+                                 Utterance, Word)
+from qa_pipeline.scoring.normalize import normalize_text, to_pinyin, to_simplified
+from qa_pipeline.speakers.cues import agent_cues
+from qa_pipeline.speakers.diarize import agent_cluster, split_by_speaker
 
 logger = logging.getLogger("qa_pipeline")
-
-# What an agent says and a customer does not; 您好 counts in the opening only (customers answer
-# 你好). 我是 is not a cue: customers say 对，我是. One list for stereo channels and mono clusters.
-AGENT_CUES = ("工号", "客服", "热线", "有什么可以帮", "很高兴为您服务", "还有什么可以帮", "感谢您的来电",
-              "请您稍等", "让您久等", "跟您确认", "给您确认", "为您")
-OPENING_CUES = ("您好",)
-OPENING_S = 20.0
-
-
-def agent_cues(text: str, start: float) -> int:
-    """How many agent cues a stretch of speech starting at `start` s carries, matched as the
-    rubric matches (characters, then sound: Whisper's 公号 and 克服 still count)."""
-    from qa_pipeline.matching import match_text
-
-    cues = AGENT_CUES + (OPENING_CUES if start < OPENING_S else ())
-    return sum(match_text(text, cue) is not None for cue in cues)
-
 
 def agent_channel(segments: Sequence[RawSegment], meta: CallMeta, n_channels: int) -> tuple[int | None, str | None]:
     """The channel the agent speaks on and how that was decided (manifest | content | default)."""
@@ -211,8 +197,6 @@ def build_transcript(
     `levels` (channel_levels of the audio): faint copies of the other channel are dropped as
     channel bleed."""
     if n_channels == 1 and speaker_turns:
-        from qa_pipeline.diarize import agent_cluster, split_by_speaker
-
         by_speaker = split_by_speaker(segments, speaker_turns)
         agent = agent_cluster(by_speaker)
         # Until the utterances are made, a segment's `channel` holds its lane: here the cluster.

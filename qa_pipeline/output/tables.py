@@ -28,9 +28,7 @@ items in rubric order, and the readers keep it.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
@@ -41,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from qa_pipeline.errors import InputError
+from qa_pipeline.files import write_atomic
 from qa_pipeline.records import AudioEvent, CallScore, CallTranscript, ItemResult, Utterance, Word
 
 log = logging.getLogger("qa_pipeline")
@@ -409,24 +408,8 @@ def tables_to_scores(calls: pa.Table, items: pa.Table) -> list[CallScore]:
 
 
 def atomic_write_table(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` as Parquet via a temp file in the same folder and ``os.replace``.
-
-    A reader sees either the old file or the complete new one, never a partial write; on any
-    error the temp file is removed and the old file is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``table`` to ``path`` as Parquet, atomically (:func:`qa_pipeline.files.write_atomic`)."""
+    write_atomic(path, lambda f: pq.write_table(table, f))
     log.debug("wrote %s (%d rows)", path, table.num_rows)
 
 

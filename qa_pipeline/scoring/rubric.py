@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from qa_pipeline.errors import InputError
-from qa_pipeline.matching import REGEX, Phrase, parse_phrase
+from qa_pipeline.scoring.matching import REGEX, Phrase, parse_phrase
 
 log = logging.getLogger("qa_pipeline")
 
@@ -196,7 +196,7 @@ def rubric_hotwords(rubric: Rubric, max_chars: int = 120) -> str:
 
 def rubric_path_default() -> Path:
     """The bundled rubrics/default.zh.yaml (repository checkout first, then the package)."""
-    here = Path(__file__).resolve().parent.parent / "rubrics" / "default.zh.yaml"
+    here = Path(__file__).resolve().parents[2] / "rubrics" / "default.zh.yaml"
     if here.exists():
         return here
     return Path(str(importlib.resources.files("qa_pipeline") / "rubrics" / "default.zh.yaml"))
@@ -220,7 +220,6 @@ class _Ctx:
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, f"{what} must be a mapping")
         out: dict[str, yaml.Node] = {}
-        keys: dict[str, yaml.Node] = {}
         for k, v in node.value:
             key = self.value(k) if isinstance(k, yaml.ScalarNode) else None
             if not isinstance(key, str):
@@ -230,7 +229,6 @@ class _Ctx:
             if key not in allowed:
                 raise self.error(k, f"{what}: unknown key '{key}' (allowed: {', '.join(allowed)})")
             out[key] = v
-            keys[key] = k
         return out
 
     def require(self, m: dict[str, yaml.Node], parent: yaml.Node, key: str, what: str) -> yaml.Node:

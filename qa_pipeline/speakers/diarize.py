@@ -25,9 +25,11 @@ from typing import NamedTuple, Protocol, Sequence
 import numpy as np
 
 from qa_pipeline.errors import ModelError
-from qa_pipeline.fbank import FbankOptions, fbank, normalize_mean
+from qa_pipeline.speakers.fbank import FbankOptions, fbank, normalize_mean
 from qa_pipeline.models import cache_root
-from qa_pipeline.transcribe import RawSegment, RawWord, VadSettings
+from qa_pipeline.asr.vad import VadSettings, vad_regions, with_noise_floor
+from qa_pipeline.records import AGENT, CUSTOMER, RawSegment, RawWord
+from qa_pipeline.speakers.cues import agent_cues
 
 logger = logging.getLogger("qa_pipeline")
 
@@ -154,8 +156,6 @@ NOISE_FLOOR = 1e-3  # as the transcriber: on pure digital silence Silero drops s
 
 def speech_regions(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, vad: VadSettings = DIARIZE_VAD) -> list[tuple[float, float]]:
     """Speech regions (seconds) by faster-whisper's Silero VAD."""
-    from qa_pipeline.transcribe import vad_regions, with_noise_floor
-
     if sample_rate != SAMPLE_RATE:
         raise ValueError(f"speech_regions expects {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
     return vad_regions(with_noise_floor(np.asarray(samples, dtype=np.float32), NOISE_FLOOR), vad)
@@ -356,8 +356,6 @@ def split_by_speaker(segments: Sequence[RawSegment], turns: Sequence[tuple[float
 def agent_cluster(pieces: Sequence[SpeakerSegment]) -> int:
     """The cluster whose speech carries the agent cues (工号, 客服, 请问有什么可以帮, 您好 in the
     opening, 感谢您的来电 …); on a tie, the cluster that speaks first (the agent answers)."""
-    from qa_pipeline.speakers import agent_cues
-
     scores: dict[int, int] = {}
     first: dict[int, float] = {}
     for segment, cluster in pieces:
@@ -371,7 +369,5 @@ def agent_cluster(pieces: Sequence[SpeakerSegment]) -> int:
 
 def speaker_roles(pieces: Sequence[SpeakerSegment]) -> list[tuple[RawSegment, str]]:
     """(segment, agent|customer) for each piece, the agent being `agent_cluster(pieces)`."""
-    from qa_pipeline.records import AGENT, CUSTOMER
-
     agent = agent_cluster(pieces)
     return [(segment, AGENT if cluster == agent else CUSTOMER) for segment, cluster in pieces]

@@ -12,8 +12,9 @@ import logging
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, Callable
 
-from qa_pipeline.matching import BY_TEXT, Match, Phrase, PreparedText, find_all, prepare
+from qa_pipeline.scoring.matching import BY_TEXT, Match, Phrase, PreparedText, find_all, prepare
 from qa_pipeline.records import (
     AGENT,
     CUSTOMER,
@@ -27,7 +28,7 @@ from qa_pipeline.records import (
     ItemResult,
     Utterance,
 )
-from qa_pipeline.rubric import (
+from qa_pipeline.scoring.rubric import (
     ConfirmationCheck,
     ForbiddenCheck,
     HangupCheck,
@@ -41,7 +42,7 @@ from qa_pipeline.rubric import (
     When,
     Window,
 )
-from qa_pipeline.timeline import Timeline, build_timeline
+from qa_pipeline.scoring.timeline import Timeline, build_timeline
 
 log = logging.getLogger("qa_pipeline")
 
@@ -587,6 +588,24 @@ def _trigger(call: _Call, w: When) -> tuple[float, str] | None:
     return min(found) if found else None
 
 
+def _ignoring_after(judge: Callable[[_Call, Item, Any], _Verdict]) -> Callable[[_Call, Item, Any, float | None], _Verdict]:
+    return lambda call, item, check, _after: judge(call, item, check)
+
+
+# check type → the function that judges it (call, item, check, trigger time); only a phrase check
+# looks for its phrases after the time an item's `when` was triggered
+_CHECKS: dict[type, Callable[[_Call, Item, Any, float | None], _Verdict]] = {
+    PhraseCheck: _phrase,
+    ConfirmationCheck: _ignoring_after(_confirmation),
+    HoldCheck: _ignoring_after(_hold),
+    SilenceCheck: _ignoring_after(_silence),
+    InterruptionCheck: _ignoring_after(_interruption),
+    SpeechRateCheck: _ignoring_after(_speech_rate),
+    HangupCheck: _ignoring_after(_hangup),
+    ForbiddenCheck: _ignoring_after(_forbidden),
+}
+
+
 def _verdict(call: _Call, item: Item) -> _Verdict:
     after = None
     prefix = ""
@@ -596,24 +615,10 @@ def _verdict(call: _Call, item: Item) -> _Verdict:
             return _na(item.when.reason)
         after, prefix = trig[0], f"{trig[1]}; "
     c = item.check
-    if isinstance(c, PhraseCheck):
-        v = _phrase(call, item, c, after)
-    elif isinstance(c, ConfirmationCheck):
-        v = _confirmation(call, item, c)
-    elif isinstance(c, HoldCheck):
-        v = _hold(call, item, c)
-    elif isinstance(c, SilenceCheck):
-        v = _silence(call, item, c)
-    elif isinstance(c, InterruptionCheck):
-        v = _interruption(call, item, c)
-    elif isinstance(c, SpeechRateCheck):
-        v = _speech_rate(call, item, c)
-    elif isinstance(c, HangupCheck):
-        v = _hangup(call, item, c)
-    elif isinstance(c, ForbiddenCheck):
-        v = _forbidden(call, item, c)
-    else:  # the rubric loader only builds the types above
+    judge = _CHECKS.get(type(c))
+    if judge is None:  # the rubric loader only builds the types in _CHECKS
         raise TypeError(f"unknown check {type(c).__name__}")
+    v = judge(call, item, c, after)
     if prefix and v.result != NA:
         v = _Verdict(v.result, prefix + v.reason, v.evidence_text, v.start, v.end, v.matched_by, v.needs_review,
                      v.deduction, v.critical_hit)  # fmt: skip

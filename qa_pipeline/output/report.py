@@ -2,7 +2,7 @@
 
 Pages are self-contained (CSS and a few lines of JS inlined, no network resources) and work from
 ``file://``.  Every piece of free text shown (transcript, evidence, reasons, errors, names) goes
-through :func:`qa_pipeline.redact.mask_pii` while the view is built, so a template cannot forget
+through :func:`qa_pipeline.output.redact.mask_pii` while the view is built, so a template cannot forget
 it; Jinja2 autoescaping is on for every template as a second line of defence against markup.
 
 The view builders (``call_view``, ``agent_views``, ``index_view``) are pure functions from
@@ -16,7 +16,6 @@ import importlib.resources
 import logging
 import os
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
@@ -27,6 +26,7 @@ from urllib.parse import quote
 
 import jinja2
 
+from qa_pipeline.files import write_atomic
 from qa_pipeline.parallel import map_chunks
 from qa_pipeline.records import (
     AGENT,
@@ -40,12 +40,11 @@ from qa_pipeline.records import (
     ItemResult,
     Utterance,
 )
-from qa_pipeline.redact import mask_pii
-from qa_pipeline.tables import call_date
+from qa_pipeline.output.redact import mask_pii
+from qa_pipeline.output.tables import call_date
 
 log = logging.getLogger("qa_pipeline")
 
-TEMPLATE_NAMES = ("call.html.j2", "index.html.j2", "agent.html.j2", "style.css")
 UNKNOWN_AGENT = "_unknown"
 
 RESULT_LABELS = {PASS: "通过", FAIL: "未通过", NA: "不适用"}
@@ -407,7 +406,7 @@ def index_view(scores: Sequence[CallScore], agents: dict[str, dict[str, Any]]) -
 
 
 def _template_dir() -> Path | None:
-    here = Path(__file__).resolve().parent.parent / "reports"
+    here = Path(__file__).resolve().parents[2] / "reports"
     return here if (here / "call.html.j2").is_file() else None
 
 
@@ -440,18 +439,8 @@ def make_environment() -> jinja2.Environment:
     return env
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)  # no fsync: pages are rebuilt from the tables; the rename keeps them whole
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _write_page(path: Path, text: str) -> None:
+    write_atomic(path, text, sync=False)  # no fsync: pages are rebuilt from the tables; the rename keeps them whole
 
 
 def _audio_src(meta: CallMeta | None, calls_dir: Path, audio_href: Callable[[CallMeta], str] | None) -> str | None:
@@ -480,7 +469,7 @@ def render_reports(
 
     A call card is written for each of ``scores``.  The index and the agent pages cover
     ``all_scores`` (every call in ``out``, e.g. earlier nights read back with
-    :func:`qa_pipeline.tables.read_scores`; their cards stay as written then) with ``scores``
+    :func:`qa_pipeline.output.tables.read_scores`; their cards stay as written then) with ``scores``
     replacing the calls they share; by default just ``scores``.
 
     ``audio_href(meta)`` gives the ``src`` of each call card's audio player; by default, the path
@@ -499,10 +488,10 @@ def render_reports(
     everything = merge_scores(all_scores or (), scores)
     agents = agent_views(everything)
     for a in agents.values():
-        atomic_write_text(root / "agents" / f"{a['file']}.html", agent_tpl.render(agent=a, **generated))
+        _write_page(root / "agents" / f"{a['file']}.html", agent_tpl.render(agent=a, **generated))
 
     index_path = root / "index.html"
-    atomic_write_text(index_path, index_tpl.render(index=index_view(everything, agents), **generated))
+    _write_page(index_path, index_tpl.render(index=index_view(everything, agents), **generated))
     log.info("wrote %d call cards; index and %d agent pages over %d calls under %s",
              len(scores), len(agents), len(everything), root)
     return index_path
@@ -511,7 +500,7 @@ def render_reports(
 def _write_call_cards(work, *, calls_dir: Path, audio_href, template) -> list[None]:
     for score, transcript, meta in work:
         view = call_view(score, transcript, meta, _audio_src(meta, calls_dir, audio_href))
-        atomic_write_text(calls_dir / f"{safe_name(score.call_id)}.html",
+        _write_page(calls_dir / f"{safe_name(score.call_id)}.html",
                           template.render(call=view, generated_by="qa-pipeline"))
     return []
 

@@ -6,7 +6,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from qa_pipeline.transcribe import RawSegment
+from qa_pipeline.records import RawSegment
 
 # Phrases Whisper learned from subtitled video and emits over silence (simplified forms).
 BOILERPLATE = (

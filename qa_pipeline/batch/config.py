@@ -1,0 +1,80 @@
+"""What a batch command is asked to do, built once from the command line and validated here.
+
+RunConfig = inputs (audio folder, manifest or name pattern) + how to transcribe + where the outputs
+go + the rubric (none for `qa transcribe`). A value that cannot work is refused with InputError when
+the config is built, before any file is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from qa_pipeline.asr.transcribe import TranscribeOptions
+from qa_pipeline.audio.decode import DEFAULT_MAX_DURATION_S
+from qa_pipeline.choices import Decoder, Device
+from qa_pipeline.errors import InputError
+
+
+def choice(enum: type[Enum], value: Any, what: str) -> Any:
+    """`value` as a member of `enum`; InputError listing the valid values otherwise."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise InputError(f"{what} must be one of {', '.join(str(m.value) for m in enum)}, not {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    audio_dir: Path
+    manifest: Path | None = None  # CSV with call_id, path, agent_id, …
+    name_pattern: str | None = None  # metadata from file names, e.g. '{date}_{agent_id}_{call_id}.wav'
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "audio_dir", Path(self.audio_dir))
+        if self.manifest is not None:
+            object.__setattr__(self, "manifest", Path(self.manifest))
+
+
+@dataclass(frozen=True)
+class TranscribeConfig:
+    """Everything the transcribe stage needs: the model, where it runs, the cache, the options."""
+
+    model: str = "base"
+    device: Device = Device.auto
+    compute_type: str | None = None
+    cache_dir: Path | None = None  # transcript cache; default: <cache root>/transcripts
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+    options: TranscribeOptions = field(default_factory=TranscribeOptions)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device", choice(Device, self.device, "device"))
+        if not self.model:
+            raise InputError("a model must be given")
+        if not self.max_duration_s > 0:
+            raise InputError(f"the longest call accepted must be more than 0 minutes, not {self.max_duration_s / 60:g}")
+        opts = self.options
+        decoder = choice(Decoder, opts.decoder, "decoder")
+        if decoder is not opts.decoder:
+            object.__setattr__(self, "options", replace(opts, decoder=decoder))
+        if opts.beam_size < 1:
+            raise InputError(f"beam size must be 1 or more, not {opts.beam_size}")
+        if opts.batch_size < 0:
+            raise InputError(f"batch size must be 0 (automatic) or more, not {opts.batch_size}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One batch command: `qa run` (with a rubric) or `qa transcribe` (rubric None)."""
+
+    inputs: Inputs
+    out: Path
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    rubric: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        if self.rubric is not None:
+            object.__setattr__(self, "rubric", Path(self.rubric))

@@ -1,0 +1,51 @@
+"""`qa score`: the transcripts of an earlier run scored again with a (new) rubric, without any model."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+
+from qa_pipeline.batch.stages import failed_score
+from qa_pipeline.batch.store import now, output_lock, read_run_file, remove_temp_files, write_outputs
+from qa_pipeline.output.tables import CALLS_DIR, read_scores, read_transcripts
+from qa_pipeline.parallel import map_chunks
+from qa_pipeline.records import BatchSummary, CallMeta, CallScore, CallTranscript
+from qa_pipeline.scoring.rubric import Rubric, load_rubric
+from qa_pipeline.scoring.score import score_call
+
+
+def rescore(out: Path, rubric_path: Path) -> BatchSummary:
+    """Score the transcripts of an earlier run into `out` again with `rubric_path`; a call without
+    a transcript keeps its failure."""
+    started = time.monotonic()
+    rubric = load_rubric(rubric_path)
+    calls = read_run_file(out)
+    with output_lock(Path(out), "qa score"):
+        remove_temp_files(Path(out))
+        transcripts = read_transcripts(out)
+        earlier = {s.call_id: s for s in read_scores(out)} if (Path(out) / CALLS_DIR).exists() else {}
+        processed_at = now()
+        scored = score_many([(transcripts[m.call_id], m) for m in calls if m.call_id in transcripts], rubric, processed_at)
+        scores: list[CallScore] = []
+        for meta in calls:
+            if meta.call_id in scored:
+                scores.append(scored[meta.call_id])
+            else:
+                error = earlier[meta.call_id].error if meta.call_id in earlier else "no transcript in the earlier run"
+                scores.append(failed_score(meta, rubric, error or "failed in the earlier run", model=None,
+                                           processed_at=processed_at))
+        index = write_outputs(out, calls, transcripts, scores)
+    failures = tuple((s.call_id, s.error or "") for s in scores if s.status != "ok")
+    return BatchSummary(out, len(scores), len(scores) - len(failures), len(failures),
+                        sum(t.duration_s for t in transcripts.values()), time.monotonic() - started, failures, index)
+
+
+def score_many(work: list[tuple[CallTranscript, CallMeta]], rubric: Rubric, processed_at: str) -> dict[str, CallScore]:
+    """Score many calls, on every core when there are enough of them (scoring is pure)."""
+    scores = map_chunks(partial(_score_chunk, rubric=rubric, processed_at=processed_at), work)
+    return {score.call_id: score for score in scores}
+
+
+def _score_chunk(work, *, rubric: Rubric, processed_at: str) -> list[CallScore]:
+    return [score_call(t, meta, rubric, processed_at=processed_at) for t, meta in work]

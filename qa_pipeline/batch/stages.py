@@ -1,0 +1,238 @@
+"""One call through the stages: decode → transcribe (+ tones) → speakers → score.
+
+TranscribeStage owns the models (Whisper, the speaker embedder; each loaded once, on the first call
+that needs it) and the transcript cache; process_call runs one planned call to its CallPart, turning
+every failure but an unusable model into a failed part. Both engines call these, the local one in
+this process, the Ray one inside its workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Sequence
+
+from qa_pipeline.asr.transcribe import Transcriber, pick_compute_type, pick_device
+from qa_pipeline.audio.decode import DecodedAudio, audio_digest, decode, is_silent
+from qa_pipeline.audio.tones import find_busy_tones
+from qa_pipeline.batch.config import TranscribeConfig
+from qa_pipeline.batch.store import TranscriptCache, cache_key, now
+from qa_pipeline.errors import CallFailed, ModelError, NoSpeech
+from qa_pipeline.records import CachedAudio, CallMeta, CallOutcome, CallPart, CallScore, RawSegment, StageResult, Todo
+from qa_pipeline.scoring.rubric import Rubric
+from qa_pipeline.scoring.score import score_call
+from qa_pipeline.speakers.diarize import SpeakerModelMissing, default_embedder, diarize, speaker_model_id
+from qa_pipeline.speakers.diarize import speech_regions as diarize_regions
+from qa_pipeline.speakers.roles import build_transcript, channel_levels
+
+logger = logging.getLogger("qa_pipeline")
+
+Decoded = tuple[str, DecodedAudio, float]  # (audio digest, audio, seconds spent decoding)
+
+
+class TranscribeStage:
+    """decode → Whisper → tones → speakers, cached per (audio, model, options); loads the model only on a miss."""
+
+    def __init__(self, config: TranscribeConfig, cache: TranscriptCache, transcriber: Transcriber | None = None) -> None:
+        self.config = config
+        self.cache = cache
+        self._transcriber = transcriber
+        self._embedder = None  # SpeakerEmbedder, False when missing, None before the first mono call
+        self._prefilled: dict[str, dict[str, float]] = {}  # cache key → stage seconds, from prefill()
+        if transcriber is not None:
+            self.model_label = transcriber.describe()
+        else:  # the same label whether or not this run ends up loading the model
+            device = pick_device(config.device)
+            self.model_label = f"{config.model} ({device}, {pick_compute_type(device, config.compute_type)})"
+
+    def settings(self) -> dict:
+        """What a call's result depends on besides its audio, metadata and rubric."""
+        c = self.config
+        return {"model": c.model, "model_label": self.model_label, "device": c.device.value,
+                "compute_type": c.compute_type, "transcribe": c.options.cache_key(),
+                "diarizer": speaker_model_id(), "max_duration_s": c.max_duration_s}
+
+    def cache_key(self, digest: str) -> str:
+        return cache_key(digest, self.config.model, {**self.config.options.cache_key(),
+                                                     "compute_type": self.config.compute_type})
+
+    def prefill(self, work: Sequence[tuple[CallMeta, str | None]], decoded: list[Decoded] | None = None) -> None:
+        """Transcribe the uncached calls of `work` together and cache them: the packed decoder
+        fills its batches from all of them. A call that cannot be decoded is left to run(), which
+        meets the same error and reports it; so is the whole group when the model fails on it.
+        `decoded`: what decode_group(work) returned, when a worker thread ran it ahead of time."""
+        if self.config.options.decoder != "packed":
+            return
+        pending = decoded if decoded is not None else self.decode_group(work)
+        if len(pending) < 2:
+            return
+        t0 = time.monotonic()
+        try:
+            results = self.load_model().transcribe_many([audio.channels for _d, audio, _s in pending])
+        except (CallFailed, RuntimeError):
+            return  # run() tries each call alone, so that only a call the model fails on fails
+        total_audio = sum(audio.duration_s for _d, audio, _s in pending) or 1.0
+        transcribe_s = time.monotonic() - t0
+        for (digest, audio, decode_s), segments in zip(pending, results):
+            stages = {"decode": decode_s, "transcribe": transcribe_s * audio.duration_s / total_audio}
+            entry = self._entry(audio, segments, stages)
+            self.cache.put(self.cache_key(digest), entry)
+            self._prefilled[self.cache_key(digest)] = stages
+
+    def decode_group(self, work: Sequence[tuple[CallMeta, str | None]]) -> list[Decoded]:
+        """(digest, audio, seconds) of each uncached, decodable, non-silent call of `work`; safe to
+        run in a worker thread while the model works on the previous group."""
+        if self.config.options.decoder != "packed":
+            return []
+        pending = []
+        for meta, digest in work:
+            if digest is None or self.cache.contains(self.cache_key(digest)):
+                continue
+            t0 = time.monotonic()
+            try:
+                audio = decode(meta.path, max_duration_s=self.config.max_duration_s)
+            except CallFailed:
+                continue
+            if not is_silent(audio):
+                pending.append((digest, audio, time.monotonic() - t0))
+        return pending
+
+    def _entry(self, audio: DecodedAudio, segments: Sequence[RawSegment], stages: dict[str, float]) -> CachedAudio:
+        """What the cache keeps of a freshly transcribed call: segments, tones, speaker turns."""
+        t0 = time.monotonic()
+        events = [e for i, ch in enumerate(audio.channels) for e in find_busy_tones(ch, audio.sample_rate, channel=i)]
+        stages["tones"] = time.monotonic() - t0
+        entry = CachedAudio(audio.duration_s, audio.n_channels, tuple(segments), tuple(events))
+        return self._diarized(self._levelled(entry, audio, stages), audio, stages)
+
+    def _levelled(self, entry: CachedAudio, audio: DecodedAudio, stages: dict[str, float]) -> CachedAudio:
+        """Stereo: each channel's loudness envelope, for telling channel bleed from speech."""
+        if entry.n_channels != 2 or entry.levels is not None:
+            return entry
+        t0 = time.monotonic()
+        levels = channel_levels(audio.channels, audio.sample_rate)
+        stages["levels"] = time.monotonic() - t0
+        return replace(entry, levels=levels)
+
+    def _diarized(self, entry: CachedAudio, audio: DecodedAudio, stages: dict[str, float]) -> CachedAudio:
+        if entry.n_channels != 1 or entry.speaker_turns is not None or not entry.segments or self.embedder() is None:
+            return entry
+        t0 = time.monotonic()
+        turns = diarize(audio.channels[0], audio.sample_rate, diarize_regions(audio.channels[0]), embedder=self.embedder())
+        stages["diarize"] = time.monotonic() - t0
+        return replace(entry, speaker_turns=tuple((t.start, t.end, t.cluster) for t in turns))
+
+    def embedder(self):
+        """The speaker-embedding model for mono calls, or None when it is not installed (mono calls
+        then keep one 'unknown' speaker; the warning says how to install it)."""
+        if self._embedder is None:
+            try:
+                self._embedder = default_embedder()
+            except SpeakerModelMissing as e:
+                logger.warning("mono calls get no speaker labels: %s", e)
+                self._embedder = False
+        return self._embedder or None
+
+    def load_model(self) -> Transcriber:
+        """The Whisper model, loaded on the first call (ModelError when it cannot be)."""
+        if self._transcriber is None:
+            c = self.config
+            self._transcriber = Transcriber(c.model, device=c.device.value, compute_type=c.compute_type,
+                                            options=c.options)
+        return self._transcriber
+
+    def run(self, meta: CallMeta, digest: str | None = None) -> StageResult:
+        """The call's transcript, whether it came from the cache, and each stage's seconds."""
+        stages: dict[str, float] = {}
+        digest = digest or audio_digest(meta.path)
+        key = self.cache_key(digest)
+        entry = self.cache.get(key)
+        from_cache = entry is not None and key not in self._prefilled
+        stages.update(self._prefilled.pop(key, {}))
+        max_s = self.config.max_duration_s
+        audio = None
+        if entry is None:
+            t0 = time.monotonic()
+            audio = decode(meta.path, max_duration_s=max_s)
+            stages["decode"] = time.monotonic() - t0
+            if is_silent(audio):
+                raise NoSpeech(f"silent recording: nothing louder than -60 dBFS in {audio.duration_s:.0f} s of audio")
+            t0 = time.monotonic()
+            model = self.load_model()  # ModelError here stops the batch: every call would fail alike
+            try:
+                segments = model.transcribe(audio.channels)
+            except RuntimeError as e:  # ctranslate2 (out of memory, CUDA …) on this call: the batch goes on
+                raise CallFailed(f"speech model failed: {e}") from e
+            stages["transcribe"] = time.monotonic() - t0
+            entry = self._entry(audio, segments, stages)
+            self.cache.put(key, entry)
+        if not entry.segments:
+            raise NoSpeech("no speech found in the recording (silent or not speech)")
+        if entry.n_channels == 1 and entry.speaker_turns is None and self.embedder() is not None:
+            # cached before the speaker model was installed
+            entry = self._diarized(entry, audio or decode(meta.path, max_duration_s=max_s), stages)
+            self.cache.put(key, entry)
+        if entry.n_channels == 2 and entry.levels is None:  # cached before levels were kept
+            entry = self._levelled(entry, audio or decode(meta.path, max_duration_s=max_s), stages)
+            self.cache.put(key, entry)
+        del audio
+        t0 = time.monotonic()
+        transcript = build_transcript(
+            meta, entry.segments, duration_s=entry.duration_s, n_channels=entry.n_channels,
+            model=self.model_label, events=entry.events, split_gap_s=self.config.options.split_gap_s,
+            speaker_turns=entry.speaker_turns, levels=entry.levels,
+        )
+        stages["speakers"] = time.monotonic() - t0
+        if not transcript.utterances:
+            raise NoSpeech("no usable speech: every segment was rejected as a hallucination")
+        return StageResult(transcript, from_cache, stages)
+
+
+def process_call(item: Todo, stage: TranscribeStage, rubric: Rubric) -> CallOutcome:
+    """One planned call, start to score. Every failure but an unusable model (ModelError, raised:
+    every call would fail alike) becomes a failed part. `seconds`: the time spent here."""
+    t_start = time.monotonic()
+    meta = item.meta
+    processed_at = now()
+    stages: dict[str, float] = {}
+    from_cache = False
+    try:
+        result = stage.run(meta, item.digest or audio_digest(meta.path))
+        stages.update(result.stages)
+        from_cache = result.from_cache
+        t0 = time.monotonic()
+        score = score_call(result.transcript, meta, rubric, processed_at=processed_at)
+        stages["score"] = time.monotonic() - t0
+        part = CallPart(meta.call_id, item.fingerprint, score, result.transcript, inputs=item.inputs)
+    except CallFailed as e:
+        logger.warning("%s: %s", meta.call_id, e)
+        part = _failed_part(item, stage, rubric, str(e), type(e).__name__, e.retry, processed_at)
+    except ModelError:
+        raise
+    except Exception as e:  # a bug must cost one call, not the night's batch
+        logger.exception("%s: unexpected error", meta.call_id)
+        part = _failed_part(item, stage, rubric, f"internal error ({type(e).__name__}: {e}); please report it",
+                            "internal", True, processed_at)
+    return CallOutcome(meta.call_id, part, from_cache, stages, time.monotonic() - t_start)
+
+
+def lost_call(item: Todo, stage: TranscribeStage, rubric: Rubric, error: str) -> CallOutcome:
+    """A call whose worker was lost before it reported (an engine's, not the call's, failure):
+    failed, and retried by the next run."""
+    return CallOutcome(item.meta.call_id, _failed_part(item, stage, rubric, error, "WorkerDied", True, now()),
+                       False, {}, None)
+
+
+def _failed_part(item: Todo, stage: TranscribeStage, rubric: Rubric, error: str, kind: str, retry: bool,
+                 processed_at: str) -> CallPart:
+    score = failed_score(item.meta, rubric, error, model=stage.model_label, processed_at=processed_at)
+    return CallPart(item.meta.call_id, item.fingerprint, score, None, retry=retry, error_kind=kind, inputs=item.inputs)
+
+
+def failed_score(meta: CallMeta, rubric: Rubric | None, error: str, *, model: str | None, processed_at: str) -> CallScore:
+    return CallScore(
+        call_id=meta.call_id, status="failed", agent_id=meta.agent_id, agent_name=meta.agent_name, team=meta.team,
+        started_at=meta.started_at, rubric_id=rubric.id if rubric else None,
+        rubric_version=str(rubric.version) if rubric else None, error=error, model=model, processed_at=processed_at,
+    )

@@ -1,0 +1,1 @@
+"""What people read: Parquet tables and HTML report cards (customers' numbers masked)."""

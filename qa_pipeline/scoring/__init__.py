@@ -1,0 +1,1 @@
+"""The rubric and scoring: text normalisation, phrase matching, the timeline, verdicts."""

@@ -1,0 +1,1 @@
+"""Who spoke: channels or diarized clusters to agent / customer utterances."""
