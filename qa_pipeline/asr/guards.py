@@ -6,6 +6,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
+from qa_pipeline.asr.transcribe import segment_of_words
 from qa_pipeline.records import RawSegment
 
 # Phrases Whisper learned from subtitled video and emits over silence (simplified forms).
@@ -84,11 +85,7 @@ def _word_loop_start(tokens: list[str], min_repeats: int) -> int | None:
 
 def _piece(segment: RawSegment, words) -> RawSegment:
     text = "".join(w.text for w in words).strip()
-    return RawSegment(
-        channel=segment.channel, start=words[0].start, end=words[-1].end, text=text,
-        avg_logprob=segment.avg_logprob, no_speech_prob=segment.no_speech_prob,
-        compression_ratio=compression_ratio(text), words=tuple(words),
-    )
+    return segment_of_words(segment.channel, words, segment.avg_logprob, segment.no_speech_prob, compression_ratio(text))
 
 
 def compression_ratio(text: str) -> float:

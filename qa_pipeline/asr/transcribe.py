@@ -326,19 +326,8 @@ def unpack_segment(segment, placed: Sequence[Placement]) -> list[RawSegment]:
             groups[-1][1].append(word)
         else:
             groups.append((p, [word]))
-    return [
-        RawSegment(
-            channel=p.channel,
-            start=ws[0].start,
-            end=ws[-1].end,
-            text="".join(w.text for w in ws).strip(),
-            avg_logprob=float(segment.avg_logprob),
-            no_speech_prob=float(segment.no_speech_prob),
-            compression_ratio=float(segment.compression_ratio),
-            words=tuple(ws),
-        )
-        for p, ws in groups
-    ]
+    scores = (float(segment.avg_logprob), float(segment.no_speech_prob), float(segment.compression_ratio))
+    return [segment_of_words(p.channel, ws, *scores) for p, ws in groups]
 
 
 def _placement_at(placed: Sequence[Placement], t: float) -> Placement:
@@ -361,19 +350,23 @@ def split_on_pauses(segment: RawSegment, gap_s: float) -> list[RawSegment]:
         pieces[-1].append(word)
     if len(pieces) == 1:
         return [segment]
-    return [
-        RawSegment(
-            channel=segment.channel,
-            start=piece[0].start,
-            end=piece[-1].end,
-            text="".join(w.text for w in piece).strip(),
-            avg_logprob=segment.avg_logprob,
-            no_speech_prob=segment.no_speech_prob,
-            compression_ratio=segment.compression_ratio,
-            words=tuple(piece),
-        )
-        for piece in pieces
-    ]
+    return [segment_of_words(segment.channel, piece, segment.avg_logprob, segment.no_speech_prob,
+                             segment.compression_ratio) for piece in pieces]
+
+
+def segment_of_words(channel: int, words: Sequence[RawWord], avg_logprob: float, no_speech_prob: float,
+                     compression_ratio: float) -> RawSegment:
+    """A segment made of a run of words (its span and text are theirs) with the scores given."""
+    return RawSegment(
+        channel=channel,
+        start=words[0].start,
+        end=words[-1].end,
+        text="".join(w.text for w in words).strip(),
+        avg_logprob=avg_logprob,
+        no_speech_prob=no_speech_prob,
+        compression_ratio=compression_ratio,
+        words=tuple(words),
+    )
 
 
 def join_pieces(first: RawSegment, second: RawSegment) -> RawSegment:
