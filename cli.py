@@ -226,6 +226,109 @@ def rubric_check(file: Annotated[Path, typer.Argument(help="Rubric YAML to valid
         typer.echo(f"  {item.id:<26} {item.weight:>5g} pts  {item.check.type}{'  (critical)' if item.critical else ''}")
 
 
+@app.command()
+def calibrate(
+    out: Annotated[Path, typer.Argument(help="Output folder of an earlier `qa run`.")],
+    labels: Annotated[Optional[Path], typer.Option(help="Labels: CSV call_id,item_id,result[,inspector] or labels.json. [default: OUT/labels.csv, OUT/labels.json]")] = None,
+    rubric: Annotated[Optional[Path], typer.Option(help="Candidate rubric: re-score the labelled calls from their transcripts and compare.")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Only calls from this day on (YYYY-MM-DD).")] = None,
+) -> None:
+    """How often the machine agrees with the inspectors, per rubric item (and a candidate rubric's).
+
+    Prints per item: labelled n, agreement, Cohen's κ, precision and recall of `fail`, share flagged
+    needs_review, confusion; writes OUT/calibration/*.parquet and OUT/reports/calibration.html.
+
+    Examples:
+
+      qa calibrate qa-out --labels labels.csv
+
+      qa calibrate qa-out --labels labels.csv --rubric rubrics/candidate.zh.yaml --since 2025-03-01
+    """
+    from rich.console import Console
+
+    from qa_pipeline.calibration import console as show
+    from qa_pipeline.calibration.command import calibrate_out
+    from qa_pipeline.calibration.labels import label_source
+
+    day = _day(since) if since else None
+    try:
+        run = calibrate_out(out, label_source(out, labels), rubric=rubric, since=day)
+    except QaError as e:
+        _fail(str(e))
+    c = run.calibration
+    con = Console(width=max(Console().width, 120))
+    con.print(show.items_table(c))
+    if c.left_out:
+        typer.echo(f"{c.left_out} labels of calls before {day} left out")
+    if c.inspectors:
+        con.print(show.raters_table(c.inspectors, "between inspectors (same call and item)"))
+    if c.versus_machine:
+        con.print(show.raters_table(c.versus_machine, "each inspector against the machine"))
+    if c.unmatched:
+        typer.echo(f"{len(c.unmatched)} labels not compared:")
+        for line in show.unmatched_lines(c.unmatched):
+            typer.echo(line)
+    if run.candidate is not None:
+        cand = run.candidate
+        con.print(show.candidate_table(cand))
+        typer.echo(f"{len(cand.changes)} verdicts change on {cand.n_calls} re-scored calls ({cand.seconds:.1f} s, no model)")
+        for line in show.change_lines(cand):
+            typer.echo(line)
+        if cand.no_transcript:
+            typer.echo(f"no transcript to re-score: {', '.join(cand.no_transcript)}")
+    typer.echo(f"tables: {run.tables.resolve()}")
+    typer.echo(f"report: {run.page.resolve()}")
+
+
+def _day(value: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"--since {value!r}: expected a day as YYYY-MM-DD")
+
+
+@rubric_app.command("test")
+def rubric_test(
+    file: Annotated[Path, typer.Argument(help="Rubric YAML to test.")],
+    labels: Annotated[Path, typer.Option(help="Labels: CSV call_id,item_id,result[,inspector] or labels.json.")],
+    transcripts: Annotated[Path, typer.Option(help="Output folder holding the labelled calls' transcripts (`qa run` or `qa transcribe`).")],
+    min_agreement: Annotated[Optional[float], typer.Option(help="Floor for every item (0-1), instead of the rubric's min_agreement.")] = None,
+) -> None:
+    """Score labelled calls with a rubric; exit 1 when an item's agreement is under its floor.
+
+    The floor: --min-agreement, else the item's or the rubric's `min_agreement`. No model runs.
+
+    Example:
+
+      qa rubric test rubrics/my-centre.zh.yaml --labels labels.csv --transcripts qa-out --min-agreement 0.9
+    """
+    from rich.console import Console
+
+    from qa_pipeline.calibration import console as show
+    from qa_pipeline.calibration.labels import FileLabels
+    from qa_pipeline.calibration.rule_test import rubric_test as run_test
+    from qa_pipeline.scoring.rubric import load_rubric
+
+    source = FileLabels(labels)
+    try:
+        result = run_test(load_rubric(file), source.read(), transcripts, source=source.name, min_agreement=min_agreement)
+    except QaError as e:
+        _fail(str(e))
+    Console(width=max(Console().width, 100)).print(show.rubric_test_table(result))
+    c = result.calibration
+    if c.unmatched:
+        typer.echo(f"{len(c.unmatched)} labels not compared:")
+        for line in show.unmatched_lines(c.unmatched):
+            typer.echo(line)
+    below = [f.item.item_id for f in result.items if f.below]
+    if below:
+        typer.echo(f"FAILED: agreement under the floor on {', '.join(below)}")
+        raise typer.Exit(1)
+    typer.echo(f"ok: every labelled item at or above its floor ({c.overall.stats.n} labels)")
+
+
 def _run_and_report(job, *, done: str = "scored", result: str = "report") -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -2,10 +2,12 @@
 
     python bench/agreement.py --dev-calls ../shared/dev-calls --out /tmp/qa-dev-calls
     python bench/agreement.py --dev-calls ../shared/dev-calls --out /tmp/qa-dev-calls --no-run   # re-read only
+    python bench/agreement.py --labels tests/data/dev_labels.json --out OUT --no-run              # any labels file
 
 Runs `qa run` on every dev call (unless --no-run), then prints per-item agreement, the overall
 figure, a confusion table (human verdict → ours), every disagreement with our reason, and the wall
-time against the total audio duration.
+time against the total audio duration. The figures come from the same code as `qa calibrate`
+(qa_pipeline.calibration), so the two always agree; labels that match no verdict are listed.
 """
 
 from __future__ import annotations
@@ -15,28 +17,30 @@ import json
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
-import pyarrow.parquet as pq
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def read_rows(dataset: Path) -> list[dict]:
-    """All rows of a date-partitioned table (OUT/scores/<name>/call_date=…/…parquet)."""
-    return pq.read_table(dataset, partitioning="hive").to_pylist()
+from qa_pipeline.calibration.compare import calibrate  # noqa: E402
+from qa_pipeline.calibration.console import confusion_text  # noqa: E402
+from qa_pipeline.calibration.labels import FileLabels  # noqa: E402
+from qa_pipeline.output.tables import read_scores  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dev-calls", type=Path, default=Path("../shared/dev-calls"))
+    parser.add_argument("--labels", type=Path, default=None, help="labels file [default: DEV_CALLS/labels.json]")
     parser.add_argument("--out", type=Path, default=Path("/tmp/qa-dev-calls"))
     parser.add_argument("--no-run", action="store_true", help="only compare an existing OUT")
     parser.add_argument("--rescore", action="store_true", help="re-score OUT's transcripts (`qa score`) first")
     parser.add_argument("qa_args", nargs="*", help="extra arguments for `qa run` (after --)")
     args = parser.parse_args()
 
-    labels = json.loads((args.dev_calls / "labels.json").read_text(encoding="utf-8"))
-    qa = [sys.executable, str(Path(__file__).resolve().parent.parent / "cli.py")]
+    labels_path = args.labels or args.dev_calls / "labels.json"
+    raw = json.loads(labels_path.read_text(encoding="utf-8")) if labels_path.suffix == ".json" else {}
+    qa = [sys.executable, str(ROOT / "cli.py")]
     wall = None
     if not args.no_run and not args.rescore:
         command = qa + ["run", str(args.dev_calls / "audio"), "--out", str(args.out),
@@ -47,37 +51,27 @@ def main() -> int:
     if args.rescore:
         subprocess.run(qa + ["score", str(args.out)], check=False)
 
-    items = read_rows(args.out / "scores" / "items")
-    calls = read_rows(args.out / "scores" / "calls")
-    ours = {(r["call_id"], r["item_id"]): r for r in items}
-    per_item: dict[str, Counter] = defaultdict(Counter)
-    confusion: dict[str, Counter] = defaultdict(Counter)
-    misses = []
-    for call_id, label in sorted(labels.items()):
-        for item_id, truth in label["items"].items():
-            row = ours.get((call_id, item_id))
-            got = row["result"] if row else "missing"
-            per_item[item_id]["agree" if got == truth else "disagree"] += 1
-            confusion[item_id][(truth, got)] += 1
-            if got != truth:
-                misses.append((call_id, item_id, truth, got, row["reason"] if row else "", label["why"].get(item_id, "")))
-
-    total = sum(sum(c.values()) for c in per_item.values())
-    agree = sum(c["agree"] for c in per_item.values())
+    scores = read_scores(args.out)
+    result = calibrate(FileLabels(labels_path).read(), scores, source=str(labels_path))
     print(f"\n{'item':<26}{'agree':>7}{'of':>5}   confusion (human→ours)")
-    for item_id, counts in per_item.items():
-        n = sum(counts.values())
-        pairs = ", ".join(f"{t}→{g}:{k}" for (t, g), k in sorted(confusion[item_id].items()) if t != g)
-        print(f"{item_id:<26}{counts['agree']:>7}{n:>5}   {pairs}")
-    print(f"\noverall agreement: {agree}/{total} = {agree / total:.1%}")
-    failed = [c for c in calls if c["status"] != "ok"]
-    print(f"calls scored: {len(calls) - len(failed)}/{len(calls)}" + "".join(f"\n  failed {c['call_id']}: {c['error']}" for c in failed))
-    audio_s = sum(label["duration"] for label in labels.values())
-    print(f"audio: {audio_s:.1f} s in {len(labels)} calls" + (f"; wall time of qa run: {wall:.1f} s ({audio_s / wall:.1f}× real time)" if wall else ""))
+    for item in result.items:
+        if item.stats.n:
+            print(f"{item.item_id:<26}{item.stats.agree:>7}{item.stats.n:>5}   {confusion_text(item)}")
+    overall = result.overall.stats
+    print(f"\noverall agreement: {overall.agree}/{overall.n} = {overall.rate:.1%}" if overall.n else "\nno label matched")
+    failed = [s for s in scores if s.status != "ok"]
+    print(f"calls scored: {len(scores) - len(failed)}/{len(scores)}" + "".join(f"\n  failed {s.call_id}: {s.error}" for s in failed))
+    if raw:
+        audio_s = sum(label.get("duration", 0.0) for label in raw.values())
+        print(f"audio: {audio_s:.1f} s in {len(raw)} calls" + (f"; wall time of qa run: {wall:.1f} s ({audio_s / wall:.1f}× real time)" if wall else ""))
+    for u in result.unmatched:
+        print(f"  not compared: {u.label.call_id} {u.label.item_id}: {u.why}")
+    misses = [j for j in result.judged if not j.agrees]
     if misses:
         print("\ndisagreements:")
-        for call_id, item_id, truth, got, reason, why in misses:
-            print(f"  {call_id} {item_id}: human {truth}, ours {got} — ours: {reason} | human: {why}")
+        for j in misses:
+            why = raw.get(j.label.call_id, {}).get("why", {}).get(j.label.item_id, "")
+            print(f"  {j.label.call_id} {j.label.item_id}: human {j.label.result}, ours {j.machine} — ours: {j.reason} | human: {why}")
     return 0
 
 

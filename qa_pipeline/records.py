@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 AGENT = "agent"
@@ -162,6 +163,194 @@ class CallScore:
     model: str | None = None
     processed_at: str | None = None
     items: tuple[ItemResult, ...] = field(default_factory=tuple)
+
+
+# --- calibration: people's verdicts beside the machine's ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Label:
+    """A person's verdict on one rubric item of one call (a labels file or the review desk)."""
+
+    call_id: str
+    item_id: str
+    result: str  # pass | fail | na
+    inspector: str | None = None  # who judged; None when the source does not say
+    role: str | None = None  # inspector | supervisor (review desk)
+    decided_at: str | None = None  # ISO 8601 (review desk)
+    judged: str | None = None  # the machine verdict the person saw, when the source knows it
+    stale: bool = False  # the machine has said otherwise since the person decided
+    where: str = ""  # where the label came from, for messages: "labels.csv:12", "review.db"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How two raters agree over n pairs of verdicts. `confusion[i][j]`: the first rater said
+    VERDICTS[i] (pass, fail, na), the second VERDICTS[j]; against the machine the person is first."""
+
+    n: int
+    agree: int
+    confusion: tuple[tuple[int, ...], ...]
+    kappa: float | None  # Cohen's κ; None when undefined
+    fail_precision: float | None  # of the second rater's fails, the share the first also called fail
+    fail_recall: float | None  # of the first rater's fails, the share the second also called fail
+
+    @property
+    def rate(self) -> float | None:
+        return self.agree / self.n if self.n else None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A label beside the machine's verdict on the same call and item."""
+
+    label: Label
+    item_name: str
+    machine: str  # pass | fail | na
+    needs_review: bool
+    call_date: date
+    started_at: str | None
+    reason: str  # the machine's reason
+    evidence_text: str | None = None
+    evidence_start: float | None = None
+
+    @property
+    def agrees(self) -> bool:
+        return self.label.result == self.machine
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """A label that could not be compared, and why: unknown_call (not in OUT), call_failed (no
+    verdicts), unknown_item (the call has no verdict on that item)."""
+
+    label: Label
+    why: str
+
+
+@dataclass(frozen=True)
+class ItemCalibration:
+    """Machine vs people on one rubric item (or, item_id "*", on every item together)."""
+
+    item_id: str
+    item_name: str
+    stats: Agreement
+    n_review: int  # of the labelled verdicts, how many the machine flagged needs_review
+
+    @property
+    def review_share(self) -> float | None:
+        return self.n_review / self.stats.n if self.stats.n else None
+
+
+@dataclass(frozen=True)
+class RaterAgreement:
+    """Two raters over the (call, item)s both judged: two inspectors, or an inspector and the machine."""
+
+    first: str
+    second: str
+    stats: Agreement
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """`qa calibrate`: every label matched to the machine's verdicts in an output folder."""
+
+    source: str  # where the labels came from
+    items: tuple[ItemCalibration, ...]  # in rubric order
+    overall: ItemCalibration
+    judged: tuple[Judged, ...]
+    unmatched: tuple[Unmatched, ...]
+    inspectors: tuple[RaterAgreement, ...]  # each pair of inspectors who judged the same (call, item)s
+    versus_machine: tuple[RaterAgreement, ...]  # each inspector against the machine
+    since: date | None = None
+    left_out: int = 0  # labels of calls before `since`
+
+
+@dataclass(frozen=True)
+class VerdictChange:
+    """One item of a labelled call whose verdict a candidate rubric changes."""
+
+    call_id: str
+    item_id: str
+    item_name: str
+    before: str | None  # None: the item is new in the candidate
+    after: str | None  # None: the candidate dropped the item
+    human: tuple[str, ...]  # the labels on this (call, item), if any
+    reason: str  # the candidate's reason
+    evidence_text: str | None = None
+    evidence_start: float | None = None
+
+
+@dataclass(frozen=True)
+class CandidateComparison:
+    """`qa calibrate --rubric`: the labelled calls scored again with a candidate rubric."""
+
+    rubric_path: str
+    rubric_id: str
+    rubric_version: str
+    before: Calibration
+    after: Calibration
+    changes: tuple[VerdictChange, ...]
+    no_transcript: tuple[str, ...]  # labelled calls in OUT without a transcript to re-score
+    n_calls: int  # calls re-scored
+    seconds: float  # reading transcripts and scoring
+
+
+@dataclass(frozen=True)
+class CalibrationRun:
+    """What `qa calibrate` did: the comparison, the candidate's if any, and where they were written."""
+
+    calibration: Calibration
+    candidate: CandidateComparison | None
+    tables: Path  # OUT/calibration
+    page: Path  # OUT/reports/calibration.html
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ItemFloor:
+    """One item of `qa rubric test`: its agreement against its floor."""
+
+    item: ItemCalibration
+    floor: float | None  # None: no floor for this item
+
+    @property
+    def below(self) -> bool:
+        rate = self.item.stats.rate
+        return self.floor is not None and rate is not None and rate < self.floor
+
+
+@dataclass(frozen=True)
+class RubricTest:
+    """`qa rubric test`: a rubric run over labelled transcripts, each item against its floor."""
+
+    rubric_id: str
+    rubric_version: str
+    calibration: Calibration
+    items: tuple[ItemFloor, ...]
+    no_transcript: tuple[str, ...]  # labelled calls without a transcript in the folder
+
+    @property
+    def passed(self) -> bool:
+        return not any(i.below for i in self.items)
+
+
+@dataclass(frozen=True)
+class ItemTrust:
+    """Whether an item's automatic verdict can count at once: its agreement with people over all
+    labels and over the labels of its last `last_n` labelled calls, against `floor`."""
+
+    item_id: str
+    n: int
+    rate: float | None
+    recent_n: int
+    recent_rate: float | None
+    last_n: int
+    floor: float
+
+    @property
+    def trusted(self) -> bool:
+        return self.recent_rate is None or self.recent_rate >= self.floor
 
 
 # --- the batch ---------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from qa_pipeline.calibration.nightly import trust_in
 from qa_pipeline.errors import InputError, OutputError, OutputLocked
 from qa_pipeline.files import remove_temp_files as remove_temp_files_in
 from qa_pipeline.files import write_atomic
@@ -55,7 +56,7 @@ FAILED_FILE = "failed.csv"
 CACHE_FORMAT = 1
 # OUT's folders that the pipeline writes (the tables', the reports' and its own); temp files are
 # cleared in these only, and at OUT's top level (run.json, failed.csv)
-OWN_FOLDERS = (PARTS_DIR, LOGS_DIR, "transcripts", "recordings", "scores", "reports")
+OWN_FOLDERS = (PARTS_DIR, LOGS_DIR, "transcripts", "recordings", "scores", "reports", "calibration")
 
 
 def make_output_folder(out: Path) -> None:
@@ -262,7 +263,9 @@ def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallT
                       replaces=[c.call_id for c in calls])
     fault("outputs")
     write_scores(out, scores)
-    render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=read_scores(out))
+    everything = read_scores(out)
+    render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=everything,
+                   item_trust=trust_in(out, everything))
     return out / "reports" / "index.html"
 
 

@@ -17,7 +17,7 @@ import logging
 import os
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from functools import partial
 from pathlib import Path
@@ -38,6 +38,7 @@ from qa_pipeline.records import (
     CallScore,
     CallTranscript,
     ItemResult,
+    ItemTrust,
     Utterance,
 )
 from qa_pipeline.output.redact import mask_pii
@@ -375,7 +376,67 @@ def date_span(days: Sequence[date]) -> str:
     return first if first == last else f"{first} 至 {last}"
 
 
-def index_view(scores: Sequence[CallScore], agents: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def sparkline(values: Sequence[float | None], width: int = 120, height: int = 28) -> dict[str, Any]:
+    """An inline SVG polyline of shares (0–1) per day, days evenly spaced; a day without a value
+    (nothing judged) is skipped."""
+    pad = 3
+    n = len(values)
+    points = []
+    for k, value in enumerate(values):
+        if value is None:
+            continue
+        x = pad + ((width - 2 * pad) / 2 if n == 1 else (width - 2 * pad) * k / (n - 1))
+        y = pad + (height - 2 * pad) * (1 - max(0.0, min(1.0, value)))
+        points.append((round(x, 1), round(y, 1)))
+    return {
+        "width": width,
+        "height": height,
+        "polyline": " ".join(f"{x},{y}" for x, y in points),
+        "last": {"x": points[-1][0], "y": points[-1][1]} if points else None,
+    }
+
+
+def item_health(scores: Sequence[CallScore], trust: Mapping[str, ItemTrust] | None = None) -> list[dict[str, Any]]:
+    """Per rubric item (in rubric order): its fail rate (fail among pass+fail) per day as a
+    sparkline, overall and on the last day; and, where people labelled it, its agreement with them
+    and whether its automatic verdict is trusted."""
+    ok = [s for s in scores if s.status == "ok"]
+    days = sorted({call_date(s.started_at, s.processed_at) for s in ok})
+    names: dict[str, str] = {}
+    counts: dict[str, dict[date, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for s in ok:
+        day = call_date(s.started_at, s.processed_at)
+        for i in s.items:
+            names.setdefault(i.item_id, i.item_name)
+            if i.result in (PASS, FAIL):
+                c = counts[i.item_id][day]
+                c[0] += i.result == FAIL
+                c[1] += 1
+    rows = []
+    for item_id, name in names.items():
+        per_day = [counts[item_id][d] if d in counts[item_id] else None for d in days]
+        rates = [c[0] / c[1] if c else None for c in per_day]
+        fails, judged = sum(c[0] for c in per_day if c), sum(c[1] for c in per_day if c)
+        t = (trust or {}).get(item_id)
+        rows.append({
+            "item_id": item_id,
+            "name": _mask(name),
+            "fail_rate": fmt_rate(fails / judged if judged else None),
+            "n_judged": judged,
+            "last_rate": fmt_rate(rates[-1] if rates else None),
+            "spark": sparkline(rates),
+            "days_title": "；".join(f"{d:%m-%d} {fmt_rate(r)}" for d, r in zip(days, rates)),
+            "labels_n": t.n if t else 0,
+            "agreement": fmt_rate(t.rate) if t and t.n else "",
+            "recent": f"近 {min(t.last_n, t.recent_n)} 条标注一致率 {fmt_rate(t.recent_rate)}" if t and t.n else "",
+            "not_trusted": bool(t and not t.trusted),
+            "floor": fmt_rate(t.floor) if t else "",
+        })
+    return rows
+
+
+def index_view(scores: Sequence[CallScore], agents: dict[str, dict[str, Any]],
+               trust: Mapping[str, ItemTrust] | None = None) -> dict[str, Any]:
     ok = [s for s in scores if s.status == "ok"]
     values = [s.score for s in ok if s.score is not None]
     judged = [float(bool(s.passed)) for s in ok if s.passed is not None]
@@ -398,6 +459,8 @@ def index_view(scores: Sequence[CallScore], agents: dict[str, dict[str, Any]]) -
         "agents": [{**a, "href": f"agents/{href(a['file'])}.html"} for a in ranked],
         "calls": [_row(s) for s in sorted(scores, key=lambda s: (s.started_at or "", s.call_id))],
         "worst": [_row(s) for s in _worst_first(scores)[:10]],
+        "rubric_items": item_health(scores, trust),
+        "has_labels": bool(trust) and any(t.n for t in trust.values()),
     }
 
 
@@ -464,6 +527,7 @@ def render_reports(
     *,
     audio_href: Callable[[CallMeta], str] | None = None,
     all_scores: Sequence[CallScore] | None = None,
+    item_trust: Mapping[str, ItemTrust] | None = None,
 ) -> Path:
     """Write ``out/reports/index.html``, ``calls/<call_id>.html`` and ``agents/<agent_id>.html``.
 
@@ -473,8 +537,9 @@ def render_reports(
     replacing the calls they share; by default just ``scores``.
 
     ``audio_href(meta)`` gives the ``src`` of each call card's audio player; by default, the path
-    of ``meta.path`` relative to the card, and no player when that file does not exist.  Returns
-    the index page's path.
+    of ``meta.path`` relative to the card, and no player when that file does not exist.
+    ``item_trust`` (item_id → agreement with people's labels) adds agreement and "not trusted"
+    marks to the index's rubric items.  Returns the index page's path.
     """
     root = Path(out) / "reports"
     env = make_environment()
@@ -491,7 +556,7 @@ def render_reports(
         _write_page(root / "agents" / f"{a['file']}.html", agent_tpl.render(agent=a, **generated))
 
     index_path = root / "index.html"
-    _write_page(index_path, index_tpl.render(index=index_view(everything, agents), **generated))
+    _write_page(index_path, index_tpl.render(index=index_view(everything, agents, item_trust), **generated))
     log.info("wrote %d call cards; index and %d agent pages over %d calls under %s",
              len(scores), len(agents), len(everything), root)
     return index_path

@@ -460,13 +460,17 @@ def write_transcripts(out: Path, transcripts: list[CallTranscript], replaces: It
     )
 
 
-def read_transcripts(out: Path) -> dict[str, CallTranscript]:
-    """Every transcript that :func:`write_transcripts` wrote under ``out``, keyed by call_id."""
+def read_transcripts(out: Path, call_ids: Iterable[str] | None = None) -> dict[str, CallTranscript]:
+    """Every transcript that :func:`write_transcripts` wrote under ``out``, keyed by call_id
+    (only those of ``call_ids`` when given)."""
     out = Path(out)
-    return table_to_transcripts(
-        _read(out / TRANSCRIPTS_FILE, TRANSCRIPT_SCHEMA),
-        _read(out / TRANSCRIPT_CALLS_FILE, TRANSCRIPT_CALLS_SCHEMA),
-    )
+    utterances = _read(out / TRANSCRIPTS_FILE, TRANSCRIPT_SCHEMA)
+    calls = _read(out / TRANSCRIPT_CALLS_FILE, TRANSCRIPT_CALLS_SCHEMA)
+    if call_ids is not None:
+        wanted = _call_ids(set(call_ids))
+        utterances = utterances.filter(pc.is_in(utterances["call_id"], value_set=wanted))
+        calls = calls.filter(pc.is_in(calls["call_id"], value_set=wanted))
+    return table_to_transcripts(utterances, calls)
 
 
 # ---------------------------------------------------------------------------------------------

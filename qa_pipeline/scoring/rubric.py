@@ -155,6 +155,7 @@ class Item:
     critical: bool = False
     when: When | None = None
     source: str | None = None
+    min_agreement: float | None = None  # `qa rubric test` floor for this item (0-1); None: the rubric's
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class Rubric:
     pass_score: float
     items: tuple[Item, ...]
     path: str | None = None
+    min_agreement: float | None = None  # `qa rubric test` floor for every item (0-1) unless the item sets one
 
 
 def rubric_hotwords(rubric: Rubric, max_chars: int = 120) -> str:
@@ -290,8 +292,9 @@ class _Ctx:
         return tuple(self.phrase(n, what) for n in node.value)
 
 
-_TOP_KEYS = ("id", "name", "version", "language", "pass_score", "items", "description")
-_ITEM_KEYS = ("id", "name", "weight", "speaker", "critical", "check", "when", "source", "description")
+_TOP_KEYS = ("id", "name", "version", "language", "pass_score", "items", "description", "min_agreement")
+_ITEM_KEYS = ("id", "name", "weight", "speaker", "critical", "check", "when", "source", "description",
+              "min_agreement")
 _WINDOW_KEYS = ("first_seconds", "last_seconds", "first_turns", "last_turns")
 _WHEN_KEYS = ("customer_says", "agent_says", "wait_over_s", "reason")
 _CHECK_KEYS = {
@@ -456,7 +459,15 @@ def _item(c: _Ctx, node: yaml.Node, n: int) -> Item:
         critical=c.boolean(m["critical"], f"{where}: critical") if "critical" in m else False,
         when=_when(c, m["when"], where) if "when" in m else None,
         source=c.string(m["source"], f"{where}: source") if "source" in m else None,
+        min_agreement=_fraction(c, m["min_agreement"], f"{where}: min_agreement") if "min_agreement" in m else None,
     )
+
+
+def _fraction(c: _Ctx, node: yaml.Node, what: str) -> float:
+    value = c.number(node, what)
+    if value > 1:
+        raise c.error(node, f"{what} must be a share between 0 and 1 (0.9 = 90%)")
+    return value
 
 
 def parse_rubric(text: str, path: str = "<rubric>") -> Rubric:
@@ -499,6 +510,7 @@ def parse_rubric(text: str, path: str = "<rubric>") -> Rubric:
         pass_score=pass_score,
         items=tuple(items),
         path=path,
+        min_agreement=_fraction(c, top["min_agreement"], "min_agreement") if "min_agreement" in top else None,
     )
 
 

@@ -1,0 +1,1 @@
+"""Measuring the machine against people: labels, agreement, candidate rubrics, the calibration page."""
