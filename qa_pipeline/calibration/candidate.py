@@ -53,14 +53,14 @@ def verdict_changes(before: Sequence[CallScore], after: Sequence[CallScore], lab
         old_items = {i.item_id: i for i in old.items}
         new_items = {i.item_id: i for i in score.items}
         for item_id in [*new_items, *(k for k in old_items if k not in new_items)]:
-            was, now_ = old_items.get(item_id), new_items.get(item_id)
-            if was is not None and now_ is not None and was.result == now_.result:
+            was, new = old_items.get(item_id), new_items.get(item_id)
+            if was is not None and new is not None and was.result == new.result:
                 continue
-            shown = now_ or was
             changes.append(VerdictChange(
-                score.call_id, item_id, shown.item_name, was.result if was else None, now_.result if now_ else None,
-                tuple(human.get((score.call_id, item_id), ())), now_.reason if now_ else "候选标准中没有此项",
-                now_.evidence_text if now_ else None, now_.evidence_start if now_ else None))
+                score.call_id, item_id, (new or was).item_name, was.result if was else None,
+                new.result if new else None, tuple(human.get((score.call_id, item_id), ())),
+                new.reason if new else "候选标准中没有此项", new.evidence_text if new else None,
+                new.evidence_start if new else None))
     return changes
 
 
@@ -74,19 +74,17 @@ def compare_candidate(out: Path, labels: Sequence[Label], rubric: Rubric, *, sou
     labelled = {label.call_id for label in labels}
     before = [s for s in current if s.call_id in labelled]
     candidate = {s.call_id: s for s in rescored}
-    after = [candidate.get(s.call_id, s) for s in before] + [s for s in rescored if s.call_id not in {b.call_id for b in before}]
-    if since is not None:
-        after_in = [s for s in after if call_date(s.started_at, s.processed_at) >= since]
-    else:
-        after_in = after
+    in_out = {s.call_id for s in before}
+    after = [candidate.get(s.call_id, s) for s in before] + [s for s in rescored if s.call_id not in in_out]
+    shown = [s for s in after if since is None or call_date(s.started_at, s.processed_at) >= since]
     return CandidateComparison(
         rubric_path=rubric.path or "",
         rubric_id=rubric.id,
         rubric_version=rubric.version,
         before=calibrate(labels, before, source=source, since=since),
         after=calibrate(labels, after, source=source, since=since),
-        changes=tuple(verdict_changes(before, after_in, labels)),
-        no_transcript=tuple(c for c in no_transcript if c in {s.call_id for s in before}),
+        changes=tuple(verdict_changes(before, shown, labels)),
+        no_transcript=tuple(c for c in no_transcript if c in in_out),
         n_calls=len(rescored),
         seconds=seconds,
     )

@@ -123,9 +123,10 @@ def _candidate_view(cand: CandidateComparison) -> dict[str, Any]:
     rows = []
     for item_id in [*after, *(k for k in before if k not in after)]:
         b, a = before.get(item_id), after.get(item_id)
+        shown = a if a is not None else before[item_id]
         rb, ra = (b.stats.rate if b else None), (a.stats.rate if a else None)
         rows.append({
-            "name": _mask((a or b).item_name),  # type: ignore[union-attr]
+            "name": _mask(shown.item_name),
             "n_before": b.stats.n if b else 0,
             "n_after": a.stats.n if a else 0,
             "before": fmt_rate(rb),
