@@ -35,6 +35,7 @@ class CallMeta:
     hangup_by: str | None = None  # agent | customer | None (unknown)
     agent_channel: int | None = None  # 0 | 1 | None (decide from content)
     line: int | None = None  # manifest line this call came from, for error messages
+    company: str | None = None  # the company (brand) the call was for, where the manifest says
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,8 @@ class ItemResult:
     evidence_end: float | None = None
     critical: bool = False
     needs_review: bool = False
-    matched_by: str | None = None  # text | pinyin | manifest | audio | timeline
+    matched_by: str | None = None  # text | pinyin | model | manifest | audio | timeline
+    reason_code: str | None = None  # stable code of `reason` (message catalogue id), whatever its language
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ ITEMS_FILE_COLUMNS = [
     ("evidence_start", "double", True),
     ("evidence_end", "double", True),
     ("reason", "string", False),
+    ("reason_code", "string", True),
 ]
 
 CALL_DATE = ("call_date", "date32[day]", False)

@@ -46,7 +46,7 @@ from qa_pipeline.output.tables import read_scores, write_scores, write_transcrip
 from qa_pipeline.records import (AudioEvent, CachedAudio, CallMeta, CallPart, CallScore, CallTranscript, ItemResult,
                                  RawSegment, RawWord, Utterance, Word)
 
-PART_FORMAT = 1
+PART_FORMAT = 2  # 2: items carry reason_code
 PARTS_DIR = "parts"
 LOGS_DIR = "logs"
 LOCK_FILE = ".lock"

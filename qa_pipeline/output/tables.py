@@ -134,9 +134,12 @@ ITEMS_FILE_SCHEMA = pa.schema(
         pa.field("evidence_start", pa.float64()),
         pa.field("evidence_end", pa.float64()),
         pa.field("reason", pa.string(), nullable=False),
+        pa.field("reason_code", pa.string()),  # stable id of `reason` (message catalogue), any language
     ]
 )
 ITEMS_SCHEMA = ITEMS_FILE_SCHEMA.append(PARTITION_FIELD)
+# Columns added after the first release: a file written before them reads back with nulls there.
+ADDED_COLUMNS = frozenset({"reason_code"})
 
 TRANSCRIPTS_FILE = Path("transcripts") / "transcripts.parquet"
 TRANSCRIPT_CALLS_FILE = Path("recordings") / "recordings.parquet"  # not in transcripts/: that folder reads as one dataset
@@ -294,6 +297,7 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None) -> 
                     "evidence_start": i.evidence_start,
                     "evidence_end": i.evidence_end,
                     "reason": i.reason,
+                    "reason_code": i.reason_code,
                     "call_date": day,
                 }
             )
@@ -375,6 +379,7 @@ def tables_to_scores(calls: pa.Table, items: pa.Table) -> list[CallScore]:
                 critical=row["critical"],
                 needs_review=row["needs_review"],
                 matched_by=row["matched_by"],
+                reason_code=row["reason_code"],
             )
         )
     scores = [
@@ -420,6 +425,9 @@ def _read(path: Path, schema: pa.Schema) -> pa.Table:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as e:
         raise InputError(f"{path}: not a readable Parquet file: {e}") from e
+    for name in ADDED_COLUMNS:
+        if name in schema.names and name not in table.column_names:
+            table = table.append_column(schema.field(name), pa.nulls(table.num_rows, schema.field(name).type))
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         raise InputError(f"{path}: missing columns {', '.join(missing)}")
