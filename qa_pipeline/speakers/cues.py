@@ -13,8 +13,8 @@ OPENING_S = 20.0
 
 
 def agent_cues(text: str, start: float) -> int:
-    """How many agent cues a stretch of speech starting at `start` s carries, matched as the
-    homophones too (characters, or the same toneless syllables within a unit edit: Whisper's 公号 and
-    克服 still count; no meaning variants, no confusion costs)."""
+    """How many agent cues a stretch of speech starting at `start` s carries: characters, or the
+    same toneless syllables within a unit edit (Whisper's 公号 and 克服 still count; no meaning
+    variants, no confusion costs: matching.match_cue)."""
     cues = AGENT_CUES + (OPENING_CUES if start < OPENING_S else ())
     return sum(match_cue(text, cue) for cue in cues)
