@@ -62,3 +62,7 @@ def test_render_and_errors():
         messages.text("zh", "nope")
     with pytest.raises(ValueError, match="available: zh, en"):
         messages.text("fr", "hold.none")
+
+
+def test_no_message_is_left_unused():
+    assert _ids("zh") - _codes_in_source() == set()

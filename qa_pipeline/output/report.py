@@ -52,6 +52,7 @@ SPEAKER_LABELS = {AGENT: "坐席", CUSTOMER: "客户"}
 MATCHED_BY_LABELS = {
     "text": "文字匹配",
     "pinyin": "拼音匹配",
+    "model": "模型判定",
     "manifest": "话单记录",
     "audio": "音频判断",
     "timeline": "时间线",
