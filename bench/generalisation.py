@@ -12,6 +12,7 @@ so later runs only score).  The cached transcripts are scored in-process with:
   centre only      the centre's names alone name the company (the default's generic forms removed)
   strict 您好      the greeting requires 您 heard as 您 (strict_you: true): the cost of strictness
   no model         the complaint classifier switched off (customer_says and waits only)
+  ask: listed only the ask-need item with its listed sentences only (no 什么…帮 patterns, no 请讲)
   read-back        the agent repeating 4 syllables of the customer's words also confirms
 
 and prints per-item agreement with the inspector's labels for each, every disagreement of the
@@ -38,6 +39,7 @@ import complaints  # noqa: E402
 import false_matches  # noqa: E402
 
 from qa_pipeline.records import CallMeta  # noqa: E402
+from qa_pipeline.scoring.matching import NEAR  # noqa: E402
 from qa_pipeline.scoring.rubric import (  # noqa: E402
     ConfirmationCheck,
     IntroductionCheck,
@@ -70,6 +72,10 @@ def variants(corpus: Path) -> dict[str, Rubric]:
     items = tuple(dataclasses.replace(i, when=dataclasses.replace(i.when, customer_intent=()))
                   if i.when is not None and i.when.customer_intent else i for i in default.items)
     out["no model"] = dataclasses.replace(default, items=items)
+    ask = next((i for i in default.items if i.id == "ask_need" and isinstance(i.check, PhraseCheck)), None)
+    if ask is not None:
+        listed = tuple(p for p in ask.check.any if p.kind != NEAR and p.source not in ("请讲", "请说"))
+        out["ask: listed only"] = _with_check(default, ask.id, any=listed)
     confirm = next(i for i in default.items if isinstance(i.check, ConfirmationCheck))
     out["read-back"] = _with_check(default, confirm.id, read_back_syllables=4)
     return out
@@ -122,17 +128,17 @@ def main() -> int:
         names = list(results)
         items = list(next(iter(results.values()))[0])
         print(f"\n== {corpus.name}: {len(labels)} calls, per-item agreement with the inspector")
-        print(f"  {'item':<26}" + "".join(f"{n:>14}" for n in names))
+        print(f"  {'item':<25}" + "".join(f"{n:>17}" for n in names))
         for item_id in items:
-            row = "".join(f"{results[n][0][item_id]['agree']:>11}/{sum(results[n][0][item_id].values()):<2}" for n in names)
-            print(f"  {item_id:<26}{row}")
+            row = "".join(f"{results[n][0][item_id]['agree']:>14}/{sum(results[n][0][item_id].values()):<2}" for n in names)
+            print(f"  {item_id:<25}{row}")
         totals = []
         for n in names:
             agree = sum(c["agree"] for c in results[n][0].values())
             total = sum(sum(c.values()) for c in results[n][0].values())
-            totals.append(f"{agree}/{total}={agree / total:.1%}".rjust(14))
-        print(f"  {'overall':<26}" + "".join(totals))
-        print(f"  {'scoring time':<26}" + "".join(f"{results[n][2]:>13.2f}s" for n in names))
+            totals.append(f"{agree}/{total} {agree / total:.1%}".rjust(17))
+        print(f"  {'overall':<25}" + "".join(totals))
+        print(f"  {'scoring time':<25}" + "".join(f"{results[n][2]:>16.2f}s" for n in names))
         for n in ("default", "centre"):
             if n in results:
                 print(f"  disagreements ({n}):" + ("" if results[n][1] else " none"))
