@@ -224,6 +224,8 @@ def rubric_check(file: Annotated[Path, typer.Argument(help="Rubric YAML to valid
     typer.echo(f"{file}: ok — rubric {loaded.id} v{loaded.version}, {len(loaded.items)} items, pass score {loaded.pass_score}")
     for item in loaded.items:
         typer.echo(f"  {item.id:<26} {item.weight:>5g} pts  {item.check.type}{'  (critical)' if item.critical else ''}")
+    for company in loaded.centre.companies:
+        typer.echo(f"  centre: {' / '.join(company.names)}" + (f"  (teams: {', '.join(company.teams)})" if company.teams else ""))
 
 
 def _run_and_report(job, *, done: str = "scored", result: str = "report") -> None:

@@ -399,3 +399,15 @@ def test_transcript_of_a_call_that_failed_this_time_is_dropped(tmp_path: Path):
     tables.write_transcripts(tmp_path, [make_transcript("call_001"), make_transcript("call_002")])
     tables.write_transcripts(tmp_path, [make_transcript("call_002")], replaces=["call_001", "call_002"])
     assert list(tables.read_transcripts(tmp_path)) == ["call_002"]
+
+
+def test_items_written_before_reason_code_read_back_with_nulls(tmp_path: Path):
+    """An OUT from before the reason_code column still reads (and merges with) the new files."""
+    tables.write_scores(tmp_path, [make_score("call_001")])
+    (path,) = (tmp_path / "scores" / "items").rglob("*.parquet")
+    old = pq.read_table(path)
+    pq.write_table(old.drop(["reason_code"]), path)
+    back = tables.read_scores(tmp_path)
+    assert back[0].items and all(i.reason_code is None for i in back[0].items)
+    tables.write_scores(tmp_path, [make_score("call_002")])  # a new night into the old OUT
+    assert {s.call_id for s in tables.read_scores(tmp_path)} == {"call_001", "call_002"}

@@ -138,7 +138,8 @@ def search(
     out: list[tuple[int, int, float]] = []
     # A hit begins and ends on the phrase's own first and last syllables (or close to them):
     # 还有什么可以帮您 is not heard in 有什么可以帮您, whatever the budget.
-    starts = [i for i, s in enumerate(text[:1] if anchored else text) if s == first or cost(s, first) <= HALF]
+    close = {s for s in set(text[:1] if anchored else text) if s == first or cost(s, first) <= HALF}
+    starts = [i for i, s in enumerate(text[:1] if anchored else text) if s in close]
     for i in starts:
         if out and i < out[-1][1]:
             continue
