@@ -13,15 +13,12 @@ item; a supervisor accepts it; another agent gets a 404 for that call.
 
 from __future__ import annotations
 
-import html
 import json
-import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 import uvicorn
