@@ -520,3 +520,23 @@ def test_the_permission_matrix():
     assert not auth.allowed(agent, auth.VIEW_CALL, auth.Resource(agent_id=None))  # a call with no agent is nobody's own
     with pytest.raises(ValueError, match="unknown action"):
         auth.allowed(agent, "delete-everything", own)
+
+
+def test_a_batch_caught_mid_write_leaves_the_last_good_read(out: Path):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    b = signed_in(desk_app(out), "lina")
+    assert b.get("/calls/dev_07").status_code == 200
+    part = out / "scores" / "items" / "call_date=2025-03-07" / "part-0.parquet"
+    items = pq.read_table(part)
+    ghost = items.set_column(0, "call_id", pc.replace_substring(items.column("call_id"), "dev_07", "ghost"))
+    half = out / "scores" / "items" / "call_date=2025-03-09" / "part-0.parquet"  # items of a call not yet in scores/calls
+    half.parent.mkdir()
+    pq.write_table(ghost.filter(pc.equal(ghost.column("call_id"), pa.scalar("ghost"))), half)
+    assert b.get("/queue?day=all&state=all").status_code == 200
+    assert b.get("/calls/dev_07").status_code == 200
+    assert b.get("/calls/ghost").status_code == 404
+    half.unlink()
+    half.parent.rmdir()
+    assert b.get("/calls/dev_07").status_code == 200

@@ -57,12 +57,18 @@ class OutFolder:
         return tuple(sig)
 
     def refresh(self) -> bool:
-        """Read the folder again if a batch changed it; True when it did."""
+        """Read the folder again if a batch changed it; True when it did. While a batch is still
+        writing (the day files of the calls and of the items disagree), the last good read stays."""
         sig = self.signature()
         with self._lock:
             if sig == self._signature:
                 return False
-            scores = read_scores(self.out)
+            try:
+                scores = read_scores(self.out)
+            except InputError:
+                if self._signature is None:
+                    raise  # the first read: nothing to fall back on
+                return False
             self.scores = {s.call_id: s for s in scores}
             self.metas = read_metas(self.out)
             self._transcripts = None
