@@ -160,6 +160,7 @@ class CallScore:
     score: float | None = None  # 0-100
     passed: bool | None = None
     critical_failed: bool | None = None
+    pass_score: float | None = None  # the rubric's pass mark this call was judged against
     error: str | None = None
     model: str | None = None
     processed_at: str | None = None

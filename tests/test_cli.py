@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 from cli import app
 
 runner = CliRunner()
-COMMANDS = [["run"], ["transcribe"], ["demo"], ["score"], ["rubric", "check"]]
+COMMANDS = [["run"], ["transcribe"], ["demo"], ["score"], ["rubric", "check"], ["review"], ["users", "add"],
+            ["users", "list"], ["policy", "check"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Callable
@@ -809,14 +810,24 @@ def _item_result(call: _Call, item: Item) -> ItemResult:
     )
 
 
-def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, processed_at: str) -> CallScore:
-    """One CallScore with one ItemResult per rubric item, in rubric order."""
-    call = _Call(transcript, meta, rubric)
-    items = tuple(_item_result(call, item) for item in rubric.items)
+def call_outcome(items: Sequence[ItemResult], pass_score: float) -> tuple[float, bool, bool]:
+    """The rubric's rule for a call: (score 0-100, passed, critical_failed) from its item verdicts.
+
+    n/a items count neither way; a call passes at ``pass_score`` or above unless a critical item
+    failed. Used for the machine's verdicts and for the final ones with people's decisions applied.
+    """
     applicable = [r for r in items if r.result != NA]
     total = sum(r.max_points for r in applicable)
     score = 100.0 if total == 0 else round(100.0 * sum(r.points for r in applicable) / total, 1)
     critical_failed = any(r.result == FAIL and r.critical for r in items)
+    return score, score >= pass_score and not critical_failed, critical_failed
+
+
+def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, processed_at: str) -> CallScore:
+    """One CallScore with one ItemResult per rubric item, in rubric order."""
+    call = _Call(transcript, meta, rubric)
+    items = tuple(_item_result(call, item) for item in rubric.items)
+    score, passed, critical_failed = call_outcome(items, rubric.pass_score)
     return CallScore(
         call_id=transcript.call_id,
         status="ok",
@@ -828,8 +839,9 @@ def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, pr
         rubric_id=rubric.id,
         rubric_version=rubric.version,
         score=score,
-        passed=score >= rubric.pass_score and not critical_failed,
+        passed=passed,
         critical_failed=critical_failed,
+        pass_score=rubric.pass_score,
         model=transcript.model,
         processed_at=processed_at,
         items=items,
