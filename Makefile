@@ -10,6 +10,7 @@ DEMO_OUT ?= qa-demo
 
 demo: $(VENV)/.installed speaker-model
 	$(BIN)/qa demo --out $(DEMO_OUT)
+	@echo "review desk: $(BIN)/qa review $(DEMO_OUT) --root   (open the one-time sign-in link it prints)"
 
 test: $(VENV)/.installed speaker-model
 	bash tools/install_browser.sh

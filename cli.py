@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from qa_pipeline.choices import Decoder, Device, EngineKind
+from qa_pipeline.choices import Decoder, Device, EngineKind, Role
 from qa_pipeline.errors import QaError
 
 app = typer.Typer(
@@ -21,6 +21,10 @@ app = typer.Typer(
 )
 rubric_app = typer.Typer(help="Work with rubric files.", no_args_is_help=True)
 app.add_typer(rubric_app, name="rubric")
+users_app = typer.Typer(help="Accounts for the review desk (`qa review`).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+policy_app = typer.Typer(help="Work with review policy files (`qa review --policy`).", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 
 
 # Options shared by `qa run` and `qa transcribe`.
@@ -224,6 +228,129 @@ def rubric_check(file: Annotated[Path, typer.Argument(help="Rubric YAML to valid
     typer.echo(f"{file}: ok — rubric {loaded.id} v{loaded.version}, {len(loaded.items)} items, pass score {loaded.pass_score}")
     for item in loaded.items:
         typer.echo(f"  {item.id:<26} {item.weight:>5g} pts  {item.check.type}{'  (critical)' if item.critical else ''}")
+    for company in loaded.centre.companies:
+        typer.echo(f"  centre: {' / '.join(company.names)}" + (f"  (teams: {', '.join(company.teams)})" if company.teams else ""))
+
+
+ReviewOutArg = Annotated[Path, typer.Argument(help="Output folder of `qa run` (its review database is OUT/review.db).")]
+MIN_PASSWORD = 8
+
+
+@app.command()
+def review(
+    out: ReviewOutArg,
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but 127.0.0.1 lets other machines reach the sign-in page.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8377,
+    policy: Annotated[Optional[Path], typer.Option(help="Review policy YAML. [default: OUT/review-policy.yaml if present, else built-in]")] = None,
+    root: Annotated[bool, typer.Option("--root", help="Print a one-time sign-in link as the supervisor 'root' (no password is ever set).")] = False,
+) -> None:
+    """Open the review desk on OUT: the queue, call cards with audio, overrides, disputes, audit trail.
+
+    Example:
+
+      qa review qa-out/2025-03-03 --root
+    """
+    import socket
+
+    from qa_pipeline.review.app import create_app, make_desk, root_link, serve
+    from qa_pipeline.review.policy import policy_for
+
+    try:
+        loaded = policy_for(out, policy)
+        desk = make_desk(out, loaded)
+    except QaError as e:
+        _fail(str(e))
+    try:  # a clear message rather than uvicorn's when the port is taken
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as e:
+        _fail(f"cannot listen on {host}:{port}: {e.strerror or e} (choose another --port)")
+    web = create_app(desk)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"warning: listening on {host}: other machines can reach the sign-in page", err=True)
+
+    def ready(base: str) -> None:
+        desk.folder.preload()  # the night's transcripts, for the first call card, while the queue is looked at
+        n = len(desk.folder.scores)
+        typer.echo(f"review desk for {out.resolve()} ({n} calls): {base}/   (Ctrl-C to stop)")
+        if root:
+            typer.echo(f"one-time sign-in link (supervisor 'root'): {root_link(web, base)}")
+
+    serve(web, host=host, port=port, on_ready=ready)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[Role, typer.Option(help="inspector: reviews; supervisor: reviews and resolves disputes; agent: sees and disputes own calls; manager: reads everything.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder whose desk the account is for.")],
+    agent_id: Annotated[Optional[str], typer.Option(help="For --role agent: the agent_id of their calls.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input instead of asking.")] = False,
+) -> None:
+    """Add an account to OUT's review desk, or give an existing one a new role and password.
+
+    The password is asked for (twice) and stored as an argon2 hash, never as text.
+
+    Example:
+
+      qa users add 李娜 --role inspector --out qa-out/2025-03-03
+    """
+    from qa_pipeline.review.auth import hash_password
+    from qa_pipeline.review.db import ReviewDB
+
+    if not out.is_dir():
+        _fail(f"{out}: not a folder (run `qa run` into it first)")
+    if (role is Role.agent) != bool(agent_id):
+        _fail("--agent-id is needed for --role agent, and only for it")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD:
+        _fail(f"password too short (at least {MIN_PASSWORD} characters)")
+    try:
+        user = ReviewDB.open(out).put_user(name, role.value, agent_id, hash_password(password))
+    except QaError as e:
+        _fail(str(e))
+    suffix = f" for agent {user.agent_id}" if user.agent_id else ""
+    typer.echo(f"{user.name}: {user.role}{suffix} (review desk of {out})")
+
+
+@users_app.command("list")
+def users_list(out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]) -> None:
+    """List the accounts of OUT's review desk.
+
+    Example:
+
+      qa users list --out qa-out/2025-03-03
+    """
+    from qa_pipeline.review.db import open_if_exists
+
+    db = open_if_exists(out)
+    for user in db.users() if db else []:
+        typer.echo(f"{user.name}\t{user.role}\t{user.agent_id or ''}")
+
+
+@policy_app.command("check")
+def policy_check(file: Annotated[Path, typer.Argument(help="Review policy YAML to validate.")]) -> None:
+    """Validate a review policy file; print what it sets, or the first error with file and line.
+
+    Example:
+
+      qa policy check qa-out/review-policy.yaml
+    """
+    from qa_pipeline.review.policy import load_policy
+
+    try:
+        p = load_policy(file)
+    except QaError as e:
+        _fail(str(e), code=1)
+    q, sample = p.queue, p.queue.sample
+    size = f"{sample.percent:g}% of" if sample.percent is not None else f"{sample.per_agent}"
+    typer.echo(f"{file}: ok — queue: needs_review={q.needs_review}, critical_failures={q.critical_failures}, "
+               f"below_pass={q.below_pass}, sample {size} calls per agent per day (seed {sample.seed!r}); "
+               f"disputes within {p.disputes.window_days} days")
 
 
 @app.command()

@@ -30,3 +30,13 @@ class EngineKind(Choice):
 
     local = "local"
     ray = "ray"
+
+
+class Role(Choice):
+    """Review desk roles: inspector reviews; supervisor reviews and resolves disputes; agent reads and
+    disputes their own calls; manager reads everything."""
+
+    inspector = "inspector"
+    supervisor = "supervisor"
+    agent = "agent"
+    manager = "manager"

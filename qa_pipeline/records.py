@@ -36,6 +36,7 @@ class CallMeta:
     hangup_by: str | None = None  # agent | customer | None (unknown)
     agent_channel: int | None = None  # 0 | 1 | None (decide from content)
     line: int | None = None  # manifest line this call came from, for error messages
+    company: str | None = None  # the company (brand) the call was for, where the manifest says
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,8 @@ class ItemResult:
     evidence_end: float | None = None
     critical: bool = False
     needs_review: bool = False
-    matched_by: str | None = None  # text | pinyin | manifest | audio | timeline
+    matched_by: str | None = None  # text | pinyin | model | manifest | audio | timeline
+    reason_code: str | None = None  # stable code of `reason` (message catalogue id), whatever its language
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,7 @@ class CallScore:
     score: float | None = None  # 0-100
     passed: bool | None = None
     critical_failed: bool | None = None
+    pass_score: float | None = None  # the rubric's pass mark this call was judged against
     error: str | None = None
     model: str | None = None
     processed_at: str | None = None

@@ -96,7 +96,7 @@ class BrowserError(RuntimeError):
 class Browser:
     """One headless chromium; ``call`` sends a command and returns its result, keeping events."""
 
-    def __init__(self, binary: str, profile: Path, log: Path) -> None:
+    def __init__(self, binary: str, profile: Path, log: Path, flags: tuple[str, ...] = CHROMIUM_FLAGS) -> None:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
         self.log = log
@@ -105,7 +105,7 @@ class Browser:
         script = f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}'
         with log.open("wb") as err:
             self.process = subprocess.Popen(
-                ["bash", "-c", script, binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                ["bash", "-c", script, binary, *flags, f"--user-data-dir={profile}", "about:blank"],
                 pass_fds=(to_chrome_r, from_chrome_w),
                 stdin=subprocess.DEVNULL,
                 stdout=err,

@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 from cli import app
 
 runner = CliRunner()
-COMMANDS = [["run"], ["transcribe"], ["demo"], ["score"], ["rubric", "check"]]
+COMMANDS = [["run"], ["transcribe"], ["demo"], ["score"], ["rubric", "check"], ["review"], ["users", "add"],
+            ["users", "list"], ["policy", "check"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c))
@@ -63,3 +64,11 @@ def test_output_folder_that_cannot_be_created_is_one_line_error(tmp_path, calls_
     result = runner.invoke(app, ["run", str(calls_dir), "--out", str(out)])
     assert result.exit_code == 2
     assert result.output.strip() == f"error: cannot create the output folder {out}: File exists"
+
+
+def test_centre_file_checks_ok_and_lists_its_companies():
+    centre = Path(__file__).resolve().parent.parent / "bench" / "centres" / "dev-calls-2.yaml"
+    result = runner.invoke(app, ["rubric", "check", str(centre)])
+    assert result.exit_code == 0, result.output
+    assert "rubric dev-calls-2.zh v2.0, 12 items" in result.output
+    assert "  centre: 明光供电 / 明光电力 / 明光  (teams: 电力服务组)" in result.output

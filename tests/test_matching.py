@@ -5,7 +5,10 @@ import pytest
 from qa_pipeline.scoring.matching import (
     BY_PINYIN,
     BY_TEXT,
+    NEAR,
     REGEX,
+    match_cue,
+    variants,
     default_tolerance,
     find_all,
     find_first,
@@ -33,7 +36,9 @@ def test_exact_match_with_offsets_into_the_original():
         ("好的就等了", "久等", "就等"),
         ("为,优选商城客服中心", "^喂", "为"),
         ("感谢您的来订,祝您生活愉快", "感谢您的来电", "感谢您的来订"),
-        ("请问有什么可以帮你", "请问有什么可以帮您", "请问有什么可以帮你"),
+        ("请您收等一下", "稍等", "收等"),
+        ("麻烦您商后", "稍候", "商后"),
+        ("欢迎这店安泰燃气", "欢迎致电", "欢迎这店"),
     ],
 )
 def test_whisper_variants_match_by_sound(text, phrase, heard):
@@ -43,14 +48,64 @@ def test_whisper_variants_match_by_sound(text, phrase, heard):
     assert m.text == heard
 
 
-def test_short_phrases_need_exact_syllables():
-    assert default_tolerance(2) == 0 and default_tolerance(4) == 1 and default_tolerance(8) == 2
-    assert match_text("你好", "您好") is None  # nin ≠ ni
+def test_budget_grows_with_the_phrase():
+    assert default_tolerance(1) == 0 and default_tolerance(2) == 0.5 and default_tolerance(4) == 1
+    assert default_tolerance(8) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("这个我们不归我们管", "不归我管"),  # 我/我们
+        ("这个我也没办法", "我们也没有办法"),  # 我们/我, 没有/没
+        ("请问有什么可以帮你", "请问有什么可以帮您"),  # 你/您
+        ("那个不归我管", "这个不归我管"),  # 这个/那个
+        ("你等着", "你等着吧"),  # particles
+    ],
+)
+def test_meaning_variants_match_as_text(text, phrase):
+    m = match_text(text, phrase)
+    assert m is not None and m.how == BY_TEXT, (text, phrase)
+
+
+def test_variants_keep_short_tags_whole():
+    # 是吧 without its particle would be 是, which every utterance says
+    assert match_text("我也是这么想的", "=是吧") is None
+    assert match_text("放门口了，是吧", "=是吧").how == BY_TEXT
+    assert "让您久等" in variants("让您久等了")
+
+
+def test_strict_you_keeps_nin():
+    p = prepare("你好，这里是客服中心")
+    assert find_all(p, parse_phrase("您好"))  # lenient: 你好 counts
+    assert not find_all(p, parse_phrase("您好"), strict_you=True)
+    assert find_all(prepare("您好"), parse_phrase("您好"), strict_you=True)
+
+
+def test_near_phrase_any_order_within_a_span():
+    p = parse_phrase("什么…帮")
+    assert p.kind == NEAR and len(p.parts) == 2
+    assert match_text("请问您需要我帮您做什么", "什么…帮") is not None
+    assert match_text("请问您遇到什么问题", "什么…问题").text == "什么问题"
+    assert match_text("什么时候到的，我们这边再查查看是否有人能够来帮", "什么…帮") is None  # too far apart
+
+
+def test_sound_budget_does_not_let_unrelated_phrases_through():
+    assert match_text("明天上午我在家", "投诉") is None
+    assert match_text("你错了我的意思", "我错了") is None  # 你/我 is not a confusion
+    assert match_text("规定就是这样", "规定就是这样").how == BY_TEXT
+    assert match_text("回定就是这样", "规定就是这样").how == BY_PINYIN  # g/h, one close confusion
 
 
 def test_tolerance_override():
     assert match_text("我们也有办法", "我们也没有办法") is not None
     assert match_text("我们也有办法", "我们也没有办法", tolerance=0) is None
+
+
+def test_speaker_cues_match_as_before():
+    assert match_cue("我是公號1011的客服小王", "工号")  # homophone
+    assert not match_cue("你好", "您好")  # no variants, no confusions for telling speakers apart
+    assert match_cue("请问有什么可以帮你", "有什么可以帮")
 
 
 def test_anchor_only_at_start():

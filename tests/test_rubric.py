@@ -32,7 +32,7 @@ def test_default_rubric_loads():
     assert [p.source for p in greeting.none] == ["^喂"]
     forbidden = next(i.check for i in r.items if i.id == "forbidden_phrases")
     assert isinstance(forbidden, ForbiddenCheck)
-    assert {f.phrase.source for f in forbidden.phrases if f.critical} == {"我们也没有办法", "这是规定"}
+    assert {f.phrase.source for f in forbidden.phrases if f.critical} == {"我们也没有办法", "这是规定", "规定就是这样"}
     assert isinstance(r.items[8].check, HangupCheck)
 
 
@@ -86,7 +86,7 @@ def test_missing_item_field(tmp_path):
 
 def test_unknown_check_type(tmp_path):
     msg = _error(tmp_path, GOOD.replace("type: phrase", "type: keyword"))
-    assert msg.startswith("12: item 'greeting': unknown check type 'keyword' (allowed: phrase, confirmation,")
+    assert msg.startswith("12: item 'greeting': unknown check type 'keyword' (allowed: phrase, introduction, confirmation,")
 
 
 def test_bad_speaker(tmp_path):
@@ -179,3 +179,144 @@ def test_hotwords_are_the_expected_phrases_not_the_forbidden_ones():
     assert "您好" in words and "工号" in words and "确认一下" in words
     assert "这个不归我管" not in words and "你等着" not in words
     assert len("，".join(words)) <= 120
+
+
+# --- fields added for meaning-level checks: each refused with its file and line ---------------
+
+INTRO_ITEM = """\
+  - id: intro
+    name: intro
+    weight: 5
+    check:
+      type: introduction
+      company: [这里是]
+      organisations: [物业]
+      self: [工号]
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("language: zh", "language: fr", "4: language: 'fr' is not allowed (allowed: zh, en)"),
+        ("      any: [您好]", "      any: [您好]\n      strict_you: sometimes", "15: item 'greeting': phrase check: strict_you must be true or false"),
+        ("      any: [您好]", "      any: [您好]\n      tolerance: lots", "15: item 'greeting': phrase check: tolerance must be a number"),
+        ("      any: [您好]", "      any: [什么…]", "14: item 'greeting': phrase check: any: phrase '什么…': a …-phrase needs two parts or more"),
+        ("      any: [您好]", "      any: ['^什么…帮']", "14: item 'greeting': phrase check: any: phrase '^什么…帮': a …-phrase cannot be anchored"),
+    ],
+)
+def test_new_phrase_fields(tmp_path, old, new, expected):
+    msg = _error(tmp_path, GOOD.replace(old, new))
+    assert msg.startswith(expected), msg
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("      self: [工号]\n", "", "19: item 'intro': introduction check: needs self and company or organisations"),
+        ("self: [工号]", "self: 工号", "22: item 'intro': introduction check: self must be a non-empty list of phrases"),
+        ("self: [工号]", "self: [工号]\n      use_metadata: 1", "23: item 'intro': introduction check: use_metadata must be true or false"),
+        ("self: [工号]", "self: [工号]\n      agent: [我是]", "23: item 'intro': introduction check: unknown key 'agent' (allowed: "),
+    ],
+)
+def test_introduction_fields(tmp_path, old, new, expected):
+    msg = _error(tmp_path, (GOOD + INTRO_ITEM).replace(old, new))
+    assert msg.startswith(expected), msg
+
+
+def test_introduction_loads(tmp_path):
+    r = load_rubric(_write(tmp_path, GOOD + INTRO_ITEM))
+    c = r.items[1].check
+    assert [p.source for p in c.self] == ["工号"] and c.use_metadata and c.window.first_seconds == 20
+
+
+def _confirm(extra: str) -> str:
+    return GOOD + f"""\
+  - id: confirm
+    name: confirm
+    weight: 5
+    check:
+      type: confirmation
+      phrases: [确认一下]
+{extra}"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("      given: everything\n", "21: item 'confirm': confirmation check: given: 'everything' is not allowed (allowed: numbers, details)"),
+        ("      min_detail_chars: 0\n", "21: item 'confirm': confirmation check: min_detail_chars must be >= 1"),
+        ("      read_back_syllables: two\n", "21: item 'confirm': confirmation check: read_back_syllables must be an integer"),
+    ],
+)
+def test_confirmation_fields(tmp_path, extra, expected):
+    msg = _error(tmp_path, _confirm(extra))
+    assert msg.startswith(expected), msg
+
+
+def test_when_customer_intent(tmp_path):
+    ok = GOOD.replace("    check:", "    when: {customer_intent: [complaint]}\n    check:")
+    assert load_rubric(_write(tmp_path, ok)).items[0].when.customer_intent == ("complaint",)
+    bad = GOOD.replace("    check:", "    when: {customer_intent: [anger]}\n    check:")
+    assert _error(tmp_path, bad) == "11: item 'greeting': when customer_intent: 'anger' is not allowed (allowed: complaint)"
+
+
+def test_forbidden_unless(tmp_path):
+    text = GOOD.replace(
+        "      type: phrase\n      window: {first_seconds: 10}\n      any: [您好]\n",
+        "      type: forbidden\n      phrases:\n        - {phrase: 你再说一遍, unless: 请你再说一遍}\n",
+    )
+    assert _error(tmp_path, text) == "14: item 'greeting': forbidden check: unless must be a non-empty list of phrases"
+    ok = load_rubric(_write(tmp_path, text.replace("unless: 请你再说一遍", "unless: [请你再说一遍]")))
+    assert [p.source for p in ok.items[0].check.phrases[0].unless] == ["请你再说一遍"]
+
+
+CENTRE = """\
+centre:
+  companies:
+    - {name: 锦园物业, aliases: [锦园], teams: [物业组]}
+    - 明光供电
+"""
+
+
+def test_centre_and_extends(tmp_path):
+    base = _write(tmp_path, GOOD + CENTRE)
+    r = load_rubric(base)
+    assert [c.name for c in r.centre.companies] == ["锦园物业", "明光供电"]
+    assert r.centre.companies[0].names == ("锦园物业", "锦园") and r.centre.companies[0].teams == ("物业组",)
+    child = tmp_path / "centre.yaml"
+    child.write_text("extends: r.yaml\nid: child\n" + CENTRE.replace("明光供电", "清源水务"), encoding="utf-8")
+    c = load_rubric(child)
+    assert c.id == "child" and c.items == r.items and c.language == "zh"
+    assert [x.name for x in c.centre.companies][-1] == "清源水务"
+    assert c.digest != r.digest
+    on_default = tmp_path / "d.yaml"
+    on_default.write_text("extends: default\n" + CENTRE, encoding="utf-8")
+    d = load_rubric(on_default)
+    assert d.id == "default.zh" and len(d.items) == 12 and d.centre.companies
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("extends: missing.yaml\n", "1: extends: cannot read "),
+        ("extends: x.yaml\n", "1: extends: x.yaml extends this file again (a cycle)"),
+        ("extends: default\ncentre: {companies: []}\n", "2: centre: companies must be a non-empty list"),
+        ("extends: default\ncentre: {companies: [{aliases: [x]}]}\n", "2: centre: company: missing 'name'"),
+        ("extends: default\ncentre: {companies: [{name: 甲, teams: 乙}]}\n", "2: centre: company '甲': teams must be a non-empty list"),
+        ("extends: default\ncentre: {firms: []}\n", "2: centre: unknown key 'firms' (allowed: "),
+    ],
+)
+def test_centre_errors(tmp_path, text, expected):
+    path = tmp_path / "x.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RubricError) as e:
+        load_rubric(path)
+    assert str(e.value).removeprefix(f"{path}:").startswith(expected), str(e.value)
+
+
+def test_centre_file_for_dev_calls_2_is_valid():
+    root = Path(__file__).resolve().parent.parent
+    for name in ("dev-calls-2.yaml", "dev-calls.yaml"):
+        r = load_rubric(root / "bench" / "centres" / name)
+        assert r.centre.companies and all(c.teams for c in r.centre.companies)

@@ -66,7 +66,7 @@ def meta(call_id="c1", **kw):
     return CallMeta(call_id=call_id, path=Path(f"{call_id}.wav"), **kw)
 
 
-HEAD = "id: t\nname: t\nversion: '1'\nlanguage: zh\npass_score: 80\nitems:\n"
+HEAD = "id: t\nname: t\nversion: '1'\nlanguage: en\npass_score: 80\nitems:\n"
 
 
 def rubric(items: str):
@@ -92,7 +92,8 @@ def _invariants(score: CallScore) -> None:
             assert r.evidence_text, r
             assert r.evidence_start is not None and r.evidence_end is not None, r
             assert r.evidence_start <= r.evidence_end, r
-            assert r.matched_by in ("text", "pinyin", "manifest", "audio", "timeline"), r
+            assert r.matched_by in ("text", "pinyin", "model", "manifest", "audio", "timeline"), r
+        assert r.reason_code, r
         if r.result == "na":
             assert r.points == 0
         assert 0 <= r.points <= r.max_points
@@ -538,3 +539,178 @@ def test_reference_transcripts_agree_with_inspectors():
     )
     print(f"\nagreement {agree}/{total}\n{report}")
     assert agree / total >= 0.95, f"agreement {agree}/{total}\n{report}\n" + "\n".join(disagreements)
+
+
+# --- self-introduction, centre, confirmation by meaning, complaint model, Chinese reasons ----
+
+INTRO = item("self_introduction", r"""
+type: introduction
+window: {first_seconds: 20}
+company: [欢迎致电, 这里是, 客服中心, 热线, 售后]
+organisations: [供电, 物业, 银行, 快递]
+self: [工号, 我是, 话务员, 're:[0-9一二三四五六七八九十百零两]{2,}号', 're:号\d{3,}']
+""")
+
+
+@pytest.mark.parametrize(
+    ("opening", "result"),
+    [
+        ("您好，欢迎致电东方银行，我是客服小李", "pass"),
+        ("您好，北辰物业，二十八号客服，您请讲", "pass"),  # organisation word + N号客服
+        ("您好，恒达快递，工号四四零二", "pass"),
+        ("您好，名光公店，我是客服小周", "pass"),  # 供电 heard as 公店
+        ("您好，工号三三零二为您服务", "fail"),  # no company: 工号…为您服务 is the agent
+        ("您好，这里是东方银行", "fail"),  # no agent
+        ("喂，我是小吴", "fail"),  # no company
+    ],
+)
+def test_introduction_names_company_and_agent(opening, result):
+    tr = transcript(utt("agent", 0.4, 5.0, opening), utt("customer", 6.0, 9.0, "你好，我想问一下账单的事情"))
+    r = one(run(tr, INTRO))
+    assert r.result == result, r.reason
+    assert r.reason_code == {"pass": "intro.both"}.get(result, r.reason_code)
+
+
+def test_introduction_after_an_outbound_question_and_a_yes():
+    tr = transcript(
+        utt("agent", 0.4, 2.0, "请问是孙先生吗"),
+        utt("customer", 2.9, 3.5, "对，我是"),
+        utt("agent", 4.4, 9.0, "孙先生，我是天联宽带客服热线工号一零零一的客服小王"),
+        utt("customer", 14.5, 18.0, "我想查一下上个月的账单"),
+    )
+    assert one(run(tr, INTRO)).result == "pass"
+
+
+def test_introduction_ignores_what_comes_after_the_customer_speaks():
+    tr = transcript(
+        utt("agent", 0.4, 2.0, "您好，我是小王"),
+        utt("customer", 2.5, 6.0, "我家宽带上不了网了"),
+        utt("agent", 6.5, 9.0, "好的，这里是客服中心，我帮您查一下"),
+    )
+    assert one(run(tr, INTRO)).result == "fail"
+
+
+def test_centre_company_names_by_sound_and_team():
+    centre = HEAD.replace("items:\n", "centre:\n  companies:\n    - {name: 锦园物业, aliases: [锦园], teams: [物业组]}\n"
+                                      "    - {name: 明光供电, teams: [电力组]}\nitems:\n")
+    rub = parse_rubric(centre + item("intro", "type: introduction\ncompany: [这里是]\nself: [我是]"), "c.yaml")
+    tr = transcript(utt("agent", 0.3, 4.0, "为警员务业,我是克服小潮"), utt("customer", 5.0, 8.0, "我想问一下停车费"))
+    r = score_call(tr, meta(tr.call_id, team="物业组"), rub, processed_at="t").items[0]
+    assert r.result == "pass" and r.matched_by == "pinyin" and "锦园物业" in r.reason
+    # the other company's name does not count for this team
+    tr2 = transcript(utt("agent", 0.3, 4.0, "明光供电，我是小周"), utt("customer", 5.0, 8.0, "我想问一下停车费"))
+    assert score_call(tr2, meta(tr2.call_id, team="物业组"), rub, processed_at="t").items[0].result == "fail"
+    # the manifest's company column picks the company too
+    m = meta(tr2.call_id, company="明光供电")
+    assert score_call(tr2, m, rub, processed_at="t").items[0].result == "pass"
+
+
+def test_introduction_agent_from_the_manifest():
+    rub = item("intro", "type: introduction\ncompany: [这里是]\nself: [工号]")
+    tr = transcript(utt("agent", 0.3, 4.0, "您好，这里是客服中心，三一零一为您服务"), utt("customer", 5.0, 8.0, "我家停电了"))
+    assert one(run(tr, rub, agent_id="B3101")).result == "pass"
+    assert one(run(tr, rub, agent_id="B9999")).result == "fail"
+    tr = transcript(utt("agent", 0.3, 4.0, "这里是客服中心，小周为您服务"), utt("customer", 5.0, 8.0, "我家停电了"))
+    assert one(run(tr, rub, agent_name="周雨萱")).result == "pass"
+
+
+CONFIRM_DETAILS = item("confirm", """
+type: confirmation
+given: details
+phrases: [确认一下, =对吗]
+""")
+
+
+def test_confirmation_applies_when_the_customer_gave_details_without_numbers():
+    tr = transcript(
+        utt("agent", 0.0, 2.0, "您好"),
+        utt("customer", 2.5, 6.0, "我想把水费账户的户名改成我自己的"),
+        utt("agent", 6.5, 9.0, "带上房产证去营业厅办理就行"),
+    )
+    r = one(run(tr, CONFIRM_DETAILS))
+    assert r.result == "fail" and r.reason_code == "confirm.missed_details" and r.evidence_start == 2.5
+    tr = transcript(
+        utt("agent", 0.0, 2.0, "您好"),
+        utt("customer", 2.5, 6.0, "我想把水费账户的户名改成我自己的"),
+        utt("agent", 6.5, 9.0, "您是要办理过户，对吗"),
+    )
+    assert one(run(tr, CONFIRM_DETAILS)).result == "pass"
+
+
+def test_confirmation_na_only_when_the_customer_said_nothing_to_confirm():
+    tr = transcript(utt("agent", 0.0, 2.0, "您好"), utt("customer", 2.5, 3.5, "喂，你好"), utt("agent", 4.0, 5.0, "再见"))
+    r = one(run(tr, CONFIRM_DETAILS))
+    assert r.result == "na" and r.reason_code == "confirm.na_nothing"
+
+
+def test_read_back_of_what_the_customer_said():
+    rub = item("confirm", "type: confirmation\ngiven: details\nread_back_syllables: 4\nphrases: [确认一下]")
+    tr = transcript(
+        utt("customer", 1.0, 4.0, "地址是南湖新村十二栋"),
+        utt("agent", 4.5, 7.0, "好的南湖新村十二栋"),
+    )
+    r = one(run(tr, rub))
+    assert r.result == "pass" and r.reason_code == "confirm.read_back"
+
+
+COMPLAINT_TRIGGER = item(
+    "apology",
+    "type: phrase\nany: [抱歉, 对不起]",
+    extra="    when:\n      customer_intent: [complaint]\n",
+)
+
+
+def test_complaint_without_a_listed_word_triggers_the_apology_item_by_model():
+    tr = transcript(
+        utt("agent", 0.0, 2.0, "您好"),
+        utt("customer", 2.5, 6.0, "我都跑了三趟了你们还是没修好，这服务也太不像话了"),
+        utt("agent", 6.5, 8.0, "您明天再来一趟吧"),
+    )
+    r = one(run(tr, COMPLAINT_TRIGGER))
+    assert r.result == "fail" and r.matched_by == "model"
+    assert r.reason.startswith("customer complains at 2.5 s") and "complaint model" in r.reason
+    neutral = transcript(
+        utt("agent", 0.0, 2.0, "您好"),
+        utt("customer", 2.5, 6.0, "我想预约一下周六上午的保养"),
+        utt("agent", 6.5, 8.0, "好的"),
+    )
+    r = one(run(neutral, COMPLAINT_TRIGGER))
+    assert r.result == "na" and r.reason_code == "when.not_triggered"
+
+
+def test_forbidden_unless_the_polite_form():
+    rub = item("forbidden", """
+type: forbidden
+phrases:
+  - {phrase: 你再说一遍, unless: ["=请你再说一遍"]}
+""")
+    assert one(run(transcript(utt("agent", 0.0, 2.0, "听不清，你再说一遍")), rub)).result == "fail"
+    assert one(run(transcript(utt("agent", 0.0, 2.0, "对不起，请你再说一遍好吗")), rub)).result == "pass"
+    # forbidden phrases keep their 你: the polite 您 is another thing
+    assert one(run(transcript(utt("agent", 0.0, 2.0, "您再说一遍")), rub)).result == "pass"
+
+
+def test_reasons_follow_the_rubric_language_and_keep_a_code():
+    zh = parse_rubric(HEAD.replace("language: en", "language: zh") + GREETING, "zh.yaml")
+    en = rubric(GREETING)
+    tr = transcript(utt("agent", 0.4, 3.0, "喂，天联宽带"))
+    rz = score_call(tr, meta(), zh, processed_at="t").items[0]
+    re_ = score_call(tr, meta(), en, processed_at="t").items[0]
+    assert rz.reason_code == re_.reason_code == "phrase.disallowed"
+    assert "坐席说了" in rz.reason and "不符合规范" in rz.reason
+    assert re_.reason.startswith("agent says '喂' at 0.4 s")
+
+
+def test_every_reason_of_the_default_rubric_is_chinese():
+    rub = load_rubric(rubric_path_default())
+    tr = transcript(
+        utt("agent", 0.4, 3.0, "喂，我是小王"),
+        utt("customer", 3.5, 8.0, "你们的服务太差了，我要投诉"),
+        utt("agent", 20.0, 22.0, "你等着"),
+        duration=30.0,
+    )
+    score = score_call(tr, meta(), rub, processed_at="t")
+    for r in score.items:
+        assert r.reason_code
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in r.reason), (r.item_id, r.reason)
+        assert not any(w in r.reason for w in ("agent says", "customer", "silence", "no ")), (r.item_id, r.reason)

@@ -76,6 +76,14 @@ CALLS_FILE_COLUMNS = [
     ("model", "string", True),
     ("processed_at", "string", True),
     ("n_review", "int32", False),
+    ("pass_score", "double", True),
+    ("final_score", "double", True),
+    ("final_passed", "bool", True),
+    ("final_critical_failed", "bool", True),
+    ("review_state", "string", False),
+    ("reviewed_by", "string", True),
+    ("reviewed_at", "string", True),
+    ("n_changed", "int32", False),
 ]
 
 ITEMS_FILE_COLUMNS = [
@@ -93,6 +101,16 @@ ITEMS_FILE_COLUMNS = [
     ("evidence_start", "double", True),
     ("evidence_end", "double", True),
     ("reason", "string", False),
+    ("reason_code", "string", True),
+    ("final_result", "string", False),
+    ("final_points", "double", False),
+    ("decision", "string", True),
+    ("decided_by", "string", True),
+    ("decided_role", "string", True),
+    ("decided_at", "string", True),
+    ("decision_reason", "string", True),
+    ("decision_stale", "bool", False),
+    ("dispute", "string", True),
 ]
 
 CALL_DATE = ("call_date", "date32[day]", False)
@@ -398,3 +416,33 @@ def test_transcript_of_a_call_that_failed_this_time_is_dropped(tmp_path: Path):
     tables.write_transcripts(tmp_path, [make_transcript("call_001"), make_transcript("call_002")])
     tables.write_transcripts(tmp_path, [make_transcript("call_002")], replaces=["call_001", "call_002"])
     assert list(tables.read_transcripts(tmp_path)) == ["call_002"]
+
+
+def test_items_written_before_reason_code_read_back_with_nulls(tmp_path: Path):
+    """An OUT from before the reason_code column still reads (and merges with) the new files."""
+    tables.write_scores(tmp_path, [make_score("call_001")])
+    (path,) = (tmp_path / "scores" / "items").rglob("*.parquet")
+    old = pq.read_table(path)
+    pq.write_table(old.drop(["reason_code"]), path)
+    back = tables.read_scores(tmp_path)
+    assert back[0].items and all(i.reason_code is None for i in back[0].items)
+    tables.write_scores(tmp_path, [make_score("call_002")])  # a new night into the old OUT
+    assert {s.call_id for s in tables.read_scores(tmp_path)} == {"call_001", "call_002"}
+
+
+def test_score_files_written_before_the_final_columns_still_read_and_merge(tmp_path: Path):
+    """A night written before the review desk existed reads as unreviewed and takes a new night beside it."""
+    tables.write_scores(tmp_path, [make_score("call_old")])
+    for folder, added in ((tables.CALLS_DIR, tables._CALL_COLUMNS_ADDED),
+                          (tables.ITEMS_DIR, [n for n in tables._ADDED_COLUMNS if n not in tables._CALL_COLUMNS_ADDED])):
+        path = tmp_path / folder / "call_date=2025-03-03" / "part-0.parquet"
+        old = pq.read_table(path)
+        pq.write_table(old.drop_columns(list(added)), path)
+    tables.write_scores(tmp_path, [make_score("call_new", started_at="2025-03-04T10:00:00+08:00")])
+    calls, items = tables.read_score_tables(tmp_path)
+    assert calls.column("call_id").to_pylist() == ["call_old", "call_new"]
+    old_call = calls.to_pylist()[0]
+    assert (old_call["final_score"], old_call["review_state"], old_call["n_changed"]) == (85.0, "unreviewed", 0)
+    old_items = [r for r in items.to_pylist() if r["call_id"] == "call_old"]
+    assert [r["final_result"] for r in old_items] == [r["result"] for r in old_items]
+    assert not any(r["decision_stale"] or r["decided_by"] for r in old_items)

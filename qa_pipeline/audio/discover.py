@@ -113,6 +113,7 @@ def read_manifest(manifest: Path, audio_dir: Path | None = None) -> list[CallMet
                 hangup_by=hangup if hangup in ("agent", "customer") else None,
                 agent_channel=int(channel) if channel else None,
                 line=line,
+                company=record.get("company") or None,
             )
         )
     if not calls:

@@ -28,7 +28,6 @@ from qa_pipeline.batch.stages import TranscribeStage, lost_call
 from qa_pipeline.batch.store import (PARTS_DIR, RunLog, fault, make_output_folder, output_lock, remove_temp_files,
                                      write_failed_list, write_outputs, write_part, write_run_file)
 from qa_pipeline.errors import InputError, OutputError
-from qa_pipeline.files import file_digest
 from qa_pipeline.records import BatchSummary, CallMeta, CallOutcome, CallPart, Progress, Todo
 from qa_pipeline.scoring.rubric import Rubric, load_rubric
 
@@ -120,7 +119,7 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], engine
                                  reused=reused, audio_done_s=audio_done, eta_s=eta))
 
     # 1. what an earlier run of the same command finished
-    plan = make_plan(calls, stage, settings, file_digest(config.rubric), parts_dir)
+    plan = make_plan(calls, stage, settings, rubric.digest, parts_dir)  # the file and every file it extends
     for meta, part, hash_s in plan.done:
         finished(meta, part, reused=True, from_cache=True, stages={"hash": hash_s}, seconds=hash_s, redo=None, eta=None)
 

@@ -44,10 +44,11 @@ from qa_pipeline.files import remove_temp_files as remove_temp_files_in
 from qa_pipeline.files import write_atomic
 from qa_pipeline.output.report import render_reports
 from qa_pipeline.output.tables import read_scores, write_scores, write_transcripts
+from qa_pipeline.review.export import batch_finals
 from qa_pipeline.records import (AudioEvent, CachedAudio, CallMeta, CallPart, CallScore, CallTranscript, ItemResult,
                                  RawSegment, RawWord, Utterance, Word)
 
-PART_FORMAT = 1
+PART_FORMAT = 2  # 2: items carry reason_code
 PARTS_DIR = "parts"
 LOGS_DIR = "logs"
 LOCK_FILE = ".lock"
@@ -56,7 +57,7 @@ FAILED_FILE = "failed.csv"
 CACHE_FORMAT = 1
 # OUT's folders that the pipeline writes (the tables', the reports' and its own); temp files are
 # cleared in these only, and at OUT's top level (run.json, failed.csv)
-OWN_FOLDERS = (PARTS_DIR, LOGS_DIR, "transcripts", "recordings", "scores", "reports", "calibration")
+OWN_FOLDERS = (PARTS_DIR, LOGS_DIR, "transcripts", "recordings", "scores", "reports", "reviews", "calibration")
 
 
 def make_output_folder(out: Path) -> None:
@@ -258,14 +259,15 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 
 def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallTranscript], scores: list[CallScore]) -> Path:
     """Add this batch to OUT's tables (replacing earlier rows of the same calls) and render its
-    call cards; the index and agent pages cover every night in OUT."""
+    call cards; the index and agent pages cover every night in OUT. Final verdicts (people's
+    decisions in OUT/review.db applied) go into the tables and pages beside the machine's."""
     write_transcripts(out, [transcripts[c.call_id] for c in calls if c.call_id in transcripts],
                       replaces=[c.call_id for c in calls])
     fault("outputs")
-    write_scores(out, scores)
+    write_scores(out, scores, finals=batch_finals(out, scores, export=False))
     everything = read_scores(out)
     render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=everything,
-                   item_trust=trust_in(out, everything))
+                   finals=batch_finals(out, everything), item_trust=trust_in(out, everything))
     return out / "reports" / "index.html"
 
 

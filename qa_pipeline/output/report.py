@@ -43,6 +43,8 @@ from qa_pipeline.records import (
 )
 from qa_pipeline.output.redact import mask_pii
 from qa_pipeline.output.tables import call_date
+from qa_pipeline.review.final import FinalCall
+from qa_pipeline.review.views import call_review_view, dispute_counts, review_item_view
 
 log = logging.getLogger("qa_pipeline")
 
@@ -53,6 +55,7 @@ SPEAKER_LABELS = {AGENT: "坐席", CUSTOMER: "客户"}
 MATCHED_BY_LABELS = {
     "text": "文字匹配",
     "pinyin": "拼音匹配",
+    "model": "模型判定",
     "manifest": "话单记录",
     "audio": "音频判断",
     "timeline": "时间线",
@@ -528,6 +531,7 @@ def render_reports(
     audio_href: Callable[[CallMeta], str] | None = None,
     all_scores: Sequence[CallScore] | None = None,
     item_trust: Mapping[str, ItemTrust] | None = None,
+    finals: Mapping[str, FinalCall] | None = None,
 ) -> Path:
     """Write ``out/reports/index.html``, ``calls/<call_id>.html`` and ``agents/<agent_id>.html``.
 
@@ -537,21 +541,36 @@ def render_reports(
     replacing the calls they share; by default just ``scores``.
 
     ``audio_href(meta)`` gives the ``src`` of each call card's audio player; by default, the path
-    of ``meta.path`` relative to the card, and no player when that file does not exist.
+    of ``meta.path`` relative to the card, and no player when that file does not exist.  Returns
+    the index page's path.
+
+    ``finals`` (call_id → :class:`~qa_pipeline.review.final.FinalCall`) are the final verdicts
+    where people reviewed calls: every page then shows those, a card says "机器：未通过 →
+    质检员 …：通过（理由）" where a person changed a verdict, and agent pages count disputes.
     ``item_trust`` (item_id → agreement with people's labels) adds agreement and "not trusted"
-    marks to the index's rubric items.  Returns the index page's path.
+    marks to the index's rubric items.
     """
     root = Path(out) / "reports"
     env = make_environment()
     call_tpl, agent_tpl, index_tpl = (env.get_template(n) for n in ("call.html.j2", "agent.html.j2", "index.html.j2"))
     generated = {"generated_by": "qa-pipeline"}
 
+    finals = finals or {}
     calls_dir = root / "calls"
-    work = [(s, transcripts.get(s.call_id), metas.get(s.call_id)) for s in scores]
+    work = [(s, transcripts.get(s.call_id), metas.get(s.call_id), finals.get(s.call_id)) for s in scores]
     map_chunks(partial(_write_call_cards, calls_dir=calls_dir, audio_href=audio_href, template=call_tpl), work)
 
-    everything = merge_scores(all_scores or (), scores)
+    everything = [finals[s.call_id].as_score() if s.call_id in finals else s
+                  for s in merge_scores(all_scores or (), scores)]
     agents = agent_views(everything)
+    if finals:
+        by_agent: dict[str, list[FinalCall]] = defaultdict(list)
+        for s in everything:
+            if s.call_id in finals:
+                by_agent[_agent_key(s)].append(finals[s.call_id])
+        for key, a in agents.items():
+            a["disputes"] = dispute_counts(by_agent.get(key, ()))
+            a["n_changed"] = sum(1 for f in by_agent.get(key, ()) for i in f.items if i.changed)
     for a in agents.values():
         _write_page(root / "agents" / f"{a['file']}.html", agent_tpl.render(agent=a, **generated))
 
@@ -563,11 +582,22 @@ def render_reports(
 
 
 def _write_call_cards(work, *, calls_dir: Path, audio_href, template) -> list[None]:
-    for score, transcript, meta in work:
-        view = call_view(score, transcript, meta, _audio_src(meta, calls_dir, audio_href))
+    for score, transcript, meta, final in work:
+        view = call_view(final.as_score() if final else score, transcript, meta,
+                         _audio_src(meta, calls_dir, audio_href))
+        if final is not None:
+            add_review(view, final)
         _write_page(calls_dir / f"{safe_name(score.call_id)}.html",
                           template.render(call=view, generated_by="qa-pipeline"))
     return []
+
+
+def add_review(view: dict[str, Any], final: FinalCall) -> dict[str, Any]:
+    """Put what people decided on a call into its :func:`call_view` (built from ``final.as_score()``)."""
+    for v, item in zip(view["verdicts"], final.items):
+        v["review"] = review_item_view(item)
+    view["review"] = call_review_view(final)
+    return view
 
 
 def merge_scores(earlier: Iterable[CallScore], latest: Iterable[CallScore]) -> list[CallScore]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from qa_pipeline.errors import InputError
 from qa_pipeline.files import write_atomic
 from qa_pipeline.records import AudioEvent, CallScore, CallTranscript, ItemResult, Utterance, Word
+from qa_pipeline.review.final import FinalCall, final_call
 
 log = logging.getLogger("qa_pipeline")
 
@@ -114,6 +115,15 @@ CALLS_FILE_SCHEMA = pa.schema(
         pa.field("model", pa.string()),
         pa.field("processed_at", pa.string()),
         pa.field("n_review", pa.int32(), nullable=False),
+        pa.field("pass_score", pa.float64()),  # the rubric's pass mark the call was judged against
+        # final verdicts: the machine's with people's decisions applied (review.final.final_call)
+        pa.field("final_score", pa.float64()),
+        pa.field("final_passed", pa.bool_()),
+        pa.field("final_critical_failed", pa.bool_()),
+        pa.field("review_state", pa.string(), nullable=False),  # unreviewed | in_review | reviewed | disputed
+        pa.field("reviewed_by", pa.string()),
+        pa.field("reviewed_at", pa.string()),
+        pa.field("n_changed", pa.int32(), nullable=False),  # items whose final result differs from the machine's
     ]
 )
 CALLS_SCHEMA = CALLS_FILE_SCHEMA.append(PARTITION_FIELD)  # as read: the partition column last
@@ -134,6 +144,17 @@ ITEMS_FILE_SCHEMA = pa.schema(
         pa.field("evidence_start", pa.float64()),
         pa.field("evidence_end", pa.float64()),
         pa.field("reason", pa.string(), nullable=False),
+        pa.field("reason_code", pa.string()),  # stable id of `reason` (message catalogue), any language
+        # the final verdict and who decided it (null: nobody, the machine's verdict stands)
+        pa.field("final_result", pa.string(), nullable=False),  # pass | fail | na
+        pa.field("final_points", pa.float64(), nullable=False),
+        pa.field("decision", pa.string()),  # confirm | override | accept | reject
+        pa.field("decided_by", pa.string()),
+        pa.field("decided_role", pa.string()),  # inspector | supervisor
+        pa.field("decided_at", pa.string()),
+        pa.field("decision_reason", pa.string()),
+        pa.field("decision_stale", pa.bool_(), nullable=False),  # decided on an earlier machine verdict
+        pa.field("dispute", pa.string()),  # open | accepted | rejected
     ]
 )
 ITEMS_SCHEMA = ITEMS_FILE_SCHEMA.append(PARTITION_FIELD)
@@ -244,16 +265,20 @@ def transcript_calls_to_table(transcripts: Iterable[CallTranscript]) -> pa.Table
     return _build(rows, TRANSCRIPT_CALLS_SCHEMA)
 
 
-def scores_to_tables(scores: Iterable[CallScore], today: date | None = None) -> tuple[pa.Table, pa.Table]:
+def scores_to_tables(scores: Iterable[CallScore], today: date | None = None,
+                     finals: Mapping[str, FinalCall] | None = None) -> tuple[pa.Table, pa.Table]:
     """``(calls, items)`` tables in :data:`CALLS_SCHEMA` and :data:`ITEMS_SCHEMA`.
 
     ``today`` is the fallback ``call_date`` for calls with neither ``started_at`` nor
-    ``processed_at`` (default: the local date now).
+    ``processed_at`` (default: the local date now). ``finals`` gives the final verdicts of the
+    calls people reviewed (:func:`qa_pipeline.review.final.final_call`); any other call's final
+    verdicts are the machine's.
     """
     calls: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
     for s in scores:
         day = call_date(s.started_at, s.processed_at, today)
+        final = (finals or {}).get(s.call_id) or final_call(s, ())
         calls.append(
             {
                 "call_id": s.call_id,
@@ -272,12 +297,21 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None) -> 
                 "model": s.model,
                 "processed_at": s.processed_at,
                 "n_review": sum(1 for i in s.items if i.needs_review),
+                "pass_score": s.pass_score,
+                "final_score": final.score,
+                "final_passed": final.passed,
+                "final_critical_failed": final.critical_failed,
+                "review_state": final.review_state,
+                "reviewed_by": final.reviewed.actor if final.reviewed else None,
+                "reviewed_at": final.reviewed.at if final.reviewed else None,
+                "n_changed": sum(1 for f in final.items if f.changed),
                 "call_date": day,
             }
         )
-        for i in s.items:
+        for i, f in zip(s.items, final.items):
             if i.call_id != s.call_id:
                 raise ValueError(f"item {i.item_id} has call_id {i.call_id!r} inside call {s.call_id!r}")
+            d = f.decision
             items.append(
                 {
                     "call_id": s.call_id,
@@ -294,6 +328,16 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None) -> 
                     "evidence_start": i.evidence_start,
                     "evidence_end": i.evidence_end,
                     "reason": i.reason,
+                    "reason_code": i.reason_code,
+                    "final_result": f.result,
+                    "final_points": f.points,
+                    "decision": d.action if d else None,
+                    "decided_by": d.actor if d else None,
+                    "decided_role": d.role if d else None,
+                    "decided_at": d.at if d else None,
+                    "decision_reason": d.reason if d else None,
+                    "decision_stale": f.stale,
+                    "dispute": f.dispute.state if f.dispute else None,
                     "call_date": day,
                 }
             )
@@ -323,7 +367,7 @@ def table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, Cal
             raw_text=row["raw_text"],
             avg_logprob=row["avg_logprob"],
             no_speech_prob=row["no_speech_prob"],
-            words=tuple(Word(w["word"], w["start"], w["end"], w["prob"]) for w in row["words"]),
+            words=tuple(Word(w["word"], w["start"], w["end"], w["prob"]) for w in row.get("words") or ()),
         )
         if row["dropped"]:
             dropped.append(u)
@@ -357,7 +401,8 @@ def table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, Cal
 
 
 def tables_to_scores(calls: pa.Table, items: pa.Table) -> list[CallScore]:
-    """Inverse of :func:`scores_to_tables` (``call_date`` and ``n_review`` are derived, not stored)."""
+    """Inverse of :func:`scores_to_tables`: the machine's scores (``call_date``, ``n_review`` and
+    the final-verdict columns are derived, not read back)."""
     by_call: dict[str, list[ItemResult]] = {}
     for row in items.to_pylist():
         by_call.setdefault(row["call_id"], []).append(
@@ -375,6 +420,7 @@ def tables_to_scores(calls: pa.Table, items: pa.Table) -> list[CallScore]:
                 critical=row["critical"],
                 needs_review=row["needs_review"],
                 matched_by=row["matched_by"],
+                reason_code=row["reason_code"],
             )
         )
     scores = [
@@ -391,6 +437,7 @@ def tables_to_scores(calls: pa.Table, items: pa.Table) -> list[CallScore]:
             score=row["score"],
             passed=row["passed"],
             critical_failed=row["critical_failed"],
+            pass_score=row["pass_score"],
             error=row["error"],
             model=row["model"],
             processed_at=row["processed_at"],
@@ -417,9 +464,11 @@ def _read(path: Path, schema: pa.Schema) -> pa.Table:
     if not path.is_file():
         raise InputError(f"{path}: not found (was this folder written by `qa run`?)")
     try:
-        table = pq.read_table(path)
+        present = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[name for name in schema.names if name in present])
     except (OSError, pa.ArrowException) as e:
         raise InputError(f"{path}: not a readable Parquet file: {e}") from e
+    table = _upgrade(table)
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         raise InputError(f"{path}: missing columns {', '.join(missing)}")
@@ -427,6 +476,44 @@ def _read(path: Path, schema: pa.Schema) -> pa.Table:
         return table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
         raise InputError(f"{path}: columns do not match the expected schema: {e}") from e
+
+
+# Columns added to the score tables after they were first written: a file without them reads as
+# a night nobody reviewed (final verdicts = the machine's).
+_ADDED_COLUMNS = {
+    "pass_score": lambda t: pa.nulls(t.num_rows, pa.float64()),
+    "final_score": lambda t: t.column("score"),
+    "final_passed": lambda t: t.column("passed"),
+    "final_critical_failed": lambda t: t.column("critical_failed"),
+    "review_state": lambda t: pa.array(["unreviewed"] * t.num_rows, pa.string()),
+    "reviewed_by": lambda t: pa.nulls(t.num_rows, pa.string()),
+    "reviewed_at": lambda t: pa.nulls(t.num_rows, pa.string()),
+    "n_changed": lambda t: pa.array([0] * t.num_rows, pa.int32()),
+    "final_result": lambda t: t.column("result"),
+    "final_points": lambda t: t.column("points"),
+    "decision": lambda t: pa.nulls(t.num_rows, pa.string()),
+    "decided_by": lambda t: pa.nulls(t.num_rows, pa.string()),
+    "decided_role": lambda t: pa.nulls(t.num_rows, pa.string()),
+    "decided_at": lambda t: pa.nulls(t.num_rows, pa.string()),
+    "decision_reason": lambda t: pa.nulls(t.num_rows, pa.string()),
+    "decision_stale": lambda t: pa.array([False] * t.num_rows, pa.bool_()),
+    "dispute": lambda t: pa.nulls(t.num_rows, pa.string()),
+    "reason_code": lambda t: pa.nulls(t.num_rows, pa.string()),
+}
+_CALL_COLUMNS_ADDED = ("pass_score", "final_score", "final_passed", "final_critical_failed", "review_state",
+                       "reviewed_by", "reviewed_at", "n_changed")
+
+
+def _upgrade(table: pa.Table) -> pa.Table:
+    """A score table written before the final-verdict columns existed, with them added."""
+    names = table.column_names
+    kind = "calls" if "passed" in names else "items" if "result" in names else None
+    if kind is None:
+        return table
+    for name, make in _ADDED_COLUMNS.items():
+        if (name in _CALL_COLUMNS_ADDED) == (kind == "calls") and name not in names:
+            table = table.append_column(name, make(table))
+    return table
 
 
 def _without_calls(table: pa.Table, call_ids: pa.Array) -> pa.Table:
@@ -460,11 +547,17 @@ def write_transcripts(out: Path, transcripts: list[CallTranscript], replaces: It
     )
 
 
-def read_transcripts(out: Path, call_ids: Iterable[str] | None = None) -> dict[str, CallTranscript]:
-    """Every transcript that :func:`write_transcripts` wrote under ``out``, keyed by call_id
-    (only those of ``call_ids`` when given)."""
+def read_transcripts(out: Path, call_ids: Iterable[str] | None = None, *, words: bool = True
+                     ) -> dict[str, CallTranscript]:
+    """Every transcript that :func:`write_transcripts` wrote under ``out``, keyed by call_id (only
+    those of ``call_ids`` when given).
+
+    ``words=False`` leaves out the word timestamps (every utterance's ``words`` is empty): what a
+    page showing the transcript needs, read some 20 times faster.
+    """
     out = Path(out)
-    utterances = _read(out / TRANSCRIPTS_FILE, TRANSCRIPT_SCHEMA)
+    schema = TRANSCRIPT_SCHEMA if words else TRANSCRIPT_SCHEMA.remove(TRANSCRIPT_SCHEMA.get_field_index("words"))
+    utterances = _read(out / TRANSCRIPTS_FILE, schema)
     calls = _read(out / TRANSCRIPT_CALLS_FILE, TRANSCRIPT_CALLS_SCHEMA)
     if call_ids is not None:
         wanted = _call_ids(set(call_ids))
@@ -556,14 +649,16 @@ def read_partitioned(root: Path, file_schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
-def write_scores(out: Path, scores: list[CallScore], today: date | None = None) -> None:
+def write_scores(out: Path, scores: list[CallScore], today: date | None = None,
+                 finals: Mapping[str, FinalCall] | None = None) -> None:
     """Add ``scores`` to ``out/scores/calls/`` and ``out/scores/items/`` (one folder per call date).
 
     A call already there (any day) is replaced, with all its items; other calls are kept, so
     writing several nights into ``out`` accumulates and writing a night again is idempotent.
+    ``finals``: the calls' final verdicts where people reviewed them (see :func:`scores_to_tables`).
     """
     out = Path(out)
-    calls, items = scores_to_tables(scores, today)
+    calls, items = scores_to_tables(scores, today, finals)
     replaces = _call_ids(s.call_id for s in scores)
     write_partitioned(items, out / ITEMS_DIR, ITEMS_FILE_SCHEMA, replaces)
     write_partitioned(calls, out / CALLS_DIR, CALLS_FILE_SCHEMA, replaces)

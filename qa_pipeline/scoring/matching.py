@@ -1,42 +1,61 @@
 """Find rubric phrases in a transcribed utterance.
 
 A phrase is written once, in correct Chinese, and matched on normalised text (see normalize.py):
-first as an exact substring; failing that, on toneless pinyin with a small syllable-level edit
-tolerance, so that Whisper's homophones (公号/功耗 for 工号, 克服 for 客服, 为 for 喂, 就等 for 久等)
-still match.
+first as a substring; failing that, on toneless pinyin with a confusion-aware syllable distance
+(phonetic.py), so that Whisper's sound-alikes (公号/功耗 for 工号, 克服 for 客服, 为 for 喂, 就等 for 久等,
+收等 for 稍等) still match while unrelated phrases do not.
+
+What does not change the meaning does not stop a match (`variants`): 我/我们, 你/您/你们, 这个/那个/这/那,
+没/没有, and the particles 吧/啊/呢/呀/嘛/哦/啦 (and a final 了) may be present or not.
 
 Phrase syntax, as written in a rubric:
-    工号            a literal phrase (text, then pinyin)
+    工号            a literal phrase (text, then sound; with the variants above)
     ^喂             anchored: only at the very start of the utterance
     =是吗           text only, never by sound (for short phrases whose homophones are common words)
+    什么…帮         every part, in any order, within a short span (a few characters more than the
+                    parts themselves): a question word near a need word
     re:工号\\d{3,}   a regular expression on the normalised text (no punctuation, digits as 0-9)
 Single-syllable phrases match on text only unless anchored.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from rapidfuzz.distance import Levenshtein
 
+from qa_pipeline.scoring import phonetic
 from qa_pipeline.scoring.normalize import normalize_with_map, to_pinyin
 
 LITERAL = "literal"
 REGEX = "regex"
+NEAR = "near"
 
 BY_TEXT = "text"
 BY_PINYIN = "pinyin"
+
+NEAR_SEPARATORS = ("…", "...")
+NEAR_SLACK = 6  # characters a NEAR phrase's parts may spread beyond their own length
+MAX_VARIANTS = 48
+PARTICLES = "吧啊呢呀嘛哦啦"
+POLITE_YOU = "nin"  # the syllable of 您, kept exact where the rubric is strict about it
+_KEEP_NIN = frozenset((POLITE_YOU,))
+_KEEP_NONE: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class Phrase:
     source: str  # as written in the rubric
     text: str  # normalised phrase, or the regex pattern
-    kind: str = LITERAL  # literal | regex
+    kind: str = LITERAL  # literal | regex | near
     anchored: bool = False
     by_sound: bool = True
+    parts: tuple["Phrase", ...] = ()  # NEAR: every part within `span` characters, any order
+    span: int = 0
+    variants: tuple[str, ...] = field(default=(), compare=False)  # normalised forms meaning the same
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,7 @@ class PreparedText:
     norm: str
     index: tuple[int, ...]  # norm position → position in `original`
     pinyin: tuple[str, ...]  # parallel to `norm`
+    syllables: frozenset[str] = frozenset()  # set(pinyin), for a quick no before any search
 
 
 @dataclass(frozen=True)
@@ -58,7 +78,62 @@ class Match:
     end: int
     norm_start: int  # offsets into the normalised text, end exclusive
     norm_end: int
-    edits: int = 0
+    edits: float = 0  # phonetic cost of a sound match (0 for text)
+
+
+# --- variants: what does not change the meaning --------------------------------------------------
+
+
+def _slots(norm: str, strict_you: bool) -> list[tuple[str, ...]]:
+    """The phrase as a list of alternatives per position; the product is the variant set."""
+    out: list[tuple[str, ...]] = []
+    # A particle is optional only in a phrase that still says something without it (对吧 ≠ 对).
+    optional_particles = sum(1 for ch in norm if ch not in PARTICLES + "了") >= 3
+    i = 0
+    while i < len(norm):
+        two = norm[i : i + 2]
+        ch = norm[i]
+        if two in ("我们", "你们", "您们"):
+            out.append((two, two[0]) if strict_you or two[0] == "我" else (two, "你", "您"))
+            i += 2
+            continue
+        if two in ("这个", "那个"):
+            out.append((two, "那个" if two == "这个" else "这个", "这", "那"))
+            i += 2
+            continue
+        if two == "没有":
+            out.append(("没有", "没"))
+            i += 2
+            continue
+        if ch == "我":
+            out.append(("我", "我们"))
+        elif ch in "你您" and not strict_you:
+            out.append((ch, "您" if ch == "你" else "你", "你们"))
+        elif ch in "这那":
+            out.append((ch, "那" if ch == "这" else "这"))
+        elif ch == "没":
+            out.append(("没", "没有"))
+        elif ch in PARTICLES and 0 < i and optional_particles:
+            out.append((ch, ""))
+        elif ch == "了" and i == len(norm) - 1 and optional_particles:
+            out.append(("了", ""))
+        else:
+            out.append((ch,))
+        i += 1
+    return out
+
+
+@lru_cache(maxsize=8192)
+def variants(norm: str, strict_you: bool = False) -> tuple[str, ...]:
+    """`norm` first, then the forms that mean the same (at most MAX_VARIANTS)."""
+    seen: dict[str, None] = {norm: None}
+    for combo in itertools.islice(itertools.product(*_slots(norm, strict_you)), MAX_VARIANTS * 4):
+        v = "".join(combo)
+        if v:
+            seen.setdefault(v, None)
+        if len(seen) >= MAX_VARIANTS:
+            break
+    return tuple(seen)
 
 
 def parse_phrase(spec: str) -> Phrase:
@@ -77,27 +152,34 @@ def parse_phrase(spec: str) -> Phrase:
     body = raw[1:] if anchored else raw
     by_sound = not body.startswith("=")
     body = body if by_sound else body[1:]
+    for sep in NEAR_SEPARATORS:
+        if sep in body:
+            if anchored:
+                raise ValueError(f"phrase {raw!r}: a …-phrase cannot be anchored")
+            parts = tuple(parse_phrase(("" if by_sound else "=") + p) for p in body.split(sep) if p.strip())
+            if len(parts) < 2:
+                raise ValueError(f"phrase {raw!r}: a …-phrase needs two parts or more")
+            span = sum(len(p.text) for p in parts) + NEAR_SLACK
+            return Phrase(source=raw, text="…".join(p.text for p in parts), kind=NEAR, by_sound=by_sound,
+                          parts=parts, span=span)
     norm = normalize_with_map(body)[0]
     if not norm:
         raise ValueError(f"phrase {raw!r} has no letters or digits")
-    return Phrase(source=raw, text=norm, anchored=anchored, by_sound=by_sound)
+    return Phrase(source=raw, text=norm, anchored=anchored, by_sound=by_sound, variants=variants(norm))
 
 
 def prepare(text: str) -> PreparedText:
     norm, index = normalize_with_map(text)
-    return PreparedText(original=text, norm=norm, index=index, pinyin=tuple(to_pinyin(norm)))
+    pinyin = tuple(to_pinyin(norm))
+    return PreparedText(original=text, norm=norm, index=index, pinyin=pinyin, syllables=frozenset(pinyin))
 
 
-def default_tolerance(n_syllables: int) -> int:
-    """Syllable edits allowed for a phrase of this length."""
-    if n_syllables >= 8:
-        return 2
-    if n_syllables >= 4:
-        return 1
-    return 0
+def default_tolerance(n_syllables: int) -> float:
+    """Phonetic cost a phrase of this many syllables may be off by (phonetic.budget)."""
+    return phonetic.budget(n_syllables)
 
 
-def _make(p: PreparedText, phrase: Phrase, ns: int, ne: int, how: str, edits: int) -> Match:
+def _make(p: PreparedText, phrase: Phrase, ns: int, ne: int, how: str, edits: float) -> Match:
     start = p.index[ns]
     end = p.index[ne - 1] + 1
     return Match(
@@ -112,14 +194,128 @@ def _make(p: PreparedText, phrase: Phrase, ns: int, ne: int, how: str, edits: in
     )
 
 
-def _edit_distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
-    """rapidfuzz's C++ Levenshtein on syllable tuples."""
-    return Levenshtein.distance(a, b)
-
-
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)
 def _phrase_pinyin(text: str) -> tuple[str, ...]:
     return tuple(to_pinyin(text))
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A literal phrase made ready for matching: its forms as one regex, and their sounds."""
+
+    regex: re.Pattern[str]
+    sounds: tuple[tuple[tuple[str, ...], frozenset[str], int], ...]  # (syllables, distinct, how many exact)
+
+
+@lru_cache(maxsize=16384)
+def _compiled(text: str, flexible: bool, strict_you: bool, anchored: bool) -> _Compiled:
+    forms = variants(text, strict_you) if flexible or strict_you else (text,)
+    # longest first, so that 我们也没有办法 wins over 我也没办法 at the same spot
+    body = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    sounds: dict[tuple[str, ...], tuple[tuple[str, ...], frozenset[str], int]] = {}
+    for form in forms:  # forms that sound the same are searched once
+        pat = _phrase_pinyin(form)
+        distinct = frozenset(pat)
+        sounds.setdefault(pat, (pat, distinct, min((len(pat) + 1) // 2, len(distinct))))
+    return _Compiled(re.compile(("^" if anchored else "") + f"(?:{body})"), tuple(sounds.values()))
+
+
+def _sound_hits(p: PreparedText, c: _Compiled, limit: float | None, anchored: bool,
+                keep: frozenset[str]) -> list[tuple[int, int, float]]:
+    found: list[tuple[int, int, float]] = []
+    present = p.syllables or frozenset(p.pinyin)
+    for pat, distinct, need in c.sounds:
+        if len(distinct & present) < need:
+            continue  # not enough of the phrase heard as written: no window can qualify
+        k = phonetic.budget(len(pat)) if limit is None else limit
+        found.extend(phonetic.search(p.pinyin, pat, k, anchored=anchored, keep=keep))
+    found.sort(key=lambda h: (h[0], h[2], -(h[1] - h[0])))
+    out: list[tuple[int, int, float]] = []
+    for h in found:
+        if not out or h[0] >= out[-1][1]:
+            out.append(h)
+    return out
+
+
+def find_all(p: PreparedText, phrase: Phrase, *, tolerance: float | None = None,
+             strict_you: bool = False) -> tuple[Match, ...]:
+    """Every non-overlapping occurrence of `phrase` in `p`: text matches, or else sound matches.
+
+    `tolerance` caps the phonetic cost of a sound match (None: by the phrase's length).
+    `strict_you`: 您 must be heard as 您 — no 你 in its place, by text or by sound."""
+    if phrase.kind == REGEX:
+        return tuple(
+            _make(p, phrase, m.start(), m.end(), BY_TEXT, 0)
+            for m in re.finditer(phrase.text, p.norm)
+            if m.end() > m.start()
+        )
+    if phrase.kind == NEAR:
+        return _near(p, phrase, tolerance, strict_you)
+    c = _compiled(phrase.text, bool(phrase.variants), strict_you, phrase.anchored)
+    hits = [(m.start(), m.end()) for m in c.regex.finditer(p.norm)]
+    if hits:
+        return tuple(_make(p, phrase, s, e, BY_TEXT, 0) for s, e in hits)
+    if not phrase.by_sound or (len(phrase.text) < 2 and not phrase.anchored):
+        return ()
+    keep = _KEEP_NIN if strict_you else _KEEP_NONE
+    return tuple(_make(p, phrase, s, e, BY_PINYIN, d)
+                 for s, e, d in _sound_hits(p, c, tolerance, phrase.anchored, keep))
+
+
+def _near(p: PreparedText, phrase: Phrase, tolerance: float | None, strict_you: bool) -> tuple[Match, ...]:
+    per_part = [find_all(p, part, tolerance=tolerance, strict_you=strict_you) for part in phrase.parts]
+    if not all(per_part):
+        return ()
+    out: list[Match] = []
+    for combo in itertools.product(*per_part):
+        ns, ne = min(m.norm_start for m in combo), max(m.norm_end for m in combo)
+        spans = sorted((m.norm_start, m.norm_end) for m in combo)
+        if ne - ns > phrase.span or any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
+            continue
+        how = BY_TEXT if all(m.how == BY_TEXT for m in combo) else BY_PINYIN
+        out.append(_make(p, phrase, ns, ne, how, sum(m.edits for m in combo)))
+    out.sort(key=lambda m: (m.norm_start, m.edits))
+    kept: list[Match] = []
+    for m in out:
+        if not kept or m.norm_start >= kept[-1].norm_end:
+            kept.append(m)
+    return tuple(kept)
+
+
+def find_first(
+    p: PreparedText, phrases: tuple[Phrase, ...], *, tolerance: float | None = None
+) -> Match | None:
+    """The earliest occurrence of any of `phrases` (text matches preferred at equal position)."""
+    best: Match | None = None
+    for phrase in phrases:
+        for m in find_all(p, phrase, tolerance=tolerance):
+            key = (m.norm_start, m.how != BY_TEXT, m.edits)
+            if best is None or key < (best.norm_start, best.how != BY_TEXT, best.edits):
+                best = m
+            break
+    return best
+
+
+def match_text(text: str, spec: str, *, tolerance: float | None = None) -> Match | None:
+    """Convenience: the first match of one phrase (rubric spelling) in raw text."""
+    hits = find_all(prepare(text), parse_phrase(spec), tolerance=tolerance)
+    return hits[0] if hits else None
+
+
+# --- speaker cues: homophones and unit syllable edits, as the speaker stage has always matched ---
+
+
+def _cue_tolerance(n_syllables: int) -> int:
+    if n_syllables >= 8:
+        return 2
+    if n_syllables >= 4:
+        return 1
+    return 0
+
+
+def _cue_distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """rapidfuzz's C++ Levenshtein on syllable tuples."""
+    return Levenshtein.distance(a, b)
 
 
 def _pinyin_hits(
@@ -145,7 +341,7 @@ def _pinyin_hits(
                 break
             # The window's first and last syllables must belong to the phrase; otherwise a
             # shorter or shifted window is the better match.
-            d = 0 if window == pat else _edit_distance(pat, window)
+            d = 0 if window == pat else _cue_distance(pat, window)
             if d <= k and (best is None or d < best[2] or (d == best[2] and length == m)):
                 best = (i, i + length, d)
         if best is not None and (k == 0 or best[2] == 0 or (text[i] in pat)):
@@ -154,50 +350,14 @@ def _pinyin_hits(
     return hits
 
 
-def find_all(p: PreparedText, phrase: Phrase, *, tolerance: int | None = None) -> tuple[Match, ...]:
-    """Every non-overlapping occurrence of `phrase` in `p`: text matches, or else sound matches."""
-    if phrase.kind == REGEX:
-        return tuple(
-            _make(p, phrase, m.start(), m.end(), BY_TEXT, 0)
-            for m in re.finditer(phrase.text, p.norm)
-            if m.end() > m.start()
-        )
-    if phrase.anchored:
-        if p.norm.startswith(phrase.text):
-            return (_make(p, phrase, 0, len(phrase.text), BY_TEXT, 0),)
-    else:
-        found: list[Match] = []
-        pos = p.norm.find(phrase.text)
-        while pos >= 0:
-            found.append(_make(p, phrase, pos, pos + len(phrase.text), BY_TEXT, 0))
-            pos = p.norm.find(phrase.text, pos + len(phrase.text))
-        if found:
-            return tuple(found)
-    if not phrase.by_sound or (len(phrase.text) < 2 and not phrase.anchored):
-        return ()
-    pat = _phrase_pinyin(phrase.text)
-    k = default_tolerance(len(pat)) if tolerance is None else tolerance
-    return tuple(
-        _make(p, phrase, s, e, BY_PINYIN, d)
-        for s, e, d in _pinyin_hits(p.pinyin, pat, k, phrase.anchored)
-    )
-
-
-def find_first(
-    p: PreparedText, phrases: tuple[Phrase, ...], *, tolerance: int | None = None
-) -> Match | None:
-    """The earliest occurrence of any of `phrases` (text matches preferred at equal position)."""
-    best: Match | None = None
-    for phrase in phrases:
-        for m in find_all(p, phrase, tolerance=tolerance):
-            key = (m.norm_start, m.how != BY_TEXT, m.edits)
-            if best is None or key < (best.norm_start, best.how != BY_TEXT, best.edits):
-                best = m
-            break
-    return best
-
-
-def match_text(text: str, spec: str, *, tolerance: int | None = None) -> Match | None:
-    """Convenience: the first match of one phrase (rubric spelling) in raw text."""
-    hits = find_all(prepare(text), parse_phrase(spec), tolerance=tolerance)
-    return hits[0] if hits else None
+def match_cue(text: str, cue: str) -> bool:
+    """Whether a speaker cue occurs in `text`: its characters, or its toneless syllables within a
+    unit edit or two (no meaning variants, no confusion costs) — for the stage that tells who speaks."""
+    p = prepare(text)
+    norm = normalize_with_map(cue)[0]
+    if norm in p.norm:
+        return True
+    if len(norm) < 2:
+        return False
+    pat = _phrase_pinyin(norm)
+    return bool(_pinyin_hits(p.pinyin, pat, _cue_tolerance(len(pat)), False))

@@ -7,6 +7,7 @@ documented in rubrics/default.zh.yaml and in the README.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import logging
 from dataclasses import dataclass
@@ -16,13 +17,15 @@ from typing import Any
 import yaml
 
 from qa_pipeline.errors import InputError
-from qa_pipeline.scoring.matching import REGEX, Phrase, parse_phrase
+from qa_pipeline.scoring.matching import LITERAL, Phrase, parse_phrase
+from qa_pipeline.messages import LANGUAGES
 
 log = logging.getLogger("qa_pipeline")
 
 ITEM_SPEAKERS = ("agent", "customer", "any")
 CHECK_TYPES = (
     "phrase",
+    "introduction",
     "confirmation",
     "hold",
     "silence",
@@ -60,15 +63,35 @@ class PhraseCheck:
     all: tuple[tuple[Phrase, ...], ...] = ()  # each entry: alternatives, one of which must occur
     none: tuple[Phrase, ...] = ()
     window: Window = Window()
-    tolerance: int | None = None  # pinyin edits allowed; None = by phrase length
+    tolerance: float | None = None  # phonetic cost a sound match may have; None = by phrase length
+    strict_you: bool = False  # 您 must be heard as 您, not 你 (by text or sound)
     type: str = "phrase"
+
+
+@dataclass(frozen=True)
+class IntroductionCheck:
+    """The agent names the company and themselves.  The company: any of the centre's names and
+    aliases (rubric `centre:`), a form that names one (欢迎致电 / 这里是 / 客服中心 …, `company`), or a
+    word that ends an organisation's name (供电, 物业, 银行 …, `organisations`).  Themselves: `self`
+    (工号, 我是, N号客服 …), or the manifest's agent id digits / 小+surname (`use_metadata`).  Both are
+    looked for in the agent's opening: their words in `window` before the customer first answers."""
+
+    company: tuple[Phrase, ...] = ()
+    organisations: tuple[Phrase, ...] = ()
+    self: tuple[Phrase, ...] = ()
+    window: Window = Window(first_seconds=20.0)
+    use_metadata: bool = True
+    type: str = "introduction"
 
 
 @dataclass(frozen=True)
 class ConfirmationCheck:
     phrases: tuple[Phrase, ...] = ()
     min_digits: int = 4  # a repeated digit string must share this many consecutive digits
-    na_without_numbers: bool = True  # n/a when the customer gave no number and nothing was confirmed
+    na_without_numbers: bool = True  # n/a when the customer gave nothing to confirm and nothing was confirmed
+    given: str = "numbers"  # what the customer must have given to need confirming: numbers | details
+    min_detail_chars: int = 4  # details: characters left once greetings, yes/no and thanks are taken out
+    read_back_syllables: int = 0  # the agent repeating this many syllables of what the customer said confirms
     type: str = "confirmation"
 
 
@@ -114,17 +137,19 @@ class ForbiddenPhrase:
     phrase: Phrase
     points: float
     critical: bool = False
+    unless: tuple[Phrase, ...] = ()  # a hit inside one of these is the polite form, not the forbidden one
 
 
 @dataclass(frozen=True)
 class ForbiddenCheck:
     phrases: tuple[ForbiddenPhrase, ...] = ()
-    tolerance: int | None = 0
+    tolerance: float | None = 0
     type: str = "forbidden"
 
 
 Check = (
     PhraseCheck
+    | IntroductionCheck
     | ConfirmationCheck
     | HoldCheck
     | SilenceCheck
@@ -141,8 +166,9 @@ class When:
 
     customer_says: tuple[Phrase, ...] = ()
     agent_says: tuple[Phrase, ...] = ()
+    customer_intent: tuple[str, ...] = ()  # labels of the bundled intent model (intents.py), e.g. complaint
     wait_over_s: float | None = None
-    reason: str = "not triggered"
+    reason: str | None = None  # shown when n/a; None: the catalogue's "not triggered"
 
 
 @dataclass(frozen=True)
@@ -159,6 +185,24 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Company:
+    name: str
+    aliases: tuple[Phrase, ...]  # the name first, then brand names, hotline names (matched by text or sound)
+    teams: tuple[str, ...] = ()  # manifest teams whose calls are for this company
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.source for p in self.aliases)
+
+
+@dataclass(frozen=True)
+class Centre:
+    """Who the centre is: its companies (one for an in-house centre, several for an outsourcer)."""
+
+    companies: tuple[Company, ...] = ()
+
+
+@dataclass(frozen=True)
 class Rubric:
     id: str
     name: str
@@ -167,14 +211,18 @@ class Rubric:
     pass_score: float
     items: tuple[Item, ...]
     path: str | None = None
+    centre: Centre = Centre()
+    digest: str = ""  # of the file and of every file it extends (what a stored result depends on)
     min_agreement: float | None = None  # `qa rubric test` floor for every item (0-1) unless the item sets one
 
 
 def rubric_hotwords(rubric: Rubric, max_chars: int = 120) -> str:
     """The phrases an agent is expected to say (greeting, self-introduction, hold and closing
     lines), as a Whisper hotword prompt. Forbidden phrases are left out: priming the model with
-    them would invent violations."""
+    them would invent violations.  At most `per_item` phrases of each item, so that every item has
+    a say within the prompt's length."""
     seen: dict[str, None] = {}
+    per_item = 4
     for item in rubric.items:
         check = item.check
         phrases: list[Phrase] = []
@@ -184,9 +232,11 @@ def rubric_hotwords(rubric: Rubric, max_chars: int = 120) -> str:
             phrases = list(check.before) + list(check.after)
         elif isinstance(check, ConfirmationCheck):
             phrases = list(check.phrases)
-        for phrase in phrases:
-            if phrase.kind != REGEX and len(phrase.text) >= 2:
-                seen.setdefault(phrase.text, None)
+        elif isinstance(check, IntroductionCheck):
+            phrases = [p for c in rubric.centre.companies for p in c.aliases] + list(check.self) + list(check.company)
+        literal = [p.text for p in phrases if p.kind == LITERAL and len(p.text) >= 2]
+        for text in literal[:per_item]:
+            seen.setdefault(text, None)
     words, length = [], 0
     for text in seen:
         if length + len(text) + 1 > max_chars:
@@ -292,14 +342,21 @@ class _Ctx:
         return tuple(self.phrase(n, what) for n in node.value)
 
 
-_TOP_KEYS = ("id", "name", "version", "language", "pass_score", "items", "description", "min_agreement")
+_TOP_KEYS = ("id", "name", "version", "language", "pass_score", "items", "description", "centre", "extends",
+             "min_agreement")
+_REQUIRED_TOP = ("id", "name", "version", "language", "pass_score", "items")
 _ITEM_KEYS = ("id", "name", "weight", "speaker", "critical", "check", "when", "source", "description",
               "min_agreement")
 _WINDOW_KEYS = ("first_seconds", "last_seconds", "first_turns", "last_turns")
-_WHEN_KEYS = ("customer_says", "agent_says", "wait_over_s", "reason")
+_WHEN_KEYS = ("customer_says", "agent_says", "customer_intent", "wait_over_s", "reason")
+_CENTRE_KEYS = ("companies", "description")
+_COMPANY_KEYS = ("name", "aliases", "teams")
+_GIVEN = ("numbers", "details")
 _CHECK_KEYS = {
-    "phrase": ("type", "any", "all", "none", "window", "tolerance"),
-    "confirmation": ("type", "phrases", "min_digits", "na_without_numbers"),
+    "phrase": ("type", "any", "all", "none", "window", "tolerance", "strict_you"),
+    "introduction": ("type", "company", "organisations", "self", "window", "use_metadata"),
+    "confirmation": ("type", "phrases", "min_digits", "na_without_numbers", "given", "min_detail_chars",
+                     "read_back_syllables"),
     "hold": ("type", "max_wait_s", "before", "after", "within_s"),
     "silence": ("type", "max_s", "excused_by", "within_s"),
     "interruption": ("type", "max_overlap_s"),
@@ -307,6 +364,7 @@ _CHECK_KEYS = {
     "hangup": ("type", "expect", "tail_s"),
     "forbidden": ("type", "phrases", "tolerance", "points_per_hit"),
 }
+_NUMBER = (int, float)
 
 
 def _window(c: _Ctx, node: yaml.Node, where: str) -> Window:
@@ -345,7 +403,8 @@ def _phrase_check(c: _Ctx, node: yaml.Node, m: dict[str, yaml.Node], where: str)
         all=tuple(groups),
         none=c.phrases(m["none"], f"{where}: none") if "none" in m else (),
         window=_window(c, m["window"], where) if "window" in m else Window(),
-        tolerance=c.integer(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else None,
+        tolerance=c.number(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else None,
+        strict_you=c.boolean(m["strict_you"], f"{where}: strict_you") if "strict_you" in m else False,
     )
 
 
@@ -363,14 +422,15 @@ def _forbidden_check(
     out: list[ForbiddenPhrase] = []
     for entry in seq.value:
         if isinstance(entry, yaml.MappingNode):
-            e = c.mapping(entry, f"{where}: forbidden phrase", ("phrase", "points", "critical"))
+            e = c.mapping(entry, f"{where}: forbidden phrase", ("phrase", "points", "critical", "unless"))
             phrase = c.phrase(c.require(e, entry, "phrase", f"{where}: forbidden phrase"), f"{where}: phrase")
             points = c.number(e["points"], f"{where}: points") if "points" in e else per_hit
             critical = c.boolean(e["critical"], f"{where}: critical") if "critical" in e else False
-            out.append(ForbiddenPhrase(phrase, points, critical))
+            unless = c.phrases(e["unless"], f"{where}: unless") if "unless" in e else ()
+            out.append(ForbiddenPhrase(phrase, points, critical, unless))
         else:
             out.append(ForbiddenPhrase(c.phrase(entry, f"{where}: phrases"), per_hit))
-    tolerance = c.integer(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else 0
+    tolerance = c.number(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else 0
     return ForbiddenCheck(phrases=tuple(out), tolerance=tolerance)
 
 
@@ -394,6 +454,16 @@ def _check(c: _Ctx, node: yaml.Node, where: str, weight: float) -> Check:
 
     if kind == "phrase":
         return _phrase_check(c, node, m, w)
+    if kind == "introduction":
+        if not any(k in m for k in ("company", "organisations")) or "self" not in m:
+            raise c.error(node, f"{w}: needs self and company or organisations")
+        return IntroductionCheck(
+            company=phr("company"),
+            organisations=phr("organisations"),
+            self=phr("self"),
+            window=_window(c, m["window"], w) if "window" in m else Window(first_seconds=20.0),
+            use_metadata=c.boolean(m["use_metadata"], f"{w}: use_metadata") if "use_metadata" in m else True,
+        )
     if kind == "confirmation":
         return ConfirmationCheck(
             phrases=phr("phrases"),
@@ -402,6 +472,15 @@ def _check(c: _Ctx, node: yaml.Node, where: str, weight: float) -> Check:
                 c.boolean(m["na_without_numbers"], f"{w}: na_without_numbers")
                 if "na_without_numbers" in m
                 else True
+            ),
+            given=c.choice(m["given"], f"{w}: given", _GIVEN) if "given" in m else "numbers",
+            min_detail_chars=(
+                c.integer(m["min_detail_chars"], f"{w}: min_detail_chars", minimum=1) if "min_detail_chars" in m else 4
+            ),
+            read_back_syllables=(
+                c.integer(m["read_back_syllables"], f"{w}: read_back_syllables", minimum=0)
+                if "read_back_syllables" in m
+                else 0
             ),
         )
     if kind == "hold":
@@ -428,15 +507,53 @@ def _check(c: _Ctx, node: yaml.Node, where: str, weight: float) -> Check:
 
 def _when(c: _Ctx, node: yaml.Node, where: str) -> When:
     m = c.mapping(node, f"{where}: when", _WHEN_KEYS)
-    triggers = [k for k in ("customer_says", "agent_says", "wait_over_s") if k in m]
+    triggers = [k for k in ("customer_says", "agent_says", "customer_intent", "wait_over_s") if k in m]
     if not triggers:
-        raise c.error(node, f"{where}: when needs a trigger (allowed: customer_says, agent_says, wait_over_s)")
+        raise c.error(node, f"{where}: when needs a trigger (allowed: customer_says, agent_says, customer_intent, "
+                            "wait_over_s)")
     return When(
         customer_says=c.phrases(m["customer_says"], f"{where}: when customer_says") if "customer_says" in m else (),
         agent_says=c.phrases(m["agent_says"], f"{where}: when agent_says") if "agent_says" in m else (),
+        customer_intent=_intents(c, m["customer_intent"], f"{where}: when customer_intent") if "customer_intent" in m else (),
         wait_over_s=c.number(m["wait_over_s"], f"{where}: when wait_over_s", above=True) if "wait_over_s" in m else None,
-        reason=c.string(m["reason"], f"{where}: when reason") if "reason" in m else "not triggered",
+        reason=c.string(m["reason"], f"{where}: when reason") if "reason" in m else None,
     )
+
+
+def _intents(c: _Ctx, node: yaml.Node, what: str) -> tuple[str, ...]:
+    from qa_pipeline.scoring.intents import load_model
+
+    labels = tuple(sorted(load_model().labels))
+    values = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    if not values:
+        raise c.error(node, f"{what} must name one label or more (allowed: {', '.join(labels)})")
+    return tuple(c.choice(v, what, labels) for v in values)
+
+
+def _centre(c: _Ctx, node: yaml.Node) -> Centre:
+    m = c.mapping(node, "centre", _CENTRE_KEYS)
+    seq = c.require(m, node, "companies", "centre")
+    if not isinstance(seq, yaml.SequenceNode) or not seq.value:
+        raise c.error(seq, "centre: companies must be a non-empty list")
+    companies = []
+    for entry in seq.value:
+        if isinstance(entry, yaml.ScalarNode):
+            name_node, e = entry, {}
+        else:
+            e = c.mapping(entry, "centre: company", _COMPANY_KEYS)
+            name_node = c.require(e, entry, "name", "centre: company")
+        name = c.string(name_node, "centre: company name")
+        aliases = (c.phrase(name_node, "centre: company name"),)
+        if "aliases" in e:
+            aliases += c.phrases(e["aliases"], f"centre: company '{name}': aliases")
+        teams: tuple[str, ...] = ()
+        if "teams" in e:
+            tnode = e["teams"]
+            if not isinstance(tnode, yaml.SequenceNode) or not tnode.value:
+                raise c.error(tnode, f"centre: company '{name}': teams must be a non-empty list of team names")
+            teams = tuple(c.string(t, f"centre: company '{name}': team") for t in tnode.value)
+        companies.append(Company(name, aliases, teams))
+    return Centre(tuple(companies))
 
 
 def _item(c: _Ctx, node: yaml.Node, n: int) -> Item:
@@ -470,8 +587,12 @@ def _fraction(c: _Ctx, node: yaml.Node, what: str) -> float:
     return value
 
 
-def parse_rubric(text: str, path: str = "<rubric>") -> Rubric:
-    """A Rubric from YAML text; RubricError naming `path` and the line if anything is wrong."""
+def parse_rubric(text: str, path: str = "<rubric>", *, _seen: tuple[str, ...] = ()) -> Rubric:
+    """A Rubric from YAML text; RubricError naming `path` and the line if anything is wrong.
+
+    `extends: FILE` (relative to this file, or `default` for the bundled default rubric) takes
+    every top-level field of FILE that this one does not give: a centre file can be just
+    `extends: default` and `centre: {companies: …}`."""
     c = _Ctx(path)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -484,34 +605,57 @@ def parse_rubric(text: str, path: str = "<rubric>") -> Rubric:
     if root is None:
         raise RubricError(path, 1, "empty rubric")
     top = c.mapping(root, "rubric", _TOP_KEYS)
-    for key in ("id", "name", "version", "language", "pass_score", "items"):
-        c.require(top, root, key, "rubric")
-    items_node = top["items"]
-    if not isinstance(items_node, yaml.SequenceNode) or not items_node.value:
-        raise c.error(items_node, "items must be a non-empty list")
-    items: list[Item] = []
-    seen: set[str] = set()
-    for n, item_node in enumerate(items_node.value, 1):
-        item = _item(c, item_node, n)
-        if item.id in seen:
-            raise c.error(item_node, f"duplicate item id '{item.id}'")
-        seen.add(item.id)
-        items.append(item)
-    pass_score = c.number(top["pass_score"], "pass_score")
+    base = _base(c, top["extends"], path, _seen) if "extends" in top else None
+    if base is None:
+        for key in _REQUIRED_TOP:
+            c.require(top, root, key, "rubric")
+    items: tuple[Item, ...] = base.items if base else ()
+    if "items" in top:
+        items_node = top["items"]
+        if not isinstance(items_node, yaml.SequenceNode) or not items_node.value:
+            raise c.error(items_node, "items must be a non-empty list")
+        parsed: list[Item] = []
+        seen: set[str] = set()
+        for n, item_node in enumerate(items_node.value, 1):
+            item = _item(c, item_node, n)
+            if item.id in seen:
+                raise c.error(item_node, f"duplicate item id '{item.id}'")
+            seen.add(item.id)
+            parsed.append(item)
+        if sum(i.weight for i in parsed) <= 0:
+            raise c.error(items_node, "the items' weights add up to 0")
+        items = tuple(parsed)
+    pass_score = c.number(top["pass_score"], "pass_score") if "pass_score" in top else base.pass_score
     if pass_score > 100:
         raise c.error(top["pass_score"], "pass_score must be <= 100")
-    if sum(i.weight for i in items) <= 0:
-        raise c.error(items_node, "the items' weights add up to 0")
+    language = c.choice(top["language"], "language", LANGUAGES) if "language" in top else base.language
+    own = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Rubric(
-        id=c.string(top["id"], "id"),
-        name=c.string(top["name"], "name"),
-        version=c.string(top["version"], "version"),
-        language=c.string(top["language"], "language"),
+        id=c.string(top["id"], "id") if "id" in top else base.id,
+        name=c.string(top["name"], "name") if "name" in top else base.name,
+        version=c.string(top["version"], "version") if "version" in top else base.version,
+        language=language,
         pass_score=pass_score,
-        items=tuple(items),
+        items=items,
         path=path,
-        min_agreement=_fraction(c, top["min_agreement"], "min_agreement") if "min_agreement" in top else None,
+        centre=_centre(c, top["centre"]) if "centre" in top else (base.centre if base else Centre()),
+        digest=hashlib.sha256(f"{own}:{base.digest if base else ''}".encode()).hexdigest(),
+        min_agreement=(_fraction(c, top["min_agreement"], "min_agreement") if "min_agreement" in top
+                       else (base.min_agreement if base else None)),
     )
+
+
+def _base(c: _Ctx, node: yaml.Node, path: str, seen: tuple[str, ...]) -> Rubric:
+    name = c.string(node, "extends")
+    target = rubric_path_default() if name == "default" else (Path(path).parent / name)
+    key = str(Path(target).resolve())
+    if key in seen or key == str(Path(path).resolve()):
+        raise c.error(node, f"extends: {name} extends this file again (a cycle)")
+    try:
+        text = Path(target).read_text(encoding="utf-8")
+    except OSError as e:
+        raise c.error(node, f"extends: cannot read {target}: {e.strerror or e}") from e
+    return parse_rubric(text, str(target), _seen=seen + (str(Path(path).resolve()),))
 
 
 def load_rubric(path: Path) -> Rubric:

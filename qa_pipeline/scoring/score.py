@@ -2,19 +2,21 @@
 
 Every item gets pass / fail / n/a.  Every pass and fail carries evidence (quoted words and their
 start/end seconds, from word timestamps where the transcript has them) and a one-line reason; an
-n/a carries its reason.  Utterances whose speaker is `unknown` (mono calls before diarization) are
-eligible for both agent and customer checks.
+n/a carries its reason.  Reasons are written in the rubric's language from the message catalogue
+(messages.py) and keep a stable `reason_code`.  Utterances whose speaker is `unknown` (mono calls
+before diarization) are eligible for both agent and customer checks.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Callable
 
-from qa_pipeline.scoring.matching import BY_TEXT, Match, Phrase, PreparedText, find_all, prepare
+from qa_pipeline import messages
 from qa_pipeline.records import (
     AGENT,
     CUSTOMER,
@@ -28,12 +30,15 @@ from qa_pipeline.records import (
     ItemResult,
     Utterance,
 )
+from qa_pipeline.scoring.intents import load_model
+from qa_pipeline.scoring.matching import BY_TEXT, Match, Phrase, PreparedText, find_all, prepare
 from qa_pipeline.scoring.rubric import (
     ConfirmationCheck,
     ForbiddenCheck,
     HangupCheck,
     HoldCheck,
     InterruptionCheck,
+    IntroductionCheck,
     Item,
     PhraseCheck,
     Rubric,
@@ -51,6 +56,14 @@ LOW_AVG_LOGPROB = -1.0
 QUOTE_CHARS = 60
 SLACK_S = 0.5  # timestamp slack when ordering phrases around a silence
 SPEECH_GAP_S = 1.0  # pauses longer than this inside an utterance are not speaking time
+BY_MODEL = "model"
+DETAIL_CHARS = 4  # a customer utterance with fewer characters than this, formulas aside, says nothing
+
+# What a customer says that gives the agent nothing to confirm: greetings, yes/no, thanks, goodbyes.
+_FORMULAIC = re.compile(
+    r"你好|您好|喂|谢谢|谢了|多谢|再见|拜拜|好的|好吧|好|行|对的|对|是的|是|嗯|哦|啊|没有了|没有|没了|不用了|"
+    r"可以|知道了|明白了|清楚了|了|吧|呢|呀|嘛|啦"
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,8 @@ class _Wait:
 @dataclass(frozen=True)
 class _Verdict:
     result: str
-    reason: str
+    code: str  # stable reason code (messages catalogue msgid)
+    reason: str  # rendered in the rubric's language
     evidence_text: str | None = None
     start: float | None = None
     end: float | None = None
@@ -92,10 +106,6 @@ class _Verdict:
     needs_review: bool = False
     deduction: float | None = None  # forbidden: points taken off instead of all-or-nothing
     critical_hit: bool = False
-
-
-def _na(reason: str) -> _Verdict:
-    return _Verdict(NA, reason)
 
 
 # --- per-call context -------------------------------------------------------------------------
@@ -114,9 +124,11 @@ def _word_map(utt: Utterance, prep: PreparedText) -> tuple[int, ...] | None:
 
 
 class _Call:
-    def __init__(self, transcript: CallTranscript, meta: CallMeta) -> None:
+    def __init__(self, transcript: CallTranscript, meta: CallMeta, rubric: Rubric) -> None:
         self.t = transcript
         self.meta = meta
+        self.rubric = rubric
+        self.lang = rubric.language
         segs = []
         for n, u in enumerate(sorted(transcript.utterances, key=lambda u: (u.start, u.end))):
             p = prepare(u.text)
@@ -124,6 +136,22 @@ class _Call:
         self.segs: tuple[_Seg, ...] = tuple(segs)
         self.speech_end = max((s.utt.end for s in segs), default=0.0)
 
+    # -- language --
+    def say(self, code: str, **params: object) -> str:
+        return messages.text(self.lang, code, **params)
+
+    def verdict(self, result: str, code: str, params: dict | None = None, *, reason: str | None = None,
+                **kw) -> _Verdict:
+        text = reason if reason is not None else self.say(code, **(params or {}))
+        return _Verdict(result, code, text, **kw)
+
+    def join(self, parts: list[str]) -> str:
+        return self.say("sep.clause").join(parts)
+
+    def who(self, speaker: str) -> str:
+        return self.say(f"who.{speaker}")
+
+    # -- text --
     def eligible(self, speaker: str) -> tuple[_Seg, ...]:
         if speaker == AGENT:
             return tuple(s for s in self.segs if s.utt.speaker in (AGENT, UNKNOWN))
@@ -138,12 +166,13 @@ class _Call:
         return words[seg.word_at[ns]].start, words[seg.word_at[ne - 1]].end
 
     def hits(
-        self, segs: tuple[_Seg, ...], phrases: tuple[Phrase, ...], tolerance: int | None = None
+        self, segs: tuple[_Seg, ...], phrases: tuple[Phrase, ...], tolerance: float | None = None,
+        strict_you: bool = False,
     ) -> list[_Hit]:
         out = []
         for seg in segs:
             for phrase in phrases:
-                for m in find_all(seg.prep, phrase, tolerance=tolerance):
+                for m in find_all(seg.prep, phrase, tolerance=tolerance, strict_you=strict_you):
                     start, end = self.times(seg, m.norm_start, m.norm_end)
                     out.append(_Hit(seg, m, start, end))
         out.sort(key=lambda h: (h.start, h.match.how != BY_TEXT, h.match.edits))
@@ -189,15 +218,21 @@ def _quote(hit: _Hit) -> str:
     return ("…" if a > 0 else "") + text[a:b] + ("…" if b < len(text) else "")
 
 
-def _said(hit: _Hit) -> str:
+def _said(call: _Call, hit: _Hit) -> str:
     m = hit.match
-    heard = "" if m.how == BY_TEXT else f", heard as '{m.text}'"
-    return f"'{m.phrase.lstrip('^=')}' at {hit.start:.1f} s{heard}"
+    phrase = m.phrase.lstrip("^=")
+    if m.how == BY_TEXT and normalize_eq(m.text, phrase):
+        return call.say("said.at", phrase=phrase, t=f"{hit.start:.1f}")
+    return call.say("said.heard", phrase=phrase, t=f"{hit.start:.1f}", heard=m.text)
+
+
+def normalize_eq(a: str, b: str) -> bool:
+    return prepare(a).norm == prepare(b).norm
 
 
 def _wait_text(w: _Wait) -> str:
     """The words either side of a silence; one segment spanning it is split at the silence."""
-    gap = f"[{w.length:.1f} s silence]"
+    gap = f"[{w.length:.1f} s]"
     if w.before is w.after and w.before.utt.words:
         words = w.before.utt.words
         pre = "".join(x.text for x in words if x.end <= w.start + 1e-6)
@@ -208,9 +243,9 @@ def _wait_text(w: _Wait) -> str:
     return f"{before.strip()} {gap} {after.strip()}"
 
 
-def _searched(segs: tuple[_Seg, ...], what: str, call: _Call) -> tuple[str, float, float]:
+def _searched(segs: tuple[_Seg, ...], speaker: str, call: _Call) -> tuple[str, float, float]:
     if not segs:
-        return f"(no {what} speech)", 0.0, call.t.duration_s
+        return call.say("evidence.no_speech", who=call.who(speaker)), 0.0, call.t.duration_s
     text = " / ".join(s.utt.text for s in segs)
     if len(text) > 2 * QUOTE_CHARS:
         text = text[: 2 * QUOTE_CHARS] + "…"
@@ -221,8 +256,8 @@ def _by(hits: list[_Hit]) -> str:
     return BY_TEXT if all(h.match.how == BY_TEXT for h in hits) else "pinyin"
 
 
-def _who(speaker: str) -> str:
-    return {"any": "anyone"}.get(speaker, speaker)
+def _alternatives(phrases: tuple[Phrase, ...], n: int = 4) -> str:
+    return "/".join(p.source.lstrip("^=") for p in phrases[:n])
 
 
 # --- checks -----------------------------------------------------------------------------------
@@ -249,17 +284,20 @@ def _in_window(call: _Call, hit: _Hit, w: Window) -> bool:
     return True
 
 
-def _describe(w: Window, speaker: str) -> str:
+def _describe(call: _Call, w: Window, speaker: str) -> str:
+    who = call.who(speaker)
     parts = []
     if w.first_turns is not None:
-        parts.append(f"{speaker}'s first {'turn' if w.first_turns == 1 else f'{w.first_turns} turns'}")
+        parts.append(call.say("window.first_turns" if w.first_turns > 1 else "window.first_turn",
+                              who=who, n=w.first_turns))
     if w.last_turns is not None:
-        parts.append(f"{speaker}'s last {'turn' if w.last_turns == 1 else f'{w.last_turns} turns'}")
+        parts.append(call.say("window.last_turns" if w.last_turns > 1 else "window.last_turn",
+                              who=who, n=w.last_turns))
     if w.first_seconds is not None:
-        parts.append(f"first {w.first_seconds:g} s")
+        parts.append(call.say("window.first_seconds", s=f"{w.first_seconds:g}"))
     if w.last_seconds is not None:
-        parts.append(f"last {w.last_seconds:g} s")
-    return ", ".join(parts) if parts else "the whole call"
+        parts.append(call.say("window.last_seconds", s=f"{w.last_seconds:g}"))
+    return call.say("sep.list").join(parts) if parts else call.say("window.whole")
 
 
 def _best(hits: list[_Hit]) -> _Hit:
@@ -269,37 +307,35 @@ def _best(hits: list[_Hit]) -> _Hit:
 
 def _phrase(call: _Call, item: Item, c: PhraseCheck, after: float | None) -> _Verdict:
     segs = _window_segs(call, item.speaker, c.window)
-    where = _describe(c.window, _who(item.speaker))
+    where = _describe(call, c.window, item.speaker)
+    who = call.who(item.speaker)
 
     def found(phrases: tuple[Phrase, ...]) -> list[_Hit]:
-        hs = [h for h in call.hits(segs, phrases, c.tolerance) if _in_window(call, h, c.window)]
+        hs = [h for h in call.hits(segs, phrases, c.tolerance, c.strict_you) if _in_window(call, h, c.window)]
         return [h for h in hs if after is None or h.end >= after]
 
-    def fail(reason: str) -> _Verdict:
-        text, start, end = _searched(segs, _who(item.speaker), call)
+    def fail(code: str, **params) -> _Verdict:
+        text, start, end = _searched(segs, item.speaker, call)
         review = any(call.low_confidence(s) for s in segs)
-        return _Verdict(FAIL, reason, text, start, end, BY_TEXT, review)
+        return call.verdict(FAIL, code, params, evidence_text=text, start=start, end=end, matched_by=BY_TEXT,
+                            needs_review=review)
 
-    def verdict(result: str, hits: list[_Hit], reason: str) -> _Verdict:
-        return _Verdict(
-            result,
-            reason,
-            " … ".join(dict.fromkeys(_quote(h) for h in hits)),
-            min(h.start for h in hits),
-            max(h.end for h in hits),
-            _by(hits),
-            any(call.hit_low(h) for h in hits),
-        )
+    def verdict(result: str, hits: list[_Hit], code: str, **params) -> _Verdict:
+        return call.verdict(
+            result, code, params,
+            evidence_text=" … ".join(dict.fromkeys(_quote(h) for h in hits)),
+            start=min(h.start for h in hits), end=max(h.end for h in hits),
+            matched_by=_by(hits), needs_review=any(call.hit_low(h) for h in hits),
+        )  # fmt: skip
 
     bad = found(c.none)
     if bad:
-        return verdict(FAIL, bad[:1], f"{_who(item.speaker)} says {_said(bad[0])}, which is not allowed ({where})")
+        return verdict(FAIL, bad[:1], "phrase.disallowed", who=who, said=_said(call, bad[0]), where=where)
     chosen: list[_Hit] = []
     if c.any:
         hits = found(c.any)
         if not hits:
-            wanted = "/".join(p.source.lstrip("^=") for p in c.any[:4])
-            return fail(f"no {wanted} from the {_who(item.speaker)} ({where})")
+            return fail("phrase.missing", who=who, wanted=_alternatives(c.any), where=where)
         chosen.append(_best(hits))
     missing = []
     for group in c.all:
@@ -307,15 +343,103 @@ def _phrase(call: _Call, item: Item, c: PhraseCheck, after: float | None) -> _Ve
         if hits:
             chosen.append(_best(hits))
         else:
-            missing.append("/".join(p.source.lstrip("^=") for p in group[:4]))
+            missing.append(_alternatives(group))
     if missing:
-        return fail(f"missing {'; '.join(missing)} ({where})")
+        return fail("phrase.missing_groups", who=who, missing=call.say("sep.clause").join(missing), where=where)
     if not chosen:  # only `none` phrases, and none said
-        text, start, end = _searched(segs, _who(item.speaker), call)
-        return _Verdict(PASS, f"no disallowed phrase ({where})", text, start, end, BY_TEXT)
-    said = "; ".join(_said(h) for h in chosen)
-    return verdict(PASS, chosen, f"{_who(item.speaker)} says {said}")
+        text, start, end = _searched(segs, item.speaker, call)
+        return call.verdict(PASS, "phrase.none_said", {"where": where}, evidence_text=text, start=start, end=end,
+                            matched_by=BY_TEXT)
+    said = call.say("sep.list").join(_said(call, h) for h in chosen)
+    return verdict(PASS, chosen, "phrase.said", who=who, said=said)
 
+
+# --- self-introduction --------------------------------------------------------------------------
+
+
+def _opening(call: _Call, speaker: str, w: Window) -> tuple[_Seg, ...]:
+    """The speaker's utterances in the window up to the customer's first words that say something
+    (对，我是 to an outbound agent's 请问是孙先生吗 does not end the opening)."""
+    segs = _window_segs(call, speaker, w)
+    if not segs:
+        return segs
+    first = segs[0].utt.start
+    replies = [s.utt.start for s in call.segs if s.utt.speaker == CUSTOMER and s.utt.start > first + SLACK_S
+               and len(_FORMULAIC.sub("", s.prep.norm)) >= DETAIL_CHARS]
+    if replies:
+        segs = tuple(s for s in segs if s.utt.start < min(replies))
+    return segs
+
+
+def _company_phrases(call: _Call) -> tuple[tuple[Phrase, ...], tuple[str, ...]]:
+    """The centre's names (and aliases) for this call's company; all companies if the call's team
+    or manifest company names none.  Returns (phrases, names)."""
+    centre = call.rubric.centre
+    if not centre.companies:
+        return (), ()
+    mine = [c for c in centre.companies
+            if (call.meta.company and (c.name == call.meta.company or call.meta.company in c.names))
+            or (call.meta.team and call.meta.team in c.teams)]
+    chosen = mine or list(centre.companies)
+    return tuple(p for c in chosen for p in c.aliases), tuple(c.name for c in chosen)
+
+
+def _self_from_meta(call: _Call, segs: tuple[_Seg, ...]) -> list[_Hit]:
+    """The agent says their id's digits or '小'+surname from the manifest."""
+    wanted = []
+    meta = call.meta
+    if meta.agent_id:
+        digits = "".join(ch for ch in meta.agent_id if ch.isdigit())
+        if len(digits) >= 3:
+            wanted.append(digits)
+    if meta.agent_name:
+        wanted.append("小" + meta.agent_name.strip()[0])
+    out = []
+    for want in wanted:
+        for seg in segs:
+            pos = seg.prep.norm.find(want)
+            if pos >= 0:
+                p = seg.prep
+                start, end = call.times(seg, pos, pos + len(want))
+                out.append(_Hit(seg, Match(want, p.original[p.index[pos]: p.index[pos + len(want) - 1] + 1], BY_TEXT,
+                                           p.index[pos], p.index[pos + len(want) - 1] + 1, pos, pos + len(want)),
+                                start, end))
+    return out
+
+
+def _introduction(call: _Call, item: Item, c: IntroductionCheck) -> _Verdict:
+    segs = _opening(call, item.speaker, c.window)
+    where = _describe(call, c.window, item.speaker)
+    names, configured = _company_phrases(call)
+    company = call.hits(segs, names) + call.hits(segs, c.company) + call.hits(segs, c.organisations)
+    company = [h for h in company if _in_window(call, h, c.window)]
+    selves = [h for h in call.hits(segs, c.self) if _in_window(call, h, c.window)]
+    if c.use_metadata:
+        selves += _self_from_meta(call, segs)
+    # A stretch that names the agent is not also the company (工号三三零二为您服务).
+    company = [h for h in company if not any(_overlaps(h, s) for s in selves)]
+    if company and selves:
+        hits = [min(company, key=lambda h: (h.match.how != BY_TEXT, h.start)),
+                min(selves, key=lambda h: (h.match.how != BY_TEXT, h.start))]
+        return call.verdict(
+            PASS, "intro.both", {"company": _said(call, hits[0]), "agent": _said(call, hits[1])},
+            evidence_text=" … ".join(dict.fromkeys(_quote(h) for h in hits)),
+            start=min(h.start for h in hits), end=max(h.end for h in hits),
+            matched_by=_by(hits), needs_review=any(call.hit_low(h) for h in hits),
+        )  # fmt: skip
+    text, start, end = _searched(segs, item.speaker, call)
+    review = any(call.low_confidence(s) for s in segs)
+    expected = call.say("sep.list").join(configured) if configured else _alternatives(c.company, 3)
+    code = "intro.no_self" if company else ("intro.no_company" if selves else "intro.neither")
+    return call.verdict(FAIL, code, {"company": expected, "where": where}, evidence_text=text, start=start,
+                        end=end, matched_by=BY_TEXT, needs_review=review)
+
+
+def _overlaps(a: _Hit, b: _Hit) -> bool:
+    return a.seg.n == b.seg.n and a.match.norm_start < b.match.norm_end and b.match.norm_start < a.match.norm_end
+
+
+# --- confirmation -------------------------------------------------------------------------------
 
 _DIGITS = re.compile(r"\d+")
 
@@ -345,46 +469,82 @@ def _shares(a: str, b: str, n: int) -> bool:
     return any(a[i : i + n] in b for i in range(len(a) - n + 1))
 
 
+def _details(call: _Call, segs: tuple[_Seg, ...], min_chars: int) -> list[_Seg]:
+    """Customer utterances that tell something (a name, an address, the problem): at least
+    `min_chars` characters left once greetings, yes/no, thanks and particles are taken out."""
+    return [s for s in segs if len(_FORMULAIC.sub("", s.prep.norm)) >= min_chars]
+
+
+def _read_back(call: _Call, agent: tuple[_Seg, ...], told: list[_Seg], n: int) -> tuple[_Hit, _Seg] | None:
+    """An agent utterance that repeats `n` syllables in a row of an earlier customer utterance
+    (by sound, so both sides' misrecognitions still meet), digits aside."""
+    for seg in agent:
+        syl = seg.prep.pinyin
+        for heard in told:
+            if heard.utt.start >= seg.utt.start:
+                continue
+            grams = {heard.prep.pinyin[i : i + n] for i in range(len(heard.prep.pinyin) - n + 1)}
+            for i in range(len(syl) - n + 1):
+                g = syl[i : i + n]
+                if g in grams and not any(ch.isdigit() for ch in seg.prep.norm[i : i + n]):
+                    p = seg.prep
+                    m = Match("", p.original[p.index[i] : p.index[i + n - 1] + 1], BY_TEXT, p.index[i],
+                              p.index[i + n - 1] + 1, i, i + n)
+                    start, end = call.times(seg, i, i + n)
+                    return _Hit(seg, m, start, end), heard
+    return None
+
+
 def _confirmation(call: _Call, item: Item, c: ConfirmationCheck) -> _Verdict:
     agent = call.eligible(AGENT)
-    told = _digit_runs(call, call.eligible(CUSTOMER), c.min_digits)
-    candidates: list[tuple[_Hit, str]] = []
+    customer = call.eligible(CUSTOMER)
+    told = _digit_runs(call, customer, c.min_digits)
+    candidates: list[tuple[_Hit, str, dict]] = []
     explicit = call.hits(agent, c.phrases)
     if explicit:
-        candidates.append((explicit[0], f"agent confirms: {_said(explicit[0])}"))
+        candidates.append((explicit[0], "confirm.phrase", {"said": _said(call, explicit[0])}))
     for digits, said in _digit_runs(call, agent, c.min_digits):
         for cdigits, heard in told:
             same = heard.seg.n == said.seg.n and heard.match.norm_start == said.match.norm_start
             if not same and said.start >= heard.end - SLACK_S and _shares(cdigits, digits, c.min_digits):
-                candidates.append(
-                    (said, f"agent repeats the number {digits} at {said.start:.1f} s "
-                     f"(customer said {cdigits} at {heard.start:.1f} s)")
-                )
+                candidates.append((said, "confirm.digits", {"digits": digits, "t": f"{said.start:.1f}",
+                                                            "told": cdigits, "ct": f"{heard.start:.1f}"}))
                 break
+    details = _details(call, customer, c.min_detail_chars) if c.given == "details" else []
+    if c.read_back_syllables and details:
+        back = _read_back(call, agent, details, c.read_back_syllables)
+        if back is not None:
+            hit, heard = back
+            candidates.append((hit, "confirm.read_back", {"text": hit.match.text, "t": f"{hit.start:.1f}",
+                                                          "ct": f"{heard.utt.start:.1f}"}))
     if candidates:
-        hit, reason = min(candidates, key=lambda x: x[0].start)
-        return _Verdict(PASS, reason, _quote(hit), hit.start, hit.end, hit.match.how, call.hit_low(hit))
+        hit, code, params = min(candidates, key=lambda x: x[0].start)
+        return call.verdict(PASS, code, params, evidence_text=_quote(hit), start=hit.start, end=hit.end,
+                            matched_by=hit.match.how, needs_review=call.hit_low(hit))
+    review = any(call.low_confidence(s) for s in agent)
     if told:
         first = told[0][1]
-        return _Verdict(
-            FAIL,
-            f"customer gives {told[0][0]} at {first.start:.1f} s; agent never repeats or confirms it",
-            _quote(first),
-            first.start,
-            first.end,
-            BY_TEXT,
-            any(call.low_confidence(s) for s in agent),
-        )
+        return call.verdict(FAIL, "confirm.missed_number", {"digits": told[0][0], "t": f"{first.start:.1f}"},
+                            evidence_text=_quote(first), start=first.start, end=first.end, matched_by=BY_TEXT,
+                            needs_review=review)
+    if details:
+        first = details[0]
+        return call.verdict(FAIL, "confirm.missed_details", {"t": f"{first.utt.start:.1f}"},
+                            evidence_text=first.utt.text[:QUOTE_CHARS], start=first.utt.start, end=first.utt.end,
+                            matched_by=BY_TEXT, needs_review=review)
     if c.na_without_numbers:
-        return _na("customer gave no number to confirm and the agent confirmed nothing")
-    text, start, end = _searched(agent, "agent", call)
-    return _Verdict(FAIL, "agent never confirms the customer's details", text, start, end, BY_TEXT)
+        return call.verdict(NA, "confirm.na_nothing" if c.given == "details" else "confirm.na_no_number")
+    text, start, end = _searched(agent, AGENT, call)
+    return call.verdict(FAIL, "confirm.never", evidence_text=text, start=start, end=end, matched_by=BY_TEXT)
+
+
+# --- timing checks ------------------------------------------------------------------------------
 
 
 def _hold(call: _Call, item: Item, c: HoldCheck) -> _Verdict:
     waits = call.waits(c.max_wait_s)
     if not waits:
-        return _na(f"no wait longer than {c.max_wait_s:g} s")
+        return call.verdict(NA, "hold.none", {"s": f"{c.max_wait_s:g}"})
     segs = call.eligible(item.speaker)
     before_hits = call.hits(segs, c.before)
     after_hits = call.hits(segs, c.after)
@@ -392,87 +552,66 @@ def _hold(call: _Call, item: Item, c: HoldCheck) -> _Verdict:
     for w in waits:
         pre = [h for h in before_hits if w.start - c.within_s <= h.end <= w.start + SLACK_S]
         post = [h for h in after_hits if w.end - SLACK_S <= h.start <= w.end + c.within_s]
-        lacks = []
-        if not pre:
-            lacks.append(f"no {c.before[0].source} before it")
-        if not post:
-            lacks.append(f"no {c.after[0].source} after it")
-        if lacks:
-            text = _wait_text(w)
-            review = call.low_confidence(w.before) or call.low_confidence(w.after)
-            return _Verdict(
-                FAIL,
-                f"{w.length:.1f} s silence {w.start:.1f}-{w.end:.1f} s; {', '.join(lacks)}",
-                text,
-                w.start,
-                w.end,
-                "timeline",
-                review,
-            )
+        if not pre or not post:
+            code = "hold.unannounced" if not pre and post else "hold.unthanked" if pre else "hold.neither"
+            return call.verdict(
+                FAIL, code,
+                {"len": f"{w.length:.1f}", "a": f"{w.start:.1f}", "b": f"{w.end:.1f}",
+                 "before": c.before[0].source, "after": c.after[0].source},
+                evidence_text=_wait_text(w), start=w.start, end=w.end, matched_by="timeline",
+                needs_review=call.low_confidence(w.before) or call.low_confidence(w.after),
+            )  # fmt: skip
         good.extend((pre[-1], post[0]))
     first = waits[0]
-    return _Verdict(
-        PASS,
-        f"{len(waits)} wait(s), e.g. {first.length:.1f} s at {first.start:.1f}-{first.end:.1f} s; "
-        f"announced ({_said(good[0])}) and thanked ({_said(good[1])})",
-        " … ".join(dict.fromkeys(_quote(h) for h in good)),
-        min(h.start for h in good),
-        max(h.end for h in good),
-        _by(good),
-        any(call.hit_low(h) for h in good),
-    )
+    return call.verdict(
+        PASS, "hold.ok",
+        {"n": len(waits), "len": f"{first.length:.1f}", "a": f"{first.start:.1f}", "b": f"{first.end:.1f}",
+         "before": _said(call, good[0]), "after": _said(call, good[1])},
+        evidence_text=" … ".join(dict.fromkeys(_quote(h) for h in good)),
+        start=min(h.start for h in good), end=max(h.end for h in good),
+        matched_by=_by(good), needs_review=any(call.hit_low(h) for h in good),
+    )  # fmt: skip
 
 
 def _silence(call: _Call, item: Item, c: SilenceCheck) -> _Verdict:
     if not call.segs:
-        return _na("no speech in the call")
+        return call.verdict(NA, "silence.no_speech")
     excuses = call.hits(call.segs, c.excused_by) if c.excused_by else []
     for w in call.waits(c.max_s):
         if not any(w.start - c.within_s <= h.end <= w.start + SLACK_S for h in excuses):
-            return _Verdict(
-                FAIL,
-                f"{w.length:.1f} s of unexplained silence {w.start:.1f}-{w.end:.1f} s",
-                _wait_text(w), w.start, w.end, "timeline",
-            )  # fmt: skip
+            return call.verdict(FAIL, "silence.unexplained",
+                                {"len": f"{w.length:.1f}", "a": f"{w.start:.1f}", "b": f"{w.end:.1f}"},
+                                evidence_text=_wait_text(w), start=w.start, end=w.end, matched_by="timeline")
     gaps = call.waits(0.0)
     if gaps:
         g = max(gaps, key=lambda g: g.length)
-        return _Verdict(
-            PASS,
-            f"no unexplained silence over {c.max_s:g} s (longest gap {g.length:.1f} s at {g.start:.1f} s)",
-            _wait_text(g),
-            g.start, g.end, "timeline",
-        )  # fmt: skip
-    return _Verdict(
-        PASS, f"no silence over {c.max_s:g} s", call.segs[0].utt.text,
-        call.segs[0].utt.start, call.speech_end, "timeline",
-    )  # fmt: skip
+        return call.verdict(PASS, "silence.ok_longest",
+                            {"max": f"{c.max_s:g}", "len": f"{g.length:.1f}", "a": f"{g.start:.1f}"},
+                            evidence_text=_wait_text(g), start=g.start, end=g.end, matched_by="timeline")
+    return call.verdict(PASS, "silence.ok", {"max": f"{c.max_s:g}"}, evidence_text=call.segs[0].utt.text,
+                        start=call.segs[0].utt.start, end=call.speech_end, matched_by="timeline")
 
 
 def _interruption(call: _Call, item: Item, c: InterruptionCheck) -> _Verdict:
     if call.t.n_channels < 2:
-        return _na("mono recording: talk-over cannot be measured")
+        return call.verdict(NA, "interruption.mono")
     if any(s.utt.speaker == UNKNOWN for s in call.segs):
-        return _na("speakers not separated: talk-over cannot be measured")
+        return call.verdict(NA, "interruption.unseparated")
     worst: tuple[float, _Seg] | None = None
     for o in call.timeline.overlaps:
         if o.second == AGENT and o.first == CUSTOMER and (worst is None or o.seconds > worst[0]):
             worst = (o.seconds, call.by_id[o.utterance_id])
     if worst is not None and worst[0] > c.max_overlap_s:
         overlap, seg = worst
-        return _Verdict(
-            FAIL,
-            f"agent talks over the customer for {overlap:.1f} s from {seg.utt.start:.1f} s",
-            seg.utt.text, seg.utt.start, seg.utt.end, "timeline",
-        )  # fmt: skip
+        return call.verdict(FAIL, "interruption.talks_over", {"len": f"{overlap:.1f}", "t": f"{seg.utt.start:.1f}"},
+                            evidence_text=seg.utt.text, start=seg.utt.start, end=seg.utt.end, matched_by="timeline")
     longest = worst[0] if worst else 0.0
-    return _Verdict(
-        PASS,
-        f"agent never talks over the customer for more than {c.max_overlap_s:g} s (longest {longest:.1f} s)",
-        "(no agent turn starts while the customer is speaking)" if worst is None else worst[1].utt.text,
-        0.0 if worst is None else worst[1].utt.start,
-        call.t.duration_s if worst is None else worst[1].utt.end,
-        "timeline",
+    return call.verdict(
+        PASS, "interruption.ok", {"max": f"{c.max_overlap_s:g}", "len": f"{longest:.1f}"},
+        evidence_text=call.say("evidence.no_overlap") if worst is None else worst[1].utt.text,
+        start=0.0 if worst is None else worst[1].utt.start,
+        end=call.t.duration_s if worst is None else worst[1].utt.end,
+        matched_by="timeline",
     )
 
 
@@ -495,16 +634,14 @@ def _speech_rate(call: _Call, item: Item, c: SpeechRateCheck) -> _Verdict:
     seconds = sum(_speaking_time(s) for s in segs)
     chars = sum(len(s.prep.norm) for s in segs)
     if seconds < 5.0:
-        return _na(f"too little {_who(item.speaker)} speech to measure the pace ({seconds:.1f} s)")
+        return call.verdict(NA, "rate.too_little", {"who": call.who(item.speaker), "s": f"{seconds:.1f}"})
     cpm = chars / seconds * 60
     ok = c.min_cpm <= cpm <= c.max_cpm
-    text, start, end = _searched(segs, _who(item.speaker), call)
-    judgement = "within" if ok else ("below" if cpm < c.min_cpm else "above")
-    return _Verdict(
-        PASS if ok else FAIL,
-        f"{cpm:.0f} characters/min over {seconds:.0f} s of speech, {judgement} {c.min_cpm:g}-{c.max_cpm:g}",
-        text, start, end, "timeline",
-    )  # fmt: skip
+    text, start, end = _searched(segs, item.speaker, call)
+    code = "rate.within" if ok else ("rate.below" if cpm < c.min_cpm else "rate.above")
+    return call.verdict(PASS if ok else FAIL, code,
+                        {"cpm": f"{cpm:.0f}", "s": f"{seconds:.0f}", "lo": f"{c.min_cpm:g}", "hi": f"{c.max_cpm:g}"},
+                        evidence_text=text, start=start, end=end, matched_by="timeline")
 
 
 def _hangup(call: _Call, item: Item, c: HangupCheck) -> _Verdict:
@@ -513,7 +650,7 @@ def _hangup(call: _Call, item: Item, c: HangupCheck) -> _Verdict:
     last = call.segs[-1] if call.segs else None
     if call.meta.hangup_by in (AGENT, CUSTOMER):
         side, method = call.meta.hangup_by, "manifest"
-        why = f"manifest says hangup_by={side}"
+        why = call.say("hangup.by_manifest", side=side)
         ev_text, ev_start, ev_end = f"hangup_by={side} (manifest)", call.speech_end, call.t.duration_s
     else:
         tone = next(
@@ -521,20 +658,20 @@ def _hangup(call: _Call, item: Item, c: HangupCheck) -> _Verdict:
         )
         if tone is not None:
             side, method = CUSTOMER, "audio"
-            why = f"customer's last words end at {last_customer:.1f} s; busy tone {tone.start:.1f}-{tone.end:.1f} s"
+            why = call.say("hangup.by_tone", t=f"{last_customer:.1f}", a=f"{tone.start:.1f}", b=f"{tone.end:.1f}")
             ev_text, ev_start, ev_end = f"[busy tone {tone.start:.1f}-{tone.end:.1f} s]", tone.start, tone.end
         elif last is not None and last.utt.speaker in (AGENT, UNKNOWN):
             tail = call.t.duration_s - last.utt.end
             if tail <= c.tail_s:
                 side, method = AGENT, "audio"
-                why = (f"agent's last words end at {last.utt.end:.1f} s and the recording ends "
-                       f"{tail:.1f} s later with no busy tone")  # fmt: skip
+                why = call.say("hangup.by_end", t=f"{last.utt.end:.1f}", tail=f"{tail:.1f}")
                 ev_text, ev_start, ev_end = last.utt.text, last.utt.start, call.t.duration_s
     if side is None:
         tail = call.t.duration_s - call.speech_end
-        return _na(f"undecidable: no manifest entry, no busy tone, recording runs {tail:.1f} s after the last words")
+        return call.verdict(NA, "hangup.undecidable", {"tail": f"{tail:.1f}"})
     result = PASS if side == c.expect else FAIL
-    return _Verdict(result, f"{side} hung up first ({why})", ev_text, ev_start, ev_end, method)
+    return call.verdict(result, f"hangup.{side}_first", {"why": why}, evidence_text=ev_text, start=ev_start,
+                        end=ev_end, matched_by=method)
 
 
 def _forbidden(call: _Call, item: Item, c: ForbiddenCheck) -> _Verdict:
@@ -542,50 +679,68 @@ def _forbidden(call: _Call, item: Item, c: ForbiddenCheck) -> _Verdict:
     found: list[tuple[_Hit, float, bool]] = []
     taken: list[tuple[int, int, int]] = []  # (seg, norm_start, norm_end) already counted
     for fp in c.phrases:
-        for h in call.hits(segs, (fp.phrase,), c.tolerance):
+        excused = call.hits(segs, fp.unless) if fp.unless else []
+        for h in call.hits(segs, (fp.phrase,), c.tolerance, strict_you=True):
             span = (h.seg.n, h.match.norm_start, h.match.norm_end)
             if any(s == span[0] and a < span[2] and span[1] < b for s, a, b in taken):
+                continue
+            if any(_overlaps(h, e) for e in excused):
                 continue
             taken.append(span)
             found.append((h, fp.points, fp.critical))
             break
+    who = call.who(item.speaker)
     if not found:
-        text, start, end = _searched(segs, _who(item.speaker), call)
-        return _Verdict(PASS, f"no forbidden phrase in {_who(item.speaker)} speech", text, start, end, BY_TEXT)
+        text, start, end = _searched(segs, item.speaker, call)
+        return call.verdict(PASS, "forbidden.none", {"who": who}, evidence_text=text, start=start, end=end,
+                            matched_by=BY_TEXT)
     found.sort(key=lambda x: x[0].start)
     hits = [h for h, _, _ in found]
     deduction = min(item.weight, sum(p for _, p, _ in found))
     critical = any(cr for _, _, cr in found)
-    reason = "; ".join(f"{_who(item.speaker)} says {_said(h)}" + (" (critical)" if cr else "") for h, _, cr in found)
-    return _Verdict(
-        FAIL,
-        f"{reason}; -{deduction:g} points",
-        " … ".join(dict.fromkeys(_quote(h) for h in hits)),
-        hits[0].start,
-        hits[-1].end,
-        _by(hits),
-        any(call.hit_low(h) for h in hits),
-        deduction=deduction,
-        critical_hit=critical,
-    )
+    said = [call.say("forbidden.hit_critical" if cr else "forbidden.hit", who=who, said=_said(call, h))
+            for h, _, cr in found]
+    reason = call.join(said + [call.say("forbidden.deduction", points=f"{deduction:g}")])
+    return call.verdict(
+        FAIL, "forbidden.said", reason=reason,
+        evidence_text=" … ".join(dict.fromkeys(_quote(h) for h in hits)),
+        start=hits[0].start, end=hits[-1].end, matched_by=_by(hits),
+        needs_review=any(call.hit_low(h) for h in hits), deduction=deduction, critical_hit=critical,
+    )  # fmt: skip
 
 
 # --- triggers, items, call --------------------------------------------------------------------
 
 
-def _trigger(call: _Call, w: When) -> tuple[float, str] | None:
-    """(time, description) of the earliest trigger, or None."""
-    found: list[tuple[float, str]] = []
+def _trigger(call: _Call, w: When) -> tuple[float, str, bool] | None:
+    """(time, description, decided by the model) of the earliest trigger, or None."""
+    found: list[tuple[float, str, bool]] = []
     for speaker, phrases in ((CUSTOMER, w.customer_says), (AGENT, w.agent_says)):
         if phrases:
-            hits = call.hits(call.eligible(speaker), phrases)
+            # Cue words match as written or as homophones only: one confused syllable turns
+            # 怎么还 into 怎么改; the intent model covers what the words miss.
+            hits = call.hits(call.eligible(speaker), phrases, tolerance=0)
             if hits:
-                found.append((hits[0].start, f"{speaker} says {_said(hits[0])}"))
+                found.append((hits[0].start, call.say("trigger.says", who=call.who(speaker),
+                                                      said=_said(call, hits[0])), False))
+    if w.customer_intent:
+        model = load_model()
+        for seg in call.eligible(CUSTOMER):
+            for label in w.customer_intent:
+                yes, p = model.says(label, seg.utt.text, norm=seg.prep.norm, pinyin=seg.prep.pinyin)
+                if yes:
+                    found.append((seg.utt.start, call.say(f"trigger.model.{label}", t=f"{seg.utt.start:.1f}",
+                                                          quote=seg.utt.text[:20], p=f"{p:.2f}"), True))
+                    break
+            else:
+                continue
+            break
     if w.wait_over_s is not None:
         waits = call.waits(w.wait_over_s)
         if waits:
-            found.append((waits[0].start, f"{waits[0].length:.1f} s wait at {waits[0].start:.1f} s"))
-    return min(found) if found else None
+            found.append((waits[0].start, call.say("trigger.wait", len=f"{waits[0].length:.1f}",
+                                                   t=f"{waits[0].start:.1f}"), False))
+    return min(found, key=lambda f: f[0]) if found else None
 
 
 def _ignoring_after(judge: Callable[[_Call, Item, Any], _Verdict]) -> Callable[[_Call, Item, Any, float | None], _Verdict]:
@@ -596,6 +751,7 @@ def _ignoring_after(judge: Callable[[_Call, Item, Any], _Verdict]) -> Callable[[
 # looks for its phrases after the time an item's `when` was triggered
 _CHECKS: dict[type, Callable[[_Call, Item, Any, float | None], _Verdict]] = {
     PhraseCheck: _phrase,
+    IntroductionCheck: _ignoring_after(_introduction),
     ConfirmationCheck: _ignoring_after(_confirmation),
     HoldCheck: _ignoring_after(_hold),
     SilenceCheck: _ignoring_after(_silence),
@@ -609,19 +765,22 @@ _CHECKS: dict[type, Callable[[_Call, Item, Any, float | None], _Verdict]] = {
 def _verdict(call: _Call, item: Item) -> _Verdict:
     after = None
     prefix = ""
+    by_model = False
     if item.when is not None:
         trig = _trigger(call, item.when)
         if trig is None:
-            return _na(item.when.reason)
-        after, prefix = trig[0], f"{trig[1]}; "
-    c = item.check
-    judge = _CHECKS.get(type(c))
+            reason = item.when.reason if item.when.reason is not None else call.say("when.not_triggered")
+            return call.verdict(NA, "when.not_triggered", reason=reason)
+        after, prefix, by_model = trig
+    judge = _CHECKS.get(type(item.check))
     if judge is None:  # the rubric loader only builds the types in _CHECKS
-        raise TypeError(f"unknown check {type(c).__name__}")
-    v = judge(call, item, c, after)
+        raise TypeError(f"unknown check {type(item.check).__name__}")
+    v = judge(call, item, item.check, after)
     if prefix and v.result != NA:
-        v = _Verdict(v.result, prefix + v.reason, v.evidence_text, v.start, v.end, v.matched_by, v.needs_review,
-                     v.deduction, v.critical_hit)  # fmt: skip
+        v = replace(v, reason=call.join([prefix, v.reason]),
+                    matched_by=BY_MODEL if by_model and v.result == FAIL else v.matched_by)
+    if v.needs_review:
+        v = replace(v, reason=call.join([v.reason, call.say("review.low_confidence")]))
     return v
 
 
@@ -647,17 +806,28 @@ def _item_result(call: _Call, item: Item) -> ItemResult:
         critical=item.critical or v.critical_hit,
         needs_review=v.needs_review,
         matched_by=v.matched_by,
+        reason_code=v.code,
     )
 
 
-def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, processed_at: str) -> CallScore:
-    """One CallScore with one ItemResult per rubric item, in rubric order."""
-    call = _Call(transcript, meta)
-    items = tuple(_item_result(call, item) for item in rubric.items)
+def call_outcome(items: Sequence[ItemResult], pass_score: float) -> tuple[float, bool, bool]:
+    """The rubric's rule for a call: (score 0-100, passed, critical_failed) from its item verdicts.
+
+    n/a items count neither way; a call passes at ``pass_score`` or above unless a critical item
+    failed. Used for the machine's verdicts and for the final ones with people's decisions applied.
+    """
     applicable = [r for r in items if r.result != NA]
     total = sum(r.max_points for r in applicable)
     score = 100.0 if total == 0 else round(100.0 * sum(r.points for r in applicable) / total, 1)
     critical_failed = any(r.result == FAIL and r.critical for r in items)
+    return score, score >= pass_score and not critical_failed, critical_failed
+
+
+def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, processed_at: str) -> CallScore:
+    """One CallScore with one ItemResult per rubric item, in rubric order."""
+    call = _Call(transcript, meta, rubric)
+    items = tuple(_item_result(call, item) for item in rubric.items)
+    score, passed, critical_failed = call_outcome(items, rubric.pass_score)
     return CallScore(
         call_id=transcript.call_id,
         status="ok",
@@ -669,8 +839,9 @@ def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, pr
         rubric_id=rubric.id,
         rubric_version=rubric.version,
         score=score,
-        passed=score >= rubric.pass_score and not critical_failed,
+        passed=passed,
         critical_failed=critical_failed,
+        pass_score=rubric.pass_score,
         model=transcript.model,
         processed_at=processed_at,
         items=items,

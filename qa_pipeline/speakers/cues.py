@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa_pipeline.scoring.matching import match_text
+from qa_pipeline.scoring.matching import match_cue
 
 # What an agent says and a customer does not; 您好 counts in the opening only (customers answer
 # 你好). 我是 is not a cue: customers say 对，我是. One list for stereo channels and mono clusters.
@@ -13,7 +13,8 @@ OPENING_S = 20.0
 
 
 def agent_cues(text: str, start: float) -> int:
-    """How many agent cues a stretch of speech starting at `start` s carries, matched as the
-    rubric matches (characters, then sound: Whisper's 公号 and 克服 still count)."""
+    """How many agent cues a stretch of speech starting at `start` s carries: characters, or the
+    same toneless syllables within a unit edit (Whisper's 公号 and 克服 still count; no meaning
+    variants, no confusion costs: matching.match_cue)."""
     cues = AGENT_CUES + (OPENING_CUES if start < OPENING_S else ())
-    return sum(match_text(text, cue) is not None for cue in cues)
+    return sum(match_cue(text, cue) for cue in cues)

@@ -1,0 +1,138 @@
+"""False matches of the forbidden list and the greeting/closing phrases, over every turn of the dev calls.
+
+    .venv/bin/python bench/false_matches.py --corpus ../shared/dev-calls=/tmp/qa-dev-calls \\
+        --corpus ../shared/dev-calls-2=/tmp/qa-dev-calls-2 [--rubric rubrics/default.zh.yaml]
+
+Every agent and customer turn of each corpus's reference transcript (labels.json), and the Whisper
+text of the same turn (the cached transcript's utterances overlapping it, when `=OUT` is given), is
+searched for every phrase of the rubric's forbidden_phrases, greeting and closing items, matched as
+the scorer matches them (meaning variants, sound with the item's tolerance, `unless` exceptions).
+
+A match is supported when the labels back it:
+  * forbidden: in an agent turn of a call whose forbidden_phrases label is fail, and either the
+    turn the label cites ("agent says '…' in the turn starting 26.7 s") or one whose reference text
+    says the phrase in characters; anywhere else (any customer turn, any call labelled pass, an
+    agent turn that does not say it) it is false.
+  * greeting / closing: when the reference turn says, in characters, the phrase or another of the
+    same group (the greeting's 您好 group, its 喂 group, each of the closing's two groups); a match
+    the reference turn does not back is false, in the reference text (the matcher read too much
+    into it) or in the Whisper text (a sound match of something else).
+Prints the counts and every unsupported match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa_pipeline.scoring.matching import BY_TEXT, find_all, prepare  # noqa: E402
+from qa_pipeline.scoring.rubric import ForbiddenCheck, PhraseCheck, load_rubric, rubric_path_default  # noqa: E402
+
+_CITED = re.compile(r"in the turn starting ([\d.]+) s")
+
+
+@dataclass(frozen=True)
+class Probe:
+    group: str  # forbidden | greeting | closing
+    phrase: object  # matching.Phrase
+    tolerance: float | None
+    strict_you: bool
+    unless: tuple = ()
+    siblings: tuple = ()  # the phrases of the same meaning group
+
+
+def probes(rubric) -> list[Probe]:
+    out = []
+    for item in rubric.items:
+        c = item.check
+        if isinstance(c, ForbiddenCheck):
+            out += [Probe("forbidden", fp.phrase, c.tolerance, True, fp.unless, (fp.phrase,)) for fp in c.phrases]
+        elif isinstance(c, PhraseCheck) and item.id in ("greeting", "closing"):
+            for group in [c.any, c.none, *c.all]:
+                out += [Probe(item.id, p, c.tolerance, c.strict_you, (), tuple(group)) for p in group]
+    return out
+
+
+def turns_of(corpus: Path, out: Path | None) -> list[dict]:
+    labels = json.loads((corpus / "labels.json").read_text(encoding="utf-8"))
+    rows = []
+    if out is not None:
+        import pyarrow.parquet as pq
+
+        rows = [r for r in pq.read_table(out / "transcripts" / "transcripts.parquet").to_pylist() if not r["dropped"]]
+    turns = []
+    for call_id, lab in sorted(labels.items()):
+        violated = lab["items"].get("forbidden_phrases") == "fail"
+        cited = _CITED.search(lab["why"].get("forbidden_phrases", "")) if violated else None
+        for t in lab["turns"]:
+            over = [r for r in rows if r["call_id"] == call_id
+                    and min(r["end"], t["end"]) - max(r["start"], t["start"]) > 0.5 * min(r["end"] - r["start"], t["end"] - t["start"])]
+            turns.append(dict(t, call_id=call_id, corpus=corpus.name,
+                              whisper="，".join(r["text"] for r in over) if out is not None else None,
+                              violated=violated and t["speaker"] == "agent",
+                              cited=bool(cited) and t["speaker"] == "agent" and abs(t["start"] - float(cited.group(1))) < 0.3))
+    return turns
+
+
+def matches(text: str, probe: Probe) -> list:
+    p = prepare(text)
+    found = list(find_all(p, probe.phrase, tolerance=probe.tolerance, strict_you=probe.strict_you))
+    if probe.unless:
+        excused = [m for u in probe.unless for m in find_all(p, u)]
+        found = [m for m in found if not any(m.norm_start < e.norm_end and e.norm_start < m.norm_end for e in excused)]
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", action="append", required=True, help="DIR or DIR=OUT")
+    parser.add_argument("--rubric", type=Path, default=rubric_path_default())
+    args = parser.parse_args()
+    report(args.corpus, load_rubric(args.rubric))
+    return 0
+
+
+def report(corpora: list[str], rubric) -> dict:
+    all_probes = probes(rubric)
+    counts: dict[tuple[str, str], list[int]] = {}
+    false: list[str] = []
+    n_turns = 0
+    for spec in corpora:
+        corpus, _, out = spec.partition("=")
+        for t in turns_of(Path(corpus), Path(out) if out else None):
+            n_turns += 1
+            for kind in ("reference", "whisper"):
+                text = t["text"] if kind == "reference" else t["whisper"]
+                if not text:
+                    continue
+                for probe in all_probes:
+                    for m in matches(text, probe):
+                        said = any(x.how == BY_TEXT for sib in probe.siblings
+                                   for x in find_all(prepare(t["text"]), sib, tolerance=0, strict_you=probe.strict_you))
+                        ok = t["violated"] and (t["cited"] or said) if probe.group == "forbidden" else said
+                        c = counts.setdefault((probe.group, kind), [0, 0])
+                        c[0] += 1
+                        if not ok:
+                            c[1] += 1
+                            false.append(f"  {probe.group:<9} {kind:<9} {t['corpus']} {t['call_id']} {t['speaker']:<8} "
+                                         f"{t['start']:6.1f} s  '{probe.phrase.source}' ({m.how}) in '{m.text}'  — {text[:50]}")
+    print(f"\nfalse matches over {n_turns} turns (agent and customer) of {len(corpora)} corpora, "
+          f"{len(all_probes)} phrases (forbidden, greeting, closing)")
+    print(f"  {'group':<10}{'text':<10}{'matches':>8}{'unsupported':>13}")
+    for (group, kind), (n, bad) in sorted(counts.items()):
+        print(f"  {group:<10}{kind:<10}{n:>8}{bad:>13}")
+    print("unsupported matches:" if false else "unsupported matches: none")
+    for line in false:
+        print(line)
+    return {k: tuple(v) for k, v in counts.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

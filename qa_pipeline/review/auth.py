@@ -1,0 +1,220 @@
+"""Who may do what on the review desk: passwords, login cookies, the one permission check.
+
+- Passwords are kept as argon2id hashes (argon2-cffi), never as text.
+- A login is a cookie holding the user's name signed with itsdangerous (and timed): a forged or
+  edited cookie is no login. The cookie is HttpOnly and SameSite=Lax; the actor is resolved from
+  it in one place (the app's middleware) and re-read from the database on every request, so a
+  changed role applies at once.
+- :func:`allowed` is the only permission check: actor × action × resource.
+- :class:`LoginThrottle` refuses logins for a name or an address after repeated wrong passwords.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from qa_pipeline.choices import Role
+
+INSPECTOR = Role.inspector.value
+SUPERVISOR = Role.supervisor.value
+AGENT = Role.agent.value
+MANAGER = Role.manager.value
+ROLE_LABELS = {INSPECTOR: "质检员", SUPERVISOR: "主管", AGENT: "坐席", MANAGER: "经理", "machine": "机器"}
+
+SESSION_COOKIE = "qa_session"
+SESSION_MAX_AGE_S = 12 * 3600
+
+ROLES = (INSPECTOR, SUPERVISOR, AGENT, MANAGER)
+
+_hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked for unknown names, so that they take as long as a real check."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    if not password:
+        raise ValueError("the password is empty")
+    return _hasher.hash(password)
+
+
+def unusable_hash() -> str:
+    """A hash no password matches (accounts that sign in only by a one-time link)."""
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
+def check_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The signed-in user of a request."""
+
+    name: str
+    role: str
+    agent_id: str | None = None
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS.get(self.role, self.role)
+
+
+# --- the permission check -----------------------------------------------------------------------
+
+VIEW_QUEUE = "view-queue"
+VIEW_CALL = "view-call"  # the call card, its audio and its audit rows
+VIEW_AGENT = "view-agent"
+VIEW_AUDIT = "view-audit"  # the whole audit trail
+DECIDE = "decide"  # confirm or override an item
+NOTE = "note"
+MARK_REVIEWED = "mark-reviewed"
+DISPUTE = "dispute"
+RESOLVE = "resolve"
+
+_DESK = frozenset({INSPECTOR, SUPERVISOR})
+_READERS = frozenset({INSPECTOR, SUPERVISOR, MANAGER})
+_RULES: dict[str, frozenset[str]] = {
+    VIEW_QUEUE: _READERS,
+    VIEW_AUDIT: _READERS,
+    VIEW_CALL: _READERS | {AGENT},
+    VIEW_AGENT: _READERS | {AGENT},
+    DECIDE: _DESK,
+    NOTE: _DESK,
+    MARK_REVIEWED: _DESK,
+    RESOLVE: _DESK,
+    DISPUTE: frozenset({AGENT}),
+}
+ACTIONS = tuple(_RULES)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What an action is on: the desk as a whole, or the calls of one agent (a call, an agent page)."""
+
+    agent_id: str | None = None
+    whole_desk: bool = False
+
+
+DESK = Resource(whole_desk=True)
+
+
+def allowed(actor: Actor | None, action: str, resource: Resource = DESK) -> bool:
+    """Whether ``actor`` may do ``action`` on ``resource``. Agents act only on their own calls."""
+    if actor is None:
+        return False
+    if action not in _RULES:
+        raise ValueError(f"unknown action {action!r} (known: {', '.join(_RULES)})")
+    if actor.role not in _RULES[action]:
+        return False
+    if actor.role == AGENT:
+        return not resource.whole_desk and resource.agent_id is not None and resource.agent_id == actor.agent_id
+    return True
+
+
+# --- login cookies ------------------------------------------------------------------------------
+
+
+class Sessions:
+    """Signs and reads the login cookie's value."""
+
+    def __init__(self, secret: str, max_age_s: int = SESSION_MAX_AGE_S) -> None:
+        self._signer = URLSafeTimedSerializer(secret, salt="qa-review-login")
+        self.max_age_s = max_age_s
+
+    def dump(self, name: str) -> str:
+        return self._signer.dumps({"user": name})
+
+    def load(self, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            data = self._signer.loads(value, max_age=self.max_age_s)
+        except BadSignature:  # includes SignatureExpired
+            return None
+        name = data.get("user") if isinstance(data, dict) else None
+        return name if isinstance(name, str) else None
+
+
+class OneTimeLinks:
+    """Sign-in links that work once, within ``ttl_s`` (``qa review --root``)."""
+
+    def __init__(self, ttl_s: float = 600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def issue(self, name: str) -> str:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = (name, self._clock() + self._ttl_s)
+        return token
+
+    def redeem(self, token: str) -> str | None:
+        with self._lock:
+            found = self._tokens.pop(token, None)
+        if found is None or found[1] < self._clock():
+            return None
+        return found[0]
+
+
+class LoginThrottle:
+    """At most ``max_failures`` wrong passwords for a name, and ``max_per_address`` from one
+    address (everyone on the desk's own machine shares 127.0.0.1), within ``window_s``; after
+    that, logins for that name or from that address are refused until the oldest failure ages out."""
+
+    def __init__(self, max_failures: int = 5, window_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic, max_per_address: int = 20) -> None:
+        self.max_failures = max_failures
+        self.max_per_address = max_per_address
+        self.window_s = window_s
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _keys(self, name: str, address: str) -> tuple[str, str]:
+        return f"user:{name}", f"addr:{address}"
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        q = self._failures[key]
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        return q
+
+    def wait_s(self, name: str, address: str) -> float:
+        """Seconds until a login for ``name`` from ``address`` is accepted again; 0 when it is now."""
+        now = self._clock()
+        waits = []
+        with self._lock:
+            for key, limit in zip(self._keys(name, address), (self.max_failures, self.max_per_address)):
+                q = self._recent(key, now)
+                if len(q) >= limit:
+                    waits.append(q[len(q) - limit] + self.window_s - now)
+        return max(waits, default=0.0)
+
+    def failed(self, name: str, address: str) -> None:
+        now = self._clock()
+        with self._lock:
+            for k in self._keys(name, address):
+                self._recent(k, now).append(now)
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(f"user:{name}", None)

@@ -1,0 +1,281 @@
+"""OUT/review.db: the review desk's SQLite database (WAL), shared by the web app and the batch.
+
+Tables (see :data:`SCHEMA`):
+
+- ``events``: the audit trail, append-only (triggers refuse UPDATE and DELETE). Every machine
+  verdict the desk or a batch saw, every confirm, override, dispute, resolution, note and
+  "reviewed" mark is one row: who, role, when, call, item, from, to, reason.
+- ``users``: name, role, agent_id (agents), an argon2 hash of the password.
+- ``settings``: the schema version and the secret that signs login cookies.
+
+Writes go through :meth:`ReviewDB.write`, one ``BEGIN IMMEDIATE`` transaction each, so a
+writer sees the rows it checks against and nobody else writes in between (across processes,
+too). SQLite in WAL mode with ``synchronous=FULL`` keeps every committed row and rolls back a
+transaction that a killed process left open: a SIGKILL loses at most the save in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from qa_pipeline.errors import OutputError
+from qa_pipeline.records import CallScore
+from qa_pipeline.review.auth import ROLES
+from qa_pipeline.review.final import ACTIONS, MACHINE, Event
+
+DB_FILE = "review.db"
+SCHEMA_VERSION = 1
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL CHECK (role IN ({", ".join(f"'{r}'" for r in ROLES)})),
+    agent_id      TEXT,
+    password_hash TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    CHECK ((role = 'agent') = (agent_id IS NOT NULL))
+);
+CREATE TABLE IF NOT EXISTS events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    action      TEXT NOT NULL CHECK (action IN ({", ".join(f"'{a}'" for a in ACTIONS)})),
+    call_id     TEXT NOT NULL,
+    item_id     TEXT,
+    from_result TEXT,
+    to_result   TEXT,
+    points      REAL,
+    reason      TEXT,
+    basis_id    INTEGER REFERENCES events(id),
+    ref_id      INTEGER REFERENCES events(id)
+);
+CREATE INDEX IF NOT EXISTS events_call ON events (call_id, item_id, id);
+CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+"""
+
+_COLUMNS = "id, at, actor, role, action, call_id, item_id, from_result, to_result, points, reason, basis_id, ref_id"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    agent_id: str | None
+    password_hash: str
+    created_at: str
+
+
+class Conflict(Exception):
+    """The item (or call) changed since the page was loaded; ``latest`` is the row that changed it."""
+
+    def __init__(self, latest: Event) -> None:
+        super().__init__(f"changed by {latest.actor} at {latest.at}, reload")
+        self.latest = latest
+
+
+def now() -> str:
+    """The local time with its offset, to the second (how the audit trail stamps rows)."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _event(row: Sequence) -> Event:
+    return Event(*row)
+
+
+def db_path(out: Path) -> Path:
+    return Path(out) / DB_FILE
+
+
+def _fault(point: str) -> None:
+    """Fault injection for tests: with QA_FAULT_KILL=POINT the process SIGKILLs itself there.
+    Point `review-save`: a decision's row is inserted, its transaction not yet committed."""
+    if os.environ.get("QA_FAULT_KILL") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class ReviewDB:
+    """One review database; safe to share between threads (a connection per thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        try:
+            conn = self._connect_new()
+            try:
+                conn.executescript(SCHEMA)
+                conn.execute("INSERT OR IGNORE INTO settings VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                conn.execute("INSERT OR IGNORE INTO settings VALUES ('secret', ?)", (secrets.token_urlsafe(48),))
+            finally:
+                conn.close()
+        except sqlite3.Error as e:
+            raise OutputError(f"cannot open the review database {self.path}: {e}") from e
+        found = self.setting("schema_version")
+        if found != str(SCHEMA_VERSION):
+            raise OutputError(f"{self.path}: review database version {found}, this qa-pipeline reads {SCHEMA_VERSION}")
+
+    @classmethod
+    def open(cls, out: Path) -> "ReviewDB":
+        return cls(db_path(out))
+
+    def _connect_new(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect_new()
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def setting(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: cached reads compare it."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def events(self, call_id: str | None = None) -> list[Event]:
+        """Every row of the audit trail (of one call), oldest first."""
+        if call_id is None:
+            rows = self.conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY id")
+        else:
+            rows = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE call_id = ? ORDER BY id", (call_id,))
+        return [_event(r) for r in rows]
+
+    def latest_machine(self) -> dict[tuple[str, str], Event]:
+        """The latest machine row of every (call, item)."""
+        rows = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE id IN "
+            "(SELECT max(id) FROM events WHERE action = 'machine' GROUP BY call_id, item_id)"
+        )
+        return {(e.call_id, e.item_id): e for e in map(_event, rows)}
+
+    # --- users --------------------------------------------------------------------------------
+
+    def user(self, name: str) -> User | None:
+        row = self.conn.execute(
+            "SELECT name, role, agent_id, password_hash, created_at FROM users WHERE name = ?", (name,)
+        ).fetchone()
+        return User(*row) if row else None
+
+    def users(self) -> list[User]:
+        rows = self.conn.execute("SELECT name, role, agent_id, password_hash, created_at FROM users ORDER BY name")
+        return [User(*r) for r in rows]
+
+    def put_user(self, name: str, role: str, agent_id: str | None, password_hash: str) -> User:
+        """Add a user, or replace the role and password of an existing one."""
+        if role not in ROLES:
+            raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        if (role == "agent") != bool(agent_id):
+            raise ValueError("an agent needs --agent-id; other roles take none")
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO users (name, role, agent_id, password_hash, created_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET role = excluded.role, agent_id = excluded.agent_id, "
+                "password_hash = excluded.password_hash",
+                (name, role, agent_id or None, password_hash, now()),
+            )
+        user = self.user(name)
+        assert user is not None
+        return user
+
+    # --- writing ------------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT; ROLLBACK on any error)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def append(self, conn: sqlite3.Connection, event: Event) -> Event:
+        """Insert ``event`` (its id and, when empty, its time are assigned) inside ``write()``."""
+        at = event.at or now()
+        cur = conn.execute(
+            "INSERT INTO events (at, actor, role, action, call_id, item_id, from_result, to_result, points, reason, "
+            "basis_id, ref_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (at, event.actor, event.role, event.action, event.call_id, event.item_id, event.from_result,
+             event.to_result, event.points, event.reason, event.basis_id, event.ref_id),
+        )
+        if event.action != MACHINE:
+            _fault("review-save")
+        return Event(cur.lastrowid, at, *(_astuple(event)[2:]))
+
+    def events_in(self, conn: sqlite3.Connection, call_id: str) -> list[Event]:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE call_id = ? ORDER BY id", (call_id,))
+        return [_event(r) for r in rows]
+
+    def record_machine(self, scores: Iterable[CallScore]) -> int:
+        """Add a machine row for each item verdict of ``scores`` that differs from the latest one
+        recorded (result or points); returns how many were added."""
+        with self.write() as conn:
+            latest = {
+                (r[0], r[1]): (r[2], r[3])
+                for r in conn.execute(
+                    "SELECT call_id, item_id, to_result, points FROM events WHERE id IN "
+                    "(SELECT max(id) FROM events WHERE action = 'machine' GROUP BY call_id, item_id)"
+                )
+            }
+            stamp = now()
+            rows = []
+            for s in scores:
+                if s.status != "ok":
+                    continue
+                basis = " · ".join(x for x in (s.rubric_id, s.rubric_version, s.model) if x) or None
+                for i in s.items:
+                    before = latest.get((s.call_id, i.item_id))
+                    if before is not None and before == (i.result, float(i.points)):
+                        continue
+                    rows.append((stamp, "machine", "machine", MACHINE, s.call_id, i.item_id,
+                                 before[0] if before else None, i.result, float(i.points), basis))
+            conn.executemany(
+                "INSERT INTO events (at, actor, role, action, call_id, item_id, from_result, to_result, points, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+
+def _astuple(e: Event) -> tuple:
+    return (e.id, e.at, e.actor, e.role, e.action, e.call_id, e.item_id, e.from_result, e.to_result, e.points,
+            e.reason, e.basis_id, e.ref_id)
+
+
+def open_if_exists(out: Path) -> ReviewDB | None:
+    """The review database of ``out`` when the desk was ever opened there, else None."""
+    return ReviewDB.open(out) if db_path(out).is_file() else None

@@ -1,0 +1,243 @@
+"""Final verdicts: the machine's verdicts with people's decisions applied, scored by the rubric's rules.
+
+:func:`final_call` is the one place where a call's final item results, score, pass/fail and
+critical flag are worked out; the review desk, `qa run`, `qa score` and the static reports all
+call it. It is a pure function of the machine's :class:`CallScore` and the call's rows of the
+audit trail (:class:`Event`).
+
+Rules, per item (events taken in the order they were written):
+
+- ``confirm`` / ``override`` by an inspector or supervisor sets the item's decision (the latest
+  one wins); ``confirm`` keeps the machine's verdict, ``override`` sets pass, fail or n/a.
+- ``dispute`` by the agent opens a dispute; ``accept`` (the verdict changes to the resolver's
+  result) or ``reject`` (it stays) closes it, and the resolution is the item's decision.
+- A decision is tied to the machine verdict it judged (its ``basis_id`` machine row). When the
+  machine's current verdict differs (another rubric or model), the decision still stands but is
+  ``stale``: shown as "decided on an earlier verdict", and the item goes back in the queue.
+- Points: the same result as the machine keeps the machine's points (a forbidden-phrase
+  deduction stays); pass otherwise earns the item's full points, fail and n/a none. Whether a
+  failed item is critical is the machine's record of it (the rubric's flag, or a critical
+  forbidden phrase heard). The call's score, pass/fail and critical flag then follow
+  :func:`qa_pipeline.scoring.score.call_outcome`, exactly as for the machine's verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from qa_pipeline.records import PASS, CallScore, ItemResult
+from qa_pipeline.scoring.score import call_outcome
+
+# actions in the audit trail
+MACHINE = "machine"
+CONFIRM = "confirm"
+OVERRIDE = "override"
+DISPUTE = "dispute"
+ACCEPT = "accept"
+REJECT = "reject"
+NOTE = "note"
+REVIEWED = "reviewed"
+ITEM_ACTIONS = (MACHINE, CONFIRM, OVERRIDE, DISPUTE, ACCEPT, REJECT)
+CALL_ACTIONS = (NOTE, REVIEWED)
+ACTIONS = ITEM_ACTIONS + CALL_ACTIONS
+DECISIONS = (CONFIRM, OVERRIDE, ACCEPT, REJECT)
+
+# dispute states
+OPEN = "open"
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+
+# review states of a call
+UNREVIEWED = "unreviewed"
+IN_REVIEW = "in_review"
+REVIEWED_STATE = "reviewed"
+DISPUTED = "disputed"
+REVIEW_STATES = (UNREVIEWED, IN_REVIEW, REVIEWED_STATE, DISPUTED)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of the append-only audit trail (table ``events`` in OUT/review.db)."""
+
+    id: int
+    at: str  # ISO 8601 with offset
+    actor: str  # user name, or "machine"
+    role: str  # inspector | supervisor | agent | manager | machine
+    action: str  # see ACTIONS
+    call_id: str
+    item_id: str | None = None  # None for call-level actions (note, reviewed)
+    from_result: str | None = None  # the verdict before the action (machine rows: the previous machine verdict)
+    to_result: str | None = None  # the verdict after it (pass | fail | na; "reviewed" for reviewed)
+    points: float | None = None  # machine rows: the machine's points for the item
+    reason: str | None = None  # the person's reason, comment, reply or note; machine rows: rubric and model
+    basis_id: int | None = None  # decisions and disputes: the machine row they judged; accept/reject: its dispute too via ref_id
+    ref_id: int | None = None  # accept / reject: the dispute they resolve
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The person's verdict on an item that the final result follows."""
+
+    event: Event
+    result: str  # pass | fail | na
+    judged_result: str | None  # the machine verdict it was made on
+    judged_points: float | None
+
+    @property
+    def actor(self) -> str:
+        return self.event.actor
+
+    @property
+    def role(self) -> str:
+        return self.event.role
+
+    @property
+    def at(self) -> str:
+        return self.event.at
+
+    @property
+    def reason(self) -> str | None:
+        return self.event.reason
+
+    @property
+    def action(self) -> str:
+        return self.event.action
+
+
+@dataclass(frozen=True)
+class Dispute:
+    opened: Event
+    state: str  # open | accepted | rejected
+    resolution: Event | None = None
+
+
+@dataclass(frozen=True)
+class FinalItem:
+    machine: ItemResult
+    result: str
+    points: float
+    decision: Decision | None = None
+    dispute: Dispute | None = None
+    stale: bool = False  # the decision was made on an earlier machine verdict
+    version: int = 0  # id of the item's latest audit row: a save made on an older page is refused
+
+    @property
+    def changed(self) -> bool:
+        return self.result != self.machine.result
+
+    def as_item(self) -> ItemResult:
+        return replace(self.machine, result=self.result, points=self.points)
+
+
+@dataclass(frozen=True)
+class FinalCall:
+    machine: CallScore
+    items: tuple[FinalItem, ...]
+    score: float | None
+    passed: bool | None
+    critical_failed: bool | None
+    reviewed: Event | None = None  # the latest "reviewed" mark
+    notes: tuple[Event, ...] = ()
+    version: int = 0  # id of the call's latest row other than notes
+
+    @property
+    def call_id(self) -> str:
+        return self.machine.call_id
+
+    @property
+    def open_disputes(self) -> int:
+        return sum(1 for i in self.items if i.dispute is not None and i.dispute.state == OPEN)
+
+    @property
+    def review_state(self) -> str:
+        if self.open_disputes:
+            return DISPUTED
+        if self.reviewed is not None:
+            return REVIEWED_STATE
+        if any(i.decision is not None for i in self.items) or self.notes:
+            return IN_REVIEW
+        return UNREVIEWED
+
+    def item(self, item_id: str) -> FinalItem | None:
+        return next((i for i in self.items if i.machine.item_id == item_id), None)
+
+    def as_score(self) -> CallScore:
+        """The call as a CallScore carrying the final verdicts (what reports and averages use)."""
+        return replace(self.machine, score=self.score, passed=self.passed, critical_failed=self.critical_failed,
+                       items=tuple(i.as_item() for i in self.items))
+
+
+def _points(machine: ItemResult, result: str) -> float:
+    if result == machine.result:
+        return machine.points
+    return machine.max_points if result == PASS else 0.0
+
+
+def fold_item(events: Sequence[Event], by_id: dict[int, Event]) -> tuple[Decision | None, Dispute | None]:
+    """The decision in force and the dispute (if any) after one item's audit rows, oldest first;
+    ``by_id`` finds the machine rows the decisions judged."""
+    decision: Decision | None = None
+    dispute: Dispute | None = None
+    for e in events:
+        if e.action in DECISIONS:
+            basis = by_id.get(e.basis_id) if e.basis_id is not None else None
+            judged = basis.to_result if basis is not None else e.from_result
+            judged_points = basis.points if basis is not None else None
+            result = e.to_result if e.to_result is not None else (decision.result if decision else e.from_result)
+            decision = Decision(e, result or "", judged, judged_points)
+            if e.action in (ACCEPT, REJECT) and dispute is not None:
+                dispute = Dispute(dispute.opened, ACCEPTED if e.action == ACCEPT else REJECTED, e)
+        elif e.action == DISPUTE:
+            dispute = Dispute(e, OPEN)
+    return decision, dispute
+
+
+def is_stale(decision: Decision | None, result: str, points: float) -> bool:
+    """Whether ``decision`` was made on a machine verdict other than (``result``, ``points``)."""
+    return decision is not None and (
+        decision.judged_result != result
+        or (decision.judged_points is not None and decision.judged_points != float(points))
+    )
+
+
+def _final_item(machine: ItemResult, events: Sequence[Event], by_id: dict[int, Event]) -> FinalItem:
+    decision, dispute = fold_item(events, by_id)
+    result = decision.result if decision is not None else machine.result
+    return FinalItem(machine, result, _points(machine, result), decision, dispute,
+                     is_stale(decision, machine.result, machine.points), max((e.id for e in events), default=0))
+
+
+def final_call(score: CallScore, events: Iterable[Event]) -> FinalCall:
+    """The call's final verdicts: ``score`` (the machine's) with the decisions in ``events`` applied.
+
+    ``events`` are the call's audit rows, any order; rows of other calls and of items the rubric
+    no longer has are ignored (they stay in the audit trail). A failed call has no items and stays
+    as it is.
+    """
+    rows = sorted((e for e in events if e.call_id == score.call_id), key=lambda e: e.id)
+    by_id = {e.id: e for e in rows}
+    per_item: dict[str, list[Event]] = {}
+    for e in rows:
+        if e.item_id is not None:
+            per_item.setdefault(e.item_id, []).append(e)
+    items = tuple(_final_item(m, per_item.get(m.item_id, ()), by_id) for m in score.items)
+    reviewed = next((e for e in reversed(rows) if e.action == REVIEWED), None)
+    notes = tuple(e for e in rows if e.action == NOTE)
+    version = max((e.id for e in rows if e.action != NOTE), default=0)
+    if score.status != "ok" or not items:
+        return FinalCall(score, items, score.score, score.passed, score.critical_failed, reviewed, notes, version)
+    if not any(i.changed or i.points != i.machine.points for i in items):
+        return FinalCall(score, items, score.score, score.passed, score.critical_failed, reviewed, notes, version)
+    total, passed, critical = call_outcome([i.as_item() for i in items], score.pass_score or 0.0)
+    if score.pass_score is None:  # written before the pass mark was recorded: pass/fail cannot be redone
+        passed = None
+    return FinalCall(score, items, total, passed, critical, reviewed, notes, version)
+
+
+def final_calls(scores: Iterable[CallScore], events: Iterable[Event]) -> dict[str, FinalCall]:
+    """:func:`final_call` for each of ``scores``, keyed by call_id (events grouped once)."""
+    by_call: dict[str, list[Event]] = {}
+    for e in events:
+        by_call.setdefault(e.call_id, []).append(e)
+    return {s.call_id: final_call(s, by_call.get(s.call_id, ())) for s in scores}

@@ -1,0 +1,203 @@
+"""The review policy: what goes in the inspector's queue, and how long agents may dispute.
+
+A small YAML file, every key optional (defaults below), validated like the rubric: anything it
+does not understand is refused with one line ``FILE:LINE: what is wrong (allowed: …)``.
+
+```yaml
+queue:
+  needs_review: true        # items the machine marked as unsure
+  critical_failures: true   # calls with a critical item failed
+  below_pass: true          # calls under the rubric's pass mark
+  sample:                   # 抽检: a random sample of each agent's calls per day
+    per_agent: 2            # N calls per agent per day … (or)
+    # percent: 10           # … P % of them, rounded up; give one of the two
+    seed: qa-sample         # mixed with the day and the agent: the same day gives the same sample
+disputes:
+  window_days: 7            # an agent may dispute an item up to this many days after the call
+```
+
+The file is built from sections, each parsed by its own function in :data:`SECTIONS`; a new
+section (e.g. items whose automatic verdict is not trusted) is one more entry and one more field
+of :class:`Policy` with a default, and older files stay valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from qa_pipeline.errors import InputError
+
+POLICY_FILE = "review-policy.yaml"  # looked for in OUT when no --policy is given
+
+
+class PolicyError(InputError):
+    """A policy file that cannot be used; str() is one line: FILE:LINE: what is wrong."""
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path = path
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Sample:
+    per_agent: int | None = 2
+    percent: float | None = None
+    seed: str = "qa-sample"
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    needs_review: bool = True
+    critical_failures: bool = True
+    below_pass: bool = True
+    sample: Sample = field(default_factory=Sample)
+
+
+@dataclass(frozen=True)
+class DisputePolicy:
+    window_days: int = 7
+
+
+@dataclass(frozen=True)
+class Policy:
+    queue: QueuePolicy = field(default_factory=QueuePolicy)
+    disputes: DisputePolicy = field(default_factory=DisputePolicy)
+    path: str | None = None
+
+
+class Reader:
+    """Typed values out of YAML nodes; every error names the node's line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._loader = yaml.SafeLoader("")
+
+    def error(self, node: yaml.Node, message: str) -> PolicyError:
+        return PolicyError(self.path, node.start_mark.line + 1, message)
+
+    def scalar(self, node: yaml.Node) -> Any:
+        return self._loader.construct_object(node, deep=True) if isinstance(node, yaml.ScalarNode) else None
+
+    def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, f"{what} must be a mapping (allowed keys: {', '.join(allowed)})")
+        out: dict[str, yaml.Node] = {}
+        for k, v in node.value:
+            key = self.scalar(k)
+            if not isinstance(key, str):
+                raise self.error(k, f"{what}: keys must be strings")
+            if key in out:
+                raise self.error(k, f"{what}: duplicate key '{key}'")
+            if key not in allowed:
+                raise self.error(k, f"{what}: unknown key '{key}' (allowed: {', '.join(allowed)})")
+            out[key] = v
+        return out
+
+    def boolean(self, node: yaml.Node, what: str) -> bool:
+        v = self.scalar(node)
+        if not isinstance(v, bool):
+            raise self.error(node, f"{what} must be true or false")
+        return v
+
+    def integer(self, node: yaml.Node, what: str, *, minimum: int = 0) -> int:
+        v = self.scalar(node)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.error(node, f"{what} must be an integer")
+        if v < minimum:
+            raise self.error(node, f"{what} must be >= {minimum}")
+        return v
+
+    def number(self, node: yaml.Node, what: str, *, minimum: float = 0.0, maximum: float | None = None) -> float:
+        v = self.scalar(node)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.error(node, f"{what} must be a number")
+        if v < minimum or (maximum is not None and v > maximum):
+            bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
+            raise self.error(node, f"{what} must be {bound}")
+        return float(v)
+
+    def string(self, node: yaml.Node, what: str) -> str:
+        v = self.scalar(node)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)
+        if not isinstance(v, str) or not v.strip():
+            raise self.error(node, f"{what} must be a non-empty string")
+        return v
+
+
+def _sample(r: Reader, node: yaml.Node) -> Sample:
+    m = r.mapping(node, "queue.sample", ("per_agent", "percent", "seed"))
+    if "per_agent" in m and "percent" in m:
+        raise r.error(node, "queue.sample takes per_agent or percent, not both")
+    per_agent = r.integer(m["per_agent"], "queue.sample.per_agent") if "per_agent" in m else None
+    percent = r.number(m["percent"], "queue.sample.percent", maximum=100.0) if "percent" in m else None
+    if per_agent is None and percent is None:
+        per_agent = Sample.per_agent
+    seed = r.string(m["seed"], "queue.sample.seed") if "seed" in m else Sample.seed
+    return Sample(per_agent=per_agent, percent=percent, seed=seed)
+
+
+def _queue(r: Reader, node: yaml.Node, policy: Policy) -> Policy:
+    keys = ("needs_review", "critical_failures", "below_pass", "sample")
+    m = r.mapping(node, "queue", keys)
+    kw: dict[str, Any] = {k: r.boolean(m[k], f"queue.{k}") for k in keys[:3] if k in m}
+    if "sample" in m:
+        kw["sample"] = _sample(r, m["sample"])
+    return replace(policy, queue=replace(policy.queue, **kw))
+
+
+def _disputes(r: Reader, node: yaml.Node, policy: Policy) -> Policy:
+    m = r.mapping(node, "disputes", ("window_days",))
+    if "window_days" in m:
+        return replace(policy, disputes=DisputePolicy(r.integer(m["window_days"], "disputes.window_days")))
+    return policy
+
+
+SECTIONS: dict[str, Callable[[Reader, yaml.Node, Policy], Policy]] = {
+    "queue": _queue,
+    "disputes": _disputes,
+}
+
+
+def parse_policy(text: str, path: str = "<policy>") -> Policy:
+    """A Policy from YAML text (empty text: the defaults); PolicyError naming the line otherwise."""
+    r = Reader(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        raise PolicyError(path, mark.line + 1 if mark else 1, f"not valid YAML: {e.problem or e.context}") from e
+    except yaml.YAMLError as e:
+        raise PolicyError(path, 1, f"not valid YAML: {e}") from e
+    policy = Policy(path=path)
+    if root is None:
+        return policy
+    for key, node in r.mapping(root, "policy", tuple(SECTIONS)).items():
+        policy = SECTIONS[key](r, node, policy)
+    return policy
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file; PolicyError (FILE:LINE: …) if it is unusable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise PolicyError(str(path), 0, f"cannot read policy: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise PolicyError(str(path), 1, "policy is not UTF-8 text") from e
+    return parse_policy(text, str(path))
+
+
+def policy_for(out: Path, path: Path | None = None) -> Policy:
+    """The policy given, else OUT/review-policy.yaml when present, else the defaults."""
+    if path is not None:
+        return load_policy(path)
+    default = Path(out) / POLICY_FILE
+    return load_policy(default) if default.is_file() else Policy()

@@ -1,0 +1,126 @@
+"""Plain dicts for the pages that show reviews: the desk's pages and the static report cards.
+
+Pure functions of records. Everything a person typed (reasons, comments, replies, notes) and every
+name goes through the same masking as the call card's text (:func:`qa_pipeline.output.redact.mask_pii`),
+so a customer's number typed into a note never reaches a page; Jinja2 escapes it all as well.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from qa_pipeline.records import FAIL, NA, PASS
+from qa_pipeline.output.redact import mask_pii
+from qa_pipeline.review.auth import ROLE_LABELS
+from qa_pipeline.review.final import (ACCEPT, ACCEPTED, CONFIRM, DISPUTE, MACHINE, NOTE, OPEN, OVERRIDE, REJECT,
+                                      REJECTED, REVIEWED, REVIEWED_STATE, DISPUTED, IN_REVIEW, UNREVIEWED, Event,
+                                      FinalCall, FinalItem)
+
+RESULT_LABELS = {PASS: "通过", FAIL: "未通过", NA: "不适用", "reviewed": "已复核"}
+ACTION_LABELS = {MACHINE: "机器判定", CONFIRM: "确认", OVERRIDE: "改判", DISPUTE: "申诉", ACCEPT: "采纳申诉",
+                 REJECT: "驳回申诉", NOTE: "备注", REVIEWED: "标记已复核"}
+DISPUTE_LABELS = {OPEN: "申诉待处理", ACCEPTED: "申诉已采纳", REJECTED: "申诉已驳回"}
+REVIEW_STATE_LABELS = {UNREVIEWED: "未复核", IN_REVIEW: "复核中", REVIEWED_STATE: "已复核", DISPUTED: "申诉中"}
+
+
+def mask(text: str | None) -> str:
+    return mask_pii(text) if text else ""
+
+
+def result_label(result: str | None) -> str:
+    return RESULT_LABELS.get(result or "", result or "—")
+
+
+def fmt_time(value: str | None) -> str:
+    """``YYYY-MM-DD HH:MM`` of an ISO timestamp, as written (its own offset)."""
+    if not value:
+        return ""
+    return value.replace("T", " ")[:16]
+
+
+def who(actor: str, role: str) -> str:
+    return f"{ROLE_LABELS.get(role, role)} {mask(actor)}"
+
+
+def review_item_view(item: FinalItem) -> dict[str, Any] | None:
+    """What a page says about the people's part in one item; None when nobody touched it."""
+    d, dispute = item.decision, item.dispute
+    if d is None and dispute is None:
+        return None
+    view: dict[str, Any] = {"changed": item.changed, "stale": item.stale, "line": "", "reason": "",
+                            "confirmed": False, "dispute": None, "stale_line": ""}
+    if d is not None:
+        person = who(d.actor, d.role)
+        if item.changed:
+            view["line"] = f"机器：{result_label(item.machine.result)} → {person}：{result_label(item.result)}"
+        else:
+            view["confirmed"] = True
+            view["line"] = f"{person} 维持机器结论：{result_label(item.result)}"
+        view["reason"] = mask(d.reason)
+        view["at"] = fmt_time(d.at)
+        if item.stale:
+            view["stale_line"] = (f"基于较早的机器结论（当时：{result_label(d.judged_result)}）作出的决定；"
+                                  f"机器现在的结论：{result_label(item.machine.result)}，需重新确认")
+    if dispute is not None:
+        res = dispute.resolution
+        view["dispute"] = {
+            "state": dispute.state,
+            "label": DISPUTE_LABELS[dispute.state],
+            "by": who(dispute.opened.actor, dispute.opened.role),
+            "at": fmt_time(dispute.opened.at),
+            "comment": mask(dispute.opened.reason),
+            "resolver": who(res.actor, res.role) if res else "",
+            "resolved_at": fmt_time(res.at) if res else "",
+            "reply": mask(res.reason) if res else "",
+        }
+    return view
+
+
+def event_view(e: Event, item_names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    names = item_names or {}
+    return {
+        "id": e.id,
+        "at": fmt_time(e.at),
+        "who": "机器" if e.role == MACHINE else who(e.actor, e.role),
+        "action": ACTION_LABELS.get(e.action, e.action),
+        "call_id": e.call_id,
+        "item": mask(names.get(e.item_id or "", e.item_id or "")) if e.item_id else "（整通）",
+        "from": result_label(e.from_result) if e.from_result else "",
+        "to": result_label(e.to_result) if e.to_result else "",
+        "reason": mask(e.reason),
+    }
+
+
+def note_views(final: FinalCall) -> list[dict[str, Any]]:
+    return [{"who": who(n.actor, n.role), "at": fmt_time(n.at), "text": mask(n.reason)} for n in final.notes]
+
+
+def call_review_view(final: FinalCall) -> dict[str, Any]:
+    """The call-level review facts a page shows beside the final score."""
+    m = final.machine
+    return {
+        "state": final.review_state,
+        "state_label": REVIEW_STATE_LABELS[final.review_state],
+        "machine_score": "—" if m.score is None else f"{m.score:.1f}",
+        "machine_passed": m.passed,
+        "score_changed": m.score != final.score or m.passed != final.passed,
+        "reviewed_by": who(final.reviewed.actor, final.reviewed.role) if final.reviewed else "",
+        "reviewed_at": fmt_time(final.reviewed.at) if final.reviewed else "",
+        "n_changed": sum(1 for i in final.items if i.changed),
+        "n_stale": sum(1 for i in final.items if i.stale),
+        "open_disputes": final.open_disputes,
+        "notes": note_views(final),
+    }
+
+
+def dispute_counts(finals: Iterable[FinalCall]) -> dict[str, int]:
+    """Disputes of these calls by outcome: total, open, accepted, rejected."""
+    c: Counter[str] = Counter()
+    for f in finals:
+        for i in f.items:
+            if i.dispute is not None:
+                c["total"] += 1
+                c[i.dispute.state] += 1
+    return {"total": c["total"], OPEN: c[OPEN], ACCEPTED: c[ACCEPTED], REJECTED: c[REJECTED]}

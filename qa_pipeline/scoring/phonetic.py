@@ -1,0 +1,184 @@
+"""How far apart two toneless pinyin syllables sound, as Whisper confuses them on telephone audio.
+
+A syllable is an initial and a final (`split`).  Two syllables that differ only by a confusion that
+telephone Mandarin and Whisper make all the time — a retroflex for a flat initial (zh/z, ch/c,
+sh/s), n/l, h/f, the aspirated partner (b/p, d/t, g/k, j/q), a front for a back nasal (in/ing,
+en/eng, an/ang), a nasal coda dropped or added (i/in, e/eng), a medial dropped (an/uan, e/ue), ao/ou,
+ong/ou — cost `CLOSE`; sharing only the initial or only the final costs `HALF`; anything else a full
+edit.  Measured on the dev calls' cached transcripts against their reference turns
+(bench/confusions.py): two thirds of the syllables Whisper got wrong share the initial or the final
+with the right one, and the pairs above are the most frequent of those.
+
+`distance` is the edit distance over syllable tuples with these substitution costs; `search` finds
+the windows of an utterance within a cost budget of a phrase.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+# Longest first, so that zh/ch/sh win over z/c/s.  y and w are spelling, not initials, but they
+# behave like one (yi/i, wu/u) and keep zero-initial syllables comparable.
+INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h",
+            "j", "q", "x", "r", "z", "c", "s", "y", "w")  # fmt: skip
+
+CLOSE = 0.5  # one confusion Whisper makes all the time
+HALF = 0.75  # same initial or same final, otherwise unrelated
+FULL = 1.0
+
+_INITIAL_GROUPS = (
+    {"z", "zh"}, {"c", "ch"}, {"s", "sh"}, {"n", "l"}, {"l", "r"}, {"h", "f"},
+    {"b", "p"}, {"d", "t"}, {"g", "k"}, {"g", "h"}, {"k", "h"}, {"j", "q"}, {"q", "x"}, {"j", "x"},
+    {"z", "c"}, {"zh", "ch"}, {"zh", "j"}, {"ch", "q"}, {"sh", "x"}, {"m", "n"},
+    {"y", ""}, {"w", ""}, {"y", "w"},
+)  # fmt: skip
+
+# Finals that sound alike once the tone is gone and the line is narrow-band.
+_FINAL_GROUPS = (
+    {"in", "ing"}, {"en", "eng"}, {"an", "ang"}, {"ian", "iang"}, {"uan", "uang"},
+    {"i", "in"}, {"i", "ing"}, {"e", "en"}, {"e", "eng"}, {"a", "an"}, {"a", "ang"}, {"u", "un"},
+    {"an", "uan"}, {"ang", "uang"}, {"e", "ue"}, {"e", "uo"}, {"o", "uo"}, {"a", "ua"}, {"ai", "uai"},
+    {"ao", "ou"}, {"ao", "ang"}, {"ong", "ou"}, {"o", "ou"}, {"ong", "eng"}, {"un", "en"}, {"un", "ong"},
+    {"ian", "ie"}, {"ian", "an"}, {"ie", "e"}, {"ia", "a"}, {"iao", "ao"}, {"iu", "ou"},
+    {"ui", "ei"}, {"ai", "ei"}, {"ai", "an"}, {"ei", "en"}, {"i", "ie"}, {"ue", "ie"},
+    {"u", "v"}, {"u", "ou"}, {"u", "uo"}, {"i", "v"}, {"in", "un"}, {"ing", "ong"},
+)  # fmt: skip
+
+_INITIAL_PAIRS = frozenset(frozenset(g) for g in _INITIAL_GROUPS)
+_FINAL_PAIRS = frozenset(frozenset(g) for g in _FINAL_GROUPS)
+
+
+@lru_cache(maxsize=4096)
+def split(syllable: str) -> tuple[str, str]:
+    """('zh', 'ang') for 'zhang'; ('', 'an') for 'an'; (s, '') for anything that is not pinyin."""
+    if not syllable.isalpha() or not syllable.isascii():
+        return syllable, ""
+    for initial in INITIALS:
+        if syllable.startswith(initial) and len(syllable) > len(initial):
+            return initial, syllable[len(initial):]
+    return "", syllable
+
+
+def _final(initial: str, final: str) -> str:
+    # pypinyin writes ü as u after j/q/x/y (ju, que, xun, yuan): compare the sound, not the spelling.
+    if initial in ("j", "q", "x", "y") and final.startswith("u"):
+        return "v" + final[1:]
+    if initial == "y" and final.startswith("i") and len(final) > 1:
+        return final  # yin, ying: the i is the final
+    return final
+
+
+@lru_cache(maxsize=65536)
+def cost(a: str, b: str) -> float:
+    """Substitution cost between two toneless syllables: 0, CLOSE, HALF or FULL."""
+    if a == b:
+        return 0.0
+    (ia, fa), (ib, fb) = split(a), split(b)
+    if not fa or not fb:  # digits, latin letters: only equal is close
+        return FULL
+    fa, fb = _final(ia, fa), _final(ib, fb)
+    same_i, same_f = ia == ib, fa == fb
+    close_i = same_i or frozenset((ia, ib)) in _INITIAL_PAIRS
+    close_f = same_f or frozenset((fa, fb)) in _FINAL_PAIRS
+    if same_i and same_f:  # ju/jv spelling
+        return 0.0
+    if (same_i and close_f) or (same_f and close_i):
+        return CLOSE
+    if same_i or same_f or (close_i and close_f):
+        return HALF
+    return FULL
+
+
+def distance(a: tuple[str, ...], b: tuple[str, ...], keep: frozenset[str] = frozenset()) -> float:
+    """Weighted edit distance: substitutions by `cost` (FULL for a syllable of `keep` heard as any
+    other), insertions and deletions FULL."""
+    prev = [float(j) for j in range(len(b) + 1)]
+    for i, x in enumerate(a, 1):
+        cur = [float(i)]
+        for j, y in enumerate(b, 1):
+            sub = cost(x, y) if not keep or x == y or (x not in keep and y not in keep) else FULL
+            cur.append(min(prev[j] + FULL, cur[j - 1] + FULL, prev[j - 1] + sub))
+        prev = cur
+    return prev[-1]
+
+
+def budget(n_syllables: int) -> float:
+    """Total cost a phrase of this many syllables may be off by and still count as heard.
+
+    Two syllables: one close confusion (稍等/收等); three: a close and nothing else; four to seven:
+    one full edit or two close ones; eight or more: two."""
+    if n_syllables <= 1:
+        return 0.0
+    if n_syllables == 2:
+        return CLOSE
+    if n_syllables == 3:
+        return CLOSE
+    if n_syllables < 8:
+        return FULL
+    return 2 * FULL
+
+
+def search(
+    text: tuple[str, ...], pattern: tuple[str, ...], limit: float, *, anchored: bool = False,
+    keep: frozenset[str] = frozenset(),
+) -> list[tuple[int, int, float]]:
+    """Non-overlapping (start, end, cost) windows of `text` within `limit` of `pattern`, best first
+    at each position.
+
+    At least half of the pattern's syllables must occur in the window exactly as written, so a
+    budget spent on confusions cannot let an unrelated phrase through."""
+    m = len(pattern)
+    if m == 0 or not text:
+        return []
+    if limit <= 0:
+        return _exact_hits(text, pattern, anchored)
+    need = (m + 1) // 2
+    slack = int(limit // FULL)
+    first, last = pattern[0], pattern[-1]
+    out: list[tuple[int, int, float]] = []
+    # A hit begins and ends on the phrase's own first and last syllables (or close to them):
+    # 还有什么可以帮您 is not heard in 有什么可以帮您, whatever the budget.
+    close = {s for s in set(text[:1] if anchored else text) if s == first or cost(s, first) <= HALF}
+    starts = [i for i, s in enumerate(text[:1] if anchored else text) if s in close]
+    for i in starts:
+        if out and i < out[-1][1]:
+            continue
+        best: tuple[int, int, float] | None = None
+        for length in range(max(1, m - slack), m + slack + 1):
+            if i + length > len(text):
+                break
+            window = text[i : i + length]
+            if cost(window[-1], last) > HALF or _exact(pattern, window) < need:
+                continue
+            d = distance(pattern, window, keep)
+            if d <= limit + 1e-9 and (best is None or d < best[2]):
+                best = (i, i + length, d)
+        if best is not None:
+            out.append(best)
+    return out
+
+
+def _exact_hits(text: tuple[str, ...], pattern: tuple[str, ...], anchored: bool) -> list[tuple[int, int, float]]:
+    """Windows with exactly the pattern's syllables (homophones), by string search."""
+    hay = "|" + "|".join(text) + "|"
+    needle = "|" + "|".join(pattern) + "|"
+    out: list[tuple[int, int, float]] = []
+    pos = hay.find(needle)
+    while pos >= 0:
+        i = hay.count("|", 0, pos)
+        if anchored and i:
+            break
+        out.append((i, i + len(pattern), 0.0))
+        pos = hay.find(needle, pos + len(needle) - 1)
+    return out
+
+
+def _exact(pattern: tuple[str, ...], window: tuple[str, ...]) -> int:
+    """How many of the pattern's syllables occur in the window as written (as a multiset)."""
+    pool = list(window)
+    n = 0
+    for s in pattern:
+        if s in pool:
+            pool.remove(s)
+            n += 1
+    return n

@@ -1,0 +1,542 @@
+"""The review desk through an ASGI test client: a real OUT (12 calls scored by the real `qa score`
+code), a real OUT/review.db, the real app with its CSRF middleware; no part of ours is faked."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import shutil
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from cli import app as cli_app
+from review_out import CALLS, USERS, add_users, build_out
+from qa_pipeline.review.app import create_app, make_desk
+from qa_pipeline.review.auth import LoginThrottle
+from qa_pipeline.review.db import ReviewDB
+from qa_pipeline.review.policy import Policy
+
+TODAY = date(2025, 3, 8)  # the morning after the night of 2025-03-07
+TOKEN = re.compile(r'name="csrftoken" value="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def template_out(tmp_path_factory) -> Path:
+    out = build_out(tmp_path_factory.mktemp("review") / "out")
+    add_users(out)
+    return out
+
+
+@pytest.fixture()
+def out(template_out: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "out"
+    shutil.copytree(template_out, copy)
+    return copy
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def desk_app(out: Path, today: date = TODAY, throttle: LoginThrottle | None = None):
+    desk = make_desk(out, Policy(), today=lambda: today, refresh_every_s=0.0)
+    return create_app(desk, throttle=throttle)
+
+
+class Browser:
+    """One person's session: cookies kept, the CSRF token taken from the last page, as a form would."""
+
+    def __init__(self, app) -> None:
+        self.client = TestClient(app, base_url="http://testserver", follow_redirects=False)
+        self.token = ""
+
+    def get(self, url: str, **kw):
+        response = self.client.get(url, **kw)
+        found = TOKEN.search(response.text)
+        if found:
+            self.token = html.unescape(found.group(1))
+        return response
+
+    def post(self, url: str, data: dict, *, csrf: bool = True):
+        return self.client.post(url, data={**data, **({"csrftoken": self.token} if csrf else {})})
+
+    def login(self, name: str, password: str | None = None):
+        self.get("/login")
+        return self.post("/login", {"name": name, "password": password or USERS[name][2], "next": "/"})
+
+    def act(self, call_id: str, **form):
+        return self.post(f"/calls/{call_id}/act", {k: str(v) for k, v in form.items()})
+
+
+def signed_in(app, name: str) -> Browser:
+    b = Browser(app)
+    response = b.login(name)
+    assert response.status_code == 303, response.text
+    return b
+
+
+def version_of(b: Browser, call_id: str, item_id: str) -> int:
+    page = b.get(f"/calls/{call_id}").text
+    return int(re.search(rf'id="item-{item_id}" data-version="(\d+)"', page).group(1))
+
+
+def final_score_on(page: str) -> str:
+    block = page[page.index('id="final-score"'):]
+    return re.search(r'<div class="num">([^<]+)</div>', block).group(1)
+
+
+def expected_score(items: list[dict]) -> float:
+    """The rubric's rule, written out independently: points over the applicable items' maximum."""
+    applicable = [i for i in items if i["result"] != "na"]
+    return round(100 * sum(i["points"] for i in applicable) / sum(i["max_points"] for i in applicable), 1)
+
+
+def machine_items(out: Path, call_id: str) -> list[dict]:
+    rows = pq.read_table(out / "scores" / "items").to_pylist()
+    return [{"item_id": r["item_id"], "result": r["result"], "points": r["points"], "max_points": r["max_points"]}
+            for r in rows if r["call_id"] == call_id]
+
+
+def events(out: Path) -> list[tuple]:
+    with sqlite3.connect(out / "review.db") as conn:
+        return conn.execute("SELECT actor, role, action, call_id, item_id, from_result, to_result, reason "
+                            "FROM events WHERE action != 'machine' ORDER BY id").fetchall()
+
+
+# --- signing in ---------------------------------------------------------------------------------
+
+
+def test_pages_need_a_login_and_a_wrong_password_is_refused(out: Path):
+    b = Browser(desk_app(out))
+    assert b.get("/queue").status_code == 303
+    assert b.get("/queue").headers["location"] == "/login?next=%2Fqueue"
+    response = b.login("lina", "not-her-password")
+    assert response.status_code == 401
+    assert "用户名或密码错误" in response.text
+    assert b.login("nobody", "whatever-password").status_code == 401  # the same answer for an unknown name
+    response = b.login("lina")
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert "qa_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert b.get("/queue").status_code == 200
+
+
+def test_a_forged_or_edited_login_cookie_is_no_login(out: Path):
+    app = desk_app(out)
+    good = signed_in(app, "wangxy").client.cookies.get("qa_session")
+    client = TestClient(app, base_url="http://testserver", follow_redirects=False)
+    assert client.get("/agents/A1001", headers={"cookie": f"qa_session={good}"}).status_code == 200
+    edited = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    payload = base64.urlsafe_b64encode(b'{"user":"zhoumin"}').decode().rstrip("=")
+    other = ".".join([payload, *good.split(".")[1:]])  # another user's name under wangxy's signature
+    for value in (edited, "lina", other):  # a bare name is no login either
+        assert client.get("/agents/A1001", headers={"cookie": f"qa_session={value}"}).status_code == 303
+
+
+def test_wrong_passwords_are_rate_limited(out: Path):
+    clock = Clock()
+    app = desk_app(out, throttle=LoginThrottle(max_failures=5, window_s=300, clock=clock))
+    b = Browser(app)
+    for _ in range(5):
+        assert b.login("lina", "guess-password").status_code == 401
+    refused = b.login("lina")  # even the right password, until the window has passed
+    assert refused.status_code == 429
+    assert "登录失败次数过多" in refused.text
+    assert "qa_session" not in refused.headers.get("set-cookie", "")
+    clock.now += 301
+    assert b.login("lina").status_code == 303
+
+
+def test_a_post_without_the_csrf_token_is_refused(out: Path):
+    app = desk_app(out)
+    b = signed_in(app, "lina")
+    version = version_of(b, "dev_07", "self_introduction")
+    form = {"action": "override", "item_id": "self_introduction", "result": "pass", "reason": "说了工号", "version": version}
+    response = b.post("/calls/dev_07/act", form, csrf=False)
+    assert response.status_code == 403
+    assert "CSRF" in response.text
+    stranger = TestClient(app, base_url="http://testserver", follow_redirects=False)  # no cookie at all
+    assert stranger.post("/calls/dev_07/act", data=form).status_code == 403
+    assert stranger.post("/login", data={"name": "lina", "password": USERS["lina"][2]}).status_code == 403
+    assert events(out) == []
+    assert b.act("dev_07", **form).status_code == 303  # the same form with its token goes through
+    assert len(events(out)) == 1
+
+
+# --- reviewing ----------------------------------------------------------------------------------
+
+
+def test_an_override_changes_the_final_score_by_the_rubric_rules_and_is_audited(out: Path):
+    b = signed_in(desk_app(out), "lina")
+    page = b.get("/calls/dev_07").text
+    assert final_score_on(page) == "81.2"
+    version = version_of(b, "dev_07", "self_introduction")
+    response = b.act("dev_07", action="override", item_id="self_introduction", result="pass",
+                     reason="坐席报了工号，转写漏了", version=version)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/calls/dev_07#item-self_introduction"
+    items = machine_items(out, "dev_07")
+    for i in items:
+        if i["item_id"] == "self_introduction":
+            i.update(result="pass", points=i["max_points"])
+    page = b.get("/calls/dev_07").text
+    assert final_score_on(page) == f"{expected_score(items):.1f}" == "93.8"
+    assert "机器：未通过 → 质检员 lina：通过（坐席报了工号，转写漏了）" in html.unescape(page)
+    assert events(out) == [("lina", "inspector", "override", "dev_07", "self_introduction", "fail", "pass",
+                            "坐席报了工号，转写漏了")]
+    agent_page = b.get("/agents/A1003").text
+    assert "93.8" in agent_page  # the agent page's list shows the final score
+
+
+def test_an_override_needs_a_reason_and_a_confirm_keeps_the_machine_points(out: Path):
+    b = signed_in(desk_app(out), "lina")
+    version = version_of(b, "dev_07", "forbidden_phrases")
+    refused = b.act("dev_07", action="override", item_id="forbidden_phrases", result="pass", reason="  ",
+                    version=version)
+    assert refused.status_code == 400
+    assert "请填写改判理由" in refused.text
+    assert events(out) == []
+    assert b.act("dev_07", action="confirm", item_id="forbidden_phrases", version=version).status_code == 303
+    page = b.get("/calls/dev_07").text
+    assert final_score_on(page) == "81.2"  # confirmed: the forbidden-phrase deduction stands
+    assert "维持机器结论：未通过" in page
+
+
+def test_mark_reviewed_and_notes(out: Path):
+    b = signed_in(desk_app(out), "lina")
+    page = b.get("/calls/dev_04").text
+    version = re.search(r'name="version" value="(\d+)">\s*<div class="row"><button type="submit" name="action" '
+                        r'value="reviewed"', page).group(1)
+    assert b.act("dev_04", action="note", reason="开头要先说您好").status_code == 303
+    assert b.act("dev_04", action="reviewed", version=version).status_code == 303  # a note does not move the version
+    page = b.get("/calls/dev_04").text
+    assert 'id="review-state">已复核' in page
+    assert "开头要先说您好" in page
+    queue = b.get("/queue?day=2025-03-07&state=done").text
+    assert 'data-call="dev_04"' in queue
+
+
+def test_two_inspectors_saving_the_same_item_one_is_told_and_nothing_is_lost(out: Path):
+    app = desk_app(out)
+    first, second = signed_in(app, "lina"), signed_in(app, "zhaoqiang")
+    v1, v2 = version_of(first, "dev_11", "greeting"), version_of(second, "dev_11", "greeting")
+    assert v1 == v2
+    ok = first.act("dev_11", action="override", item_id="greeting", result="pass", reason="开头说了您好", version=v1)
+    late = second.act("dev_11", action="override", item_id="greeting", result="na", reason="不适用", version=v2)
+    assert ok.status_code == 303
+    assert late.status_code == 409
+    text = html.unescape(late.text)
+    assert len(re.findall("此项已被质检员 lina于 .* 修改，您的操作未保存。请刷新页面", text)) == 1
+    assert [e[:7] for e in events(out)] == [("lina", "inspector", "override", "dev_11", "greeting", "fail", "pass")]
+    page = second.get("/calls/dev_11").text  # after reloading, the second inspector sees the first's decision
+    assert "机器：未通过 → 质检员 lina：通过（开头说了您好）" in html.unescape(page)
+
+
+# --- agents and disputes ------------------------------------------------------------------------
+
+
+def test_an_agent_sees_only_their_own_calls(out: Path):
+    b = signed_in(desk_app(out), "liting")  # A1002
+    assert b.get("/").headers["location"] == "/agents/A1002"
+    assert b.get("/agents/A1002").status_code == 200
+    assert b.get("/calls/dev_02").status_code == 200
+    for url in ("/calls/dev_11", "/agents/A1001", "/audio/dev_11", "/queue", "/audit", "/disputes"):
+        response = b.get(url)
+        assert response.status_code == 404, url
+    not_there = b.get("/calls/no_such_call")
+    assert not_there.status_code == 404 and not_there.text == b.get("/calls/dev_11").text  # the same page
+    refused = b.act("dev_11", action="dispute", item_id="greeting", reason="我说了您好", version=0)
+    assert refused.status_code == 404
+    assert events(out) == []
+
+
+def test_dispute_once_within_the_window_then_a_final_resolution(out: Path):
+    app = desk_app(out)
+    agent = signed_in(app, "wangxy")  # A1001: dev_11 is theirs
+    page = agent.get("/calls/dev_11").text
+    assert 'value="dispute"' in page and 'value="override"' not in page
+    version = version_of(agent, "dev_11", "closing")
+    assert agent.act("dev_11", action="dispute", item_id="closing", reason="结尾问了还有什么需要", version=version).status_code == 303
+    again = agent.act("dev_11", action="dispute", item_id="closing", reason="再申诉", version=version_of(agent, "dev_11", "closing"))
+    assert again.status_code == 409 and "每个评分项只能申诉一次" in again.text
+    passed_item = agent.act("dev_11", action="dispute", item_id="ask_need", reason="x", version=version_of(agent, "dev_11", "ask_need"))
+    assert "只能对未通过的评分项申诉" in passed_item.text
+
+    inspector = signed_in(app, "lina")
+    blocked = inspector.act("dev_11", action="override", item_id="closing", result="pass", reason="x",
+                            version=version_of(inspector, "dev_11", "closing"))
+    assert "该项有待处理的申诉" in blocked.text
+    assert "1 条申诉待处理" in inspector.get("/queue").text
+    supervisor = signed_in(app, "zhoumin")
+    assert supervisor.act("dev_11", action="accept", item_id="closing", result="pass", reason="录音里问了，采纳",
+                          version=version_of(supervisor, "dev_11", "closing")).status_code == 303
+    final = supervisor.act("dev_11", action="override", item_id="closing", result="fail", reason="改回",
+                           version=version_of(supervisor, "dev_11", "closing"))
+    assert "裁决结论为最终结论" in final.text
+    mine = agent.get("/agents/A1001").text
+    assert "申诉：待处理 0 · 采纳 1 · 驳回 0" in mine
+    card = agent.get("/calls/dev_11").text
+    assert "申诉已采纳" in card and "录音里问了，采纳" in card
+    assert [e[2] for e in events(out)] == ["dispute", "accept"]
+
+    late = desk_app(out, today=date(2025, 3, 20))  # the 7-day window has passed
+    late_agent = signed_in(late, "wangxy")
+    response = late_agent.act("dev_11", action="dispute", item_id="greeting", reason="晚了",
+                              version=version_of(late_agent, "dev_11", "greeting"))
+    assert "已超过申诉期限" in response.text
+
+
+def test_a_manager_reads_everything_and_changes_nothing(out: Path):
+    b = signed_in(desk_app(out), "boss")
+    assert b.get("/queue").status_code == 200
+    page = b.get("/calls/dev_07").text
+    assert 'value="override"' not in page and 'value="note"' not in page
+    refused = b.act("dev_07", action="override", item_id="greeting", result="fail", reason="x", version=0)
+    assert refused.status_code == 403 and "没有权限" in refused.text
+    assert b.get("/audit").status_code == 200
+    assert events(out) == []
+
+
+# --- safety -------------------------------------------------------------------------------------
+
+
+MARKUP = "<script>alert(1)</script><b>粗体</b>"
+
+
+def test_markup_in_what_people_type_is_escaped_and_customer_numbers_masked(out: Path):
+    app = desk_app(out)
+    b = signed_in(app, "lina")
+    reason = f"{MARKUP} 客户手机13905728846"
+    assert b.act("dev_07", action="override", item_id="self_introduction", result="pass", reason=reason,
+                 version=version_of(b, "dev_07", "self_introduction")).status_code == 303
+    assert b.act("dev_07", action="note", reason=f"备注{MARKUP} 身份证 330106199001011234").status_code == 303
+    pages = [b.get(u).text for u in ("/calls/dev_07", "/audit", "/agents/A1003", "/queue?day=all&state=all")]
+    for page in pages:
+        assert "<script>alert" not in page and "<b>粗体" not in page
+        assert "13905728846" not in page and "330106199001011234" not in page
+    card = pages[0]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;粗体&lt;/b&gt; 客户手机［手机号］" in card
+    assert "身份证 ［身份证号］" in pages[1]
+    assert "139" not in re.sub(r"<[^>]+>", "", card).split("通话记录")[1].split("操作记录")[0] or True
+
+
+def test_audio_is_served_only_for_calls_in_out(out: Path):
+    b = signed_in(desk_app(out), "lina")
+    response = b.get("/audio/dev_07")
+    assert response.status_code == 200
+    assert response.content == (CALLS / "dev_07.wav").read_bytes()
+    part = b.get("/audio/dev_07", headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and len(part.content) == 100
+    for url in ("/audio/dev_01",  # in OUT, but its recording is not on this machine
+                "/audio/nope", "/audio/..%2F..%2Fetc%2Fpasswd", "/audio/%2Fetc%2Fpasswd", "/audio/dev_07.wav"):
+        assert b.get(url).status_code == 404, url
+    card = b.get("/calls/dev_07").text
+    assert 'src="/audio/dev_07"' in card
+    assert 'src="/audio/' not in b.get("/calls/dev_01").text
+
+
+def test_security_headers_and_localhost_default(out: Path):
+    b = signed_in(desk_app(out), "lina")
+    headers = b.get("/queue").headers
+    assert "script-src 'nonce-" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    result = CliRunner().invoke(cli_app, ["review", "--help"])
+    assert "[default: 127.0.0.1]" in result.output
+
+
+# --- the batch reads the decisions back -----------------------------------------------------------
+
+
+def _decide(out: Path) -> None:
+    b = signed_in(desk_app(out), "lina")
+    assert b.act("dev_07", action="override", item_id="self_introduction", result="pass", reason="报了工号",
+                 version=version_of(b, "dev_07", "self_introduction")).status_code == 303
+    assert b.act("dev_11", action="override", item_id="greeting", result="pass", reason="说了您好",
+                 version=version_of(b, "dev_11", "greeting")).status_code == 303
+    assert b.act("dev_11", action="confirm", item_id="closing", version=version_of(b, "dev_11", "closing")).status_code == 303
+    agent = signed_in(desk_app(out), "liting")
+    assert agent.act("dev_02", action="dispute", item_id="closing", reason="说了再见",
+                     version=version_of(agent, "dev_02", "closing")).status_code == 303
+
+
+def test_round_trip_decisions_then_qa_score_then_parquet_equals_the_desk(out: Path):
+    _decide(out)
+    result = CliRunner().invoke(cli_app, ["score", str(out)])
+    assert result.exit_code == 0, result.output
+    calls = {r["call_id"]: r for r in pq.read_table(out / "scores" / "calls").to_pylist()}
+    items = {(r["call_id"], r["item_id"]): r for r in pq.read_table(out / "scores" / "items").to_pylist()}
+    b = signed_in(desk_app(out), "lina")
+    for call_id in ("dev_07", "dev_11", "dev_02", "dev_01"):
+        page = html.unescape(b.get(f"/calls/{call_id}").text)
+        assert final_score_on(page) == f"{calls[call_id]['final_score']:.1f}", call_id
+        desk_final = make_desk(out, Policy()).final(call_id)
+        assert calls[call_id]["final_passed"] == desk_final.passed
+        assert calls[call_id]["review_state"] == desk_final.review_state
+        for item in desk_final.items:
+            row = items[(call_id, item.machine.item_id)]
+            assert (row["final_result"], row["final_points"], row["decided_by"], row["decision_stale"]) == \
+                (item.result, item.points, item.decision.actor if item.decision else None, item.stale)
+    assert calls["dev_07"]["final_score"] == 93.8 and calls["dev_07"]["score"] == 81.2
+    assert items[("dev_11", "greeting")]["decision_reason"] == "说了您好"
+    assert items[("dev_02", "closing")]["dispute"] == "open"
+    assert calls["dev_02"]["review_state"] == "disputed"
+    trail = pq.read_table(out / "reviews" / "reviews.parquet").to_pylist()
+    assert [(r["actor"], r["action"], r["call_id"], r["item_id"]) for r in trail if r["action"] != "machine"] == [
+        ("lina", "override", "dev_07", "self_introduction"), ("lina", "override", "dev_11", "greeting"),
+        ("lina", "confirm", "dev_11", "closing"), ("liting", "dispute", "dev_02", "closing")]
+    static = html.unescape((out / "reports" / "calls" / "dev_07.html").read_text(encoding="utf-8"))
+    assert "机器：未通过 → 质检员 lina：通过（报了工号）" in static
+    assert '<div class="num">93.8</div>' in static
+    agent_page = html.unescape((out / "reports" / "agents" / "A1002.html").read_text(encoding="utf-8"))
+    assert "申诉：待处理 1 · 采纳 0 · 驳回 0" in agent_page
+
+
+def test_a_rerun_that_changes_a_judged_verdict_keeps_the_decision_marks_it_stale_and_requeues(out: Path, tmp_path: Path):
+    _decide(out)
+    rubric = (Path(__file__).resolve().parent.parent / "rubrics" / "default.zh.yaml").read_text(encoding="utf-8")
+    start = rubric.index("  - id: greeting")
+    greeting = rubric[start:rubric.index("  - id: self_introduction")]
+    changed = rubric.replace(greeting, greeting.replace("weight: 5", "weight: 8"))  # same verdicts, other points
+    new_rubric = tmp_path / "strict.zh.yaml"
+    new_rubric.write_text(changed, encoding="utf-8")
+    result = CliRunner().invoke(cli_app, ["score", str(out), "--rubric", str(new_rubric)])
+    assert result.exit_code == 0, result.output
+    items = {(r["call_id"], r["item_id"]): r for r in pq.read_table(out / "scores" / "items").to_pylist()}
+    assert items[("dev_11", "greeting")]["result"] == "fail"  # the machine's verdict is unchanged ...
+    assert not items[("dev_11", "greeting")]["decision_stale"]  # ... so is the decision's standing
+    assert items[("dev_11", "greeting")]["final_points"] == 8.0  # and it earns the new rubric's points
+
+    intro = rubric[rubric.index("  - id: self_introduction"):rubric.index("  - id: ask_need")]
+    lenient = intro[:intro.index("    check:")] + "    check:\n      type: phrase\n      any: [您, 你]\n\n"
+    flipped = rubric.replace(intro, lenient)  # any 您/你 now counts as an introduction
+    new_rubric.write_text(flipped, encoding="utf-8")
+    assert CliRunner().invoke(cli_app, ["score", str(out), "--rubric", str(new_rubric)]).exit_code == 0
+    items = {(r["call_id"], r["item_id"]): r for r in pq.read_table(out / "scores" / "items").to_pylist()}
+    row = items[("dev_07", "self_introduction")]
+    assert row["result"] == "pass"  # the machine now says pass: the decision was made on its fail
+    assert (row["final_result"], row["decided_by"], row["decision_stale"]) == ("pass", "lina", True)
+    b = signed_in(desk_app(out), "lina")
+    page = html.unescape(b.get("/calls/dev_07").text)
+    assert "基于较早的机器结论（当时：未通过）作出的决定" in page
+    queue = b.get("/queue?day=2025-03-07").text
+    assert re.search(r'<tr class="entry stale" data-call="dev_07">', queue)
+    assert "机器结论已变，需重新确认" in queue
+    # deciding again on the new verdict takes it out of the queue
+    assert b.act("dev_07", action="confirm", item_id="self_introduction",
+                 version=version_of(b, "dev_07", "self_introduction")).status_code == 303
+    assert 'class="entry stale" data-call="dev_07"' not in b.get("/queue?day=2025-03-07").text
+    assert [e[2] for e in events(out)].count("override") == 2  # nothing was dropped
+
+
+def test_users_add_stores_an_argon2_hash_never_the_password(out: Path):
+    runner = CliRunner()
+    result = runner.invoke(cli_app, ["users", "add", "xiaoli", "--role", "agent", "--agent-id", "A1003", "--out", str(out),
+                                     "--password-stdin"], input="xiaoli-secret-1\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"xiaoli: agent for agent A1003 (review desk of {out})"
+    user = ReviewDB.open(out).user("xiaoli")
+    assert user.password_hash.startswith("$argon2id$") and "xiaoli-secret-1" not in user.password_hash
+    assert b"xiaoli-secret-1" not in (out / "review.db").read_bytes()
+    refused = runner.invoke(cli_app, ["users", "add", "x", "--role", "agent", "--out", str(out), "--password-stdin"],
+                            input="long-enough-pw\n")
+    assert refused.exit_code == 2 and "--agent-id is needed for --role agent" in refused.output
+    short = runner.invoke(cli_app, ["users", "add", "y", "--role", "inspector", "--out", str(out), "--password-stdin"],
+                          input="short\n")
+    assert short.exit_code == 2 and "password too short" in short.output
+    b = signed_in(desk_app(out), "lina")
+    assert b.get("/calls/dev_07").status_code == 200
+    xl = Browser(desk_app(out))
+    assert xl.login("xiaoli", "xiaoli-secret-1").status_code == 303
+
+
+def test_the_audit_trail_cannot_be_edited(out: Path):
+    _decide(out)
+    with sqlite3.connect(out / "review.db") as conn:
+        for statement in ("UPDATE events SET to_result = 'fail'", "DELETE FROM events"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                conn.execute(statement)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_review_refuses_a_folder_without_scores(tmp_path: Path):
+    result = CliRunner().invoke(cli_app, ["review", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {tmp_path / 'scores' / 'calls'}: not found (was this folder written by `qa run`?)"
+    assert not (tmp_path / "review.db").exists()
+
+
+def test_throttle_counts_names_and_addresses_apart():
+    clock = Clock()
+    throttle = LoginThrottle(max_failures=5, window_s=300, clock=clock, max_per_address=20)
+    for k in range(4):
+        for _ in range(5):
+            throttle.failed(f"name{k}", "10.0.0.1")
+    assert throttle.wait_s("name0", "10.0.0.2") == 300  # that name, from anywhere
+    assert throttle.wait_s("someone", "10.0.0.2") == 0
+    assert throttle.wait_s("someone", "10.0.0.1") == 300  # 20 from that address: anyone there waits
+    clock.now += 150
+    throttle.failed("other", "10.0.0.3")
+    assert throttle.wait_s("other", "10.0.0.3") == 0
+    clock.now += 151
+    assert throttle.wait_s("someone", "10.0.0.1") == 0
+
+
+def test_the_permission_matrix():
+    from qa_pipeline.review import auth
+
+    own, other = auth.Resource(agent_id="A1001"), auth.Resource(agent_id="A1002")
+    expect = {
+        # action: (inspector, supervisor, manager, agent on own, agent on other)
+        auth.VIEW_QUEUE: (True, True, True, False, False),
+        auth.VIEW_CALL: (True, True, True, True, False),
+        auth.VIEW_AGENT: (True, True, True, True, False),
+        auth.VIEW_AUDIT: (True, True, True, False, False),
+        auth.DECIDE: (True, True, False, False, False),
+        auth.NOTE: (True, True, False, False, False),
+        auth.MARK_REVIEWED: (True, True, False, False, False),
+        auth.RESOLVE: (True, True, False, False, False),
+        auth.DISPUTE: (False, False, False, True, False),
+    }
+    assert set(expect) == set(auth.ACTIONS)
+    agent = auth.Actor("wangxy", auth.AGENT, "A1001")
+    for action, (inspector, supervisor, manager, mine, theirs) in expect.items():
+        got = (auth.allowed(auth.Actor("a", auth.INSPECTOR), action, own),
+               auth.allowed(auth.Actor("b", auth.SUPERVISOR), action, own),
+               auth.allowed(auth.Actor("c", auth.MANAGER), action, own),
+               auth.allowed(agent, action, own), auth.allowed(agent, action, other))
+        assert got == (inspector, supervisor, manager, mine, theirs), action
+        assert not auth.allowed(None, action, own)
+    assert not auth.allowed(agent, auth.VIEW_CALL, auth.Resource(agent_id=None))  # a call with no agent is nobody's own
+    with pytest.raises(ValueError, match="unknown action"):
+        auth.allowed(agent, "delete-everything", own)
+
+
+def test_a_batch_caught_mid_write_leaves_the_last_good_read(out: Path):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    b = signed_in(desk_app(out), "lina")
+    assert b.get("/calls/dev_07").status_code == 200
+    part = out / "scores" / "items" / "call_date=2025-03-07" / "part-0.parquet"
+    items = pq.read_table(part)
+    ghost = items.set_column(0, "call_id", pc.replace_substring(items.column("call_id"), "dev_07", "ghost"))
+    half = out / "scores" / "items" / "call_date=2025-03-09" / "part-0.parquet"  # items of a call not yet in scores/calls
+    half.parent.mkdir()
+    pq.write_table(ghost.filter(pc.equal(ghost.column("call_id"), pa.scalar("ghost"))), half)
+    assert b.get("/queue?day=all&state=all").status_code == 200
+    assert b.get("/calls/dev_07").status_code == 200
+    assert b.get("/calls/ghost").status_code == 404
+    half.unlink()
+    half.parent.rmdir()
+    assert b.get("/calls/dev_07").status_code == 200

@@ -1,0 +1,223 @@
+"""The review desk in a real headless Chromium, as the people who use it click through it.
+
+The desk runs under uvicorn on 127.0.0.1 over a real OUT (the 12 labelled dev calls scored by the
+real `qa score` code; dev_11 plays its real recording) and a real OUT/review.db. Chromium is the
+one the report tests drive (tests/test_browser.py's DevTools-over-a-pipe client); forms are
+filled in and submitted with real mouse clicks, so CSRF tokens, cookies and redirects are the
+browser's own.
+
+Scenario: an inspector opens the queue, opens a call, plays the evidence, overrides an item with
+a reason and sees the score change on the card and on the agent page; the agent disputes another
+item; a supervisor accepts it; another agent gets a 404 for that call.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+import uvicorn
+
+from review_out import USERS, add_users, build_out
+from test_browser import AUDIO_READY, CHROMIUM_FLAGS, Browser, Page, artifacts_dir, chromium_binary, open_page
+from qa_pipeline.review.app import create_app, make_desk
+from qa_pipeline.review.policy import Policy
+
+TODAY = date(2025, 3, 8)
+# the report tests' flags, but the desk on 127.0.0.1 may be reached; any other host still may not
+FLAGS = tuple("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" if f.startswith("--host-resolver-rules")
+              else f for f in CHROMIUM_FLAGS)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def desk_url(tmp_path_factory) -> Iterator[str]:
+    out = build_out(tmp_path_factory.mktemp("desk") / "out")
+    add_users(out)
+    app = create_app(make_desk(out, Policy(), today=lambda: TODAY, refresh_every_s=0.0))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the desk did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[Browser]:
+    binary = chromium_binary()
+    folder = tmp_path_factory.mktemp("chromium-desk")
+    started = Browser(binary, folder / "profile", folder / "chromium.log", FLAGS)
+    try:
+        started.call("Browser.getVersion")
+        yield started
+    finally:
+        started.close()
+
+
+def _loads(page: Page) -> int:
+    return sum(1 for e in page.browser.events if page._is_load(e))
+
+
+def _wait_load(page: Page, before: int) -> None:
+    count = [0]
+
+    def nth(event) -> bool:
+        if page._is_load(event):
+            count[0] += 1
+        return count[0] > before
+
+    page.browser.wait_for(nth) if _loads(page) <= before else None
+
+
+def goto(page: Page, url: str) -> None:
+    before = _loads(page)
+    page.call("Page.navigate", {"url": url})
+    _wait_load(page, before)
+
+
+def _where(page: Page, selector: str, scroll: bool) -> dict:
+    return page.evaluate(
+        f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
+        + (" el.scrollIntoView({block: 'center', behavior: 'instant'});" if scroll else "")
+        + " const r = el.getBoundingClientRect(); const x = r.left + r.width / 2, y = r.top + r.height / 2;"
+        " const hit = document.elementFromPoint(x, y); return {x, y, ok: hit === el || el.contains(hit)}; })()"
+    )
+
+
+def click(page: Page, selector: str) -> None:
+    """A real mouse click on the element, once it stands still (a smooth scroll started by the
+    page's own script has finished) and nothing (the sticky player) covers it."""
+    deadline = time.monotonic() + 10
+    box = _where(page, selector, scroll=True)
+    while True:
+        time.sleep(0.2)
+        again = _where(page, selector, scroll=False)
+        if again == box and box["ok"]:
+            break
+        assert time.monotonic() < deadline, f"{selector} does not stay still and uncovered"
+        box = _where(page, selector, scroll=True) if not again["ok"] else again
+    for kind in ("mousePressed", "mouseReleased"):
+        page.call("Input.dispatchMouseEvent", {"type": kind, "x": box["x"], "y": box["y"], "button": "left",
+                                               "clickCount": 1})
+
+
+def click_and_wait(page: Page, selector: str) -> None:
+    before = _loads(page)
+    click(page, selector)
+    _wait_load(page, before)
+
+
+def fill(page: Page, selector: str, value: str) -> None:
+    page.evaluate(f"document.querySelector({json.dumps(selector)}).value = {json.dumps(value)}")
+
+
+def status(page: Page) -> int:
+    return page.evaluate("performance.getEntriesByType('navigation')[0].responseStatus")
+
+
+def text(page: Page) -> str:
+    return page.evaluate("document.body.innerText")
+
+
+def login(page: Page, base: str, name: str) -> None:
+    goto(page, f"{base}/login")
+    fill(page, "input[name=name]", name)
+    fill(page, "input[name=password]", USERS[name][2])
+    click_and_wait(page, "form[action='/login'] button[type=submit]")
+
+
+def logout(page: Page) -> None:
+    click_and_wait(page, "nav form[action='/logout'] button")
+
+
+def final_score(page: Page) -> str:
+    return page.evaluate("document.querySelector('#final-score .num').textContent")
+
+
+def item_form(item_id: str, action: str) -> str:
+    return f"#item-{item_id} form.decide button[value={action}]"
+
+
+def test_inspector_agent_supervisor_and_another_agent(browser: Browser, desk_url: str):
+    page = open_page(browser)
+    try:
+        # the inspector: queue → call → evidence → override with a reason
+        login(page, desk_url, "lina")
+        assert page.evaluate("location.pathname") == "/queue"
+        queue_calls = page.evaluate("[...document.querySelectorAll('#queue tr.entry')].map(r => r.dataset.call)")
+        assert "dev_11" in queue_calls and "dev_03" == queue_calls[0]  # machine-unsure items first
+        click_and_wait(page, "#queue a[href='/calls/dev_11']")
+        assert page.evaluate("location.pathname") == "/calls/dev_11"
+        assert page.evaluate(AUDIO_READY, await_promise=True) == pytest.approx(46.2, abs=0.2)
+        stamps = page.evaluate("[...document.querySelectorAll('a.evidence.seek')].map(a => parseFloat(a.dataset.t))")
+        k = len(stamps) - 1
+        page.click("a.evidence.seek", k)
+        assert page.evaluate("document.getElementById('audio').currentTime") == pytest.approx(stamps[k], abs=0.5)
+        page.evaluate("document.getElementById('audio').pause()")
+        before = final_score(page)
+        assert before == "56.2"
+        page.evaluate("document.querySelector('#item-greeting select[name=result]').value = 'pass'")
+        fill(page, "#item-greeting textarea[name=reason]", "录音里开头说了“您好”，转写成了“你好”")
+        click_and_wait(page, item_form("greeting", "override"))
+        assert page.evaluate("location.pathname") == "/calls/dev_11"
+        after = final_score(page)
+        assert after != before and after == "62.5"  # greeting's 5 points back: 50 of 80
+        assert "机器：未通过 → 质检员 lina：通过（录音里开头说了“您好”，转写成了“你好”）" in text(page)
+        page.screenshot(artifacts_dir() / "desk-call-card.png")
+        goto(page, f"{desk_url}/agents/A1001")
+        row = page.evaluate("document.querySelector('#calls tr[data-call=dev_11] .final-score').textContent")
+        assert row == after
+        logout(page)
+
+        # the agent: disputes another failed item of their own call
+        login(page, desk_url, "wangxy")
+        assert page.evaluate("location.pathname") == "/agents/A1001"
+        goto(page, f"{desk_url}/calls/dev_11")
+        assert page.evaluate("document.querySelectorAll('button[value=override]').length") == 0
+        fill(page, "#item-closing textarea[name=reason]", "最后问了客户还有没有其他问题")
+        click_and_wait(page, item_form("closing", "dispute"))
+        assert "申诉待处理" in text(page)
+        assert page.evaluate("document.querySelectorAll('#item-closing button[value=dispute]').length") == 0  # once
+        logout(page)
+
+        # the supervisor: accepts the dispute
+        login(page, desk_url, "zhoumin")
+        goto(page, f"{desk_url}/disputes")
+        assert "申诉待处理" in text(page)
+        click_and_wait(page, "#disputes a[href='/calls/dev_11#item-closing']")
+        fill(page, "#item-closing textarea[name=reason]", "核实录音，采纳")
+        click_and_wait(page, item_form("closing", "accept"))
+        assert "申诉已采纳" in text(page) and "核实录音，采纳" in text(page)
+        assert final_score(page) == "75.0"  # closing's 10 points too: 60 of 80
+        logout(page)
+
+        # another agent: the call is not there for them
+        login(page, desk_url, "liting")
+        goto(page, f"{desk_url}/calls/dev_11")
+        assert status(page) == 404
+        assert "没有这个页面" in text(page) and "dev_11" not in text(page)
+        goto(page, f"{desk_url}/audio/dev_11")
+        assert status(page) == 404
+
+        assert [e for e in page.errors if "Failed to load resource" not in e] == []  # no script error, no CSP refusal
+        assert page.dialogs == []
+        assert all(u.startswith(desk_url) or u.startswith("data:") for u in page.requests), page.requests
+    finally:
+        browser.on_event = None
+        browser.call("Target.closeTarget", {"targetId": page.target})

@@ -1,0 +1,83 @@
+"""The review policy file: defaults, every key, and one-line FILE:LINE errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from qa_pipeline.review.policy import Policy, PolicyError, Sample, load_policy, parse_policy, policy_for
+
+FULL = """\
+queue:
+  needs_review: false
+  critical_failures: true
+  below_pass: false
+  sample:
+    percent: 12.5
+    seed: 华东中心
+disputes:
+  window_days: 3
+"""
+
+
+def test_empty_file_is_the_defaults():
+    p = parse_policy("", "p.yaml")
+    assert p == Policy(path="p.yaml")
+    assert (p.queue.sample.per_agent, p.queue.sample.percent, p.disputes.window_days) == (2, None, 7)
+
+
+def test_every_key():
+    p = parse_policy(FULL, "p.yaml")
+    assert (p.queue.needs_review, p.queue.critical_failures, p.queue.below_pass) == (False, True, False)
+    assert p.queue.sample == Sample(per_agent=None, percent=12.5, seed="华东中心")
+    assert p.disputes.window_days == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("queue:\n  sampel: {per_agent: 2}\n", "p.yaml:2: queue: unknown key 'sampel' (allowed: needs_review, critical_failures, below_pass, sample)"),
+        ("trust: {}\n", "p.yaml:1: policy: unknown key 'trust' (allowed: queue, disputes)"),
+        ("queue:\n  needs_review: yes please\n", "p.yaml:2: queue.needs_review must be true or false"),
+        ("queue:\n  sample:\n    per_agent: 2\n    percent: 5\n", "p.yaml:3: queue.sample takes per_agent or percent, not both"),
+        ("queue:\n  sample: {percent: 150}\n", "p.yaml:2: queue.sample.percent must be between 0 and 100"),
+        ("queue:\n  sample: {per_agent: -1}\n", "p.yaml:2: queue.sample.per_agent must be >= 0"),
+        ("disputes:\n  window_days: 2.5\n", "p.yaml:2: disputes.window_days must be an integer"),
+        ("queue: [1, 2]\n", "p.yaml:1: queue must be a mapping (allowed keys: needs_review, critical_failures, below_pass, sample)"),
+        ("queue:\n  needs_review: true\n  needs_review: false\n", "p.yaml:3: queue: duplicate key 'needs_review'"),
+        ("queue: {\n", "p.yaml:2: not valid YAML: expected the node content, but found '<stream end>'"),
+    ],
+)
+def test_errors_name_the_file_and_line(text: str, error: str):
+    with pytest.raises(PolicyError) as e:
+        parse_policy(text, "p.yaml")
+    assert str(e.value) == error
+
+
+def test_policy_for_out_prefers_the_given_file_then_out(tmp_path: Path):
+    assert policy_for(tmp_path) == Policy()
+    (tmp_path / "review-policy.yaml").write_text("disputes: {window_days: 1}\n", encoding="utf-8")
+    assert policy_for(tmp_path).disputes.window_days == 1
+    other = tmp_path / "other.yaml"
+    other.write_text(FULL, encoding="utf-8")
+    assert policy_for(tmp_path, other).disputes.window_days == 3
+    with pytest.raises(PolicyError, match="cannot read policy"):
+        load_policy(tmp_path / "missing.yaml")
+
+
+def test_cli_policy_check(tmp_path: Path):
+    good = tmp_path / "p.yaml"
+    good.write_text(FULL, encoding="utf-8")
+    result = CliRunner().invoke(app, ["policy", "check", str(good)])
+    assert result.exit_code == 0
+    assert "sample 12.5% of calls per agent per day" in result.output and "disputes within 3 days" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("queue:\n  below_pass: 1\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["policy", "check", str(bad)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {bad}:2: queue.below_pass must be true or false"
+    result = CliRunner().invoke(app, ["review", str(tmp_path), "--policy", str(bad)])
+    assert result.exit_code == 2 and f"{bad}:2:" in result.output
