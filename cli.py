@@ -350,13 +350,14 @@ def policy_check(file: Annotated[Path, typer.Argument(help="Review policy YAML t
     size = f"{sample.percent:g}% of" if sample.percent is not None else f"{sample.per_agent}"
     typer.echo(f"{file}: ok — queue: needs_review={q.needs_review}, critical_failures={q.critical_failures}, "
                f"below_pass={q.below_pass}, sample {size} calls per agent per day (seed {sample.seed!r}); "
-               f"disputes within {p.disputes.window_days} days")
+               f"disputes within {p.disputes.window_days} days; auto-verdict trusted while agreement over the last "
+               f"{p.trust.last_n} labelled calls >= {p.trust.min_agreement:.0%}")
 
 
 @app.command()
 def calibrate(
     out: Annotated[Path, typer.Argument(help="Output folder of an earlier `qa run`.")],
-    labels: Annotated[Optional[Path], typer.Option(help="Labels: CSV call_id,item_id,result[,inspector] or labels.json. [default: OUT/labels.csv, OUT/labels.json]")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="Labels: CSV call_id,item_id,result[,inspector] or labels.json. [default: the review desk's decisions in OUT, OUT/labels.csv, OUT/labels.json]")] = None,
     rubric: Annotated[Optional[Path], typer.Option(help="Candidate rubric: re-score the labelled calls from their transcripts and compare.")] = None,
     since: Annotated[Optional[str], typer.Option(help="Only calls from this day on (YYYY-MM-DD).")] = None,
 ) -> None:

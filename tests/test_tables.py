@@ -111,6 +111,7 @@ ITEMS_FILE_COLUMNS = [
     ("decision_reason", "string", True),
     ("decision_stale", "bool", False),
     ("dispute", "string", True),
+    ("held", "bool", False),
 ]
 
 CALL_DATE = ("call_date", "date32[day]", False)

@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from qa_pipeline.calibration.nightly import trust_in
+from qa_pipeline.calibration.nightly import night_trust, untrusted
 from qa_pipeline.errors import InputError, OutputError, OutputLocked
 from qa_pipeline.files import remove_temp_files as remove_temp_files_in
 from qa_pipeline.files import write_atomic
@@ -264,10 +264,12 @@ def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallT
     write_transcripts(out, [transcripts[c.call_id] for c in calls if c.call_id in transcripts],
                       replaces=[c.call_id for c in calls])
     fault("outputs")
-    write_scores(out, scores, finals=batch_finals(out, scores, export=False))
+    trust = night_trust(out, scores)  # labels vs every call in OUT, this night's verdicts included
+    held = untrusted(trust)
+    write_scores(out, scores, finals=batch_finals(out, scores, export=False, untrusted=held))
     everything = read_scores(out)
     render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=everything,
-                   finals=batch_finals(out, everything), item_trust=trust_in(out, everything))
+                   finals=batch_finals(out, everything, untrusted=held), item_trust=trust)
     return out / "reports" / "index.html"
 
 

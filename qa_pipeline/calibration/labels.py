@@ -1,4 +1,4 @@
-"""Where people's verdicts come from: a labels file, or (later) the review desk's database.
+"""Where people's verdicts come from: the review desk's decisions, or a labels file.
 
 A :class:`LabelSource` has a ``name`` (shown to the user) and ``read() -> list[Label]``.  Files:
 
@@ -11,8 +11,12 @@ A bad file is refused with one line naming the file and the line (CSV) or the ca
 The same (call, item) judged twice by the same inspector in one file is refused too: a label file
 says one thing per person.
 
-``qa calibrate OUT`` without ``--labels`` reads :func:`sources_in` OUT: ``OUT/labels.csv`` and
-``OUT/labels.json`` where present.
+The review desk (``OUT/review.db``, :class:`ReviewLabels`) gives one label per decided (call, item):
+the person's final verdict, who (inspector or supervisor), when, the machine verdict they judged
+and whether the machine has said otherwise since (stale).
+
+``qa calibrate OUT`` without ``--labels`` reads :func:`sources_in` OUT: the review desk's
+decisions, ``OUT/labels.csv`` and ``OUT/labels.json``, where present.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import Protocol
 
 from qa_pipeline.errors import InputError
 from qa_pipeline.records import FAIL, NA, PASS, Label
+from qa_pipeline.review.db import DB_FILE
+from qa_pipeline.review.labels import read_labels
 
 RESULTS = {
     PASS: PASS, FAIL: FAIL, NA: NA, "n/a": NA, "n.a.": NA,
@@ -130,6 +136,22 @@ class FileLabels:
 
 
 @dataclass(frozen=True)
+class ReviewLabels:
+    """The review desk's decisions in OUT/review.db (none when the desk was never opened there)."""
+
+    out: Path
+
+    @property
+    def name(self) -> str:
+        return str(Path(self.out) / DB_FILE)
+
+    def read(self) -> list[Label]:
+        return [Label(d.call_id, d.item_id, d.result, inspector=d.user, role=d.role, decided_at=d.decided_at,
+                      judged=d.machine_result, stale=d.stale, where=DB_FILE)
+                for d in read_labels(Path(self.out))]
+
+
+@dataclass(frozen=True)
 class CombinedLabels:
     """Several sources read one after the other."""
 
@@ -145,7 +167,8 @@ class CombinedLabels:
 
 def sources_in(out: Path) -> list[LabelSource]:
     """The label sources an output folder holds (empty when it holds none)."""
-    return [FileLabels(Path(out) / name) for name in LABEL_FILES if (Path(out) / name).is_file()]
+    found: list[LabelSource] = [ReviewLabels(Path(out))] if (Path(out) / DB_FILE).is_file() else []
+    return found + [FileLabels(Path(out) / name) for name in LABEL_FILES if (Path(out) / name).is_file()]
 
 
 def label_source(out: Path, labels: Path | None = None) -> LabelSource:
@@ -154,5 +177,6 @@ def label_source(out: Path, labels: Path | None = None) -> LabelSource:
         return FileLabels(Path(labels))
     found = sources_in(out)
     if not found:
-        raise InputError(f"{out}: no labels found (no {' or '.join(LABEL_FILES)}); give --labels FILE")
+        raise InputError(f"{out}: no labels found (no review decisions, no {' or '.join(LABEL_FILES)}); "
+                         "give --labels FILE")
     return found[0] if len(found) == 1 else CombinedLabels(tuple(found))

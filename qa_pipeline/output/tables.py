@@ -155,6 +155,7 @@ ITEMS_FILE_SCHEMA = pa.schema(
         pa.field("decision_reason", pa.string()),
         pa.field("decision_stale", pa.bool_(), nullable=False),  # decided on an earlier machine verdict
         pa.field("dispute", pa.string()),  # open | accepted | rejected
+        pa.field("held", pa.bool_(), nullable=False),  # an untrusted item's fail waiting for a person: not in final_score
     ]
 )
 ITEMS_SCHEMA = ITEMS_FILE_SCHEMA.append(PARTITION_FIELD)
@@ -338,6 +339,7 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None,
                     "decision_reason": d.reason if d else None,
                     "decision_stale": f.stale,
                     "dispute": f.dispute.state if f.dispute else None,
+                    "held": f.held,
                     "call_date": day,
                 }
             )
@@ -499,6 +501,7 @@ _ADDED_COLUMNS = {
     "decision_stale": lambda t: pa.array([False] * t.num_rows, pa.bool_()),
     "dispute": lambda t: pa.nulls(t.num_rows, pa.string()),
     "reason_code": lambda t: pa.nulls(t.num_rows, pa.string()),
+    "held": lambda t: pa.array([False] * t.num_rows, pa.bool_()),
 }
 _CALL_COLUMNS_ADDED = ("pass_score", "final_score", "final_passed", "final_critical_failed", "review_state",
                        "reviewed_by", "reviewed_at", "n_changed")

@@ -31,6 +31,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from qa_pipeline.calibration.nightly import trust_in, untrusted
 from qa_pipeline.output import report
 from qa_pipeline.records import CallScore
 from qa_pipeline.review import auth
@@ -64,6 +65,7 @@ class Desk:
         self._checked = time.monotonic()
         self._lock = threading.Lock()
         self._finals: tuple[tuple, dict[str, FinalCall]] | None = None
+        self._untrusted: tuple[tuple, frozenset[str]] | None = None
         self.db.record_machine(self.folder.scores.values())
 
     def sync(self) -> None:
@@ -81,16 +83,30 @@ class Desk:
 
     def final(self, call_id: str) -> FinalCall | None:
         score = self.score(call_id)
-        return final_call(score, self.db.events(call_id)) if score is not None else None
+        return final_call(score, self.db.events(call_id), self.untrusted()) if score is not None else None
+
+    def _key(self) -> tuple:
+        last = self.db.conn.execute("SELECT max(id) FROM events").fetchone()[0]
+        return (self.folder.generation, last)
+
+    def untrusted(self) -> frozenset[str]:
+        """Items whose automatic verdict is not trusted (policy `trust`): their fails are held for a
+        person. Decisions are labels too, so this is recomputed when the trail or the tables change."""
+        key = self._key()
+        cached = self._untrusted
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        found = untrusted(trust_in(self.folder.out, list(self.folder.scores.values()), self.policy.trust))
+        self._untrusted = (key, found)
+        return found
 
     def finals(self) -> dict[str, FinalCall]:
         """Every call's final verdicts; recomputed only when the trail or the tables changed."""
-        last = self.db.conn.execute("SELECT max(id) FROM events").fetchone()[0]
-        key = (self.folder.generation, last)
+        key = self._key()
         cached = self._finals
         if cached is not None and cached[0] == key:
             return cached[1]
-        finals = final_calls(self.folder.scores.values(), self.db.events())
+        finals = final_calls(self.folder.scores.values(), self.db.events(), self.untrusted())
         self._finals = (key, finals)
         return finals
 

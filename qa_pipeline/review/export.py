@@ -7,7 +7,7 @@ verdict is the machine's and there is no audit trail to export.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -50,14 +50,15 @@ def write_reviews(out: Path, events: Sequence[Event]) -> Path:
     return path
 
 
-def batch_finals(out: Path, scores: Sequence[CallScore], *, export: bool = True) -> dict[str, FinalCall]:
+def batch_finals(out: Path, scores: Sequence[CallScore], *, export: bool = True,
+                 untrusted: Collection[str] = frozenset()) -> dict[str, FinalCall]:
     """Final verdicts of ``scores`` for the batch's outputs. When OUT has a review database, the
     machine verdicts are recorded there first (so decisions on changed verdicts show as stale) and,
     with ``export``, the audit trail is written to OUT/reviews/reviews.parquet; otherwise every
-    final verdict is the machine's."""
+    final verdict is the machine's, except that fails of ``untrusted`` items are held for a person."""
     db = open_if_exists(Path(out))
     if db is None:
-        return final_calls(scores, ())
+        return final_calls(scores, (), untrusted)
     try:
         db.record_machine(scores)
         events = db.events()
@@ -65,4 +66,4 @@ def batch_finals(out: Path, scores: Sequence[CallScore], *, export: bool = True)
         db.close()
     if export:
         write_reviews(out, events)
-    return final_calls(scores, events)
+    return final_calls(scores, events, untrusted)

@@ -19,14 +19,18 @@ Rules, per item (events taken in the order they were written):
   failed item is critical is the machine's record of it (the rubric's flag, or a critical
   forbidden phrase heard). The call's score, pass/fail and critical flag then follow
   :func:`qa_pipeline.scoring.score.call_outcome`, exactly as for the machine's verdicts.
+- Not trusted: the machine's fail of an item whose automatic verdict is not trusted (its agreement
+  with people under the policy's floor, ``qa_pipeline.calibration.trust``) is ``held`` until a
+  person decides it: it goes to the review queue and, meanwhile, does not count in the call's
+  score, pass/fail or critical flag (as if n/a); the machine's verdict stays on record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from qa_pipeline.records import PASS, CallScore, ItemResult
+from qa_pipeline.records import FAIL, PASS, CallScore, ItemResult
 from qa_pipeline.scoring.score import call_outcome
 
 # actions in the audit trail
@@ -121,10 +125,16 @@ class FinalItem:
     dispute: Dispute | None = None
     stale: bool = False  # the decision was made on an earlier machine verdict
     version: int = 0  # id of the item's latest audit row: a save made on an older page is refused
+    untrusted: bool = False  # the machine failed it, and the item's automatic verdict is not trusted
 
     @property
     def changed(self) -> bool:
         return self.result != self.machine.result
+
+    @property
+    def held(self) -> bool:
+        """An untrusted fail nobody has decided yet: it waits for a person and does not count."""
+        return self.untrusted and self.decision is None
 
     def as_item(self) -> ItemResult:
         return replace(self.machine, result=self.result, points=self.points)
@@ -201,19 +211,21 @@ def is_stale(decision: Decision | None, result: str, points: float) -> bool:
     )
 
 
-def _final_item(machine: ItemResult, events: Sequence[Event], by_id: dict[int, Event]) -> FinalItem:
+def _final_item(machine: ItemResult, events: Sequence[Event], by_id: dict[int, Event], untrusted: bool) -> FinalItem:
     decision, dispute = fold_item(events, by_id)
     result = decision.result if decision is not None else machine.result
     return FinalItem(machine, result, _points(machine, result), decision, dispute,
-                     is_stale(decision, machine.result, machine.points), max((e.id for e in events), default=0))
+                     is_stale(decision, machine.result, machine.points), max((e.id for e in events), default=0),
+                     untrusted=untrusted and machine.result == FAIL)
 
 
-def final_call(score: CallScore, events: Iterable[Event]) -> FinalCall:
+def final_call(score: CallScore, events: Iterable[Event], untrusted: Collection[str] = frozenset()) -> FinalCall:
     """The call's final verdicts: ``score`` (the machine's) with the decisions in ``events`` applied.
 
     ``events`` are the call's audit rows, any order; rows of other calls and of items the rubric
     no longer has are ignored (they stay in the audit trail). A failed call has no items and stays
-    as it is.
+    as it is. ``untrusted``: ids of the items whose automatic verdict is not trusted (their fails
+    are held for a person).
     """
     rows = sorted((e for e in events if e.call_id == score.call_id), key=lambda e: e.id)
     by_id = {e.id: e for e in rows}
@@ -221,23 +233,24 @@ def final_call(score: CallScore, events: Iterable[Event]) -> FinalCall:
     for e in rows:
         if e.item_id is not None:
             per_item.setdefault(e.item_id, []).append(e)
-    items = tuple(_final_item(m, per_item.get(m.item_id, ()), by_id) for m in score.items)
+    items = tuple(_final_item(m, per_item.get(m.item_id, ()), by_id, m.item_id in untrusted) for m in score.items)
     reviewed = next((e for e in reversed(rows) if e.action == REVIEWED), None)
     notes = tuple(e for e in rows if e.action == NOTE)
     version = max((e.id for e in rows if e.action != NOTE), default=0)
     if score.status != "ok" or not items:
         return FinalCall(score, items, score.score, score.passed, score.critical_failed, reviewed, notes, version)
-    if not any(i.changed or i.points != i.machine.points for i in items):
+    if not any(i.changed or i.points != i.machine.points or i.held for i in items):
         return FinalCall(score, items, score.score, score.passed, score.critical_failed, reviewed, notes, version)
-    total, passed, critical = call_outcome([i.as_item() for i in items], score.pass_score or 0.0)
+    total, passed, critical = call_outcome([i.as_item() for i in items if not i.held], score.pass_score or 0.0)
     if score.pass_score is None:  # written before the pass mark was recorded: pass/fail cannot be redone
         passed = None
     return FinalCall(score, items, total, passed, critical, reviewed, notes, version)
 
 
-def final_calls(scores: Iterable[CallScore], events: Iterable[Event]) -> dict[str, FinalCall]:
+def final_calls(scores: Iterable[CallScore], events: Iterable[Event], untrusted: Collection[str] = frozenset()
+                ) -> dict[str, FinalCall]:
     """:func:`final_call` for each of ``scores``, keyed by call_id (events grouped once)."""
     by_call: dict[str, list[Event]] = {}
     for e in events:
         by_call.setdefault(e.call_id, []).append(e)
-    return {s.call_id: final_call(s, by_call.get(s.call_id, ())) for s in scores}
+    return {s.call_id: final_call(s, by_call.get(s.call_id, ()), untrusted) for s in scores}

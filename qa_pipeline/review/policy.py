@@ -14,11 +14,14 @@ queue:
     seed: qa-sample         # mixed with the day and the agent: the same day gives the same sample
 disputes:
   window_days: 7            # an agent may dispute an item up to this many days after the call
+trust:                      # an item's automatic verdict is trusted while people agree with it
+  last_n: 50                # over the labels of the item's last N labelled calls …
+  min_agreement: 0.8        # … agreement under this: 自动判定不可信, its fails wait for a person
 ```
 
 The file is built from sections, each parsed by its own function in :data:`SECTIONS`; a new
-section (e.g. items whose automatic verdict is not trusted) is one more entry and one more field
-of :class:`Policy` with a default, and older files stay valid.
+section is one more entry and one more field of :class:`Policy` with a default, and older files
+stay valid.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from qa_pipeline.calibration.trust import TrustRule
 from qa_pipeline.errors import InputError
 
 POLICY_FILE = "review-policy.yaml"  # looked for in OUT when no --policy is given
@@ -69,6 +73,7 @@ class DisputePolicy:
 class Policy:
     queue: QueuePolicy = field(default_factory=QueuePolicy)
     disputes: DisputePolicy = field(default_factory=DisputePolicy)
+    trust: TrustRule = field(default_factory=TrustRule)
     path: str | None = None
 
 
@@ -160,9 +165,20 @@ def _disputes(r: Reader, node: yaml.Node, policy: Policy) -> Policy:
     return policy
 
 
+def _trust(r: Reader, node: yaml.Node, policy: Policy) -> Policy:
+    m = r.mapping(node, "trust", ("last_n", "min_agreement"))
+    kw: dict[str, Any] = {}
+    if "last_n" in m:
+        kw["last_n"] = r.integer(m["last_n"], "trust.last_n", minimum=1)
+    if "min_agreement" in m:
+        kw["min_agreement"] = r.number(m["min_agreement"], "trust.min_agreement", maximum=1.0)
+    return replace(policy, trust=replace(policy.trust, **kw))
+
+
 SECTIONS: dict[str, Callable[[Reader, yaml.Node, Policy], Policy]] = {
     "queue": _queue,
     "disputes": _disputes,
+    "trust": _trust,
 }
 
 

@@ -1,8 +1,9 @@
 """The inspector's queue: what to listen to first, per day, by the review policy.
 
 In this order: items the machine marked as unsure (``needs_review``), items whose decision was
-made on an earlier machine verdict (``stale``), calls with a critical failure, calls under the
-pass mark, and a random sample of each agent's calls (抽检), drawn with a seed made of the
+made on an earlier machine verdict (``stale``), the machine's fails of items whose automatic
+verdict is not trusted (``untrusted``: held, not counted until a person decides), calls with a
+critical failure, calls under the pass mark, and a random sample of each agent's calls (抽检), drawn with a seed made of the
 policy's seed, the day and the agent, so a day's sample is the same every time. A call is listed
 once, under the first reason that applies; an item entry is done once decided, a call entry once
 the call is marked reviewed.
@@ -24,13 +25,15 @@ from qa_pipeline.output.tables import call_date
 
 NEEDS_REVIEW = "needs_review"
 STALE = "stale"
+UNTRUSTED = "untrusted"
 CRITICAL = "critical"
 BELOW_PASS = "below_pass"
 SAMPLE = "sample"
-KINDS = (NEEDS_REVIEW, STALE, CRITICAL, BELOW_PASS, SAMPLE)
+KINDS = (NEEDS_REVIEW, STALE, UNTRUSTED, CRITICAL, BELOW_PASS, SAMPLE)
 KIND_LABELS = {
     NEEDS_REVIEW: "机器不确定",
     STALE: "机器结论已变，需重新确认",
+    UNTRUSTED: "自动判定不可信",
     CRITICAL: "关键项未通过",
     BELOW_PASS: "低于合格分",
     SAMPLE: "抽检",
@@ -52,7 +55,7 @@ class QueueEntry:
     agent_id: str | None
     team: str | None
     state: str
-    item_id: str | None = None  # item entries (needs_review, stale)
+    item_id: str | None = None  # item entries (needs_review, stale, untrusted)
 
 
 def day_of(final: FinalCall) -> date:
@@ -112,6 +115,8 @@ def build_queue(finals: Mapping[str, FinalCall], policy: Policy) -> list[QueueEn
                 by_kind[STALE].append(entry(STALE, _item_state(item), item.machine.item_id))
             elif q.needs_review and item.machine.needs_review:
                 by_kind[NEEDS_REVIEW].append(entry(NEEDS_REVIEW, _item_state(item), item.machine.item_id))
+            elif item.untrusted:
+                by_kind[UNTRUSTED].append(entry(UNTRUSTED, _item_state(item), item.machine.item_id))
         kind = None
         if q.critical_failures and s.critical_failed:
             kind = CRITICAL

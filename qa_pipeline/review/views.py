@@ -23,6 +23,7 @@ ACTION_LABELS = {MACHINE: "机器判定", CONFIRM: "确认", OVERRIDE: "改判",
                  REJECT: "驳回申诉", NOTE: "备注", REVIEWED: "标记已复核"}
 DISPUTE_LABELS = {OPEN: "申诉待处理", ACCEPTED: "申诉已采纳", REJECTED: "申诉已驳回"}
 REVIEW_STATE_LABELS = {UNREVIEWED: "未复核", IN_REVIEW: "复核中", REVIEWED_STATE: "已复核", DISPUTED: "申诉中"}
+HELD_LINE = "自动判定不可信：机器判为未通过，待人工复核，暂不计入得分"
 
 
 def mask(text: str | None) -> str:
@@ -47,10 +48,11 @@ def who(actor: str, role: str) -> str:
 def review_item_view(item: FinalItem) -> dict[str, Any] | None:
     """What a page says about the people's part in one item; None when nobody touched it."""
     d, dispute = item.decision, item.dispute
-    if d is None and dispute is None:
+    if d is None and dispute is None and not item.held:
         return None
     view: dict[str, Any] = {"changed": item.changed, "stale": item.stale, "line": "", "reason": "",
-                            "confirmed": False, "dispute": None, "stale_line": ""}
+                            "confirmed": False, "dispute": None, "stale_line": "", "held": item.held,
+                            "held_line": HELD_LINE if item.held else ""}
     if d is not None:
         person = who(d.actor, d.role)
         if item.changed:
