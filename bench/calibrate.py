@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -27,6 +29,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from scoring import reference_transcripts, synthetic  # noqa: E402
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its finished children (the forked scoring workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> int:
@@ -68,13 +76,14 @@ def main() -> int:
                              encoding="utf-8")
         print(f"built and scored {args.calls} transcribed calls in {time.monotonic() - started:.1f} s", flush=True)
 
-        started = time.monotonic()
+        started, cpu = time.monotonic(), _cpu_s()
         run = calibrate_out(out, FileLabels(labels), rubric=candidate)
-        wall = time.monotonic() - started
+        wall, cpu = time.monotonic() - started, _cpu_s() - cpu
         cand = run.candidate
         c = run.calibration
         print(f"qa calibrate --rubric: {c.overall.stats.n} labels on {cand.n_calls} calls in {wall:.1f} s "
-              f"(reading transcripts + re-scoring with the candidate: {cand.seconds:.1f} s)")
+              f"(reading transcripts + re-scoring with the candidate: {cand.seconds:.1f} s); "
+              f"CPU {cpu:.1f} s in this process and its scoring workers; load average {os.getloadavg()[0]:.1f}")
         print(f"agreement before → after: {c.overall.stats.rate:.1%} → {cand.after.overall.stats.rate:.1%}; "
               f"{len(cand.changes)} verdicts change, on items {sorted({ch.item_id for ch in cand.changes})}")
     return 0
