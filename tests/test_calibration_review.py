@@ -4,6 +4,7 @@ fails held for a person (review queue, not counted in the final score) — on a 
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -90,6 +91,8 @@ def test_an_untrusted_items_fails_wait_for_a_person_and_do_not_count(reviewed_ou
     assert items[("dev_06", "dead_air")]["final_result"] == FAIL  # the machine's verdict stays on record
     index = (reviewed_out / "reports" / "index.html").read_text(encoding="utf-8")
     assert "自动判定不可信" in index
+    # the rule's hit rate is the machine's: 3 dead_air fails in 12 calls, overrides notwithstanding
+    assert re.search(r"<td>冷场</td>\s*<td class=\"num\">25%</td>", index)
     card = (reviewed_out / "reports" / "calls" / "dev_06.html").read_text(encoding="utf-8")
     assert "暂不计分" in card and "待人工复核" in card
 

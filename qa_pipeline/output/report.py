@@ -439,7 +439,10 @@ def item_health(scores: Sequence[CallScore], trust: Mapping[str, ItemTrust] | No
 
 
 def index_view(scores: Sequence[CallScore], agents: dict[str, dict[str, Any]],
-               trust: Mapping[str, ItemTrust] | None = None) -> dict[str, Any]:
+               trust: Mapping[str, ItemTrust] | None = None, *,
+               machine: Sequence[CallScore] | None = None) -> dict[str, Any]:
+    """The index: ``scores`` as they count (final verdicts); the rubric items' hit rates from the
+    machine's own verdicts (``machine``, default ``scores``): how often each rule fires."""
     ok = [s for s in scores if s.status == "ok"]
     values = [s.score for s in ok if s.score is not None]
     judged = [float(bool(s.passed)) for s in ok if s.passed is not None]
@@ -462,7 +465,7 @@ def index_view(scores: Sequence[CallScore], agents: dict[str, dict[str, Any]],
         "agents": [{**a, "href": f"agents/{href(a['file'])}.html"} for a in ranked],
         "calls": [_row(s) for s in sorted(scores, key=lambda s: (s.started_at or "", s.call_id))],
         "worst": [_row(s) for s in _worst_first(scores)[:10]],
-        "rubric_items": item_health(scores, trust),
+        "rubric_items": item_health(machine if machine is not None else scores, trust),
         "has_labels": bool(trust) and any(t.n for t in trust.values()),
     }
 
@@ -560,8 +563,8 @@ def render_reports(
     work = [(s, transcripts.get(s.call_id), metas.get(s.call_id), finals.get(s.call_id)) for s in scores]
     map_chunks(partial(_write_call_cards, calls_dir=calls_dir, audio_href=audio_href, template=call_tpl), work)
 
-    everything = [finals[s.call_id].as_score() if s.call_id in finals else s
-                  for s in merge_scores(all_scores or (), scores)]
+    machine = merge_scores(all_scores or (), scores)
+    everything = [finals[s.call_id].as_score() if s.call_id in finals else s for s in machine]
     agents = agent_views(everything)
     if finals:
         by_agent: dict[str, list[FinalCall]] = defaultdict(list)
@@ -575,7 +578,7 @@ def render_reports(
         _write_page(root / "agents" / f"{a['file']}.html", agent_tpl.render(agent=a, **generated))
 
     index_path = root / "index.html"
-    _write_page(index_path, index_tpl.render(index=index_view(everything, agents, item_trust), **generated))
+    _write_page(index_path, index_tpl.render(index=index_view(everything, agents, item_trust, machine=machine), **generated))
     log.info("wrote %d call cards; index and %d agent pages over %d calls under %s",
              len(scores), len(agents), len(everything), root)
     return index_path
