@@ -714,3 +714,14 @@ def test_every_reason_of_the_default_rubric_is_chinese():
         assert r.reason_code
         assert any("\u4e00" <= ch <= "\u9fff" for ch in r.reason), (r.item_id, r.reason)
         assert not any(w in r.reason for w in ("agent says", "customer", "silence", "no ")), (r.item_id, r.reason)
+
+
+
+def test_a_reason_quotes_what_was_said_not_the_rubric_pattern():
+    """A pattern phrase (regex or …-phrase) is no sentence for an inspector: the reason quotes the words."""
+    r = rubric(item("ask", "type: phrase\nany: ['什么…办理']") + item("id", "type: phrase\nany: ['re:工号\\d{3,}']"))
+    t = transcript(utt("agent", 0.0, 3.0, "您好，工号1234，请问您需要办理什么业务"))
+    ask, ident = score_call(t, meta(), r, processed_at="t").items
+    assert (ask.result, ident.result) == ("pass", "pass")
+    assert "办理什么" in ask.reason and "…" not in ask.reason
+    assert "工号1234" in ident.reason and "re:" not in ident.reason

@@ -361,3 +361,10 @@ def match_cue(text: str, cue: str) -> bool:
         return False
     pat = _phrase_pinyin(norm)
     return bool(_pinyin_hits(p.pinyin, pat, _cue_tolerance(len(pat)), False))
+
+
+def is_pattern(source: str) -> bool:
+    """Whether a phrase as written in a rubric is a pattern (a regex or a …-phrase) rather than the
+    words themselves: a reason then quotes what was said, not the pattern."""
+    body = source.lstrip("^=")
+    return body.startswith("re:") or any(sep in body for sep in NEAR_SEPARATORS)

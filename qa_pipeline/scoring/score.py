@@ -31,7 +31,7 @@ from qa_pipeline.records import (
     Utterance,
 )
 from qa_pipeline.scoring.intents import load_model
-from qa_pipeline.scoring.matching import BY_TEXT, Match, Phrase, PreparedText, find_all, prepare
+from qa_pipeline.scoring.matching import BY_TEXT, Match, Phrase, PreparedText, find_all, is_pattern, prepare
 from qa_pipeline.scoring.rubric import (
     ConfirmationCheck,
     ForbiddenCheck,
@@ -220,6 +220,8 @@ def _quote(hit: _Hit) -> str:
 
 def _said(call: _Call, hit: _Hit) -> str:
     m = hit.match
+    if is_pattern(m.phrase):
+        return call.say("said.at", phrase=m.text, t=f"{hit.start:.1f}")
     phrase = m.phrase.lstrip("^=")
     if m.how == BY_TEXT and normalize_eq(m.text, phrase):
         return call.say("said.at", phrase=phrase, t=f"{hit.start:.1f}")
