@@ -1,27 +1,35 @@
-"""Role attribution on the labelled dev calls: how much reference speech lands on the right role.
+"""Who said what: role attribution, turn ends and hallucination guards on labelled call folders.
 
-    QA_CACHE_DIR=/tmp/qacache python bench/speakers.py --dev-calls ../shared/dev-calls --cache-dir /tmp/qa-tcache
+    .venv/bin/python bench/speakers.py --dev-calls ../shared/dev-calls --dev-calls ../shared/dev-calls-2 --cache-dir /tmp/qa-tcache
+    .venv/bin/python bench/noisy_calls.py --out /tmp/qa-noisy            # the noisy mono fixtures, then
+    .venv/bin/python bench/speakers.py --fixtures /tmp/qa-noisy --cache-dir /tmp/qa-tcache
+    .venv/bin/python bench/speakers.py --dev-calls ../shared/dev-calls --mixdown --embedders campplus,mfcc
 
-Three kinds of recording are measured separately:
-  stereo   the stereo calls as the pipeline reads them (one speaker per channel, agent channel from
-           the manifest or from the opening's cues), through speakers.build_transcript;
-  mono     the real mono calls, through mono diarization;
-  mixdown  the stereo calls averaged down to one channel (ground truth for free), same as mono.
+Every folder is laid out as ../shared/dev-calls (audio/, manifest.csv, labels.json); --fixtures ROOT
+takes every sub-folder of ROOT that has a labels.json (one per noise condition). Kinds of recording:
+  stereo   stereo calls as the pipeline reads them (one speaker per channel, agent channel from the
+           manifest or the opening's cues, channel bleed from the loudness envelopes);
+  mono     mono calls, through mono diarization;
+  mixdown  (--mixdown) stereo calls averaged down to one channel, same as mono.
 
-The mono path is the pipeline's: Whisper segments with word timestamps (from the transcript cache,
-transcribed here on a miss: the mixdowns have their own entries), Silero speech regions with the
-transcriber's VAD settings, windows over them embedded, two clusters, each word to its cluster,
-segments cut where the cluster changes, the agent cluster picked by its cues; then the pieces go
-through build_transcript (pause splits, hallucination guards) with the cluster as the channel.
-Each embedder is measured with the same regions and clustering:
-  campplus   CAM++ zh/en (ONNX, qa_pipeline.speakers.diarize.SpeakerEmbedder)
-  mfcc       mean and standard deviation of 20 MFCCs + deltas per window, z-scored over the call
+The mono path is the pipeline's: Whisper segments (from the transcript cache, transcribed here on a
+miss; mixdowns have their own entries), Silero speech regions (diarize.speech_regions), windows
+embedded, two clusters, then speakers.build_transcript with the speaker turns (each word to its
+cluster, cuts at changes, agent cluster by its cues, pause splits, guards). Systems compared on the
+same regions and windows: campplus/<pruning> for each --prunings (CAM++ ONNX; fixed = the 3D-Speaker
+p-pruning, auto = the per-call NME-tuned pruning of diarize.DiarizeOptions) and mfcc (MFCC statistics).
 
-Reference speech is the labelled turns (10 ms frames). A frame is *attributed* when an utterance of
-our transcript covers it, *right* when only utterances of its reference role cover it. Printed per
-call and per kind: right/attributed (the share of attributed speech on the right role — the
-figure the issue's 98% / 90% targets are about), coverage (attributed/reference) and
-right/reference (uncovered speech counted as wrong).
+Reference speech is the labelled turns (10 ms frames). Per call and per folder × kind × system:
+  role        right/attributed: of the reference speech our utterances cover, the share covered only by
+              utterances of the reference speaker (the issue's "role accuracy"); coverage = attributed/
+              reference;
+  ends        agent turns whose last second lies mostly on customer utterances / agent turns;
+  repeats     phrases (normalised utterance text) kept 3+ times in a call where fewer than 3
+              reference turns contain them;
+  guard-lost  reference turns that kept utterances cover < 50 % in time but kept + dropped cover >= 50 %
+              (lost to the hallucination guards);
+  confusion   raw diarization: reference frames under the wrong cluster, clusters mapped to roles the
+              best way.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -37,17 +46,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from qa_pipeline.asr.transcribe import TranscribeOptions, Transcriber  # noqa: E402
+from qa_pipeline.audio.decode import decode  # noqa: E402
+from qa_pipeline.audio.discover import discover  # noqa: E402
 from qa_pipeline.batch.store import TranscriptCache, cache_key  # noqa: E402
 from qa_pipeline.files import file_digest  # noqa: E402
-from qa_pipeline.audio.decode import decode  # noqa: E402
+from qa_pipeline.records import AGENT, CUSTOMER, CachedAudio, RawSegment  # noqa: E402
+from qa_pipeline.scoring.normalize import normalize_text  # noqa: E402
 from qa_pipeline.speakers.diarize import (  # noqa: E402
-    SpeakerEmbedder, agent_cluster, diarize, speech_regions, split_by_speaker,
+    DiarizeOptions, SpeakerEmbedder, cluster_turns, embed_regions, speech_regions,
 )
-from qa_pipeline.audio.discover import discover  # noqa: E402
 from qa_pipeline.speakers.fbank import fbank  # noqa: E402
-from qa_pipeline.records import AGENT, CUSTOMER, CachedAudio, CallMeta, RawSegment  # noqa: E402
-from qa_pipeline.speakers.roles import build_transcript  # noqa: E402
-from qa_pipeline.asr.transcribe import TranscribeOptions, Transcriber  # noqa: E402
+from qa_pipeline.speakers.roles import build_transcript, channel_levels  # noqa: E402
 
 FRAME = 0.01
 
@@ -80,14 +90,6 @@ def score(reference: list[dict], hypothesis: list[tuple[float, float, str]], dur
         mine, other = cover[turn["speaker"]][sl], cover[CUSTOMER if turn["speaker"] == AGENT else AGENT][sl]
         total += Score(len(mine), int(np.sum(mine | other)), int(np.sum(mine & ~other)))
     return total
-
-
-def with_noise(samples: np.ndarray, snr_db: float, regions) -> np.ndarray:
-    """White noise at `snr_db` below the speech power (deterministic)."""
-    speech = np.concatenate([samples[int(s * 16000):int(e * 16000)] for s, e in regions]) if regions else samples
-    power = float(np.mean(speech.astype(np.float64) ** 2))
-    noise = np.random.default_rng(len(samples)).normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), len(samples))
-    return (samples + noise).astype(np.float32)
 
 
 class MfccStatsEmbedder:
@@ -149,100 +151,169 @@ def confusion(reference: list[dict], turns, duration: float) -> tuple[int, int]:
     return covered - max(counts[0, 0] + counts[1, 1], counts[0, 1] + counts[1, 0]), covered
 
 
-def mono_hypothesis(meta: CallMeta, samples: np.ndarray, segments, regions, embedder, duration: float, turns=None):
-    turns = turns if turns is not None else diarize(samples, 16000, regions, embedder=embedder)
-    pieces = split_by_speaker(segments, turns)
-    agent = agent_cluster(pieces)
-    # The cluster stands in for the channel, so that pause splits and guards run as on stereo.
-    as_channels = [replace(p.segment, channel=p.cluster) for p in pieces]
-    transcript = build_transcript(replace(meta, agent_channel=agent), as_channels, duration_s=duration, n_channels=2, model="bench")
-    return [(u.start, u.end, u.speaker) for u in transcript.utterances]
+def turn_ends(reference: list[dict], hypothesis: list[tuple[float, float, str]], duration: float,
+              tail_s: float = 1.0) -> tuple[int, int]:
+    """(agent turns whose last `tail_s` seconds lie mostly on customer utterances, agent turns)."""
+    n = int(np.ceil(duration / FRAME)) + 1
+    cover = {AGENT: np.zeros(n, bool), CUSTOMER: np.zeros(n, bool)}
+    for start, end, role in hypothesis:
+        if role in cover:
+            cover[role][int(round(start / FRAME)):int(round(end / FRAME))] = True
+    lost = total = 0
+    for turn in reference:
+        if turn["speaker"] != AGENT:
+            continue
+        sl = slice(int(round(max(turn["start"], turn["end"] - tail_s) / FRAME)), int(round(turn["end"] / FRAME)))
+        agent, customer = cover[AGENT][sl], cover[CUSTOMER][sl]
+        total += 1
+        lost += int(np.sum(customer & ~agent) > np.sum(agent))
+    return lost, total
+
+
+def kept_repeats(reference: list[dict], transcript) -> list[tuple[str, int]]:
+    """(phrase, times kept) for each normalised utterance text kept 3+ times in the call while
+    fewer than 3 reference turns contain it."""
+    refs = [normalize_text(t["text"]) for t in reference]
+    counts = Counter(normalize_text(u.text) for u in transcript.utterances)
+    return [(phrase, n) for phrase, n in counts.items()
+            if phrase and n >= 3 and sum(phrase in r for r in refs) < 3]
+
+
+def lost_to_guards(reference: list[dict], transcript) -> list[dict]:
+    """Reference turns that kept utterances cover < 50 % in time and kept + dropped ones >= 50 %."""
+    def covered(turn, utterances) -> float:
+        n = max(1, int(round((turn["end"] - turn["start"]) / FRAME)))
+        mask = np.zeros(n, bool)
+        for u in utterances:
+            a = int(round((max(u.start, turn["start"]) - turn["start"]) / FRAME))
+            b = int(round((min(u.end, turn["end"]) - turn["start"]) / FRAME))
+            if b > a:
+                mask[a:b] = True
+        return float(mask.mean())
+
+    return [t for t in reference
+            if covered(t, transcript.utterances) < 0.5 <= covered(t, transcript.utterances + transcript.dropped)]
+
+
+@dataclass
+class Tally:
+    score: Score = Score()
+    ends_lost: int = 0
+    ends: int = 0
+    repeats: int = 0
+    guard_lost: int = 0
+    wrong: int = 0  # raw diarization confusion, frames
+    covered: int = 0
+    calls: int = 0
+
+    def add(self, other: "Tally") -> None:
+        for name in ("ends_lost", "ends", "repeats", "guard_lost", "wrong", "covered", "calls"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.score = self.score + other.score
+
+    def line(self) -> str:
+        s = self.score
+        role = s.right / s.attributed if s.attributed else float("nan")
+        cov = s.attributed / s.reference if s.reference else float("nan")
+        conf = f"  confusion {self.wrong / self.covered:6.2%}" if self.covered else ""
+        return (f"role {role:7.2%}  coverage {cov:6.1%}  ends on customer {self.ends_lost:2d}/{self.ends:<3d}  "
+                f"repeats kept {self.repeats}  guard-lost {self.guard_lost}{conf}  ({s.reference * FRAME:6.1f} s ref, {self.calls} calls)")
+
+
+def measure(reference: list[dict], transcript, duration: float, turns=None) -> tuple[Tally, list[tuple[str, int]], list[dict]]:
+    hyp = [(u.start, u.end, u.speaker) for u in transcript.utterances]
+    lost, total = turn_ends(reference, hyp, duration)
+    repeats = kept_repeats(reference, transcript)
+    guard = lost_to_guards(reference, transcript)
+    wrong, covered = confusion(reference, turns, duration) if turns is not None else (0, 0)
+    return Tally(score(reference, hyp, duration), lost, total, len(repeats), len(guard), wrong, covered, 1), repeats, guard
+
+
+def folders(args) -> list[Path]:
+    out = list(args.dev_calls)
+    for root in args.fixtures:
+        out += sorted(p for p in root.iterdir() if (p / "labels.json").is_file())
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dev-calls", type=Path, default=Path("../shared/dev-calls"))
+    parser.add_argument("--dev-calls", type=Path, action="append", default=[], help="a labelled folder (repeatable)")
+    parser.add_argument("--fixtures", type=Path, action="append", default=[],
+                        help="a folder of labelled folders, e.g. bench/noisy_calls.py's OUT (repeatable)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="transcript cache (default: the pipeline's)")
     parser.add_argument("--model", default="base")
     parser.add_argument("--speaker-model", type=Path, default=None, help="CAM++ ONNX (default: the model cache)")
-    parser.add_argument("--embedders", default="campplus,mfcc")
+    parser.add_argument("--embedders", default="campplus", help="campplus,mfcc")
+    parser.add_argument("--prunings", default="fixed,auto", help="CAM++ clusterings to compare (DiarizeOptions.pruning)")
+    parser.add_argument("--mixdown", action="store_true", help="also diarize stereo calls averaged down to mono")
     parser.add_argument("--calls", default="", help="comma-separated call ids (default: all)")
-    parser.add_argument("--noise-snr", type=float, action="append", default=[],
-                        help="also measure raw diarization confusion with white noise at this SNR (dB) added to the "
-                             "mono audio (no Whisper involved; repeatable)")
     args = parser.parse_args()
+    if not args.dev_calls and not args.fixtures:
+        args.dev_calls = [Path("../shared/dev-calls")]
 
     from qa_pipeline.models import cache_root
 
-    labels = json.loads((args.dev_calls / "labels.json").read_text(encoding="utf-8"))
-    calls = discover(args.dev_calls / "audio", manifest=args.dev_calls / "manifest.csv")
-    if args.calls:
-        wanted = set(args.calls.split(","))
-        calls = [c for c in calls if c.call_id in wanted]
     segments_of = Segments(args.cache_dir or cache_root() / "transcripts", args.model)
-    names = [n for n in args.embedders.split(",") if n]
-    embedders = {}
-    for name in names:
-        embedders[name] = SpeakerEmbedder(args.speaker_model) if name == "campplus" else MfccStatsEmbedder()
-
-    totals: dict[tuple[str, str], Score] = {}
-    confusions: dict[tuple[str, str], np.ndarray] = {}
-    timing: dict[str, float] = {n: 0.0 for n in names}
+    embedders = {name: SpeakerEmbedder(args.speaker_model) if name == "campplus" else MfccStatsEmbedder()
+                 for name in args.embedders.split(",") if name}
+    systems = [(name, DiarizeOptions(pruning=p)) for name in embedders for p in (args.prunings.split(",") if name == "campplus" else ["fixed"])]
+    wanted = set(filter(None, args.calls.split(",")))
+    totals: dict[tuple[str, str, str], Tally] = {}
+    timing: dict[str, float] = {}
     mono_audio_s = 0.0
-    for meta in calls:
-        label = labels[meta.call_id]
-        audio = decode(meta.path)
-        duration = audio.duration_s
-        ref = label["turns"]
-        rows: list[tuple[str, str, Score]] = []
-        if audio.n_channels == 2:
-            segments = segments_of.get(meta.path, audio.channels, duration)
-            transcript = build_transcript(meta, segments, duration_s=duration, n_channels=2, model="bench")
-            rows.append(("stereo", "channels", score(ref, [(u.start, u.end, u.speaker) for u in transcript.utterances], duration)))
-            mono = (0.5 * (audio.channels[0] + audio.channels[1])).astype(np.float32)
-            kind, segments = "mixdown", segments_of.get(meta.path, (mono,), duration, variant="mixdown")
-        else:
-            mono = audio.channels[0]
-            kind, segments = "mono", segments_of.get(meta.path, audio.channels, duration)
-        regions = speech_regions(mono)
-        mono_audio_s += duration
-        mono_meta = replace(meta, agent_channel=None)
-        for name, embedder in embedders.items():
-            started = time.perf_counter()
-            turns = diarize(mono, 16000, regions, embedder=embedder)
-            hyp = mono_hypothesis(mono_meta, mono, segments, regions, embedder, duration, turns)
-            timing[name] += time.perf_counter() - started
-            rows.append((kind, name, score(ref, hyp, duration)))
-            conf = confusion(ref, turns, duration)
-            for snr in args.noise_snr:
-                noisy = with_noise(mono, snr, regions)
-                conf_noisy = confusion(ref, diarize(noisy, 16000, speech_regions(noisy), embedder=embedder), duration)
-                confusions[(f"{kind}@{snr:g}dB", name)] = np.add(confusions.get((f"{kind}@{snr:g}dB", name), (0, 0)), conf_noisy)
-            confusions[(kind, name)] = np.add(confusions.get((kind, name), (0, 0)), conf)
-            print(f"{meta.call_id} {kind:<8} {name:<9} raw diarization confusion {conf[0] / max(conf[1], 1):6.2%}")
-        for kind_, name, s in rows:
-            totals[(kind_, name)] = totals.get((kind_, name), Score()) + s
-            print(f"{meta.call_id} {label['format']['name']:<20} {kind_:<8} {name:<9} {s.line()}")
+    for folder in folders(args):
+        labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        for meta in discover(folder / "audio", manifest=folder / "manifest.csv"):
+            if wanted and meta.call_id not in wanted:
+                continue
+            label = labels[meta.call_id]
+            audio = decode(meta.path)
+            duration = audio.duration_s
+            ref = label["turns"]
+            rows: list[tuple[str, str, Tally, list, list]] = []
+            if audio.n_channels == 2:
+                segments = segments_of.get(meta.path, audio.channels, duration)
+                transcript = build_transcript(meta, segments, duration_s=duration, n_channels=2, model="bench",
+                                              levels=channel_levels(audio.channels, audio.sample_rate))
+                rows.append(("stereo", "channels", *measure(ref, transcript, duration)))
+                if not args.mixdown:
+                    mono = None
+                else:
+                    mono = (0.5 * (audio.channels[0] + audio.channels[1])).astype(np.float32)
+                    kind, segments = "mixdown", segments_of.get(meta.path, (mono,), duration, variant="mixdown")
+            else:
+                mono = audio.channels[0]
+                kind, segments = "mono", segments_of.get(meta.path, audio.channels, duration)
+            if mono is not None:
+                regions = speech_regions(mono)
+                mono_audio_s += duration
+                mono_meta = replace(meta, agent_channel=None)
+                for name, embedder in embedders.items():
+                    started = time.perf_counter()
+                    embedded = embed_regions(mono, 16000, regions, embedder=embedder)
+                    timing[name] = timing.get(name, 0.0) + time.perf_counter() - started
+                    for system, options in systems:
+                        if system != name:
+                            continue
+                        turns = cluster_turns(embedded, options)
+                        transcript = build_transcript(mono_meta, segments, duration_s=duration, n_channels=1, model="bench",
+                                                      speaker_turns=[tuple(t) for t in turns])
+                        label_ = f"{name}/{options.pruning}" if name == "campplus" else name
+                        rows.append((kind, label_, *measure(ref, transcript, duration, turns)))
+            for kind_, system, tally, repeats, guard in rows:
+                totals.setdefault((folder.name, kind_, system), Tally()).add(tally)
+                print(f"{folder.name:<12} {meta.call_id:<7} {kind_:<7} {system:<16} {tally.line()}", flush=True)
+                for phrase, n in repeats:
+                    print(f"    repeat kept {n}x: {phrase}")
+                for turn in guard:
+                    print(f"    lost to guards: {turn['speaker']} {turn['start']:.2f}s {turn['text']}")
 
-    print("\n== totals ==")
-    for (kind, name), s in sorted(totals.items()):
-        print(f"{kind:<8} {name:<9} {s.line()}")
-    def share(kind: str, name: str) -> float:
-        s = totals.get((kind, name), Score())
-        return s.right / s.attributed if s.attributed else float("nan")
-
-    targets = [("stereo", "channels", 0.98)] + [(k, n, 0.90) for k in ("mono", "mixdown") for n in names]
-    for kind, name, target in targets:
-        if (kind, name) in totals:
-            got = share(kind, name)
-            print(f"target {kind:<8} {name:<9} right/attributed {got:7.2%} >= {target:.0%}: {'met' if got >= target else 'NOT met'}")
-
-    print("\n== raw diarization confusion (reference speech frames under the wrong cluster, best mapping) ==")
-    for (kind, name), (wrong, covered) in sorted(confusions.items()):
-        print(f"{kind:<14} {name:<9} {wrong / max(covered, 1):6.2%}  ({covered * FRAME:6.1f} s ref covered)")
-    for name in names:
-        print(f"{name}: diarization + assignment {timing[name]:.1f} s for {mono_audio_s:.0f} s of mono audio "
-              f"({mono_audio_s / max(timing[name], 1e-9):.0f}x real time)")
+    print("\n== totals (folder, kind, system) ==")
+    for (folder, kind, system), tally in sorted(totals.items()):
+        print(f"{folder:<12} {kind:<7} {system:<16} {tally.line()}")
+    for name, seconds in timing.items():
+        print(f"{name}: embedding {seconds:.1f} s for {mono_audio_s:.0f} s of mono audio")
     return 0
 
 

@@ -107,6 +107,7 @@ class CachedAudio:
     events: tuple[AudioEvent, ...]
     speaker_turns: tuple[tuple[float, float, int], ...] | None = None  # mono: (start, end, cluster); None: not diarized
     levels: tuple[tuple[int, ...], ...] | None = None  # stereo: dBFS per 50 ms frame per channel; None: not measured
+    diarizer: str | None = None  # mono: diarize.speaker_model_id() that made speaker_turns; another id: stale turns
 
 
 @dataclass(frozen=True)

@@ -64,10 +64,11 @@ def _two_speakers(n_a: int, n_b: int, seed: int = 0, noise: float = 0.35) -> tup
     return centres[truth] + noise * rng.normal(size=(len(truth), 192)) * np.linalg.norm(centres[0]) / np.sqrt(192), truth
 
 
+@pytest.mark.parametrize("pruning", ["fixed", "auto"])
 @pytest.mark.parametrize("n_a,n_b", [(30, 30), (60, 8), (8, 60), (5, 4)])
-def test_cluster_two_separates_speakers_even_when_unbalanced(n_a, n_b):
+def test_cluster_two_separates_speakers_even_when_unbalanced(n_a, n_b, pruning):
     embeddings, truth = _two_speakers(n_a, n_b)
-    labels = cluster_two(embeddings)
+    labels = cluster_two(embeddings, DiarizeOptions(pruning=pruning))
     assert labels[0] == 0
     assert np.array_equal(labels, truth)
 
@@ -75,6 +76,22 @@ def test_cluster_two_separates_speakers_even_when_unbalanced(n_a, n_b):
 def test_cluster_two_on_a_long_call_clusters_a_subset_and_assigns_the_rest():
     embeddings, truth = _two_speakers(300, 120, seed=5)
     assert np.array_equal(cluster_two(embeddings, DiarizeOptions(max_cluster_windows=60)), truth)
+
+
+@pytest.mark.parametrize("pruning", ["fixed", "auto"])
+def test_cluster_two_splits_by_speaker_where_a_few_odd_windows_stand_out(pruning):
+    # Two speakers plus a handful of windows unlike either (a cough, a burst of line noise): the
+    # split is still by speaker, not the odd windows against the rest.
+    embeddings, truth = _two_speakers(40, 40, seed=7, noise=0.6)
+    odd = np.random.default_rng(1).normal(size=(4, 192)) * np.linalg.norm(embeddings[0])
+    labels = cluster_two(np.vstack([embeddings, odd]), DiarizeOptions(pruning=pruning))[:80]
+    assert np.array_equal(labels, truth)
+
+
+def test_unknown_pruning_is_refused():
+    embeddings, _ = _two_speakers(10, 10)
+    with pytest.raises(ValueError, match="unknown pruning 'nme'"):
+        cluster_two(embeddings, DiarizeOptions(pruning="nme"))
 
 
 def test_cluster_two_is_deterministic_and_handles_tiny_input():

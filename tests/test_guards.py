@@ -82,3 +82,23 @@ def test_gpu_batch_size_follows_free_memory_and_model_size():
     assert batch_size_for(70 * gib, "base") == 64  # capped
     assert batch_size_for(4 * gib, "large-v3") == 8  # floor
     assert batch_size_for(20 * gib, "/models/whisper-small-ct2") == 50
+
+
+def test_repeated_runs_find_a_phrase_said_back_to_back():
+    from qa_pipeline.guards import repeated_runs
+
+    loop = [(10.0 + i, 10.5 + i, "想要一起去找我。") for i in range(6)]
+    pieces = [(0.0, 3.0, "您好，请问有什么可以帮您")] + loop + [(20.0, 22.0, "让您久等了")]
+    assert repeated_runs(pieces) == [tuple(range(1, 7))]
+
+
+def test_repeated_runs_spare_short_answers_and_phrases_far_apart():
+    from qa_pipeline.guards import repeated_runs
+
+    answers = [(0.0, 0.4, "对"), (5.0, 5.4, "对。"), (9.0, 9.5, "对")]  # three confirmations: speech
+    assert repeated_runs(answers) == []
+    assert repeated_runs(answers + [(12.0, 12.3, "对"), (13.0, 13.3, "对")]) == [(0, 1, 2, 3, 4)]
+    holds = [(0.0, 1.0, "请您稍等"), (40.0, 41.0, "请您稍等"), (90.0, 91.0, "请您稍等")]  # three holds
+    assert repeated_runs(holds) == []
+    twice = [(0.0, 1.0, "想要一起去找我"), (1.0, 2.0, "想要一起去找我"), (2.0, 3.0, "别的")]
+    assert repeated_runs(twice) == []

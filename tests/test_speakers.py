@@ -184,3 +184,25 @@ def test_bleed_on_real_audio_appears_once(tmp_path, calls_dir, transcript_cache)
     agent_text = "".join(normalize_text(u.text) for u in t.utterances if u.channel == 1)
     clean_text = "".join(normalize_text(u.text) for u in clean.utterances if u.channel == 1)
     assert SequenceMatcher(None, clean_text, agent_text, autojunk=False).ratio() > 0.9
+
+
+def test_a_loop_across_segments_on_mono_is_dropped_with_its_reason_whichever_cluster_it_lands_on():
+    speech = [seg(0, 0.5, 5.0, "您好，这里是客服热线，请问有什么可以帮您"), seg(0, 5.5, 8.0, "我的宽带坏了"),
+              seg(0, 8.5, 10.0, "好的请您稍等")]
+    loop = [seg(0, 12.0 + i, 12.8 + i, "想要一起去找我") for i in range(6)]
+    after = [seg(0, 20.0, 23.0, "让您久等了，已经修好了")]
+    turns = [(0.5, 5.0, 0), (5.5, 8.0, 1), (8.5, 10.0, 0), (12.0, 15.0, 1), (15.0, 18.0, 0), (20.0, 23.0, 0)]
+    t = build_transcript(META, speech + loop + after, duration_s=30.0, n_channels=1, model="base", speaker_turns=turns)
+    assert [u.text for u in t.utterances] == ["您好，这里是客服热线，请问有什么可以帮您", "我的宽带坏了", "好的请您稍等", "让您久等了，已经修好了"]
+    assert [u.speaker for u in t.utterances] == ["agent", "customer", "agent", "agent"]
+    assert len(t.dropped) == 6 and {u.speaker for u in t.dropped} == {"agent", "customer"}
+    assert all(r.startswith("repeated across segments (6x '想要一起去找我'") for r in t.drop_reasons)
+
+
+def test_the_same_answer_on_a_stereo_channel_between_the_other_sides_turns_is_kept():
+    agent = [seg(1, 0.5, 4.0, "您好，客服热线，请问您是张先生吗"), seg(1, 5.0, 8.0, "您的地址是人民路一号吗"),
+             seg(1, 9.0, 12.0, "电话是这个号码吗")]
+    customer = [seg(0, 4.2, 4.6, "对的"), seg(0, 8.2, 8.6, "对的"), seg(0, 12.2, 12.6, "对的")]
+    t = build_transcript(META, agent + customer, duration_s=15.0, n_channels=2, model="base")
+    assert [u.text for u in t.utterances if u.speaker == "customer"] == ["对的", "对的", "对的"]
+    assert t.dropped == ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
+from typing import Sequence
 
 from qa_pipeline.asr.transcribe import segment_of_words
 from qa_pipeline.records import RawSegment
@@ -118,3 +119,34 @@ def _find_loop(text: str, min_repeats: int) -> int | None:
 def _has_loop(text: str, min_repeats: int) -> bool:
     # one character must repeat six times to count: 哈哈哈 or 对对对对 are speech
     return _find_loop(text, min_repeats) is not None
+
+
+# --- repeats across segments ---------------------------------------------------------------------
+#
+# Over a hold with background babble Whisper can loop across segments: one phrase emitted as
+# consecutive segments, each mapped to its own stretch of noise, so no single segment holds a loop.
+# Looked at over a channel's segments together, the loop is a run of the same text, back to back.
+
+@dataclass(frozen=True)
+class RepeatOptions:
+    min_run: int = 3  # this many consecutive pieces of a channel saying the same thing ...
+    min_chars: int = 3  # ... of at least this many characters (对 / 好的 answered thrice is speech) ...
+    min_run_short: int = 5  # ... or, for shorter texts, this many
+    max_gap_s: float = 8.0  # ... each starting within this many seconds of the previous one's end
+
+
+def repeated_runs(pieces: Sequence[tuple[float, float, str]], options: RepeatOptions = RepeatOptions()) -> list[tuple[int, ...]]:
+    """Runs of consecutive pieces (start, end, text) of ONE audio channel, in time order, that say
+    the same text over and over: the indexes of each run, every piece of it being a repeat."""
+    keys = [_strip(text) for _s, _e, text in pieces]
+    runs: list[tuple[int, ...]] = []
+    at = 0
+    while at < len(pieces):
+        end = at + 1
+        while end < len(pieces) and keys[end] == keys[at] and pieces[end][0] - pieces[end - 1][1] <= options.max_gap_s:
+            end += 1
+        needed = options.min_run if len(keys[at]) >= options.min_chars else options.min_run_short
+        if keys[at] and end - at >= needed:
+            runs.append(tuple(range(at, end)))
+        at = end
+    return runs

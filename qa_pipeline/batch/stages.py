@@ -116,12 +116,17 @@ class TranscribeStage:
         return replace(entry, levels=levels)
 
     def _diarized(self, entry: CachedAudio, audio: DecodedAudio, stages: dict[str, float]) -> CachedAudio:
-        if entry.n_channels != 1 or entry.speaker_turns is not None or not entry.segments or self.embedder() is None:
+        if entry.n_channels != 1 or not self._undiarized(entry) or not entry.segments or self.embedder() is None:
             return entry
         t0 = time.monotonic()
         turns = diarize(audio.channels[0], audio.sample_rate, diarize_regions(audio.channels[0]), embedder=self.embedder())
         stages["diarize"] = time.monotonic() - t0
-        return replace(entry, speaker_turns=tuple((t.start, t.end, t.cluster) for t in turns))
+        return replace(entry, speaker_turns=tuple((t.start, t.end, t.cluster) for t in turns), diarizer=speaker_model_id())
+
+    @staticmethod
+    def _undiarized(entry: CachedAudio) -> bool:
+        """No speaker turns yet, or turns from another speaker model or clustering."""
+        return entry.speaker_turns is None or entry.diarizer != speaker_model_id()
 
     def embedder(self):
         """The speaker-embedding model for mono calls, or None when it is not installed (mono calls
@@ -169,8 +174,8 @@ class TranscribeStage:
             self.cache.put(key, entry)
         if not entry.segments:
             raise NoSpeech("no speech found in the recording (silent or not speech)")
-        if entry.n_channels == 1 and entry.speaker_turns is None and self.embedder() is not None:
-            # cached before the speaker model was installed
+        if entry.n_channels == 1 and self._undiarized(entry) and self.embedder() is not None:
+            # cached before the speaker model was installed, or by another diarizer
             entry = self._diarized(entry, audio or decode(meta.path, max_duration_s=max_s), stages)
             self.cache.put(key, entry)
         if entry.n_channels == 2 and entry.levels is None:  # cached before levels were kept

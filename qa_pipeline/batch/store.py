@@ -185,6 +185,7 @@ class TranscriptCache:
                 if data.get("speaker_turns") is not None else None
             ),
             levels=tuple(tuple(int(v) for v in ch) for ch in data["levels"]) if data.get("levels") is not None else None,
+            diarizer=data.get("diarizer"),
         )
 
     def put(self, key: str, entry: CachedAudio) -> None:

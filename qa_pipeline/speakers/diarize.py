@@ -53,6 +53,10 @@ class DiarizeOptions:
     min_neighbours: int = 6  # ... but never fewer than this many
     min_turn_s: float = 0.2  # a shorter run inside a region takes its neighbours' label
     max_cluster_windows: int = 4000  # bounds the affinity matrix (n²) and its eigendecomposition
+    # fixed: prune_keep as above; auto: the share kept is tuned per call, by the normalised maximum
+    # eigengap (NME-SC, Park et al. 2019, as the `spectralcluster` package does it)
+    pruning: str = "fixed"
+    auto_keep: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 13))  # 5% … 60% of each row
 
 
 class SpeakerTurn(NamedTuple):
@@ -134,11 +138,12 @@ class SpeakerEmbedder:
         return self._session.run(None, {self._input: batch.astype(np.float32)})[0]
 
 
-def speaker_model_id() -> str | None:
-    """Which speaker model a mono call's labels come from (part of a result's fingerprint): the
-    model file's name and size, or None when it is not installed."""
+def speaker_model_id(options: DiarizeOptions = DiarizeOptions()) -> str | None:
+    """Which speaker model and clustering a mono call's labels come from (part of a result's
+    fingerprint, and kept with cached speaker turns): the model file's name and size and the
+    pruning, or None when the model is not installed."""
     path = default_model_path()
-    return f"{path.name}:{path.stat().st_size}" if path.is_file() else None
+    return f"{path.name}:{path.stat().st_size}:{options.pruning}" if path.is_file() else None
 
 
 @lru_cache(maxsize=1)
@@ -201,6 +206,38 @@ def cluster_two(embeddings: np.ndarray, options: DiarizeOptions = DiarizeOptions
 
 
 def _spectral_two(x: np.ndarray, options: DiarizeOptions) -> np.ndarray:
+    if options.pruning == "auto":
+        return _spectral_two_auto(x, options)
+    if options.pruning != "fixed":
+        raise ValueError(f"unknown pruning {options.pruning!r}: choose fixed or auto")
+    return _spectral_two_fixed(x, options)
+
+
+def _spectral_two_auto(x: np.ndarray, options: DiarizeOptions) -> np.ndarray:
+    """Spectral clustering in two on a binarised affinity that keeps each row's nearest share of
+    neighbours, the share chosen per call: the one whose graph shows two clusters most plainly for
+    what it keeps (smallest sqrt(share) / (λ3 / λ2) of the normalised Laplacian). Row-normalised
+    spectral embeddings, k-means."""
+    n = len(x)
+    similarity = (x @ x.T + 1.0) / 2.0
+    np.fill_diagonal(similarity, 0.0)
+    best: tuple[float, np.ndarray] | None = None
+    for keep in options.auto_keep:
+        threshold = np.percentile(similarity, (1.0 - keep) * 100.0, axis=1)[:, None]
+        affinity = np.where(similarity < threshold, 0.01 * similarity, 1.0)
+        np.fill_diagonal(affinity, 1.0)
+        affinity = 0.5 * (affinity + affinity.T)
+        scale = 1.0 / np.sqrt(affinity.sum(axis=1))
+        laplacian = np.eye(n) - scale[:, None] * affinity * scale[None, :]
+        values, vectors = np.linalg.eigh(laplacian)
+        ratio = np.sqrt(keep) * (values[1] + 1e-10) / (values[2] + 1e-10)
+        if best is None or ratio < best[0]:
+            best = (ratio, vectors[:, :2])
+    embedding = best[1] / np.maximum(np.linalg.norm(best[1], axis=1, keepdims=True), 1e-12)
+    return kmeans(embedding, 2)
+
+
+def _spectral_two_fixed(x: np.ndarray, options: DiarizeOptions) -> np.ndarray:
     n = len(x)
     affinity = x @ x.T
     keep = max(options.prune_keep, options.min_neighbours / n)
@@ -240,6 +277,44 @@ def kmeans(points: np.ndarray, k: int, *, n_init: int = 10, iterations: int = 10
     return best
 
 
+class Embedded(NamedTuple):
+    """A call's speech regions, the windows over them (start, end, region) and their embeddings."""
+
+    regions: list[tuple[float, float]]
+    windows: list[tuple[float, float, int]]
+    embeddings: np.ndarray
+
+
+def embed_regions(
+    samples: np.ndarray,
+    sample_rate: int,
+    regions: Sequence[tuple[float, float]],
+    *,
+    embedder: Embedder | None = None,
+    options: DiarizeOptions = DiarizeOptions(),
+) -> Embedded:
+    """The windows diarize() clusters and their speaker embeddings (the expensive half)."""
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"diarize expects {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
+    duration = len(samples) / sample_rate
+    regions = sorted((max(0.0, s), min(duration, e)) for s, e in regions if min(duration, e) > max(0.0, s))
+    if not regions:
+        return Embedded([], [], np.zeros((0, 0), dtype=np.float32))
+    windows = windows_for(regions, duration, options)
+    embedder = embedder or default_embedder()
+    return Embedded(regions, windows, embedder.embed_windows(samples, [(s, e) for s, e, _r in windows]))
+
+
+def cluster_turns(embedded: Embedded, options: DiarizeOptions = DiarizeOptions()) -> list[SpeakerTurn]:
+    """Two-speaker turns from embedded windows (the cheap half)."""
+    if not embedded.regions:
+        return []
+    labels = cluster_two(embedded.embeddings, options)
+    logger.debug("diarize: %d regions, %d windows, %d/%d per cluster", len(embedded.regions), len(embedded.windows),
+                 int(np.sum(labels == 0)), int(np.sum(labels == 1)))
+    return _turns(embedded.regions, embedded.windows, labels, options)
+
+
 def diarize(
     samples: np.ndarray,
     sample_rate: int,
@@ -249,19 +324,7 @@ def diarize(
     options: DiarizeOptions = DiarizeOptions(),
 ) -> list[SpeakerTurn]:
     """Two-speaker turns (start, end, cluster 0|1) covering the speech regions, in time order."""
-    if sample_rate != SAMPLE_RATE:
-        raise ValueError(f"diarize expects {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
-    duration = len(samples) / sample_rate
-    regions = sorted((max(0.0, s), min(duration, e)) for s, e in regions if min(duration, e) > max(0.0, s))
-    if not regions:
-        return []
-    windows = windows_for(regions, duration, options)
-    embedder = embedder or default_embedder()
-    embeddings = embedder.embed_windows(samples, [(s, e) for s, e, _r in windows])
-    labels = cluster_two(embeddings, options)
-    logger.debug("diarize: %d regions, %d windows, %d/%d per cluster", len(regions), len(windows),
-                 int(np.sum(labels == 0)), int(np.sum(labels == 1)))
-    return _turns(regions, windows, labels, options)
+    return cluster_turns(embed_regions(samples, sample_rate, regions, embedder=embedder, options=options), options)
 
 
 def _turns(regions, windows, labels, options: DiarizeOptions) -> list[SpeakerTurn]:

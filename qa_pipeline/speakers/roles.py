@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qa_pipeline.asr.guards import GuardOptions, check_segment, trim_loop
+from qa_pipeline.asr.guards import GuardOptions, check_segment, repeated_runs, trim_loop
 from qa_pipeline.asr.transcribe import join_pieces, split_on_pauses
 from qa_pipeline.records import (AGENT, CUSTOMER, UNKNOWN, AudioEvent, CallMeta, CallTranscript, RawSegment, RawWord,
                                  Utterance, Word)
@@ -176,6 +176,24 @@ def _without_bleed(
     return out, bled
 
 
+def _repeats(segments: Sequence[RawSegment]) -> dict[int, str]:
+    """Why each segment that belongs to a run of one phrase repeated back to back on its audio
+    channel is dropped, by index. Looked at on Whisper's own segments, before pause and speaker
+    splits cut the copies apart."""
+    by_channel: dict[int, list[int]] = {}
+    for index, segment in enumerate(segments):
+        by_channel.setdefault(segment.channel, []).append(index)
+    reasons: dict[int, str] = {}
+    for indexes in by_channel.values():
+        indexes.sort(key=lambda i: (segments[i].start, segments[i].end))
+        texts = [to_simplified(segments[i].text) for i in indexes]
+        for run in repeated_runs([(segments[i].start, segments[i].end, t) for i, t in zip(indexes, texts)]):
+            first = segments[indexes[run[0]]]
+            for r in run:
+                reasons[indexes[r]] = f"repeated across segments ({len(run)}x {texts[run[0]]!r} from {first.start:.1f} s)"
+    return reasons
+
+
 def build_transcript(
     meta: CallMeta,
     segments: Sequence[RawSegment],
@@ -196,18 +214,25 @@ def build_transcript(
     one that says the agent's lines; mono without them: one 'unknown' speaker. Stereo with
     `levels` (channel_levels of the audio): faint copies of the other channel are dropped as
     channel bleed."""
+    reasons = _repeats(segments)
+    repeats = [(segment, reasons[i]) for i, segment in enumerate(segments) if i in reasons]
+    segments = [segment for i, segment in enumerate(segments) if i not in reasons]
     if n_channels == 1 and speaker_turns:
         by_speaker = split_by_speaker(segments, speaker_turns)
         agent = agent_cluster(by_speaker)
         # Until the utterances are made, a segment's `channel` holds its lane: here the cluster.
         segments = [replace(p.segment, channel=p.cluster) for p in by_speaker]
+        repeats = [(replace(p.segment, channel=p.cluster), reason) for segment, reason in repeats
+                   for p in split_by_speaker([segment], speaker_turns)]
         lanes = {agent: AGENT, 1 - agent: CUSTOMER}
         channel, method = None, "diarization"
     else:
         channel, method = agent_channel(segments, meta, n_channels)
         lanes = {} if channel is None else {channel: AGENT, 1 - channel: CUSTOMER}
     kept: list[tuple[RawSegment, str]] = []
-    dropped: list[tuple[RawSegment, str, str]] = []
+    dropped: list[tuple[RawSegment, str, str]] = [(segment, to_simplified(segment.text), reason) for segment, reason in repeats]
+    for segment, text, reason in dropped:
+        logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, segment.start, segment.end, text, reason)
     for piece in _pieces(segments, split_gap_s):
         piece, loop = trim_loop(piece, guard_options)
         if loop is not None:
