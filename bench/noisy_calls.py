@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from qa_pipeline.decode import decode  # noqa: E402
+from qa_pipeline.audio.decode import decode  # noqa: E402
 
 RATE = 16000
 OUT_RATE = 8000

@@ -1,6 +1,6 @@
 import pytest
 
-from qa_pipeline.asr.guards import check_segment
+from qa_pipeline.asr.guards import check_segment, repeated_runs
 from qa_pipeline.asr.transcribe import split_on_pauses
 from qa_pipeline.records import RawSegment, RawWord
 
@@ -85,7 +85,6 @@ def test_gpu_batch_size_follows_free_memory_and_model_size():
 
 
 def test_repeated_runs_find_a_phrase_said_back_to_back():
-    from qa_pipeline.guards import repeated_runs
 
     loop = [(10.0 + i, 10.5 + i, "想要一起去找我。") for i in range(6)]
     pieces = [(0.0, 3.0, "您好，请问有什么可以帮您")] + loop + [(20.0, 22.0, "让您久等了")]
@@ -93,7 +92,6 @@ def test_repeated_runs_find_a_phrase_said_back_to_back():
 
 
 def test_repeated_runs_spare_short_answers_and_phrases_far_apart():
-    from qa_pipeline.guards import repeated_runs
 
     answers = [(0.0, 0.4, "对"), (5.0, 5.4, "对。"), (9.0, 9.5, "对")]  # three confirmations: speech
     assert repeated_runs(answers) == []
