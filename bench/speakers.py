@@ -121,6 +121,17 @@ class Segments:
         self.model = model
         self.options = TranscribeOptions()
         self._transcriber: Transcriber | None = None
+        self._stage = None
+
+    def of_call(self, meta) -> tuple[RawSegment, ...]:
+        """The call's segments as the pipeline has them (TranscribeStage.entry: cached, or
+        transcribed now; looped stretches decoded again)."""
+        if self._stage is None:
+            from qa_pipeline.batch.config import TranscribeConfig
+            from qa_pipeline.batch.stages import TranscribeStage
+
+            self._stage = TranscribeStage(TranscribeConfig(model=self.model, device="cpu", options=self.options), self.cache)
+        return self._stage.entry(meta)[0].segments
 
     def get(self, path: Path, channels: tuple[np.ndarray, ...], duration: float, variant: str = "") -> tuple[RawSegment, ...]:
         digest = file_digest(path) + (f":{variant}" if variant else "")
@@ -273,7 +284,7 @@ def main() -> int:
             ref = label["turns"]
             rows: list[tuple[str, str, Tally, list, list]] = []
             if audio.n_channels == 2:
-                segments = segments_of.get(meta.path, audio.channels, duration)
+                segments = segments_of.of_call(meta)
                 transcript = build_transcript(meta, segments, duration_s=duration, n_channels=2, model="bench",
                                               levels=channel_levels(audio.channels, audio.sample_rate))
                 rows.append(("stereo", "channels", *measure(ref, transcript, duration)))
@@ -284,7 +295,7 @@ def main() -> int:
                     kind, segments = "mixdown", segments_of.get(meta.path, (mono,), duration, variant="mixdown")
             else:
                 mono = audio.channels[0]
-                kind, segments = "mono", segments_of.get(meta.path, audio.channels, duration)
+                kind, segments = "mono", segments_of.of_call(meta)
             if mono is not None:
                 regions = speech_regions(mono)
                 mono_audio_s += duration

@@ -9,6 +9,10 @@ Run from the repository root:
     .venv/bin/python bench/transcription.py --dev-calls ../shared/dev-calls --json /tmp/cer.json
     .venv/bin/python bench/transcription.py --dev-calls ../shared/dev-calls --cache-dir /tmp/qa-tcache  # (b) from a cache
     .venv/bin/python bench/transcription.py --dev-calls ../shared/dev-calls --only stage --show-texts
+    # both corpora and every noisy condition of bench/noisy_calls.py, one table each and a summary
+    .venv/bin/python bench/transcription.py --dev-calls ../shared/dev-calls --dev-calls ../shared/dev-calls-2 \
+        --fixtures /tmp/qa-noisy --cache-dir /tmp/qa-tcache
+    .venv/bin/python bench/transcription.py --dev-calls ../shared/dev-calls --only stage --beam-size 5
 
 Two systems are measured on every call of DEV_CALLS/manifest.csv against the reference turns of
 DEV_CALLS/labels.json:
@@ -300,7 +304,7 @@ def run_baseline(calls, threads: int) -> tuple[dict, float]:
     return results, load_s
 
 
-def run_stage(calls, cache_dir: Path, preload: bool) -> tuple[dict, float]:
+def run_stage(calls, cache_dir: Path, preload: bool, beam_size: int | None = None) -> tuple[dict, float]:
     """(b): {call_id: {"transcript" | "error", "wall_s", "from_cache"}}, model load seconds."""
     from qa_pipeline.audio.decode import audio_digest
     from qa_pipeline.batch.config import TranscribeConfig
@@ -308,7 +312,12 @@ def run_stage(calls, cache_dir: Path, preload: bool) -> tuple[dict, float]:
     from qa_pipeline.batch.store import TranscriptCache
     from qa_pipeline.errors import CallFailed
 
-    stage = TranscribeStage(TranscribeConfig(model="base", device="cpu"), TranscriptCache(cache_dir))
+    from dataclasses import replace
+
+    from qa_pipeline.asr.transcribe import TranscribeOptions
+
+    options = TranscribeOptions() if beam_size is None else replace(TranscribeOptions(), beam_size=beam_size)
+    stage = TranscribeStage(TranscribeConfig(model="base", device="cpu", options=options), TranscriptCache(cache_dir))
     load_s = 0.0
     if preload:  # time the model load apart from the first call
         started = time.monotonic()
@@ -541,12 +550,16 @@ def _jsonable(x):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dev-calls", type=Path, default=Path("../shared/dev-calls"))
+    parser.add_argument("--dev-calls", type=Path, action="append", default=[],
+                        help="a labelled folder (repeatable; default ../shared/dev-calls)")
+    parser.add_argument("--fixtures", type=Path, action="append", default=[],
+                        help="a folder of labelled folders, e.g. bench/noisy_calls.py's OUT: every condition in turn")
     parser.add_argument("--calls", help="comma-separated call ids (default: every call in the manifest)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--cache-dir", type=Path,
                         help="transcript cache for (b), e.g. /tmp/qa-tcache (default: a fresh temporary one, "
                              "so that (b) transcribes)")
+    parser.add_argument("--beam-size", type=int, default=None, help="(b) with this Whisper beam size (default: the stage's)")
     parser.add_argument("--only", choices=("baseline", "stage"), help="run only (a) or only (b)")
     parser.add_argument("--show-texts", action="store_true", help="print the normalised reference and hypotheses")
     args = parser.parse_args(argv)
@@ -554,43 +567,51 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from qa_pipeline.audio.discover import read_manifest
 
-    labels = json.loads((args.dev_calls / "labels.json").read_text(encoding="utf-8"))
-    calls = read_manifest(args.dev_calls / "manifest.csv", args.dev_calls / "audio")
-    if args.calls:
-        wanted = [c.strip() for c in args.calls.split(",") if c.strip()]
-        unknown = sorted(set(wanted) - {c.call_id for c in calls})
-        if unknown:
-            parser.error(f"unknown call id(s): {', '.join(unknown)}")
-        calls = [c for c in calls if c.call_id in wanted]
-    missing = [c.call_id for c in calls if c.call_id not in labels]
-    if missing:
-        parser.error(f"no labels for: {', '.join(missing)}")
+    folders = list(args.dev_calls) + [p for root in args.fixtures for p in sorted(root.iterdir()) if (p / "labels.json").is_file()]
+    folders = folders or [Path("../shared/dev-calls")]
     threads = os.cpu_count() or 1  # what Transcriber uses
-
-    print(f"{len(calls)} calls; distances by {'rapidfuzz' if _RfLevenshtein else 'plain DP'}; "
-          f"{threads} CPU threads", file=sys.stderr)
-    baseline, load_a = ({}, 0.0)
-    if args.only != "stage":
-        baseline, load_a = run_baseline(calls, threads)
-    stage, load_b = ({}, 0.0)
-    if args.only != "baseline":
-        cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="qa-bench-tcache-"))
-        try:
-            stage, load_b = run_stage(calls, cache_dir, preload=args.cache_dir is None)
-        finally:
-            if args.cache_dir is None:
-                shutil.rmtree(cache_dir, ignore_errors=True)
-
-    rows = [measure_call(meta, labels[meta.call_id], baseline.get(meta.call_id), stage.get(meta.call_id))
-            for meta in calls]
-    totals = totals_of(rows, load_a, load_b)
-    print_report(rows, totals, args.show_texts)
+    cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="qa-bench-tcache-"))
+    summary: list[tuple[str, dict]] = []
+    payloads = {}
+    try:
+        for folder in folders:
+            labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+            calls = read_manifest(folder / "manifest.csv", folder / "audio")
+            if args.calls:
+                wanted = [c.strip() for c in args.calls.split(",") if c.strip()]
+                calls = [c for c in calls if c.call_id in wanted]
+            missing = [c.call_id for c in calls if c.call_id not in labels]
+            if missing:
+                parser.error(f"{folder}: no labels for: {', '.join(missing)}")
+            print(f"== {folder}: {len(calls)} calls; distances by {'rapidfuzz' if _RfLevenshtein else 'plain DP'}; "
+                  f"{threads} CPU threads", file=sys.stderr)
+            baseline, load_a = ({}, 0.0)
+            if args.only != "stage":
+                baseline, load_a = run_baseline(calls, threads)
+            stage, load_b = ({}, 0.0)
+            if args.only != "baseline":
+                stage, load_b = run_stage(calls, cache_dir, preload=args.cache_dir is None, beam_size=args.beam_size)
+            rows = [measure_call(meta, labels[meta.call_id], baseline.get(meta.call_id), stage.get(meta.call_id))
+                    for meta in calls]
+            totals = totals_of(rows, load_a, load_b)
+            print(f"\n===== {folder} =====")
+            print_report(rows, totals, args.show_texts)
+            summary.append((folder.name, totals))
+            payloads[str(folder)] = {"totals": _jsonable(totals), "calls": _jsonable(rows)}
+    finally:
+        if args.cache_dir is None:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+    if len(summary) > 1:
+        print("\n===== per folder: CER (a) plain faster-whisper, (b) our stage; lost turns a/b; dropped (b) =====")
+        for name, totals in summary:
+            g = totals["groups"]["all calls"]
+            print(f"{name:<14} CER(a) {_pct(g.get('a')):>7}  CER(b) {_pct(g.get('b')):>7}  "
+                  f"lost {g.get('lost_a', '-')}/{g.get('lost_b', '-')}  dropped {g.get('dropped', '-')}  ({g['n_calls']} calls)")
     if args.json:
         payload = {
-            "dev_calls": str(args.dev_calls), "cache_dir": str(args.cache_dir) if args.cache_dir else None,
+            "cache_dir": str(args.cache_dir) if args.cache_dir else None, "beam_size": args.beam_size,
             "normalisation": "qa_pipeline.scoring.normalize.normalize_text per turn/segment/utterance, concatenated",
-            "min_fraction": MIN_FRACTION, "window_s": WINDOW_S, "cpu_threads": threads,
-            "totals": _jsonable(totals), "calls": _jsonable(rows),
+            "min_fraction": MIN_FRACTION, "window_s": WINDOW_S, "cpu_threads": threads, "folders": payloads,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -108,6 +108,7 @@ class CachedAudio:
     speaker_turns: tuple[tuple[float, float, int], ...] | None = None  # mono: (start, end, cluster); None: not diarized
     levels: tuple[tuple[int, ...], ...] | None = None  # stereo: dBFS per 50 ms frame per channel; None: not measured
     diarizer: str | None = None  # mono: diarize.speaker_model_id() that made speaker_turns; another id: stale turns
+    loops_redecoded: bool = False  # looped stretches decoded again (asr.loops); False: cached before that was done
 
 
 @dataclass(frozen=True)

@@ -39,3 +39,20 @@ def test_corrupt_entry_is_a_miss(tmp_path):
     cache.put("k1", entry())
     next(tmp_path.rglob("k1.json")).write_text("{not json")
     assert cache.get("k1") is None
+
+
+def test_mono_speaker_turns_are_kept_with_the_diarizer_that_made_them(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from qa_pipeline.batch import stages
+
+    monkeypatch.setattr(stages, "speaker_model_id", lambda: "campplus-zh-en.onnx:1:auto")
+    cache = TranscriptCache(tmp_path)
+    mono = replace(entry(), n_channels=1, speaker_turns=((0.1, 0.5, 0),), diarizer="campplus-zh-en.onnx:1:auto")
+    cache.put("k1", mono)
+    assert cache.get("k1") == mono
+    assert not stages.TranscribeStage._undiarized(cache.get("k1"))
+    # turns cached before the diarizer was recorded, or by another clustering, are made again
+    assert stages.TranscribeStage._undiarized(replace(mono, diarizer=None))
+    assert stages.TranscribeStage._undiarized(replace(mono, diarizer="campplus-zh-en.onnx:1:fixed"))
+    assert stages.TranscribeStage._undiarized(replace(mono, speaker_turns=None))

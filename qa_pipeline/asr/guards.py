@@ -45,6 +45,14 @@ def check_segment(segment: RawSegment, text: str, options: GuardOptions = GuardO
     return None
 
 
+def is_loop(segment: RawSegment, options: GuardOptions = GuardOptions()) -> bool:
+    """Whether Whisper looped in this segment: a unit repeated over and over, or text that
+    compresses like a loop."""
+    compact = _strip(segment.text)
+    return _has_loop(compact, options.min_repeats) or (
+        segment.compression_ratio > options.max_compression_ratio and len(compact) > 20)
+
+
 def trim_loop(segment: RawSegment, options: GuardOptions = GuardOptions()) -> tuple[RawSegment | None, RawSegment | None]:
     """Split a segment that ends in a repetition loop into (speech before the loop, the loop).
 

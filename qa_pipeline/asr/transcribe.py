@@ -212,18 +212,41 @@ class Transcriber:
         return [_raw_segment(s, channel) for s in raw]
 
 
-def _raw_segment(s, channel: int) -> RawSegment:
+    def redecode(self, channel: int, samples: np.ndarray, start: float, end: float) -> list[RawSegment]:
+        """One stretch of a channel decoded again on its own, the careful way: beam 5 and
+        faster-whisper's temperature fallback, which decodes again when the text compresses like
+        a loop. For stretches where the batched greedy decode looped."""
+        opts = self.options
+        first = max(0, int(round(start * SAMPLE_RATE)))
+        audio = with_noise_floor(samples[first:int(round(end * SAMPLE_RATE))], opts.noise_floor)
+        import ctranslate2
+
+        ctranslate2.set_random_seed(0)  # the fallback samples: the same stretch decodes the same way every run
+        try:
+            result, _info = self._model.transcribe(
+                audio, language=opts.language, beam_size=max(5, opts.beam_size), condition_on_previous_text=False,
+                vad_filter=True, vad_parameters=asdict(opts.vad), word_timestamps=True,
+            )
+            raw = list(result)
+        except RuntimeError as e:
+            raise CallFailed(f"speech model failed on channel {channel}: {e}") from e
+        offset = first / SAMPLE_RATE
+        return [_raw_segment(s, channel, offset) for s in raw]
+
+
+def _raw_segment(s, channel: int, offset: float = 0.0) -> RawSegment:
     """faster-whisper's Segment as our record."""
     return RawSegment(
         channel=channel,
-        start=float(s.start),
-        end=float(s.end),
+        start=round(offset + float(s.start), 3),
+        end=round(offset + float(s.end), 3),
         text=s.text.strip(),
         avg_logprob=float(s.avg_logprob),
         no_speech_prob=float(s.no_speech_prob),
         compression_ratio=float(s.compression_ratio),
         words=tuple(
-            RawWord(w.word, float(w.start), float(w.end), float(w.probability)) for w in (s.words or ())
+            RawWord(w.word, round(offset + float(w.start), 3), round(offset + float(w.end), 3), float(w.probability))
+            for w in (s.words or ())
         ),
     )
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from typing import Sequence
 
+from qa_pipeline.asr.loops import loop_spans, redecode_loops
 from qa_pipeline.asr.transcribe import Transcriber, pick_compute_type, pick_device
 from qa_pipeline.audio.decode import DecodedAudio, audio_digest, decode, is_silent
 from qa_pipeline.audio.tones import find_busy_tones
@@ -104,7 +105,18 @@ class TranscribeStage:
         events = [e for i, ch in enumerate(audio.channels) for e in find_busy_tones(ch, audio.sample_rate, channel=i)]
         stages["tones"] = time.monotonic() - t0
         entry = CachedAudio(audio.duration_s, audio.n_channels, tuple(segments), tuple(events))
-        return self._diarized(self._levelled(entry, audio, stages), audio, stages)
+        return self._diarized(self._levelled(self._unlooped(entry, audio, stages), audio, stages), audio, stages)
+
+    def _unlooped(self, entry: CachedAudio, audio: DecodedAudio, stages: dict[str, float]) -> CachedAudio:
+        """Where the decode looped, the stretch decoded again (asr.loops)."""
+        if entry.loops_redecoded:
+            return entry
+        if loop_spans(entry.segments):
+            t0 = time.monotonic()
+            segments = redecode_loops(self.load_model(), audio.channels, entry.segments, audio.sample_rate)
+            stages["redecode"] = time.monotonic() - t0
+            entry = replace(entry, segments=tuple(segments))
+        return replace(entry, loops_redecoded=True)
 
     def _levelled(self, entry: CachedAudio, audio: DecodedAudio, stages: dict[str, float]) -> CachedAudio:
         """Stereo: each channel's loudness envelope, for telling channel bleed from speech."""
@@ -150,6 +162,23 @@ class TranscribeStage:
     def run(self, meta: CallMeta, digest: str | None = None) -> StageResult:
         """The call's transcript, whether it came from the cache, and each stage's seconds."""
         stages: dict[str, float] = {}
+        entry, from_cache = self.entry(meta, digest, stages)
+        t0 = time.monotonic()
+        transcript = build_transcript(
+            meta, entry.segments, duration_s=entry.duration_s, n_channels=entry.n_channels,
+            model=self.model_label, events=entry.events, split_gap_s=self.config.options.split_gap_s,
+            speaker_turns=entry.speaker_turns, levels=entry.levels,
+        )
+        stages["speakers"] = time.monotonic() - t0
+        if not transcript.utterances:
+            raise NoSpeech("no usable speech: every segment was rejected as a hallucination")
+        return StageResult(transcript, from_cache, stages)
+
+    def entry(self, meta: CallMeta, digest: str | None = None,
+              stages: dict[str, float] | None = None) -> tuple[CachedAudio, bool]:
+        """What the cache holds for the call, made or brought up to date first, and whether it
+        came from the cache; each stage's seconds go into `stages`."""
+        stages = {} if stages is None else stages
         digest = digest or audio_digest(meta.path)
         key = self.cache_key(digest)
         entry = self.cache.get(key)
@@ -174,6 +203,11 @@ class TranscribeStage:
             self.cache.put(key, entry)
         if not entry.segments:
             raise NoSpeech("no speech found in the recording (silent or not speech)")
+        if not entry.loops_redecoded:  # cached before loops were decoded again
+            if loop_spans(entry.segments):
+                audio = audio or decode(meta.path, max_duration_s=max_s)
+            entry = self._unlooped(entry, audio, stages)
+            self.cache.put(key, entry)
         if entry.n_channels == 1 and self._undiarized(entry) and self.embedder() is not None:
             # cached before the speaker model was installed, or by another diarizer
             entry = self._diarized(entry, audio or decode(meta.path, max_duration_s=max_s), stages)
@@ -181,17 +215,7 @@ class TranscribeStage:
         if entry.n_channels == 2 and entry.levels is None:  # cached before levels were kept
             entry = self._levelled(entry, audio or decode(meta.path, max_duration_s=max_s), stages)
             self.cache.put(key, entry)
-        del audio
-        t0 = time.monotonic()
-        transcript = build_transcript(
-            meta, entry.segments, duration_s=entry.duration_s, n_channels=entry.n_channels,
-            model=self.model_label, events=entry.events, split_gap_s=self.config.options.split_gap_s,
-            speaker_turns=entry.speaker_turns, levels=entry.levels,
-        )
-        stages["speakers"] = time.monotonic() - t0
-        if not transcript.utterances:
-            raise NoSpeech("no usable speech: every segment was rejected as a hallucination")
-        return StageResult(transcript, from_cache, stages)
+        return entry, from_cache
 
 
 def process_call(item: Todo, stage: TranscribeStage, rubric: Rubric) -> CallOutcome:

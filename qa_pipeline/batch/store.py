@@ -186,6 +186,7 @@ class TranscriptCache:
             ),
             levels=tuple(tuple(int(v) for v in ch) for ch in data["levels"]) if data.get("levels") is not None else None,
             diarizer=data.get("diarizer"),
+            loops_redecoded=bool(data.get("loops_redecoded", False)),
         )
 
     def put(self, key: str, entry: CachedAudio) -> None:
