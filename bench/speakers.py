@@ -15,9 +15,10 @@ takes every sub-folder of ROOT that has a labels.json (one per noise condition).
 The mono path is the pipeline's: Whisper segments (from the transcript cache, transcribed here on a
 miss; mixdowns have their own entries), Silero speech regions (diarize.speech_regions), windows
 embedded, two clusters, then speakers.build_transcript with the speaker turns (each word to its
-cluster, cuts at changes, agent cluster by its cues, pause splits, guards). Systems compared on the
-same regions and windows: campplus/<pruning> for each --prunings (CAM++ ONNX; fixed = the 3D-Speaker
-p-pruning, auto = the per-call NME-tuned pruning of diarize.DiarizeOptions) and mfcc (MFCC statistics).
+cluster, cuts at changes, agent cluster by its cues, pause splits, guards). Systems compared:
+campplus/<regions>/<pruning> for each --regions (words = the VAD regions where Whisper heard words,
+the pipeline's default; vad = all VAD regions) and each --prunings (fixed = the 3D-Speaker p-pruning,
+auto = the per-call NME-tuned pruning of diarize.DiarizeOptions), and mfcc/<regions> (MFCC statistics).
 
 Reference speech is the labelled turns (10 ms frames). Per call and per folder × kind × system:
   role        right/attributed: of the reference speech our utterances cover, the share covered only by
@@ -54,7 +55,7 @@ from qa_pipeline.files import file_digest  # noqa: E402
 from qa_pipeline.records import AGENT, CUSTOMER, CachedAudio, RawSegment  # noqa: E402
 from qa_pipeline.scoring.normalize import normalize_text  # noqa: E402
 from qa_pipeline.speakers.diarize import (  # noqa: E402
-    DiarizeOptions, SpeakerEmbedder, cluster_turns, embed_regions, speech_regions,
+    DiarizeOptions, SpeakerEmbedder, call_regions, cluster_turns, embed_regions,
 )
 from qa_pipeline.speakers.fbank import fbank  # noqa: E402
 from qa_pipeline.speakers.roles import build_transcript, channel_levels  # noqa: E402
@@ -257,6 +258,7 @@ def main() -> int:
     parser.add_argument("--speaker-model", type=Path, default=None, help="CAM++ ONNX (default: the model cache)")
     parser.add_argument("--embedders", default="campplus", help="campplus,mfcc")
     parser.add_argument("--prunings", default="fixed,auto", help="CAM++ clusterings to compare (DiarizeOptions.pruning)")
+    parser.add_argument("--regions", default="words,vad", help="what is embedded (DiarizeOptions.regions) to compare")
     parser.add_argument("--mixdown", action="store_true", help="also diarize stereo calls averaged down to mono")
     parser.add_argument("--calls", default="", help="comma-separated call ids (default: all)")
     args = parser.parse_args()
@@ -269,6 +271,7 @@ def main() -> int:
     embedders = {name: SpeakerEmbedder(args.speaker_model) if name == "campplus" else MfccStatsEmbedder()
                  for name in args.embedders.split(",") if name}
     systems = [(name, DiarizeOptions(pruning=p)) for name in embedders for p in (args.prunings.split(",") if name == "campplus" else ["fixed"])]
+    region_kinds = [r for r in args.regions.split(",") if r]
     wanted = set(filter(None, args.calls.split(",")))
     totals: dict[tuple[str, str, str], Tally] = {}
     timing: dict[str, float] = {}
@@ -297,24 +300,26 @@ def main() -> int:
                 mono = audio.channels[0]
                 kind, segments = "mono", segments_of.of_call(meta)
             if mono is not None:
-                regions = speech_regions(mono)
                 mono_audio_s += duration
                 mono_meta = replace(meta, agent_channel=None)
                 for name, embedder in embedders.items():
-                    started = time.perf_counter()
-                    embedded = embed_regions(mono, 16000, regions, embedder=embedder)
-                    timing[name] = timing.get(name, 0.0) + time.perf_counter() - started
-                    for system, options in systems:
-                        if system != name:
-                            continue
-                        turns = cluster_turns(embedded, options)
-                        transcript = build_transcript(mono_meta, segments, duration_s=duration, n_channels=1, model="bench",
-                                                      speaker_turns=[tuple(t) for t in turns])
-                        label_ = f"{name}/{options.pruning}" if name == "campplus" else name
-                        rows.append((kind, label_, *measure(ref, transcript, duration, turns)))
+                    for regions_kind in region_kinds:
+                        started = time.perf_counter()
+                        regions = call_regions(mono, segments, DiarizeOptions(regions=regions_kind))
+                        embedded = embed_regions(mono, 16000, regions, embedder=embedder)
+                        timing[name] = timing.get(name, 0.0) + time.perf_counter() - started
+                        for system, options in systems:
+                            if system != name:
+                                continue
+                            options = replace(options, regions=regions_kind)
+                            turns = cluster_turns(embedded, options)
+                            transcript = build_transcript(mono_meta, segments, duration_s=duration, n_channels=1,
+                                                          model="bench", speaker_turns=[tuple(t) for t in turns])
+                            label_ = f"{name}/{regions_kind}/{options.pruning}" if name == "campplus" else f"{name}/{regions_kind}"
+                            rows.append((kind, label_, *measure(ref, transcript, duration, turns)))
             for kind_, system, tally, repeats, guard in rows:
                 totals.setdefault((folder.name, kind_, system), Tally()).add(tally)
-                print(f"{folder.name:<12} {meta.call_id:<7} {kind_:<7} {system:<16} {tally.line()}", flush=True)
+                print(f"{folder.name:<12} {meta.call_id:<7} {kind_:<7} {system:<21} {tally.line()}", flush=True)
                 for phrase, n in repeats:
                     print(f"    repeat kept {n}x: {phrase}")
                 for turn in guard:
@@ -322,7 +327,7 @@ def main() -> int:
 
     print("\n== totals (folder, kind, system) ==")
     for (folder, kind, system), tally in sorted(totals.items()):
-        print(f"{folder:<12} {kind:<7} {system:<16} {tally.line()}")
+        print(f"{folder:<12} {kind:<7} {system:<21} {tally.line()}")
     for name, seconds in timing.items():
         print(f"{name}: embedding {seconds:.1f} s for {mono_audio_s:.0f} s of mono audio")
     return 0

@@ -237,3 +237,22 @@ def test_real_mono_call_turns_match_the_reference(embedder, calls_dir, data_dir)
     pieces = split_by_speaker(segments, turns)
     assert agent_cluster(pieces) == agent
     assert [role for _s, role in speaker_roles(pieces)] == [t["speaker"] for t in reference]
+
+
+def test_with_words_keeps_the_speech_regions_where_whisper_heard_words():
+    from qa_pipeline.speakers.diarize import with_words
+
+    words = [RawWord("您好", 1.0, 1.5, 0.9), RawWord("请", 1.7, 2.0, 0.9), RawWord("对", 9.0, 9.3, 0.9)]
+    segments = [RawSegment(0, 1.0, 2.0, "您好请", -0.2, 0.1, 1.0, tuple(words[:2])),
+                RawSegment(0, 9.0, 9.3, "对", -0.2, 0.1, 1.0, (words[2],))]
+    # a region of babble over a hold (3-8 s) holds no word and is left out; words 0.2 s apart are one stretch
+    regions = [(0.5, 2.5), (3.0, 8.0), (8.8, 10.0)]
+    assert with_words(regions, segments) == [(0.9, 2.1), (8.9, 9.4)]
+    assert with_words(regions, []) == []
+
+
+def test_unknown_regions_are_refused():
+    from qa_pipeline.speakers.diarize import call_regions
+
+    with pytest.raises(ValueError, match="unknown regions 'all'"):
+        call_regions(np.zeros(SR, np.float32), [], DiarizeOptions(regions="all"))

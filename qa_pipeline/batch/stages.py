@@ -23,8 +23,7 @@ from qa_pipeline.errors import CallFailed, ModelError, NoSpeech
 from qa_pipeline.records import CachedAudio, CallMeta, CallOutcome, CallPart, CallScore, RawSegment, StageResult, Todo
 from qa_pipeline.scoring.rubric import Rubric
 from qa_pipeline.scoring.score import score_call
-from qa_pipeline.speakers.diarize import SpeakerModelMissing, default_embedder, diarize, speaker_model_id
-from qa_pipeline.speakers.diarize import speech_regions as diarize_regions
+from qa_pipeline.speakers.diarize import SpeakerModelMissing, call_regions, default_embedder, diarize, speaker_model_id
 from qa_pipeline.speakers.roles import build_transcript, channel_levels
 
 logger = logging.getLogger("qa_pipeline")
@@ -131,7 +130,8 @@ class TranscribeStage:
         if entry.n_channels != 1 or not self._undiarized(entry) or not entry.segments or self.embedder() is None:
             return entry
         t0 = time.monotonic()
-        turns = diarize(audio.channels[0], audio.sample_rate, diarize_regions(audio.channels[0]), embedder=self.embedder())
+        turns = diarize(audio.channels[0], audio.sample_rate, call_regions(audio.channels[0], entry.segments),
+                        embedder=self.embedder())
         stages["diarize"] = time.monotonic() - t0
         return replace(entry, speaker_turns=tuple((t.start, t.end, t.cluster) for t in turns), diarizer=speaker_model_id())
 

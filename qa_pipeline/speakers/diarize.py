@@ -57,6 +57,12 @@ class DiarizeOptions:
     # eigengap (NME-SC, Park et al. 2019, as the `spectralcluster` package does it)
     pruning: str = "fixed"
     auto_keep: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 13))  # 5% … 60% of each row
+    # words: only the speech regions' stretches where Whisper heard words are embedded; vad: all of
+    # them. Babble on the line over a hold is speech to the VAD and, embedded, pulls one cluster to
+    # itself; then agent and customer share the other.
+    regions: str = "words"
+    word_pad_s: float = 0.1  # around each word ...
+    word_gap_s: float = 0.3  # ... and words closer than this are one stretch
 
 
 class SpeakerTurn(NamedTuple):
@@ -143,7 +149,7 @@ def speaker_model_id(options: DiarizeOptions = DiarizeOptions()) -> str | None:
     fingerprint, and kept with cached speaker turns): the model file's name and size and the
     pruning, or None when the model is not installed."""
     path = default_model_path()
-    return f"{path.name}:{path.stat().st_size}:{options.pruning}" if path.is_file() else None
+    return f"{path.name}:{path.stat().st_size}:{options.pruning}:{options.regions}" if path.is_file() else None
 
 
 @lru_cache(maxsize=1)
@@ -164,6 +170,35 @@ def speech_regions(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, vad: Vad
     if sample_rate != SAMPLE_RATE:
         raise ValueError(f"speech_regions expects {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
     return vad_regions(with_noise_floor(np.asarray(samples, dtype=np.float32), NOISE_FLOOR), vad)
+
+
+def with_words(regions: Sequence[tuple[float, float]], segments: Sequence[RawSegment],
+               options: DiarizeOptions = DiarizeOptions()) -> list[tuple[float, float]]:
+    """The parts of the speech regions where Whisper's words are (each word padded by
+    options.word_pad_s, words closer than options.word_gap_s joined)."""
+    spans: list[tuple[float, float]] = []
+    for start, end in sorted((w.start - options.word_pad_s, w.end + options.word_pad_s) for s in segments for w in s.words):
+        if spans and start <= spans[-1][1] + options.word_gap_s:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    out = []
+    for a, b in regions:
+        for c, d in spans:
+            if min(b, d) > max(a, c):
+                out.append((max(a, c), min(b, d)))
+    return sorted(out)
+
+
+def call_regions(samples: np.ndarray, segments: Sequence[RawSegment], options: DiarizeOptions = DiarizeOptions()) -> list[tuple[float, float]]:
+    """The regions a mono call is diarized over: speech_regions, less what holds no word when
+    options.regions is words."""
+    regions = speech_regions(samples)
+    if options.regions == "vad":
+        return regions
+    if options.regions != "words":
+        raise ValueError(f"unknown regions {options.regions!r}: choose words or vad")
+    return with_words(regions, segments, options)
 
 
 def windows_for(regions: Sequence[tuple[float, float]], duration_s: float, options: DiarizeOptions = DiarizeOptions()) -> list[tuple[float, float, int]]:
