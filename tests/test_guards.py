@@ -89,6 +89,9 @@ def test_repeated_runs_find_a_phrase_said_back_to_back():
     loop = [(10.0 + i, 10.5 + i, "想要一起去找我。") for i in range(6)]
     pieces = [(0.0, 3.0, "您好，请问有什么可以帮您")] + loop + [(20.0, 22.0, "让您久等了")]
     assert repeated_runs(pieces) == [tuple(range(1, 7))]
+    # copies doubled or cut at the end of a segment are copies still
+    ragged = [(0.0, 1.0, "我也是,我也是,"), (1.2, 2.0, "我也是,"), (5.0, 5.5, "我也是,"), (9.0, 10.0, "我也是,我也是,我")]
+    assert repeated_runs(ragged) == [(0, 1, 2, 3)]
 
 
 def test_repeated_runs_spare_short_answers_and_phrases_far_apart():

@@ -146,7 +146,7 @@ class RepeatOptions:
 def repeated_runs(pieces: Sequence[tuple[float, float, str]], options: RepeatOptions = RepeatOptions()) -> list[tuple[int, ...]]:
     """Runs of consecutive pieces (start, end, text) of ONE audio channel, in time order, that say
     the same text over and over: the indexes of each run, every piece of it being a repeat."""
-    keys = [_strip(text) for _s, _e, text in pieces]
+    keys = [_unit(_strip(text)) for _s, _e, text in pieces]
     runs: list[tuple[int, ...]] = []
     at = 0
     while at < len(pieces):
@@ -158,3 +158,13 @@ def repeated_runs(pieces: Sequence[tuple[float, float, str]], options: RepeatOpt
             runs.append(tuple(range(at, end)))
         at = end
     return runs
+
+
+def _unit(text: str) -> str:
+    """The shortest unit the text repeats (我也是我也是我 → 我也是; 您好 → 您好): a loop's copies
+    are often cut mid-phrase or doubled where the speaker split or the segment ends."""
+    for size in range(1, len(text) + 1):
+        unit = text[:size]
+        if (unit * (len(text) // size + 1)).startswith(text):
+            return unit
+    return text
