@@ -206,3 +206,12 @@ def test_the_same_answer_on_a_stereo_channel_between_the_other_sides_turns_is_ke
     t = build_transcript(META, agent + customer, duration_s=15.0, n_channels=2, model="base")
     assert [u.text for u in t.utterances if u.speaker == "customer"] == ["对的", "对的", "对的"]
     assert t.dropped == ()
+
+
+def test_a_loop_spread_over_pauses_in_one_segment_is_cut_before_the_pause_split():
+    copies = [RawWord("我也是，", 10.0 + 3 * i, 10.6 + 3 * i, 0.9) for i in range(6)]  # 2.4 s pauses
+    loop = RawSegment(0, 10.0, 25.6, "我也是，" * 6, -0.15, 0.8, 3.0, tuple(copies))
+    speech = seg(0, 0.5, 4.0, "您好，客服热线，请问有什么可以帮您")
+    t = build_transcript(META, [speech, loop], duration_s=30.0, n_channels=2, model="base")
+    assert [u.text for u in t.utterances] == ["您好，客服热线，请问有什么可以帮您", "我也是，"]
+    assert t.drop_reasons == ("repetition loop",)

@@ -217,6 +217,15 @@ def build_transcript(
     reasons = _repeats(segments)
     repeats = [(segment, reasons[i]) for i, segment in enumerate(segments) if i in reasons]
     segments = [segment for i, segment in enumerate(segments) if i not in reasons]
+    # A loop whose copies Whisper spread over pauses is cut off here, before the pause split
+    # leaves one copy per piece (the pieces are checked again below).
+    untrimmed, segments = segments, []
+    for segment in untrimmed:
+        head, loop = trim_loop(segment, guard_options)
+        if loop is not None:
+            repeats.append((loop, "repetition loop"))
+        if head is not None:
+            segments.append(head)
     if n_channels == 1 and speaker_turns:
         by_speaker = split_by_speaker(segments, speaker_turns)
         agent = agent_cluster(by_speaker)
