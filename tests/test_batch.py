@@ -137,11 +137,11 @@ def test_the_config_is_validated_once_with_readable_errors(tmp_path):
         TranscribeConfig(device="tpu")
     with pytest.raises(InputError, match="decoder must be one of sequential, packed, not 'fast'"):
         TranscribeConfig(options=TranscribeOptions(decoder="fast"))
-    with pytest.raises(InputError, match="beam size must be 1 or more, not 0"):
+    with pytest.raises(InputError, match=r"beam size \(--beam-size\) must be 1 to 20, not 0"):
         TranscribeConfig(options=TranscribeOptions(beam_size=0))
-    with pytest.raises(InputError, match="batch size must be 0"):
+    with pytest.raises(InputError, match=r"batch size \(--batch-size\) must be 0 \(automatic\) to 512, not -1"):
         TranscribeConfig(options=TranscribeOptions(batch_size=-1))
-    with pytest.raises(InputError, match="more than 0 minutes"):
+    with pytest.raises(InputError, match="must be a positive number of minutes"):
         TranscribeConfig(max_duration_s=0)
 
 

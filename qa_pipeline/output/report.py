@@ -11,7 +11,6 @@ records to plain dicts; ``render_reports`` renders and writes them atomically.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import logging
 import os
@@ -26,7 +25,7 @@ from urllib.parse import quote
 
 import jinja2
 
-from qa_pipeline.files import write_atomic
+from qa_pipeline.files import fit_stem, write_atomic
 from qa_pipeline.parallel import map_chunks
 from qa_pipeline.records import (
     AGENT,
@@ -74,11 +73,16 @@ def safe_name(value: str | None) -> str:
     """
     if not value:
         return UNKNOWN_AGENT
-    cleaned = re.sub(r"[^\w.\-]", "_", value, flags=re.UNICODE).lstrip(".")[:80] or "_"
-    if cleaned == value:
-        return cleaned
-    digest = hashlib.sha1(value.encode("utf-8")).hexdigest()[:8]
-    return f"{cleaned}-{digest}"
+    cleaned = re.sub(r"[^\w.\-]", "_", value, flags=re.UNICODE).lstrip(".") or "_"
+    return fit_stem(cleaned, value, digest_chars=8)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def printable(value: Any) -> Any:
+    """Every value a template prints: control characters (NUL, ESC …) shown as U+FFFD, never raw."""
+    return _CONTROL.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def href(name: str) -> str:
@@ -515,6 +519,7 @@ def make_environment() -> jinja2.Environment:
         loader = jinja2.FunctionLoader(_load_packaged)
     env = jinja2.Environment(
         loader=loader,
+        finalize=printable,
         # `.html.j2` ends in `.j2`, so it is listed explicitly; anything else defaults to on too.
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True, default=True
