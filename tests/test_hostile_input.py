@@ -86,11 +86,12 @@ def test_bad_rubric_values_are_one_line_with_file_and_line(tmp_path, value):
     text = (ROOT / "rubrics" / "default.zh.yaml").read_text(encoding="utf-8")
     rubric = tmp_path / "r.yaml"
     rubric.write_text(text.replace("pass_score: 80", f"pass_score: {value}", 1), encoding="utf-8")
+    line = text.splitlines().index("pass_score: 80") + 1
     check = runner.invoke(app, ["rubric", "check", str(rubric)])
-    assert f"{rubric}:28: " in one_line_error(check, code=1)
+    assert f"{rubric}:{line}: " in one_line_error(check, code=1)
     (tmp_path / "x.wav").write_bytes(b"x")
     run = runner.invoke(app, ["run", str(tmp_path), "--out", str(tmp_path / "out"), "--rubric", str(rubric)])
-    assert f"{rubric}:28: " in one_line_error(run)
+    assert f"{rubric}:{line}: " in one_line_error(run)
 
 
 # --------------------------------------------------------------------------- files and names

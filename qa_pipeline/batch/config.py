@@ -21,6 +21,8 @@ from qa_pipeline.errors import InputError
 
 MAX_BEAM_SIZE = 20
 MAX_BATCH_SIZE = 512
+DEFAULT_CPU_THREADS = 2
+MAX_CPU_THREADS = 256
 
 
 def choice(enum: type[Enum], value: Any, what: str) -> Any:
@@ -53,6 +55,10 @@ class TranscribeConfig:
     cache_dir: Path | None = None  # transcript cache; default: <cache root>/transcripts
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     options: TranscribeOptions = field(default_factory=TranscribeOptions)
+    # Threads of each model replica (Whisper's CTranslate2, the speaker embedder's onnxruntime),
+    # fixed rather than the machine's core count: the embeddings always, and Whisper on some CPUs
+    # (Intel MKL), come out differently with another count. Part of the cache key and fingerprint.
+    cpu_threads: int = DEFAULT_CPU_THREADS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", choice(Device, self.device, "device"))
@@ -65,6 +71,8 @@ class TranscribeConfig:
         decoder = choice(Decoder, opts.decoder, "decoder")
         if decoder is not opts.decoder:
             object.__setattr__(self, "options", replace(opts, decoder=decoder))
+        if not 1 <= self.cpu_threads <= MAX_CPU_THREADS:
+            raise InputError(f"the threads per model (--cpu-threads) must be 1 to {MAX_CPU_THREADS}, not {self.cpu_threads}")
         if not 1 <= opts.beam_size <= MAX_BEAM_SIZE:
             raise InputError(f"the beam size (--beam-size) must be 1 to {MAX_BEAM_SIZE}, not {opts.beam_size}")
         if not 0 <= opts.batch_size <= MAX_BATCH_SIZE:

@@ -325,11 +325,12 @@ def csv_cell(value: str) -> str:
     return f"'{value}" if value.lstrip(" ").startswith(_FORMULA_START) else value
 
 
-def fault(point: str, count: int | None = None) -> None:
+def fault(point: str, count: int | str | None = None) -> None:
     """Fault injection for tests/test_faults.py: with QA_FAULT_KILL=POINT or POINT:N, the process
     SIGKILLs itself there. Points: `part-tmp:N` (N-th part of this run written, not yet renamed),
     `part:N` (N-th part stored), `outputs` (transcript tables written, scores and reports not),
-    `end` (every output written, the run log's end record not)."""
+    `end` (every output written, the run log's end record not), `transcribe:CALL_ID` (Whisper
+    about to hear that call, alone or in its group: as an out-of-memory kill would)."""
     spec = os.environ.get("QA_FAULT_KILL")
     if spec and spec == (point if count is None else f"{point}:{count}"):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -163,10 +163,10 @@ def speaker_model_id(options: DiarizeOptions = DiarizeOptions()) -> str | None:
     return f"{path.name}:{path.stat().st_size}:{options.pruning}:{options.regions}" if path.is_file() else None
 
 
-@lru_cache(maxsize=1)
-def default_embedder() -> SpeakerEmbedder:
-    """One SpeakerEmbedder per process, on the model in the cache."""
-    return SpeakerEmbedder()
+@lru_cache(maxsize=2)
+def default_embedder(threads: int = 0) -> SpeakerEmbedder:
+    """One SpeakerEmbedder per process (and thread count), on the model in the cache."""
+    return SpeakerEmbedder(threads=threads)
 
 
 # Tighter than the transcriber's VAD: a region should hold one turn where it can, so that few

@@ -84,6 +84,6 @@ def _read(path: Path) -> dict:
 
 
 def _write(path: Path, data: dict) -> None:
-    from qa_pipeline.parts import write_atomic  # fsync + rename: the record survives the crash it is for
+    from qa_pipeline.files import write_atomic  # fsync + rename: the record survives the crash it is for
 
     write_atomic(path, json.dumps(data, ensure_ascii=False, sort_keys=True))
