@@ -174,9 +174,8 @@ def test_calls_of_a_worker_that_is_gone_for_good_fail_and_the_next_run_does_them
     summary = run_batch(config, RayEngine(group_size=1, actors=1), on_progress=on_progress)
     assert (summary.total, summary.ok, summary.failed) == (3, 1, 2)
     assert all(error.startswith(("Ray worker died", "no Ray worker left")) for _c, error in summary.failures)
-    died = [c for c, error in summary.failures if error.startswith("Ray worker died")]
-    crashes = CrashBook.open(out / "parts")
-    assert len(died) == 1 and sum(crashes.counts[died[0]].values()) == 1  # the next run does it alone
+    # the calls were cached (no decoding, no Whisper): a worker dying with one in hand is not its crash
+    assert CrashBook.open(out / "parts").counts == {}
     failed_csv = (out / "failed.csv").read_text(encoding="utf-8").splitlines()[1:]
     assert len(failed_csv) == 2 and all(line.endswith(",yes") for line in failed_csv)
     again = run_batch(config, RayEngine())
