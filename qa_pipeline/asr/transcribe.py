@@ -262,7 +262,7 @@ def _raw_segment(s, channel: int, offset: float = 0.0) -> RawSegment:
 
 
 CPU_BATCH_SIZE = 16  # on 2 cores, 16 and 32 measured alike; 8 was slower
-WINDOW_GROUP_BATCHES = 4  # batches of windows rendered and decoded together (memory: their audio only)
+WINDOW_GROUP_BATCHES = 1  # batches of windows rendered and decoded together (memory: their audio only)
 WINDOW_SPACER_S = 4.0  # > 4 x faster-whisper's longest median word (0.7 s)
 MIN_RETRY_S = 0.3  # shorter VAD regions that got no words are left alone
 RETRY_MAX_NO_SPEECH = 0.6  # a region decoded alone is more likely noise: keep it only if Whisper heard speech
