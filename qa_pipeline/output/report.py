@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
+import markupsafe
 
 from qa_pipeline.files import fit_stem, write_atomic
 from qa_pipeline.parallel import map_chunks
@@ -81,7 +82,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def printable(value: Any) -> Any:
-    """Every value a template prints: control characters (NUL, ESC …) shown as U+FFFD, never raw."""
+    """Every value a template prints: control characters (NUL, ESC …) shown as U+FFFD, never raw.
+    Markup (a macro's output) stays markup: the replacement adds no markup to it."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(_CONTROL.sub("\ufffd", value))
     return _CONTROL.sub("\ufffd", value) if isinstance(value, str) else value
 
 
