@@ -8,7 +8,7 @@ Every page under OUT/reports is read as a person sees it (text, not markup) and 
 of 7 or more digits: Arabic, full-width or Chinese digit readings (零〇一…九, 幺, 两, 洞), joined by
 spaces, commas, 、, 。 or dashes; the bubbles of one speaker are first joined end to end in their
 order on the page (whatever the other side said in between), so a number split over utterances
-counts as one. Calendar dates written 2025-03-03 are not numbers. This check is written apart from
+counts as one. Calendar dates written 2025-03-03 and percentages (100%) are not numbers. This check is written apart from
 qa_pipeline/redact.py on purpose: it is the yardstick, not the masker.
 
 Prints, per corpus: pages and calls audited, mask tokens seen, runs of 7+ digits exposed (each
@@ -31,6 +31,7 @@ SEPARATORS = " \t\n\u3000\u00a0,，、。-－–—"
 MIN_DIGITS = 7
 _RUN = re.compile(f"[{DIGITS}](?:[{re.escape(SEPARATORS)}]{{0,3}}[{DIGITS}])*")
 _DATE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}-[0-9]{1,2}-[0-9]{1,2}(?![0-9])")
+_PERCENT = re.compile(r"[0-9０-９]+(?:\.[0-9]+)?\s*[%％]")
 _EDGE = " \t\n\u3000?？!！.。,，、"
 _TOKEN = re.compile(r"［(?:手机号|电话|身份证号|银行卡号|号码|地址)］")
 SPEAKER_LABELS = ("坐席", "客户", "未知")
@@ -81,8 +82,8 @@ class _Page(HTMLParser):
 
 
 def exposed_runs(text: str) -> list[str]:
-    """Runs of 7+ digits in ``text`` (dates excepted)."""
-    text = _DATE.sub(" # ", text)
+    """Runs of 7+ digits in ``text`` (dates and percentages excepted)."""
+    text = _PERCENT.sub(" # ", _DATE.sub(" # ", text))
     return [m.group() for m in _RUN.finditer(text) if sum(ch in DIGITS for ch in m.group()) >= MIN_DIGITS]
 
 

@@ -38,6 +38,8 @@ def test_the_yardstick_joins_one_speakers_bubbles_and_finds_the_number():
     assert [run for s in bench.page_streams(html) for run in bench.exposed_runs(s)] == ["057159381260"]
     assert bench.exposed_runs("幺三九洞五七二八八四六") and bench.exposed_runs("139-052-8846")
     assert not bench.exposed_runs("2025-03-03 09:14，静默 12.5 秒，得分 85.5，工号1001")
+    assert not bench.exposed_runs("03-03 0%；03-06 100%；03-07 100%")  # a sparkline's days and rates
+    assert bench.exposed_runs("03-06 1001234")
     assert not [r for s in bench.page_streams(_chat((CUSTOMER, "0571"), (AGENT, "5938"))) for r in bench.exposed_runs(s)]
 
 
