@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -39,6 +40,7 @@ MaxDurationOpt = Annotated[float, typer.Option(help="Longest call accepted, in m
 BeamSizeOpt = Annotated[int, typer.Option(help="Whisper beam size (1 = greedy, fastest).")]
 DecoderOpt = Annotated[Decoder, typer.Option(help="packed: speech of several calls packed into batched windows; sequential: one channel at a time.")]
 BatchSizeOpt = Annotated[int, typer.Option(help="Windows per batch with --decoder packed; 0 = from free GPU memory (CUDA) or 16 (CPU).")]
+CpuThreadsOpt = Annotated[int, typer.Option(help="Threads of each model replica on the CPU; part of the cache key (results may depend on it).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")]
 
 
@@ -72,6 +74,7 @@ def run(
     beam_size: BeamSizeOpt = 1,
     decoder: DecoderOpt = Decoder.packed,
     batch_size: BatchSizeOpt = 0,
+    cpu_threads: CpuThreadsOpt = 2,
     hotwords: Annotated[bool, typer.Option(help="Prime Whisper with the rubric's expected phrases (see README: measured, off by default).")] = False,
     engine: Annotated[EngineKind, typer.Option(help="local: this machine; ray: a Ray cluster (pip install 'qa-pipeline[ray]').")] = EngineKind.local,
     ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: 'auto' (the cluster this node is in) or HOST:PORT. [default: a local Ray instance]")] = None,
@@ -87,6 +90,7 @@ def run(
 
       qa run /shared/recordings/2025-03-03 --out /shared/qa-out/2025-03-03 --engine ray --ray-address auto
     """
+    _pin_threads(cpu_threads)
     from qa_pipeline.scoring.rubric import load_rubric, rubric_hotwords
 
     _setup_logging(verbose)
@@ -98,7 +102,7 @@ def run(
         except QaError as e:
             _fail(str(e))
     config = _config(audio_dir, out, manifest, name_pattern, model, device, compute_type, cache_dir, max_duration,
-                     beam_size, decoder, batch_size, rubric=rubric, hotwords=words)
+                     beam_size, decoder, batch_size, cpu_threads, rubric=rubric, hotwords=words)
     if engine is EngineKind.ray:
         try:
             from qa_pipeline.batch.ray import RayEngine
@@ -119,8 +123,17 @@ def _run_batch(config, engine, progress):
     return run_batch(config, engine, on_progress=progress)
 
 
+def _pin_threads(cpu_threads: int) -> None:
+    """Give the numeric libraries' thread pools (OpenMP under CTranslate2, numpy's BLAS) the threads
+    of a model replica, whatever the shell or a cluster had set, before any of them is loaded: on
+    some CPUs (Intel MKL) Whisper's numbers change with the count."""
+    if cpu_threads >= 1:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = str(cpu_threads)
+
+
 def _config(audio_dir, out, manifest, name_pattern, model, device, compute_type, cache_dir, max_duration, beam_size,
-            decoder, batch_size, *, rubric=None, hotwords=None):
+            decoder, batch_size, cpu_threads, *, rubric=None, hotwords=None):
     """The one RunConfig of `qa run` and `qa transcribe`, from their shared options."""
     from qa_pipeline.asr.transcribe import TranscribeOptions
     from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
@@ -131,7 +144,7 @@ def _config(audio_dir, out, manifest, name_pattern, model, device, compute_type,
             out=out,
             transcribe=TranscribeConfig(
                 model=model, device=device, compute_type=compute_type, cache_dir=cache_dir,
-                max_duration_s=max_duration * 60,
+                max_duration_s=max_duration * 60, cpu_threads=cpu_threads,
                 options=TranscribeOptions(beam_size=beam_size, decoder=decoder, batch_size=batch_size, hotwords=hotwords),
             ),
             rubric=rubric,
@@ -154,6 +167,7 @@ def transcribe(
     beam_size: BeamSizeOpt = 1,
     decoder: DecoderOpt = Decoder.packed,
     batch_size: BatchSizeOpt = 0,
+    cpu_threads: CpuThreadsOpt = 2,
     verbose: VerboseOpt = False,
 ) -> None:
     """Transcribe every call under AUDIO_DIR into the transcript cache and OUT/transcripts; no scoring.
@@ -164,11 +178,12 @@ def transcribe(
 
       qa transcribe recordings/2025-03-03 --out qa-out/2025-03-03 --manifest recordings/2025-03-03/manifest.csv
     """
+    _pin_threads(cpu_threads)
     from qa_pipeline.batch.transcribe_only import transcribe_batch
 
     _setup_logging(verbose)
     config = _config(audio_dir, out, manifest, name_pattern, model, device, compute_type, cache_dir, max_duration,
-                     beam_size, decoder, batch_size)
+                     beam_size, decoder, batch_size, cpu_threads)
     _run_and_report(lambda progress: transcribe_batch(config, on_progress=progress), done="transcribed",
                     result="transcripts")
 
@@ -184,6 +199,7 @@ def demo(
 
       qa demo --out /tmp/qa-demo
     """
+    _pin_threads(2)  # the default --cpu-threads of qa run
     from qa_pipeline.batch.config import Inputs, RunConfig
     from qa_pipeline.batch.local import LocalEngine
     from qa_pipeline.demo import demo_dir

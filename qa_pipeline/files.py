@@ -6,6 +6,8 @@ rename. A reader, or a run after a crash, sees the old file or the whole new one
 it. The temp file is created with mode 0666 and the process umask applied, as any new file, so the
 renamed file has the same mode whether it was written in place or not (0644 under umask 022).
 
+File names made from ids go through :func:`fit_stem`, so that no id is too long for a file name.
+
 Temp files are named ``.qa-tmp-*``: :func:`remove_temp_files` removes only that pattern, so a
 clean-up after a killed run never touches another tool's files.
 """
@@ -19,6 +21,10 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
 TEMP_PREFIX = ".qa-tmp-"
+# A file name is at most 255 bytes, and an id of 85 Chinese characters is already 255 bytes of
+# UTF-8. A stem made from an id is at most this long, which leaves room for the extension and the
+# temp file's prefix (".qa-tmp-XXXXXXXX-") in the same 255 bytes.
+MAX_STEM_BYTES = 200
 
 
 def write_atomic(path: Path, content: str | bytes | Callable[[BinaryIO], object], *, sync: bool = True,
@@ -68,3 +74,15 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def fit_stem(stem: str, original: str, *, digest_chars: int = 10) -> str:
+    """``stem`` (``original``, an id, made safe for a file name) cut to at most MAX_STEM_BYTES
+    bytes. When ``stem`` had to differ from ``original`` (cleaned or cut), a hash of ``original``
+    is appended so that distinct ids never share a file."""
+    if stem == original and len(stem.encode("utf-8")) <= MAX_STEM_BYTES:
+        return stem
+    digest = hashlib.sha1(original.encode("utf-8")).hexdigest()[:digest_chars]
+    budget = MAX_STEM_BYTES - len(digest) - 1
+    cut = stem.encode("utf-8")[:budget].decode("utf-8", "ignore")  # never half a character
+    return f"{cut}-{digest}"

@@ -7,6 +7,8 @@ import dataclasses
 from pathlib import Path
 
 from qa_pipeline.records import (
+    RawSegment,
+    RawWord,
     AGENT,
     CUSTOMER,
     FAIL,
@@ -196,3 +198,28 @@ def snapshot(out: Path, only: set[str] | None = None, keep_time: bool = False) -
                           if keep(p.stem)),
         "failed": [line for line in failed_csv[1:] if keep(line.split(",")[0])],
     }
+
+
+# --------------------------------------------------------------------------- a fake Whisper
+
+LINES = [(1, 0.5, "您好，工号1234，请问有什么可以帮您？"), (0, 3.0, "我的宽带断了。"),
+         (1, 5.0, "好的，我给您确认一下。"), (1, 8.0, "还有什么可以帮您？感谢您的来电，再见。")]
+
+
+def said(channel: int, start: float, text: str) -> RawSegment:
+    step = 0.2
+    words = tuple(RawWord(ch, start + i * step, start + (i + 1) * step, 0.9) for i, ch in enumerate(text))
+    return RawSegment(channel, start, words[-1].end, text, -0.2, 0.05, 1.1, words)
+
+
+class FakeWhisper:
+    """A Transcriber that hears the same four lines in every stereo call."""
+
+    def describe(self) -> str:
+        return "fake (cpu, int8)"
+
+    def transcribe(self, channels):
+        return [said(*line) for line in LINES]
+
+    def transcribe_many(self, calls):
+        return [self.transcribe(c) for c in calls]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from audio_factory import encode, tone
-from factories import snapshot
+from factories import FakeWhisper, snapshot
 from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
 from qa_pipeline.batch.engine import Setup, run_batch
 from qa_pipeline.batch.local import LocalEngine
@@ -22,31 +22,7 @@ from qa_pipeline.choices import Decoder, Device
 from qa_pipeline.asr.transcribe import TranscribeOptions
 from qa_pipeline.errors import InputError
 from qa_pipeline.parallel import map_chunks
-from qa_pipeline.records import RawSegment, RawWord
 from qa_pipeline.scoring.rubric import rubric_path_default
-
-LINES = [(1, 0.5, "您好，工号1234，请问有什么可以帮您？"), (0, 3.0, "我的宽带断了。"),
-         (1, 5.0, "好的，我给您确认一下。"), (1, 8.0, "还有什么可以帮您？感谢您的来电，再见。")]
-
-
-def said(channel: int, start: float, text: str) -> RawSegment:
-    step = 0.2
-    words = tuple(RawWord(ch, start + i * step, start + (i + 1) * step, 0.9) for i, ch in enumerate(text))
-    return RawSegment(channel, start, words[-1].end, text, -0.2, 0.05, 1.1, words)
-
-
-class FakeWhisper:
-    """A Transcriber that hears the same four lines in every stereo call."""
-
-    def describe(self) -> str:
-        return "fake (cpu, int8)"
-
-    def transcribe(self, channels):
-        return [said(*line) for line in LINES]
-
-    def transcribe_many(self, calls):
-        return [self.transcribe(c) for c in calls]
-
 
 class BrokenWhisper(FakeWhisper):
     def transcribe(self, channels):
@@ -83,7 +59,7 @@ class LastFirstEngine:
         self.rubric = rubric
         return Setup(self.stage, {"engine": "last-first"})
 
-    def process(self, groups):
+    def process(self, groups, crashes):
         done = 0
         for group in reversed(groups):
             for item in group:
@@ -137,11 +113,11 @@ def test_the_config_is_validated_once_with_readable_errors(tmp_path):
         TranscribeConfig(device="tpu")
     with pytest.raises(InputError, match="decoder must be one of sequential, packed, not 'fast'"):
         TranscribeConfig(options=TranscribeOptions(decoder="fast"))
-    with pytest.raises(InputError, match="beam size must be 1 or more, not 0"):
+    with pytest.raises(InputError, match=r"beam size \(--beam-size\) must be 1 to 20, not 0"):
         TranscribeConfig(options=TranscribeOptions(beam_size=0))
-    with pytest.raises(InputError, match="batch size must be 0"):
+    with pytest.raises(InputError, match=r"batch size \(--batch-size\) must be 0 \(automatic\) to 512, not -1"):
         TranscribeConfig(options=TranscribeOptions(batch_size=-1))
-    with pytest.raises(InputError, match="more than 0 minutes"):
+    with pytest.raises(InputError, match="must be a positive number of minutes"):
         TranscribeConfig(max_duration_s=0)
 
 

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from cli import app
 from factories import snapshot
 from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
+from qa_pipeline.batch.crashes import CrashBook
 from qa_pipeline.batch.engine import run_batch
 from qa_pipeline.batch.local import LocalEngine
 from qa_pipeline.batch.store import read_log
@@ -123,6 +124,25 @@ def test_a_worker_killed_mid_batch_is_restarted_and_every_call_is_accounted_for(
     assert log[-1]["event"] == "end" and log[-1]["total"] == 3
 
 
+@pytest.mark.slow
+def test_the_thread_count_of_the_environment_changes_no_transcript_or_verdict(audio, local_out, tmp_path):
+    """Ray starts its workers with OMP_NUM_THREADS=1, a shell may set anything: each model replica
+    runs on the run's own --cpu-threads (default 2, part of the cache key), so a call gets the same
+    transcript and verdicts in a process told 1 thread or 2 as in this one, each from a fresh cache."""
+    import subprocess
+    import sys
+
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        out = tmp_path / f"omp-{threads}"
+        command = [sys.executable, str(ROOT / "cli.py"), "run", str(audio), "--out", str(out),
+                   "--cache-dir", str(tmp_path / f"cache-{threads}")]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert tables(out) == tables(local_out), threads
+        assert snapshot(out) == snapshot(local_out), threads
+
+
 def test_ray_address_needs_the_ray_engine(tmp_path, calls_dir):
     result = CliRunner().invoke(app, ["run", str(calls_dir), "--out", str(tmp_path / "out"), "--ray-address", "auto"])
     assert result.exit_code == 2
@@ -154,6 +174,8 @@ def test_calls_of_a_worker_that_is_gone_for_good_fail_and_the_next_run_does_them
     summary = run_batch(config, RayEngine(group_size=1, actors=1), on_progress=on_progress)
     assert (summary.total, summary.ok, summary.failed) == (3, 1, 2)
     assert all(error.startswith(("Ray worker died", "no Ray worker left")) for _c, error in summary.failures)
+    # the calls were cached (no decoding, no Whisper): a worker dying with one in hand is not its crash
+    assert CrashBook.open(out / "parts").counts == {}
     failed_csv = (out / "failed.csv").read_text(encoding="utf-8").splitlines()[1:]
     assert len(failed_csv) == 2 and all(line.endswith(",yes") for line in failed_csv)
     again = run_batch(config, RayEngine())

@@ -9,6 +9,7 @@ from qa_pipeline.output.redact import (
     TOKEN_LANDLINE,
     TOKEN_MOBILE,
     TOKEN_NUMBER,
+    CallRedactor,
     mask_pii,
 )
 
@@ -94,3 +95,75 @@ def test_two_numbers_in_one_sentence():
 def test_idempotent():
     once = mask_pii("我的手机号是13905728846，地址是杭州市西湖区")
     assert mask_pii(once) == once
+
+
+# --------------------------------------------------------------------------- over the whole call
+
+
+def _masked(lines: list[tuple[str, str]]) -> list[str]:
+    redactor = CallRedactor(lines)
+    return [redactor.utterance(k) for k in range(len(lines))]
+
+
+def test_a_number_split_over_a_speakers_utterances_is_masked_in_every_piece():
+    # dev_12: the customer dictates an account number over three bubbles, the agent says 嗯 between
+    lines = [("customer", "请号是0571"), ("agent", "嗯"), ("customer", "5938"), ("customer", "1260")]
+    masked = _masked(lines)
+    assert masked[1] == "嗯"
+    assert all(not any(ch.isdigit() for ch in m) for m in masked), masked
+    assert masked[0].startswith("请号是［")
+
+
+def test_the_agents_readback_over_two_bubbles_is_masked():
+    # a 28 s cut of dev_01: "跟您确认一下 手机号是139" / "0572 8846 对吗?"
+    masked = _masked([("agent", "跟您确认一下 手机号是139"), ("agent", "0572 8846 对吗?")])
+    assert masked == [f"跟您确认一下 手机号是{TOKEN_MOBILE}", f"{TOKEN_MOBILE} 对吗?"]
+
+
+def test_a_number_with_a_digit_missing_and_no_cue_word_is_masked():
+    # dev_01: "139-052-8846", one digit dropped by Whisper, nothing announcing it
+    assert mask_pii("对，139-052-8846") == f"对，{TOKEN_NUMBER}"
+    assert mask_pii("就是一三九零五二八八四六吧") == f"就是{TOKEN_NUMBER}吧"
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["幺三九洞", "五七二八", "八四六"],  # 幺 and 洞, as a number is read on the phone
+        ["一三九零五七二", "8846"],  # Chinese numerals and Arabic mixed over two utterances
+        ["139零五七二", "八八四六。"],  # mixed within one utterance
+        ["我的手机是139，", "0572，", "8846"],  # separators at the edges
+        ["两两三四", "五六七八"],  # 两 for 2
+    ],
+)
+def test_numbers_in_any_spelling_split_over_utterances_are_masked(pieces):
+    masked = _masked([("customer", p) for p in pieces])
+    digits = "0123456789零〇一二三四五六七八九幺两洞"
+    assert not any(ch in digits for m in masked for ch in m), masked
+
+
+def test_digits_of_two_speakers_are_not_joined_into_one_number():
+    lines = [("customer", "我家在12楼"), ("agent", "好的，1203室是吗"), ("customer", "对，1203")]
+    assert _masked(lines) == ["我家在12楼", "好的，1203室是吗", "对，1203"]
+
+
+def test_words_between_two_short_numbers_keep_them_apart():
+    lines = [("customer", "我的工号1001"), ("customer", "上周三给您打过电话"), ("customer", "3点前回电")]
+    assert _masked(lines) == [text for _s, text in lines]
+
+
+def test_evidence_reasons_and_other_texts_of_the_call_lose_every_piece_of_a_masked_number():
+    redactor = CallRedactor([("agent", "跟您确认一下 手机号是139"), ("agent", "0572 8846 对吗?"),
+                             ("agent", "尾号8846对吧")])
+    assert redactor("手机号是139") == f"手机号是{TOKEN_MOBILE}"  # an evidence quote cut mid-number
+    assert redactor.utterance(2) == f"尾号{TOKEN_MOBILE}对吧"  # the readback of the last digits
+    reason = "customer gives 0572 at 12.5 s; agent repeats the number 8846 at 139.5 s"
+    assert redactor(reason) == f"customer gives {TOKEN_MOBILE} at 12.5 s; agent repeats the number {TOKEN_MOBILE} at 139.5 s"
+    assert redactor("静默 12.5 秒，得分 85.5") == "静默 12.5 秒，得分 85.5"  # times and scores stay
+
+
+def test_dropped_and_kept_utterances_are_masked_in_time_order():
+    # a hallucination dropped between the two halves of a number still carries its speaker's stream
+    lines = [("customer", "号码是139"), ("customer", "0572 8846")]
+    redactor = CallRedactor(lines, order=[2.0, 5.0])
+    assert redactor.utterance(0) == f"号码是{TOKEN_MOBILE}" and redactor.utterance(1) == TOKEN_MOBILE

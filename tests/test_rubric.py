@@ -320,3 +320,57 @@ def test_centre_file_for_dev_calls_2_is_valid():
     for name in ("dev-calls-2.yaml", "dev-calls.yaml"):
         r = load_rubric(root / "bench" / "centres" / name)
         assert r.centre.companies and all(c.teams for c in r.centre.companies)
+
+
+# --------------------------------------------------------------------------- hostile rubrics (issue 12)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("weight: 5", "weight: .nan", "9: item 'greeting': weight must be a finite number, not nan"),
+        ("weight: 5", "weight: .inf", "9: item 'greeting': weight must be a finite number, not inf"),
+        ("weight: 5", "weight: 1.0e+308", "9: item 'greeting': weight must be <= 100000"),
+        ("pass_score: 80", "pass_score: .nan", "5: pass_score must be a finite number, not nan"),
+        ("pass_score: 80", "pass_score: -.inf", "5: pass_score must be a finite number, not -inf"),
+        ("{first_seconds: 10}", "{first_seconds: .nan}", "13: item 'greeting': phrase check: window first_seconds must be a finite"),
+        ("weight: 5", "weight: !!float abc", "9: 'abc' is not a valid !!float"),
+        ("weight: 5", "weight: !!int 0xZZ", "9: '0xZZ' is not a valid !!int"),
+        ("name: test", 'name: !!binary "not base64 !!"', "2: 'not base64 !!' is not a valid !!binary"),
+        ("any: [您好]", 'any: [!!binary "not base64 !!"]', "14: 'not base64 !!' is not a valid !!binary"),
+        ("weight: 5", "weight: !!timestamp yesterday", "9: 'yesterday' is not a valid !!timestamp"),
+        ("any: [您好]", "any: ['re:(a)\\1']", "14: item 'greeting': phrase check: any: bad regular expression '(a)\\\\1': invalid escape"),
+        ("any: [您好]", "any: ['re:(?=您)好']", "14: item 'greeting': phrase check: any: bad regular expression"),
+    ],
+)
+def test_numbers_must_be_finite_and_values_readable(tmp_path, old, new, expected):
+    msg = _error(tmp_path, GOOD.replace(old, new))
+    assert msg.startswith(expected), msg
+
+
+def test_two_huge_weights_cannot_overflow_the_score(tmp_path):
+    second = GOOD[GOOD.index("  - id: greeting"):].replace("greeting", "closing")
+    text = (GOOD + second).replace("weight: 5", "weight: 1.0e+308")
+    assert "weight must be <= 100000" in _error(tmp_path, text)
+
+
+def test_a_catastrophic_regex_runs_in_linear_time(tmp_path):
+    """`re:(.*.*)*!` passed the check and then hung `qa score`; on RE2 it is linear."""
+    import time
+
+    from qa_pipeline.scoring.matching import find_all, prepare
+
+    rubric = load_rubric(_write(tmp_path, GOOD.replace("any: [您好]", "any: ['re:(.*.*)*!', 're:(a|aa)+$']")))
+    text = prepare("您好请问有什么可以帮您" * 200 + "啊")
+    t0 = time.monotonic()
+    for phrase in rubric.items[0].check.any:
+        assert find_all(text, phrase) == ()
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_re2_finds_what_the_rubric_means(tmp_path):
+    from qa_pipeline.scoring.matching import find_all, prepare
+
+    rubric = load_rubric(_write(tmp_path, GOOD.replace("any: [您好]", "any: ['re:工号\\d{3,}']")))
+    (hit,) = find_all(prepare("您好，我的工号是一零零一，工号1001为您服务"), rubric.items[0].check.any[0])
+    assert hit.text == "工号1001" and hit.start == 13

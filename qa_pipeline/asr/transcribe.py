@@ -12,10 +12,12 @@ import numpy as np
 
 from qa_pipeline.asr.vad import VadSettings, vad_regions, with_noise_floor
 from qa_pipeline.audio.decode import SAMPLE_RATE
+from qa_pipeline.audio.stream import NoisyChannel
 from qa_pipeline.choices import Decoder, Device
 from qa_pipeline.errors import CallFailed, ModelError
 from qa_pipeline.models import resolve_model
 from qa_pipeline.records import RawSegment, RawWord
+
 
 logger = logging.getLogger("qa_pipeline")
 
@@ -151,7 +153,7 @@ class Transcriber:
         no pause, so Whisper's word alignment smears words across the joins (a one-word answer
         between two long silences came back 5 s early). The pause keeps the joins audible."""
         opts = self.options
-        prepared = [with_noise_floor(samples, opts.noise_floor) for samples in lanes]
+        prepared = [NoisyChannel(samples, opts.noise_floor) if opts.noise_floor > 0 else samples for samples in lanes]
         regions = [(lane, start, end) for lane, audio in enumerate(prepared) for start, end in speech_regions(audio, opts)]
         windows = pack_windows(regions, max_s=opts.max_window_s, pause_s=opts.window_pause_s)
         if not windows:
@@ -167,7 +169,14 @@ class Transcriber:
             pieces += [piece for piece in retried if piece.no_speech_prob < RETRY_MAX_NO_SPEECH]
         return [(piece.channel, piece) for piece in pieces]
 
-    def _decode_windows(self, windows: Sequence[Window], lanes: Sequence[np.ndarray]) -> list[RawSegment]:
+    def _decode_windows(self, windows: Sequence[Window], lanes: Sequence) -> list[RawSegment]:
+        """Decode the windows a few batches at a time: the audio of only those windows is in
+        memory, and the batches are the ones decoding all windows at once would make."""
+        group = self.options.batch_size * WINDOW_GROUP_BATCHES
+        return [piece for first in range(0, len(windows), group)
+                for piece in self._decode_window_group(windows[first:first + group], lanes)]
+
+    def _decode_window_group(self, windows: Sequence[Window], lanes: Sequence) -> list[RawSegment]:
         from faster_whisper import BatchedInferencePipeline
 
         opts = self.options
@@ -191,9 +200,10 @@ class Transcriber:
             raise CallFailed(f"speech model failed: {e}") from e
         return [piece for s in raw for piece in unpack_segment(s, placed)]
 
-    def _transcribe_channel(self, channel: int, samples: np.ndarray) -> list[RawSegment]:
+    def _transcribe_channel(self, channel: int, samples) -> list[RawSegment]:
         opts = self.options
-        audio = with_noise_floor(samples, opts.noise_floor)
+        # faster-whisper's own loop takes the whole channel: --decoder sequential is not memory-bounded
+        audio = with_noise_floor(np.asarray(samples[0:len(samples)], dtype=np.float32), opts.noise_floor)
         try:
             result, _info = self._model.transcribe(
                 audio,
@@ -252,6 +262,7 @@ def _raw_segment(s, channel: int, offset: float = 0.0) -> RawSegment:
 
 
 CPU_BATCH_SIZE = 16  # on 2 cores, 16 and 32 measured alike; 8 was slower
+WINDOW_GROUP_BATCHES = 1  # batches of windows rendered and decoded together (memory: their audio only)
 WINDOW_SPACER_S = 4.0  # > 4 x faster-whisper's longest median word (0.7 s)
 MIN_RETRY_S = 0.3  # shorter VAD regions that got no words are left alone
 RETRY_MAX_NO_SPEECH = 0.6  # a region decoded alone is more likely noise: keep it only if Whisper heard speech
@@ -276,7 +287,7 @@ class Window:
     placements: tuple[Placement, ...]  # `at` relative to the window's start
 
 
-def speech_regions(audio: np.ndarray, opts: TranscribeOptions) -> list[tuple[float, float]]:
+def speech_regions(audio, opts: TranscribeOptions) -> list[tuple[float, float]]:
     """Speech regions of one channel in seconds, none longer than a window."""
     return vad_regions(audio, opts.vad, max_speech_s=opts.max_window_s - 2.0)
 

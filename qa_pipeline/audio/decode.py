@@ -22,7 +22,9 @@ SILENCE_PEAK = 1e-3  # about -60 dBFS: below this everywhere, a recording holds 
 
 @dataclass(frozen=True)
 class DecodedAudio:
-    channels: tuple[np.ndarray, ...]  # one float32 array per source channel, all the same length
+    # one float32 channel per source channel, all the same length: an array in memory, or a
+    # stream.FileChannel on disk (decode_to_files); both are read by slices and len()
+    channels: tuple
     sample_rate: int
     source_rate: int
     source_codec: str
@@ -42,6 +44,58 @@ def decode(path: Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> Dec
     The channel count is read from the container: faster-whisper's decode_audio(split_stereo=True)
     would return two identical halves for a mono file.
     """
+    chunks: list[np.ndarray] = []
+    info = _decode(path, max_duration_s, chunks.append)
+    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    return DecodedAudio(
+        channels=tuple(np.ascontiguousarray(samples[c]) for c in range(samples.shape[0])),
+        sample_rate=SAMPLE_RATE,
+        source_rate=info.source_rate,
+        source_codec=info.codec,
+    )
+
+
+def decode_to_files(path: Path, folder: Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> DecodedAudio:
+    """:func:`decode`, but each channel goes to a raw float32 file in ``folder`` as it is decoded
+    and comes back as a :class:`~qa_pipeline.audio.stream.FileChannel`: a 4-hour call never lies in
+    memory (it would take 1.8 GB at 16 kHz). The caller removes ``folder``'s files."""
+    from qa_pipeline.audio.stream import FileChannel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files: list = []
+    counts: list[int] = []
+
+    def write(chunk: np.ndarray) -> None:
+        if not files:
+            files.extend(open(folder / f"channel-{c}.f32", "wb") for c in range(chunk.shape[0]))
+            counts.extend(0 for _ in range(chunk.shape[0]))
+        for c, f in enumerate(files):
+            np.ascontiguousarray(chunk[c], dtype=np.float32).tofile(f)
+            counts[c] += chunk.shape[1]
+
+    try:
+        info = _decode(path, max_duration_s, write)
+    finally:
+        for f in files:
+            f.close()
+    return DecodedAudio(
+        channels=tuple(FileChannel(folder / f"channel-{c}.f32", n) for c, n in enumerate(counts)),
+        sample_rate=SAMPLE_RATE,
+        source_rate=info.source_rate,
+        source_codec=info.codec,
+    )
+
+
+@dataclass(frozen=True)
+class _SourceInfo:
+    source_rate: int
+    codec: str
+
+
+def _decode(path: Path, max_duration_s: float, emit) -> _SourceInfo:
+    """Decode ``path`` to 16 kHz, handing ``emit`` one (channels, samples) float32 array after
+    another; DecodeError (or AudioMissing) for anything unusable."""
     import av  # heavy: keep `qa --help` fast
 
     path = Path(path)
@@ -73,35 +127,29 @@ def decode(path: Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> Dec
             )
         layout = "mono" if n_channels == 1 else "stereo"
         resampler = av.audio.resampler.AudioResampler(format="fltp", layout=layout, rate=SAMPLE_RATE)
-        chunks: list[np.ndarray] = []
         n_samples = 0
         try:
             for frame in container.decode(stream):
                 frame.pts = None
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
+                    emit(out.to_ndarray())
                     n_samples += out.samples
                 if n_samples > max_duration_s * SAMPLE_RATE:
                     raise DecodeError(f"{path.name} decodes to more than {max_duration_s / 3600:.1f} h (--max-duration)")
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+                emit(out.to_ndarray())
+                n_samples += out.samples
         except av.FFmpegError as e:
-            if not chunks:
+            if not n_samples:
                 raise DecodeError(f"cannot decode {path.name}: {_short(e)}") from e
             logger.warning("%s: decoding stopped early (%s); keeping %.1f s", path.name, _short(e), n_samples / SAMPLE_RATE)
         codec = stream.codec_context.name
         source_rate = stream.rate or SAMPLE_RATE
-    if not chunks:
+    if not n_samples:
         raise DecodeError(f"no audio samples in {path.name}")
-    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    if samples.shape[1] < SAMPLE_RATE // 10:
+    if n_samples < SAMPLE_RATE // 10:
         raise DecodeError(f"{path.name} holds less than 0.1 s of audio")
-    return DecodedAudio(
-        channels=tuple(np.ascontiguousarray(samples[c]) for c in range(samples.shape[0])),
-        sample_rate=SAMPLE_RATE,
-        source_rate=int(source_rate),
-        source_codec=codec,
-    )
+    return _SourceInfo(int(source_rate), codec)
 
 
 def check_readable(path: Path) -> int:
@@ -135,7 +183,9 @@ def audio_digest(path: Path) -> str:
 
 def is_silent(audio: DecodedAudio, peak_below: float = SILENCE_PEAK) -> bool:
     """True when no channel ever rises above `peak_below` (default about -60 dBFS)."""
-    return all(float(np.max(np.abs(ch), initial=0.0)) < peak_below for ch in audio.channels)
+    from qa_pipeline.audio.stream import peak
+
+    return all(peak(ch) < peak_below for ch in audio.channels)
 
 
 def _short(e: BaseException) -> str:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from qa_pipeline.errors import InputError
+from qa_pipeline.linear_re import compile_regex
 from qa_pipeline.records import CallMeta
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".opus", ".amr", ".wma", ".webm"})
@@ -14,6 +15,7 @@ MANIFEST_COLUMNS = ("call_id", "path")
 HANGUP_VALUES = ("agent", "customer", "unknown", "")
 CHANNEL_VALUES = ("0", "1", "")
 PATTERN_FIELDS = ("call_id", "agent_id", "team", "date", "time", "direction", "any")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def discover(audio_dir: Path, *, manifest: Path | None = None, name_pattern: str | None = None) -> list[CallMeta]:
@@ -25,9 +27,12 @@ def discover(audio_dir: Path, *, manifest: Path | None = None, name_pattern: str
         return read_manifest(manifest, audio_dir)
     parse = compile_name_pattern(name_pattern) if name_pattern else None
     calls: dict[str, CallMeta] = {}
+    root = audio_dir.resolve()
     # Anything named like audio but a folder is a call, so that a broken link or a file that
     # cannot be read is reported as a failed call rather than silently left out.
     for path in sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir()):
+        if not path.resolve().is_relative_to(root):  # as a manifest's path may not leave its folders
+            raise InputError(f"{path}: links to {path.resolve()}, outside the audio folder {audio_dir}")
         fields = parse(path.name) if parse else {}
         if parse and fields is None:
             raise InputError(f"{path}: file name does not match --name-pattern {name_pattern!r}")
@@ -83,6 +88,9 @@ def read_manifest(manifest: Path, audio_dir: Path | None = None) -> list[CallMet
         record = {key: value.strip() for key, value in zip(header, row)}
         call_id = record["call_id"]
         where = f"{manifest}:{line}"
+        bad = next((key for key, value in record.items() if _CONTROL.search(value)), None)
+        if bad is not None:
+            raise InputError(f"{where}: {bad} holds a control character (such as NUL); only printable text is allowed")
         if not call_id:
             raise InputError(f"{where}: empty call_id")
         if not re.fullmatch(r"[\w.\-]+", call_id):
@@ -122,20 +130,30 @@ def read_manifest(manifest: Path, audio_dir: Path | None = None) -> list[CallMet
 
 
 def compile_name_pattern(pattern: str):
-    """`{date}_{agent_id}_{call_id}.wav` → a function from a file name to its fields (or None)."""
+    """`{date}_{agent_id}_{call_id}.wav` → a function from a file name to its fields (or None).
+
+    The pattern runs on RE2, in time linear in the file name: seven fields side by side on a long
+    name that does not match say so at once instead of backtracking for hours."""
     parts = re.split(r"(\{\w+\})", pattern)
     regex = ""
+    seen: set[str] = set()
     for part in parts:
         field = re.fullmatch(r"\{(\w+)\}", part)
         if field:
             name = field.group(1)
             if name not in PATTERN_FIELDS:
                 raise InputError(f"--name-pattern: unknown field {{{name}}} (allowed: {', '.join(PATTERN_FIELDS)})")
-            group = "_any" if name == "any" else name
-            regex += f"(?P<{group}>.+?)" if name != "any" else ".+?"
+            if name in seen and name != "any":
+                raise InputError(f"--name-pattern: field {{{name}}} appears twice in {pattern!r}")
+            seen.add(name)
+            regex += f"(?P<{name}>.+?)" if name != "any" else ".+?"
         else:
             regex += re.escape(part)
-    compiled = re.compile(regex + ("" if "." in pattern.rsplit("}", 1)[-1] else r"\.\w+") + "$")
+    regex += ("" if "." in pattern.rsplit("}", 1)[-1] else r"\.\w+") + "$"
+    try:
+        compiled = compile_regex(regex)
+    except ValueError as e:
+        raise InputError(f"--name-pattern {pattern!r} cannot be used: {e}") from None
 
     def parse(name: str) -> dict[str, str] | None:
         match = compiled.match(name)

@@ -24,7 +24,8 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 from qa_pipeline.audio.discover import discover
 from qa_pipeline.batch.config import RunConfig
 from qa_pipeline.batch.plan import Eta, groups, make_plan
-from qa_pipeline.batch.stages import TranscribeStage, lost_call
+from qa_pipeline.batch.crashes import MAX_CRASHES, CrashBook
+from qa_pipeline.batch.stages import TranscribeStage, crashed_call, lost_call
 from qa_pipeline.batch.store import (PARTS_DIR, RunLog, fault, make_output_folder, output_lock, remove_temp_files,
                                      write_failed_list, write_outputs, write_part, write_run_file)
 from qa_pipeline.errors import InputError, OutputError
@@ -52,10 +53,12 @@ class Engine(Protocol):
         when that is impossible."""
         ...
 
-    def process(self, groups: Sequence[Sequence[Todo]]) -> Iterator[CallOutcome]:
+    def process(self, groups: Sequence[Sequence[Todo]], crashes: CrashBook) -> Iterator[CallOutcome]:
         """One CallOutcome per call of `groups`, each as soon as it is done, in any order. A call's
         own failure is a failed part (stages.process_call), a lost worker's a lost_call; raise only
-        what stops the whole batch (ModelError). Closing the iterator early must release everything."""
+        what stops the whole batch (ModelError). Closing the iterator early must release everything.
+        `crashes`: mark the calls a process is working on (CrashBook.in_flight) when that process
+        is this one, or count a crash (CrashBook.add) for the calls of a worker that died."""
         ...
 
 
@@ -123,11 +126,21 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], engine
     for meta, part, hash_s in plan.done:
         finished(meta, part, reused=True, from_cache=True, stages={"hash": hash_s}, seconds=hash_s, redo=None, eta=None)
 
-    # 2. the rest, by the engine; each part is stored the moment its call is reported
+    # 2. the rest, by the engine; each part is stored the moment its call is reported. A call that
+    # crashed the process twice is not tried again; one that crashed it once goes alone.
+    crashes = CrashBook.open(parts_dir)
     todo = {t.meta.call_id: t for t in plan.todo}
-    eta = Eta(plan.todo)
+    crashed = [t for t in plan.todo if crashes.crashes(t.meta.call_id, t.digest) >= MAX_CRASHES]
+    work = [t for t in plan.todo if t not in crashed]
+    alone = frozenset(t.meta.call_id for t in work if crashes.crashes(t.meta.call_id, t.digest))
+    eta = Eta(work)
     written = 0
-    with closing(engine.process(groups(plan.todo, engine.group_size))) as outcomes:
+    for item in crashed:
+        outcome = crashed_call(item, stage, rubric)
+        write_part(parts_dir, outcome.part)
+        finished(item.meta, outcome.part, reused=False, from_cache=False, stages={"hash": item.hash_s},
+                 seconds=item.hash_s, redo=item.redo, eta=None)
+    with closing(engine.process(groups(work, engine.group_size, alone), crashes)) as outcomes:
         for outcome in outcomes:
             item = todo[outcome.call_id]
             written += 1

@@ -58,8 +58,22 @@ def make_plan(calls: list[CallMeta], stage: TranscribeStage, settings: dict, rub
     return Plan(done, todo)
 
 
-def groups(todo: list[Todo], size: int) -> list[list[Todo]]:
-    return [todo[i:i + size] for i in range(0, len(todo), size)]
+def groups(todo: list[Todo], size: int, alone: frozenset[str] = frozenset()) -> list[list[Todo]]:
+    """The calls in groups of `size`, in order; a call in `alone` (one that was in hand when a
+    worker died: batch.crashes) in a group of its own, so that it cannot take others down with it."""
+    out: list[list[Todo]] = []
+    together: list[Todo] = []
+    for item in todo:
+        if item.meta.call_id in alone:
+            out.append([item])
+            continue
+        together.append(item)
+        if len(together) == size:
+            out.append(together)
+            together = []
+    if together:
+        out.append(together)
+    return out
 
 
 def call_inputs(audio_digest: str, meta: CallMeta, settings: dict[str, Any], rubric_digest: str) -> dict[str, str]:

@@ -11,7 +11,8 @@ same tables and reports — and this engine hands the calls that need work to th
 
 A call that fails on a worker is a failed row, exactly as locally. A worker that dies is restarted
 and its group retried (Ray's max_restarts / max_task_retries); a group whose worker dies every time
-becomes failed rows with retry=yes, so the next run tries them again. OUT and the transcript cache
+becomes failed rows with retry=yes and a crash counted for each of its calls (batch.crashes), so
+the next run tries each of them alone, and a call that crashes a worker twice fails for good. OUT and the transcript cache
 must be on a path every node sees at the same place (NFS and the like). Needs `pip install qa-pipeline[ray]`.
 """
 
@@ -27,6 +28,7 @@ import ray
 
 from qa_pipeline.asr.transcribe import pick_device
 from qa_pipeline.batch.config import RunConfig, TranscribeConfig
+from qa_pipeline.batch.crashes import CrashBook
 from qa_pipeline.batch.engine import Setup
 from qa_pipeline.batch.plan import GROUP_SIZE
 from qa_pipeline.batch.stages import Decoded, TranscribeStage, lost_call, process_call
@@ -148,7 +150,7 @@ class RayEngine:
         self.stage = make_stage(self.config)  # settings and cache keys only: the driver never loads the model
         return Setup(self.stage, {"engine": "ray", "actor_resources": self.options})
 
-    def process(self, groups: Sequence[Sequence[Todo]]) -> Iterator[CallOutcome]:
+    def process(self, groups: Sequence[Sequence[Todo]], crashes: CrashBook) -> Iterator[CallOutcome]:
         config, rubric, stage = self.config, self.rubric, self.stage
         if config is None or rubric is None or stage is None:
             raise RuntimeError("RayEngine.process() before start()")
@@ -158,7 +160,10 @@ class RayEngine:
         config_ref = ray.put(config)
         # config and rubric by value, not by reference: a restarted actor needs them again
         # named in this driver's own namespace, so that two batches on one cluster do not meet
-        pool = [TranscriberActor.options(**self.options, name=f"qa-transcriber-{i}").remote(config, rubric)
+        # Ray starts its workers with OMP_NUM_THREADS=1; the model's threads are the run's, as locally
+        threads = {name: str(config.cpu_threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        pool = [TranscriberActor.options(**self.options, name=f"qa-transcriber-{i}",
+                                         runtime_env={"env_vars": threads}).remote(config, rubric)
                 for i in range(count)]
         decoded: dict[int, object] = {}
 
@@ -187,7 +192,11 @@ class RayEngine:
                 try:
                     outcomes = ray.get(ready[0])
                 except ray.exceptions.RayError as e:
-                    if not isinstance(e, ray.exceptions.RayActorError):
+                    if isinstance(e, ray.exceptions.RayActorError):
+                        # the worker died with these calls every time it was sent them: the next
+                        # run tries each alone, and fails one that crashes a worker twice
+                        crashes.add([(t.meta.call_id, t.digest) for t in groups[g] if not t.cached])
+                    else:
                         idle.append(actor)
                     yield from lost_outcomes(e, groups[g], stage, rubric)
                     continue

@@ -8,17 +8,22 @@ this process, the Ray one inside its workers.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import secrets
+import shutil
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Sequence
 
 from qa_pipeline.asr.loops import loop_spans, redecode_loops
 from qa_pipeline.asr.transcribe import Transcriber, pick_compute_type, pick_device
-from qa_pipeline.audio.decode import DecodedAudio, audio_digest, decode, is_silent
+from qa_pipeline.audio.decode import DecodedAudio, audio_digest, decode_to_files, is_silent
 from qa_pipeline.audio.tones import find_busy_tones
 from qa_pipeline.batch.config import TranscribeConfig
-from qa_pipeline.batch.store import TranscriptCache, cache_key, now
+from qa_pipeline.batch.crashes import CRASHED_ERROR
+from qa_pipeline.batch.store import TranscriptCache, cache_key, fault, now
 from qa_pipeline.errors import CallFailed, ModelError, NoSpeech
 from qa_pipeline.records import CachedAudio, CallMeta, CallOutcome, CallPart, CallScore, RawSegment, StageResult, Todo
 from qa_pipeline.scoring.rubric import Rubric
@@ -29,6 +34,30 @@ from qa_pipeline.speakers.roles import build_transcript, channel_levels
 logger = logging.getLogger("qa_pipeline")
 
 Decoded = tuple[str, DecodedAudio, float]  # (audio digest, audio, seconds spent decoding)
+
+DECODED_DIR = "decoded"  # under the transcript cache: calls decoded to raw files while they are worked on
+DECODED_MAX_AGE_S = 2 * 86400  # a folder left this long by a run that died is removed
+
+
+def keep_heap_small() -> None:
+    """Have glibc map (and unmap when freed) every block of 64 KB or more, instead of keeping
+    freed blocks in its heaps with a threshold that grows to 32 MB: otherwise the transient buffers
+    of one stage (Silero's batches, Whisper's windows, word alignment) pile up under the next one's
+    and the peak memory of a long call grows with it (a 4-hour call: 2.2 GB without, see bench/memory.py)."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 64 * 1024)
+    except (OSError, AttributeError):
+        pass  # not glibc: its allocator decides
+
+
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
+def discard(audio: DecodedAudio) -> None:
+    """Remove the files of a call decoded by :meth:`TranscribeStage.decode`."""
+    folders = {Path(ch.path).parent for ch in audio.channels if hasattr(ch, "path")}
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class TranscribeStage:
@@ -45,17 +74,33 @@ class TranscribeStage:
         else:  # the same label whether or not this run ends up loading the model
             device = pick_device(config.device)
             self.model_label = f"{config.model} ({device}, {pick_compute_type(device, config.compute_type)})"
+        self._decoded_root = Path(cache.root) / DECODED_DIR
+        _remove_stale(self._decoded_root)
+        keep_heap_small()
 
     def settings(self) -> dict:
         """What a call's result depends on besides its audio, metadata and rubric."""
         c = self.config
         return {"model": c.model, "model_label": self.model_label, "device": c.device.value,
                 "compute_type": c.compute_type, "transcribe": c.options.cache_key(),
-                "diarizer": speaker_model_id(), "max_duration_s": c.max_duration_s}
+                "diarizer": speaker_model_id(), "max_duration_s": c.max_duration_s, "cpu_threads": c.cpu_threads}
 
     def cache_key(self, digest: str) -> str:
+        # the threads per model replica are part of the key: on some CPUs (Intel MKL) they change
+        # Whisper's numbers, so a transcript is only ever reused under the same thread count
         return cache_key(digest, self.config.model, {**self.config.options.cache_key(),
-                                                     "compute_type": self.config.compute_type})
+                                                     "compute_type": self.config.compute_type,
+                                                     "cpu_threads": self.config.cpu_threads})
+
+    def decode(self, meta: CallMeta) -> DecodedAudio:
+        """The call decoded to raw files under the cache (never whole in memory: a 4-hour stereo
+        call is 1.8 GB at 16 kHz); :func:`discard` removes them."""
+        folder = self._decoded_root / f"{time.strftime('%Y%m%d')}-{secrets.token_hex(6)}"
+        try:
+            return decode_to_files(meta.path, folder, max_duration_s=self.config.max_duration_s)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def prefill(self, work: Sequence[tuple[CallMeta, str | None]], decoded: list[Decoded] | None = None) -> None:
         """Transcribe the uncached calls of `work` together and cache them: the packed decoder
@@ -65,6 +110,16 @@ class TranscribeStage:
         if self.config.options.decoder != "packed":
             return
         pending = decoded if decoded is not None else self.decode_group(work)
+        try:
+            if len(pending) >= 2:
+                for meta, _digest in work:
+                    fault("transcribe", meta.call_id)
+            self._prefill(pending)
+        finally:
+            for _digest, audio, _s in pending:
+                discard(audio)
+
+    def _prefill(self, pending: list[Decoded]) -> None:
         if len(pending) < 2:
             return
         t0 = time.monotonic()
@@ -91,10 +146,12 @@ class TranscribeStage:
                 continue
             t0 = time.monotonic()
             try:
-                audio = decode(meta.path, max_duration_s=self.config.max_duration_s)
+                audio = self.decode(meta)
             except CallFailed:
                 continue
-            if not is_silent(audio):
+            if is_silent(audio):
+                discard(audio)
+            else:
                 pending.append((digest, audio, time.monotonic() - t0))
         return pending
 
@@ -145,7 +202,7 @@ class TranscribeStage:
         then keep one 'unknown' speaker; the warning says how to install it)."""
         if self._embedder is None:
             try:
-                self._embedder = default_embedder()
+                self._embedder = default_embedder(self.config.cpu_threads)
             except SpeakerModelMissing as e:
                 logger.warning("mono calls get no speaker labels: %s", e)
                 self._embedder = False
@@ -156,7 +213,7 @@ class TranscribeStage:
         if self._transcriber is None:
             c = self.config
             self._transcriber = Transcriber(c.model, device=c.device.value, compute_type=c.compute_type,
-                                            options=c.options)
+                                            options=c.options, cpu_threads=c.cpu_threads)
         return self._transcriber
 
     def run(self, meta: CallMeta, digest: str | None = None) -> StageResult:
@@ -184,38 +241,57 @@ class TranscribeStage:
         entry = self.cache.get(key)
         from_cache = entry is not None and key not in self._prefilled
         stages.update(self._prefilled.pop(key, {}))
-        max_s = self.config.max_duration_s
         audio = None
-        if entry is None:
-            t0 = time.monotonic()
-            audio = decode(meta.path, max_duration_s=max_s)
-            stages["decode"] = time.monotonic() - t0
-            if is_silent(audio):
-                raise NoSpeech(f"silent recording: nothing louder than -60 dBFS in {audio.duration_s:.0f} s of audio")
-            t0 = time.monotonic()
-            model = self.load_model()  # ModelError here stops the batch: every call would fail alike
-            try:
-                segments = model.transcribe(audio.channels)
-            except RuntimeError as e:  # ctranslate2 (out of memory, CUDA …) on this call: the batch goes on
-                raise CallFailed(f"speech model failed: {e}") from e
-            stages["transcribe"] = time.monotonic() - t0
-            entry = self._entry(audio, segments, stages)
-            self.cache.put(key, entry)
-        if not entry.segments:
-            raise NoSpeech("no speech found in the recording (silent or not speech)")
-        if not entry.loops_redecoded:  # cached before loops were decoded again
-            if loop_spans(entry.segments):
-                audio = audio or decode(meta.path, max_duration_s=max_s)
-            entry = self._unlooped(entry, audio, stages)
-            self.cache.put(key, entry)
-        if entry.n_channels == 1 and self._undiarized(entry) and self.embedder() is not None:
-            # cached before the speaker model was installed, or by another diarizer
-            entry = self._diarized(entry, audio or decode(meta.path, max_duration_s=max_s), stages)
-            self.cache.put(key, entry)
-        if entry.n_channels == 2 and entry.levels is None:  # cached before levels were kept
-            entry = self._levelled(entry, audio or decode(meta.path, max_duration_s=max_s), stages)
-            self.cache.put(key, entry)
+        try:
+            if entry is None:
+                t0 = time.monotonic()
+                audio = self.decode(meta)
+                stages["decode"] = time.monotonic() - t0
+                if is_silent(audio):
+                    raise NoSpeech(f"silent recording: nothing louder than -60 dBFS in {audio.duration_s:.0f} s of audio")
+                t0 = time.monotonic()
+                model = self.load_model()  # ModelError here stops the batch: every call would fail alike
+                fault("transcribe", meta.call_id)
+                try:
+                    segments = model.transcribe(audio.channels)
+                except RuntimeError as e:  # ctranslate2 (out of memory, CUDA …) on this call: the batch goes on
+                    raise CallFailed(f"speech model failed: {e}") from e
+                stages["transcribe"] = time.monotonic() - t0
+                entry = self._entry(audio, segments, stages)
+                self.cache.put(key, entry)
+            if not entry.segments:
+                raise NoSpeech("no speech found in the recording (silent or not speech)")
+            if not entry.loops_redecoded:  # cached before loops were decoded again
+                if loop_spans(entry.segments):
+                    audio = audio or self.decode(meta)
+                entry = self._unlooped(entry, audio, stages)
+                self.cache.put(key, entry)
+            if entry.n_channels == 1 and self._undiarized(entry) and self.embedder() is not None:
+                # cached before the speaker model was installed, or by another diarizer
+                audio = audio or self.decode(meta)
+                entry = self._diarized(entry, audio, stages)
+                self.cache.put(key, entry)
+            if entry.n_channels == 2 and entry.levels is None:  # cached before levels were kept
+                audio = audio or self.decode(meta)
+                entry = self._levelled(entry, audio, stages)
+                self.cache.put(key, entry)
+        finally:
+            if audio is not None:
+                discard(audio)
         return entry, from_cache
+
+
+def _remove_stale(root: Path) -> None:
+    """Decoded calls left by runs that died (a folder per call, removed when the call is done)."""
+    if not root.is_dir():
+        return
+    cutoff = time.time() - DECODED_MAX_AGE_S
+    for folder in root.iterdir():
+        try:
+            if folder.is_dir() and not folder.is_symlink() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def process_call(item: Todo, stage: TranscribeStage, rubric: Rubric) -> CallOutcome:
@@ -250,6 +326,13 @@ def lost_call(item: Todo, stage: TranscribeStage, rubric: Rubric, error: str) ->
     """A call whose worker was lost before it reported (an engine's, not the call's, failure):
     failed, and retried by the next run."""
     return CallOutcome(item.meta.call_id, _failed_part(item, stage, rubric, error, "WorkerDied", True, now()),
+                       False, {}, None)
+
+
+def crashed_call(item: Todo, stage: TranscribeStage, rubric: Rubric) -> CallOutcome:
+    """A call that has crashed the worker twice (batch.crashes): failed, and not tried again until
+    its recording changes (the fingerprint holds the audio's digest)."""
+    return CallOutcome(item.meta.call_id, _failed_part(item, stage, rubric, CRASHED_ERROR, "Crashed", False, now()),
                        False, {}, None)
 
 

@@ -41,7 +41,7 @@ from typing import Any, Iterator
 from qa_pipeline.calibration.nightly import night_trust, untrusted
 from qa_pipeline.errors import InputError, OutputError, OutputLocked
 from qa_pipeline.files import remove_temp_files as remove_temp_files_in
-from qa_pipeline.files import write_atomic
+from qa_pipeline.files import fit_stem, write_atomic
 from qa_pipeline.output.report import render_reports
 from qa_pipeline.output.tables import read_scores, write_scores, write_transcripts
 from qa_pipeline.review.export import batch_finals
@@ -79,11 +79,11 @@ def remove_temp_files(out: Path) -> None:
 
 
 def part_path(parts_dir: Path, call_id: str) -> Path:
-    """``parts/<call_id>.json`` for a plain id; other ids are made safe and kept apart by a hash."""
-    if re.fullmatch(r"[\w\-][\w.\-]{0,100}", call_id):
-        return Path(parts_dir) / f"{call_id}.json"
-    safe = re.sub(r"[^\w\-]", "_", call_id)[:80]
-    return Path(parts_dir) / f"{safe}-{hashlib.sha1(call_id.encode()).hexdigest()[:10]}.json"
+    """``parts/<call_id>.json`` for a plain id; other ids (odd characters, too long for a file
+    name) are made safe and kept apart by a hash."""
+    plain = re.fullmatch(r"[\w\-][\w.\-]*", call_id) is not None
+    safe = call_id if plain else re.sub(r"[^\w\-]", "_", call_id)
+    return Path(parts_dir) / f"{fit_stem(safe, call_id)}.json"
 
 
 def write_part(parts_dir: Path, part: CallPart, *, before_rename=None) -> Path:
@@ -292,8 +292,12 @@ def read_run_file(out: Path) -> list[CallMeta]:
     path = Path(out) / RUN_FILE
     if not path.is_file():
         raise InputError(f"{out} holds no earlier run ({RUN_FILE} missing); run `qa run` first")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return [CallMeta(**{**c, "path": Path(c["path"])}) for c in data["calls"]]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [CallMeta(**{**c, "path": Path(c["path"])}) for c in data["calls"]]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:  # cut short, edited, another version
+        why = e.strerror if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+        raise InputError(f"{path}: not a readable run file ({why}); run `qa run` into {out} again") from e
 
 
 def write_failed_list(out: Path, calls: list[CallMeta], results: dict[str, CallPart]) -> Path:
@@ -304,17 +308,29 @@ def write_failed_list(out: Path, calls: list[CallMeta], results: dict[str, CallP
     for meta in calls:
         part = results[meta.call_id]
         if part.score.status != "ok":
-            writer.writerow([meta.call_id, str(meta.path), part.score.error or "", "yes" if part.retry else "no"])
+            writer.writerow([csv_cell(meta.call_id), csv_cell(str(meta.path)), csv_cell(part.score.error or ""),
+                             "yes" if part.retry else "no"])
     path = out / FAILED_FILE
     write_atomic(path, buffer.getvalue())
     return path
 
 
-def fault(point: str, count: int | None = None) -> None:
+_FORMULA_START = tuple("=+-@\t\r＝＋－＠")
+
+
+def csv_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text: one that Excel or WPS would run as a formula (it starts
+    with = + - @, a tab or a carriage return, or their full-width forms) gets a leading ' (OWASP's
+    advice against CSV injection)."""
+    return f"'{value}" if value.lstrip(" ").startswith(_FORMULA_START) else value
+
+
+def fault(point: str, count: int | str | None = None) -> None:
     """Fault injection for tests/test_faults.py: with QA_FAULT_KILL=POINT or POINT:N, the process
     SIGKILLs itself there. Points: `part-tmp:N` (N-th part of this run written, not yet renamed),
     `part:N` (N-th part stored), `outputs` (transcript tables written, scores and reports not),
-    `end` (every output written, the run log's end record not)."""
+    `end` (every output written, the run log's end record not), `transcribe:CALL_ID` (Whisper
+    about to hear that call, alone or in its group: as an out-of-memory kill would)."""
     spec = os.environ.get("QA_FAULT_KILL")
     if spec and spec == (point if count is None else f"{point}:{count}"):
         os.kill(os.getpid(), signal.SIGKILL)

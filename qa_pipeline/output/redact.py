@@ -1,26 +1,39 @@
 """Mask customers' personal data in text shown to people (HTML reports).
 
-``mask_pii`` replaces, with a readable token of the kind found:
+Numbers are masked over the whole call, not one line at a time: Whisper often splits a number
+a customer dictates over two or three utterances ("请号是0571" / "5938" / "1260"), and the agent
+reads it back in pieces.  :class:`CallRedactor` therefore follows each speaker's digit stream
+across their consecutive utterances (whatever the other side says in between), and masks, in
+every text of the call's page (bubbles, evidence quotes, reasons, errors):
 
 - mobile numbers (11 digits, 1[3-9]…, optionally after +86/0086) → ``［手机号］``
 - landline numbers (0 + area code, 10–12 digits; or 7–8 digits right after 电话/座机/号码…)
   → ``［电话］``
 - ID card numbers (18 characters, the last may be X; spoken 叉) → ``［身份证号］``
 - bank card numbers (16–19 digits) → ``［银行卡号］``
-- any other run of 7+ digits right after a word that announces personal data (手机, 身份证,
-  卡号…), since Whisper often drops or doubles a digit → the token of that kind; any unclaimed
-  single run of 11+ digits → ``［号码］``
+- any other run of 7+ digits after a word that announces personal data (手机, 身份证, 卡号…) →
+  the token of that kind; any other run of 7+ digits at all (a number with a digit missing, with
+  no cue word) → ``［号码］``
+- every piece of 3+ digits of a number masked anywhere in the call, wherever else in the call it
+  appears (the agent's "尾号8846", an evidence quote cut in the middle of a number, a reason that
+  quotes the digits)
 - a spoken address after 地址是 / 住址 / 住在 / 家住: the rest of the clause → ``［地址］``
 
-Digits may be Arabic, full-width or Chinese digit-by-digit readings (零〇一二三四五六七八九, 幺 for
-一, 两 for 二), and a number may be split by spaces, commas or dashes the way Whisper writes
-"139,0572,8846".  Quantities read with 十/百/千 (九点到十二点, 三百块) are not digit runs, and runs
-shorter than 7 digits (times, prices, a 4-digit 工号) are never masked.
+A run is a sequence of digit groups joined by separators (spaces, commas, 、, 。, dashes) or by
+the end of one utterance and the start of the same speaker's next.  Digits may be Arabic,
+full-width, or Chinese digit-by-digit readings (零〇一二三四五六七八九, 幺 for 一, 两 for 二, 洞 for
+零), mixed in one number.
+
+Not masked, on purpose, so the pages stay useful: runs of 6 digits or fewer (times, prices, a
+4-digit 工号), decimals such as "12.5 s" (a '.' never joins digits), quantities read with
+十/百/千 (九点到十二点, 三百块), and calendar dates written 2025-03-03.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 TOKEN_MOBILE = "［手机号］"
 TOKEN_LANDLINE = "［电话］"
@@ -29,19 +42,29 @@ TOKEN_BANK = "［银行卡号］"
 TOKEN_NUMBER = "［号码］"
 TOKEN_ADDRESS = "［地址］"
 
+MIN_RUN = 7  # digits in a run that is always masked
+MIN_PIECE = 3  # digits of a piece of a masked number that is masked elsewhere in the call
+
+DIGIT_CHARS = "0123456789０１２３４５６７８９零〇一二三四五六七八九幺两洞"
 _DIGITS = {
     **{c: str(i) for i, c in enumerate("0123456789")},
     **{c: str(i) for i, c in enumerate("０１２３４５６７８９")},
     **{c: str(i) for i, c in enumerate("零一二三四五六七八九")},
     "〇": "0",
+    "洞": "0",
     "幺": "1",
     "两": "2",
 }
-_DIGIT_CLASS = "0-9０-９零〇一二三四五六七八九幺两"
-_GROUP = rf"[+＋]?[{_DIGIT_CLASS}]+[Xx×Ｘｘ叉]?"
-_SEP = r"[ \t\u3000,，\-－–—、]{1,3}"
-_RUN = re.compile(rf"{_GROUP}(?:{_SEP}{_GROUP})*")
-_GROUP_RE = re.compile(_GROUP)
+_X = "Xx×Ｘｘ叉"
+SEPARATOR_CHARS = " \t\u3000\u00a0,，、。-－–—"
+_SEP_CLASS = re.escape(SEPARATOR_CHARS)
+_GROUP_RE = re.compile(rf"[+＋]?[{DIGIT_CHARS}]+[{_X}]?")
+_SEP_RE = re.compile(rf"[{_SEP_CLASS}]{{1,3}}")
+# what may stand between a number and the edge of its utterance for it to go on in the next one
+_EDGE_RE = re.compile(rf"[\s{_SEP_CLASS}.．?？!！:：;；…~～\"'“”‘’()（）]*")
+_DATE_RE = re.compile(
+    r"(?<![0-9０-９])(?:19|20)[0-9]{2}[-/－](?:0?[1-9]|1[0-2])[-/－](?:0?[1-9]|[12][0-9]|3[01])(?![0-9０-９])"
+)
 
 _CONTEXT_WINDOW = 10
 _CONTEXTS = (
@@ -58,13 +81,13 @@ _ADDRESS = re.compile(
 )
 
 
-def _digits(group: str) -> str:
+def digits_of(group: str) -> str:
     """The digit string of one group: '+' dropped, X-like characters read as 'X'."""
     out = []
     for ch in group:
         if ch in _DIGITS:
             out.append(_DIGITS[ch])
-        elif ch in "Xx×Ｘｘ叉":
+        elif ch in _X:
             out.append("X")
     return "".join(out)
 
@@ -77,7 +100,7 @@ def _context_token(context: str) -> str | None:
 
 
 def classify_number(digits: str, context: str = "") -> str | None:
-    """The mask token for a spoken/written number, or None if it is not personal data.
+    """The mask token for a spoken/written number, or None if it is not personal data by its shape.
 
     ``digits`` is the number as 0-9 (and a final X); ``context`` the text just before it.
     """
@@ -97,49 +120,107 @@ def classify_number(digits: str, context: str = "") -> str | None:
     hint = _context_token(context)
     if plain and 7 <= len(digits) <= 8 and hint in (TOKEN_LANDLINE, TOKEN_MOBILE):
         return TOKEN_LANDLINE
-    if len(digits) >= 7 and hint is not None:
+    if len(digits) >= MIN_RUN and hint is not None:
         return hint
     return None
 
 
-def _mask_run(text: str, run: re.Match[str]) -> list[tuple[int, int, str]]:
-    """Spans (start, end, token) to mask inside one run of digit groups.
+@dataclass(frozen=True)
+class _Group:
+    text: int  # which text of the call
+    start: int
+    end: int
+    digits: str
+
+
+def _groups(text: str, k: int) -> list[_Group]:
+    dates = [m.span() for m in _DATE_RE.finditer(text)]
+    return [
+        _Group(k, m.start(), m.end(), digits_of(m.group()))
+        for m in _GROUP_RE.finditer(text)
+        if not any(a <= m.start() < b for a, b in dates)
+    ]
+
+
+def _joined(texts: Sequence[str], a: _Group, b: _Group) -> bool:
+    """Whether group ``b`` goes on the number that ``a`` began."""
+    if a.text == b.text:
+        return _SEP_RE.fullmatch(texts[a.text][a.end : b.start]) is not None
+    return (_EDGE_RE.fullmatch(texts[a.text][a.end :]) is not None
+            and _EDGE_RE.fullmatch(texts[b.text][: b.start]) is not None)
+
+
+def _runs(texts: Sequence[str], speakers: Sequence[str], order: Sequence[int]) -> list[list[_Group]]:
+    """Every run of joined digit groups: within a text, and across a speaker's consecutive texts
+    (taken in ``order``)."""
+    last: dict[str, list[_Group]] = {}  # speaker → the run their previous text ended with
+    runs: list[list[_Group]] = []
+    for k in order:
+        text, speaker = texts[k], speakers[k]
+        groups = _groups(text, k) if text else []
+        if not groups:
+            if text and text.strip():
+                last.pop(speaker, None)  # words without digits end the speaker's number
+            continue
+        current = last.get(speaker)
+        if current is None or not _joined(texts, current[-1], groups[0]):
+            current = []
+            runs.append(current)
+        current.append(groups[0])
+        for g in groups[1:]:
+            if not _joined(texts, current[-1], g):
+                current = []
+                runs.append(current)
+            current.append(g)
+        if _EDGE_RE.fullmatch(text[groups[-1].end :]):
+            last[speaker] = current
+        else:
+            last.pop(speaker, None)
+    return runs
+
+
+def _stretches(texts: Sequence[str], run: list[_Group]) -> list[tuple[list[_Group], str]]:
+    """The stretches of ``run`` to mask, each with its token.
 
     Groups joined by separators may be one number ("139,0572,8846") or several ("工号1001，
     13905728846"), so take, from the left, the longest stretch of consecutive groups that
-    classifies as personal data.
+    classifies as personal data; what is left over is masked where it still holds 7+ digits.
     """
-    groups = [(run.start() + m.start(), run.start() + m.end()) for m in _GROUP_RE.finditer(run.group())]
-    digits = [_digits(text[a:b]) for a, b in groups]
-    spans: list[tuple[int, int, str]] = []
+    out: list[tuple[list[_Group], str]] = []
+    leftover: list[_Group] = []
+
+    def flush() -> None:
+        if sum(len(g.digits) for g in leftover) >= MIN_RUN:
+            out.append((list(leftover), TOKEN_NUMBER))
+        leftover.clear()
+
     i = 0
-    while i < len(groups):
+    while i < len(run):
         found: tuple[int, str] | None = None
-        for j in range(len(groups) - 1, i - 1, -1):
-            joined = "".join(digits[i : j + 1])
-            if len(joined) < 7:
+        head = run[i]
+        context = texts[head.text][max(0, head.start - _CONTEXT_WINDOW) : head.start]
+        for j in range(len(run) - 1, i - 1, -1):
+            joined = "".join(g.digits for g in run[i : j + 1])
+            if len(joined) < MIN_RUN:
                 break  # shorter stretches are shorter still
-            context = text[max(0, groups[i][0] - _CONTEXT_WINDOW) : groups[i][0]]
             token = classify_number(joined, context)
             if token is not None:
                 found = (j, token)
                 break
-        if found is not None:
-            j, token = found
-            spans.append((groups[i][0], groups[j][1], token))
-            i = j + 1
+        if found is None:
+            leftover.append(head)
+            i += 1
             continue
-        if len(digits[i]) >= 11:
-            spans.append((groups[i][0], groups[i][1], TOKEN_NUMBER))
-        i += 1
-    return spans
+        flush()
+        j, token = found
+        out.append((run[i : j + 1], token))
+        i = j + 1
+    flush()
+    return out
 
 
-def _mask_numbers(text: str) -> str:
-    spans: list[tuple[int, int, str]] = []
-    for run in _RUN.finditer(text):
-        spans.extend(_mask_run(text, run))
-    for start, end, token in reversed(spans):
+def _replace(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
+    for start, end, token in sorted(spans, reverse=True):
         text = text[:start] + token + text[end:]
     return text
 
@@ -148,8 +229,63 @@ def _mask_addresses(text: str) -> str:
     return _ADDRESS.sub(lambda m: m.group("lead") + m.group("gap") + TOKEN_ADDRESS, text)
 
 
+def _is_decimal_part(text: str, start: int, end: int) -> bool:
+    """'12.5': digits on either side of a '.' are a quantity, never a piece of a number."""
+    return (end < len(text) - 1 and text[end] in ".．" and text[end + 1].isdigit()) or (
+        start > 1 and text[start - 1] in ".．" and text[start - 2].isdigit()
+    )
+
+
+class CallRedactor:
+    """Masks every text of one call, knowing the numbers its speakers said across utterances.
+
+    ``utterances`` are (speaker, text), in time order unless ``order`` gives each one's start
+    time; :meth:`utterance` gives each one masked, and :meth:`__call__` masks any other text of
+    the call (evidence, reasons, errors).
+    """
+
+    def __init__(self, utterances: Sequence[tuple[str | None, str]] = (),
+                 order: Sequence[float] | None = None) -> None:
+        texts = [_mask_addresses(text or "") for _speaker, text in utterances]
+        speakers = [speaker or "" for speaker, _text in utterances]
+        spans: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+        secrets: list[tuple[str, str]] = []
+        sequence = sorted(range(len(texts)), key=lambda k: order[k]) if order is not None else range(len(texts))
+        for run in _runs(texts, speakers, sequence):
+            for stretch, token in _stretches(texts, run):
+                secrets.append(("".join(g.digits for g in stretch), token))
+                for k in dict.fromkeys(g.text for g in stretch):
+                    mine = [g for g in stretch if g.text == k]
+                    spans[k].append((mine[0].start, mine[-1].end, token))
+        self._secrets = tuple(secrets)
+        self._masked = [self._pieces(_replace(text, s)) for text, s in zip(texts, spans)]
+
+    def utterance(self, k: int) -> str:
+        """The ``k``-th utterance given to the constructor, masked."""
+        return self._masked[k]
+
+    def __call__(self, text: str | None) -> str:
+        """Any text of this call masked: its own numbers and addresses, and pieces of the call's."""
+        if not text:
+            return ""
+        return self._pieces(CallRedactor([("", text)]).utterance(0))
+
+    def _pieces(self, text: str) -> str:
+        if not self._secrets:
+            return text
+        spans = []
+        for g in _groups(text, 0):
+            digits = g.digits.lstrip("+")
+            if len(digits) < MIN_PIECE or _is_decimal_part(text, g.start, g.end):
+                continue
+            token = next((t for secret, t in self._secrets if digits in secret), None)
+            if token is not None:
+                spans.append((g.start, g.end, token))
+        return _replace(text, spans)
+
+
 def mask_pii(text: str) -> str:
     """``text`` with customer phone, ID card and bank card numbers and spoken addresses masked."""
     if not text:
         return text
-    return _mask_numbers(_mask_addresses(text))
+    return CallRedactor([("", text)]).utterance(0)

@@ -11,7 +11,6 @@ records to plain dicts; ``render_reports`` renders and writes them atomically.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import logging
 import os
@@ -25,8 +24,9 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
+import markupsafe
 
-from qa_pipeline.files import write_atomic
+from qa_pipeline.files import fit_stem, write_atomic
 from qa_pipeline.parallel import map_chunks
 from qa_pipeline.records import (
     AGENT,
@@ -41,7 +41,7 @@ from qa_pipeline.records import (
     ItemTrust,
     Utterance,
 )
-from qa_pipeline.output.redact import mask_pii
+from qa_pipeline.output.redact import CallRedactor, mask_pii
 from qa_pipeline.output.tables import call_date
 from qa_pipeline.review.final import FinalCall
 from qa_pipeline.review.views import call_review_view, dispute_counts, review_item_view
@@ -74,11 +74,19 @@ def safe_name(value: str | None) -> str:
     """
     if not value:
         return UNKNOWN_AGENT
-    cleaned = re.sub(r"[^\w.\-]", "_", value, flags=re.UNICODE).lstrip(".")[:80] or "_"
-    if cleaned == value:
-        return cleaned
-    digest = hashlib.sha1(value.encode("utf-8")).hexdigest()[:8]
-    return f"{cleaned}-{digest}"
+    cleaned = re.sub(r"[^\w.\-]", "_", value, flags=re.UNICODE).lstrip(".") or "_"
+    return fit_stem(cleaned, value, digest_chars=8)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def printable(value: Any) -> Any:
+    """Every value a template prints: control characters (NUL, ESC …) shown as U+FFFD, never raw.
+    Markup (a macro's output) stays markup: the replacement adds no markup to it."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(_CONTROL.sub("\ufffd", value))
+    return _CONTROL.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def href(name: str) -> str:
@@ -156,7 +164,7 @@ def _agent_label(score: CallScore) -> str:
 # call card
 
 
-def _utterance_view(u: Utterance) -> dict[str, Any]:
+def _utterance_view(u: Utterance, text: str) -> dict[str, Any]:
     side = u.speaker if u.speaker in (AGENT, CUSTOMER) else "unknown"
     return {
         "side": side,
@@ -164,11 +172,32 @@ def _utterance_view(u: Utterance) -> dict[str, Any]:
         "start": round(u.start, 2),
         "end": round(u.end, 2),
         "clock": fmt_clock(u.start),
-        "text": _mask(u.text),
+        "text": text,
     }
 
 
-def _item_view(i: ItemResult) -> dict[str, Any]:
+def _utterance_views(transcript: CallTranscript | None, mask: CallRedactor) -> tuple[list[dict], list[dict]]:
+    """The kept and the dropped utterances of the card, masked by ``mask`` (built from all of them)."""
+    if transcript is None:
+        return [], []
+    kept = [_utterance_view(u, mask.utterance(k)) for k, u in enumerate(transcript.utterances)]
+    first_dropped = len(transcript.utterances)
+    dropped = [
+        {**_utterance_view(u, mask.utterance(first_dropped + k)), "reason": mask(r)}
+        for k, (u, r) in enumerate(zip(transcript.dropped, transcript.drop_reasons))
+    ]
+    return kept, dropped
+
+
+def call_redactor(transcript: CallTranscript | None) -> CallRedactor:
+    """The masking of one call card: every utterance, kept or dropped, in time order per speaker."""
+    if transcript is None:
+        return CallRedactor()
+    both = list(transcript.utterances) + list(transcript.dropped)
+    return CallRedactor([(u.speaker, u.text) for u in both], order=[u.start for u in both])
+
+
+def _item_view(i: ItemResult, mask: Callable[[str | None], str]) -> dict[str, Any]:
     has_time = i.evidence_start is not None
     return {
         "item_id": i.item_id,
@@ -177,12 +206,12 @@ def _item_view(i: ItemResult) -> dict[str, Any]:
         "result_label": RESULT_LABELS.get(i.result, i.result),
         "points": fmt_points(i.points),
         "max_points": fmt_points(i.max_points),
-        "reason": _mask(i.reason),
+        "reason": mask(i.reason),
         "critical": i.critical,
         "critical_failed": i.critical and i.result == FAIL,
         "needs_review": i.needs_review,
         "matched_by": MATCHED_BY_LABELS.get(i.matched_by or "", i.matched_by or ""),
-        "evidence": _mask(i.evidence_text),
+        "evidence": mask(i.evidence_text),
         "t": round(i.evidence_start, 2) if has_time else None,
         "t_end": round(i.evidence_end, 2) if i.evidence_end is not None else None,
         "clock": fmt_clock(i.evidence_start) if has_time else "",
@@ -197,6 +226,8 @@ def call_view(
 ) -> dict[str, Any]:
     """Everything the call card shows, masked and formatted."""
     agent_file = safe_name(_agent_key(score))
+    mask = call_redactor(transcript)
+    utterances, dropped = _utterance_views(transcript, mask)
     duration = score.duration_s
     if duration is None and transcript is not None:
         duration = transcript.duration_s
@@ -204,7 +235,7 @@ def call_view(
         "call_id": score.call_id,
         "status": score.status,
         "failed": score.status != "ok",
-        "error": _mask(score.error),
+        "error": mask(score.error),
         "agent": _agent_label(score),
         "agent_href": f"../agents/{href(agent_file)}.html",
         "team": _mask(score.team) or "—",
@@ -219,14 +250,9 @@ def call_view(
         "rubric": " ".join(x for x in (score.rubric_id, score.rubric_version) if x) or "—",
         "model": score.model or (transcript.model if transcript else "") or "—",
         "processed_at": fmt_started(score.processed_at),
-        "verdicts": [_item_view(i) for i in score.items],
-        "utterances": [_utterance_view(u) for u in transcript.utterances] if transcript else [],
-        "dropped": [
-            {**_utterance_view(u), "reason": _mask(r)}
-            for u, r in zip(transcript.dropped, transcript.drop_reasons)
-        ]
-        if transcript
-        else [],
+        "verdicts": [_item_view(i, mask) for i in score.items],
+        "utterances": utterances,
+        "dropped": dropped,
         "has_transcript": transcript is not None,
         "audio_src": audio_src,
     }
@@ -497,6 +523,7 @@ def make_environment() -> jinja2.Environment:
         loader = jinja2.FunctionLoader(_load_packaged)
     env = jinja2.Environment(
         loader=loader,
+        finalize=printable,
         # `.html.j2` ends in `.j2`, so it is listed explicitly; anything else defaults to on too.
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True, default=True

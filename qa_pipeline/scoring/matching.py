@@ -14,7 +14,8 @@ Phrase syntax, as written in a rubric:
     =是吗           text only, never by sound (for short phrases whose homophones are common words)
     什么…帮         every part, in any order, within a short span (a few characters more than the
                     parts themselves): a question word near a need word
-    re:工号\\d{3,}   a regular expression on the normalised text (no punctuation, digits as 0-9)
+    re:工号\\d{3,}   a regular expression on the normalised text (no punctuation, digits as 0-9), on
+                    RE2 (linear time; no lookaround): a group (?P<m>…) is the match, the rest context
 Single-syllable phrases match on text only unless anchored.
 """
 
@@ -27,11 +28,13 @@ from functools import lru_cache
 
 from rapidfuzz.distance import Levenshtein
 
+from qa_pipeline.linear_re import compile_regex
 from qa_pipeline.scoring import phonetic
 from qa_pipeline.scoring.normalize import normalize_with_map, to_pinyin
 
 LITERAL = "literal"
 REGEX = "regex"
+MATCH_GROUP = "m"  # in a rubric regex, the named group that is the match (RE2 has no lookbehind)
 NEAR = "near"
 
 BY_TEXT = "text"
@@ -143,10 +146,7 @@ def parse_phrase(spec: str) -> Phrase:
     raw = spec.strip()
     if raw.startswith("re:"):
         pattern = raw[3:]
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            raise ValueError(f"bad regular expression {pattern!r}: {e}") from e
+        compile_regex(pattern)  # ValueError naming what RE2 refuses
         return Phrase(source=raw, text=pattern, kind=REGEX, by_sound=False)
     anchored = raw.startswith("^")
     body = raw[1:] if anchored else raw
@@ -244,11 +244,10 @@ def find_all(p: PreparedText, phrase: Phrase, *, tolerance: float | None = None,
     `tolerance` caps the phonetic cost of a sound match (None: by the phrase's length).
     `strict_you`: 您 must be heard as 您 — no 你 in its place, by text or by sound."""
     if phrase.kind == REGEX:
-        return tuple(
-            _make(p, phrase, m.start(), m.end(), BY_TEXT, 0)
-            for m in re.finditer(phrase.text, p.norm)
-            if m.end() > m.start()
-        )
+        regex = compile_regex(phrase.text)
+        group = regex.groupindex.get(MATCH_GROUP, 0)  # (?P<m>…): the part that counts, as a lookbehind would
+        spans = (m.span(group) for m in regex.finditer(p.norm))
+        return tuple(_make(p, phrase, a, b, BY_TEXT, 0) for a, b in spans if b > a >= 0)
     if phrase.kind == NEAR:
         return _near(p, phrase, tolerance, strict_you)
     c = _compiled(phrase.text, bool(phrase.variants), strict_you, phrase.anchored)

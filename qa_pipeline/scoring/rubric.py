@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,10 @@ CHECK_TYPES = (
     "hangup",
     "forbidden",
 )
+
+
+# Weights, points, seconds and rates above this are mistakes, and their sums would overflow.
+MAX_NUMBER = 100_000.0
 
 
 class RubricError(InputError):
@@ -266,7 +271,13 @@ class _Ctx:
         return RubricError(self.path, node.start_mark.line + 1, message)
 
     def value(self, node: yaml.Node) -> Any:
-        return self._loader.construct_object(node, deep=True)
+        try:
+            return self._loader.construct_object(node, deep=True)
+        # !!float abc, !!int 0xZZ, !!binary "…" (binascii.Error is a ValueError), !!timestamp x …
+        except (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError) as e:
+            tag = node.tag.rsplit(":", 1)[-1] if node.tag.startswith("tag:yaml.org,2002:") else node.tag
+            raise self.error(node, f"{node.value!r} is not a valid !!{tag}" if isinstance(node.value, str)
+                             else f"cannot read this value ({e})") from None
 
     def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
@@ -296,21 +307,28 @@ class _Ctx:
             raise self.error(node, f"{what} must be a non-empty string")
         return v
 
-    def number(self, node: yaml.Node, what: str, *, minimum: float = 0.0, above: bool = False) -> float:
+    def number(self, node: yaml.Node, what: str, *, minimum: float = 0.0, above: bool = False,
+               maximum: float = MAX_NUMBER) -> float:
         v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.error(node, f"{what} must be a number")
+        if not math.isfinite(v):
+            raise self.error(node, f"{what} must be a finite number, not {v}")
         if v < minimum or (above and v == minimum):
             op = ">" if above else ">="
             raise self.error(node, f"{what} must be {op} {minimum:g}")
+        if v > maximum:
+            raise self.error(node, f"{what} must be <= {maximum:g}")
         return float(v)
 
-    def integer(self, node: yaml.Node, what: str, *, minimum: int = 0) -> int:
+    def integer(self, node: yaml.Node, what: str, *, minimum: int = 0, maximum: int = 1000) -> int:
         v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.error(node, f"{what} must be an integer")
         if v < minimum:
             raise self.error(node, f"{what} must be >= {minimum}")
+        if v > maximum:
+            raise self.error(node, f"{what} must be <= {maximum}")
         return v
 
     def boolean(self, node: yaml.Node, what: str) -> bool:
@@ -625,9 +643,7 @@ def parse_rubric(text: str, path: str = "<rubric>", *, _seen: tuple[str, ...] = 
         if sum(i.weight for i in parsed) <= 0:
             raise c.error(items_node, "the items' weights add up to 0")
         items = tuple(parsed)
-    pass_score = c.number(top["pass_score"], "pass_score") if "pass_score" in top else base.pass_score
-    if pass_score > 100:
-        raise c.error(top["pass_score"], "pass_score must be <= 100")
+    pass_score = c.number(top["pass_score"], "pass_score", maximum=100.0) if "pass_score" in top else base.pass_score
     language = c.choice(top["language"], "language", LANGUAGES) if "language" in top else base.language
     own = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Rubric(

@@ -27,7 +27,8 @@ import numpy as np
 from qa_pipeline.errors import ModelError
 from qa_pipeline.speakers.fbank import FbankOptions, fbank, normalize_mean
 from qa_pipeline.models import cache_root
-from qa_pipeline.asr.vad import VadSettings, vad_regions, with_noise_floor
+from qa_pipeline.asr.vad import VadSettings, vad_regions
+from qa_pipeline.audio.stream import NoisyChannel
 from qa_pipeline.records import AGENT, CUSTOMER, RawSegment, RawWord
 from qa_pipeline.speakers.cues import agent_cues
 
@@ -88,6 +89,9 @@ def default_model_path() -> Path:
     return cache_root() / "models" / MODEL_FILE
 
 
+EMBED_GROUP = 2048  # windows whose features are in memory at once (about 25 min of speech, 100 MB)
+
+
 class SpeakerEmbedder:
     """CAM++ on onnxruntime; loads the model once. `embed` one waveform, `embed_windows` many."""
 
@@ -123,9 +127,16 @@ class SpeakerEmbedder:
             raise ValueError("too little audio to embed (less than one 25 ms frame)")
         return self._run(features[None])[0]
 
-    def embed_windows(self, samples: np.ndarray, windows: Sequence[tuple[float, float]]) -> np.ndarray:
+    def embed_windows(self, samples, windows: Sequence[tuple[float, float]]) -> np.ndarray:
         """[len(windows), 192]: each window (start, end seconds) embedded as `embed` would, windows
-        with the same number of frames batched together."""
+        with the same number of frames batched together, EMBED_GROUP windows' features at a time."""
+        out = np.zeros((len(windows), self.dimension), dtype=np.float32)
+        for first in range(0, len(windows), EMBED_GROUP):
+            group = windows[first:first + EMBED_GROUP]
+            out[first:first + len(group)] = self._embed_group(samples, group)
+        return out
+
+    def _embed_group(self, samples, windows: Sequence[tuple[float, float]]) -> np.ndarray:
         features = [normalize_mean(fbank(samples[int(round(s * SAMPLE_RATE)):int(round(e * SAMPLE_RATE))], self.fbank_options))
                     for s, e in windows]
         out = np.zeros((len(windows), self.dimension), dtype=np.float32)
@@ -152,10 +163,10 @@ def speaker_model_id(options: DiarizeOptions = DiarizeOptions()) -> str | None:
     return f"{path.name}:{path.stat().st_size}:{options.pruning}:{options.regions}" if path.is_file() else None
 
 
-@lru_cache(maxsize=1)
-def default_embedder() -> SpeakerEmbedder:
-    """One SpeakerEmbedder per process, on the model in the cache."""
-    return SpeakerEmbedder()
+@lru_cache(maxsize=2)
+def default_embedder(threads: int = 0) -> SpeakerEmbedder:
+    """One SpeakerEmbedder per process (and thread count), on the model in the cache."""
+    return SpeakerEmbedder(threads=threads)
 
 
 # Tighter than the transcriber's VAD: a region should hold one turn where it can, so that few
@@ -169,7 +180,7 @@ def speech_regions(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, vad: Vad
     """Speech regions (seconds) by faster-whisper's Silero VAD."""
     if sample_rate != SAMPLE_RATE:
         raise ValueError(f"speech_regions expects {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
-    return vad_regions(with_noise_floor(np.asarray(samples, dtype=np.float32), NOISE_FLOOR), vad)
+    return vad_regions(NoisyChannel(samples, NOISE_FLOOR), vad)
 
 
 def with_words(regions: Sequence[tuple[float, float]], segments: Sequence[RawSegment],

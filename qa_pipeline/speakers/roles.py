@@ -7,7 +7,7 @@ import math
 from dataclasses import replace
 from difflib import SequenceMatcher
 from statistics import median
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from qa_pipeline.records import (AGENT, CUSTOMER, UNKNOWN, AudioEvent, CallMeta,
 from qa_pipeline.scoring.normalize import normalize_text, to_pinyin, to_simplified
 from qa_pipeline.speakers.cues import agent_cues
 from qa_pipeline.speakers.diarize import agent_cluster, split_by_speaker
+from qa_pipeline.audio.stream import blocks, chunks_of
 
 logger = logging.getLogger("qa_pipeline")
 
@@ -105,16 +106,28 @@ Levels = tuple[tuple[int, ...], ...]  # per channel, dBFS per LEVEL_FRAME_S fram
 def channel_levels(channels: Sequence[np.ndarray], sample_rate: int) -> Levels:
     """Each channel's RMS level in whole dBFS per 50 ms frame (the last frame zero-padded),
     clipped to [-100, 0]: about 40 bytes of JSON per second of stereo audio."""
+    return tuple(level_profile(chunks_of(samples), sample_rate) for samples in channels)
+
+
+def level_profile(chunks: Iterable[np.ndarray], sample_rate: int) -> tuple[int, ...]:
+    """One channel's levels (see :func:`channel_levels`) from a stream of chunks, a few thousand
+    frames in memory at a time."""
     frame = max(1, int(round(LEVEL_FRAME_S * sample_rate)))
-    out = []
-    for samples in channels:
-        x = np.asarray(samples, dtype=np.float64)
-        n = -(-len(x) // frame)
-        x = np.pad(x, (0, n * frame - len(x))).reshape(n, frame)
-        rms = np.sqrt(np.mean(x * x, axis=1))
-        db = np.clip(np.round(20 * np.log10(np.maximum(rms, 1e-6))), LEVEL_FLOOR_DB, 0)
-        out.append(tuple(int(v) for v in db))
-    return tuple(out)
+    db: list[np.ndarray] = []
+    tail = np.zeros(0, np.float64)
+    for block in blocks(chunks, frame * 4096):
+        whole = len(block) // frame * frame
+        if whole:
+            db.append(_frame_db(np.asarray(block[:whole], dtype=np.float64).reshape(-1, frame)))
+        tail = np.asarray(block[whole:], dtype=np.float64)
+    if len(tail):
+        db.append(_frame_db(np.pad(tail, (0, frame - len(tail))).reshape(1, frame)))
+    return tuple(int(v) for part in db for v in part)
+
+
+def _frame_db(x: np.ndarray) -> np.ndarray:
+    rms = np.sqrt(np.mean(x * x, axis=1))
+    return np.clip(np.round(20 * np.log10(np.maximum(rms, 1e-6))), LEVEL_FLOOR_DB, 0)
 
 
 def _frames(piece: RawSegment) -> list[int]:

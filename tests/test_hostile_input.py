@@ -1,0 +1,194 @@
+"""A hostile or unlucky night (issue 12): names, links, bytes and options that once leaked, hung, or
+stopped the batch. Each must now be refused with one line (exit 2) or cost at most its own call."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from factories import make_meta, make_score, make_transcript
+from qa_pipeline.output import report
+from qa_pipeline.audio.discover import compile_name_pattern, discover, read_manifest
+from qa_pipeline.errors import InputError
+from qa_pipeline.files import MAX_STEM_BYTES
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def one_line_error(result, code: int = 2) -> str:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- --name-pattern
+
+
+def test_a_long_name_that_does_not_match_a_many_field_pattern_says_so_at_once(tmp_path):
+    pattern = "{agent_id}{team}{date}{time}{direction}{any}{call_id}Q.wav"
+    name = "A" * 132 + ".wav"  # 136 characters, no Q before .wav: backtracking hung past 45 s
+    (tmp_path / name).write_bytes(b"x")
+    t0 = time.monotonic()
+    assert compile_name_pattern(pattern)(name) is None
+    with pytest.raises(InputError, match="does not match --name-pattern"):
+        discover(tmp_path, name_pattern=pattern)
+    assert time.monotonic() - t0 < 1.0
+    assert compile_name_pattern(pattern)("A1TbD2T3inX9c42Q.wav") is not None
+
+
+def test_a_field_twice_in_the_name_pattern_is_one_line(tmp_path):
+    (tmp_path / "a_b.wav").write_bytes(b"x")
+    result = runner.invoke(app, ["run", str(tmp_path), "--out", str(tmp_path / "out"),
+                                 "--name-pattern", "{call_id}_{call_id}.wav"])
+    assert "field {call_id} appears twice" in one_line_error(result)
+
+
+# --------------------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--beam-size", "0", "beam size (--beam-size) must be 1 to"),
+        ("--batch-size", "-3", "batch size (--batch-size) must be 0 (automatic) to"),
+        ("--max-duration", "-1", "(--max-duration) must be a positive number of minutes"),
+        ("--max-duration", "nan", "(--max-duration) must be a positive number of minutes"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "transcribe"])
+def test_impossible_options_are_refused_before_any_model_loads(tmp_path, calls_dir, command, option, value, expected):
+    t0 = time.monotonic()
+    result = runner.invoke(app, [command, str(calls_dir), "--out", str(tmp_path / "out"), option, value])
+    assert expected in one_line_error(result)
+    assert not (tmp_path / "out").exists()  # refused before the folder, the audio or the model
+    assert time.monotonic() - t0 < 5.0
+
+
+def test_a_truncated_run_file_under_qa_score_is_one_line(tmp_path):
+    (tmp_path / "run.json").write_text('{"audio_dir": "/rec", "calls": [{"call_id": "a", "pa', encoding="utf-8")
+    line = one_line_error(runner.invoke(app, ["score", str(tmp_path)]))
+    assert "run.json: not a readable run file" in line
+
+
+@pytest.mark.parametrize("value", ["!!float abc", "!!int 0xZZ", '!!binary "not base64 !!"', ".nan"])
+def test_bad_rubric_values_are_one_line_with_file_and_line(tmp_path, value):
+    text = (ROOT / "rubrics" / "default.zh.yaml").read_text(encoding="utf-8")
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(text.replace("pass_score: 80", f"pass_score: {value}", 1), encoding="utf-8")
+    line = text.splitlines().index("pass_score: 80") + 1
+    check = runner.invoke(app, ["rubric", "check", str(rubric)])
+    assert f"{rubric}:{line}: " in one_line_error(check, code=1)
+    (tmp_path / "x.wav").write_bytes(b"x")
+    run = runner.invoke(app, ["run", str(tmp_path), "--out", str(tmp_path / "out"), "--rubric", str(rubric)])
+    assert f"{rubric}:{line}: " in one_line_error(run)
+
+
+# --------------------------------------------------------------------------- files and names
+
+
+def test_a_link_out_of_the_audio_folder_is_refused_as_in_a_manifest(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.wav").write_bytes(b"x")
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    (audio / "ok.wav").write_bytes(b"x")
+    (audio / "inside.wav").symlink_to(audio / "ok.wav")
+    assert [c.call_id for c in discover(audio)] == ["inside", "ok"]  # a link within the folder is fine
+    (audio / "leak.wav").symlink_to(outside / "secret.wav")
+    with pytest.raises(InputError, match="leak.wav: links to .*outside the audio folder"):
+        discover(audio)
+    (audio / "leak.wav").unlink()
+    (audio / "sub").symlink_to(outside, target_is_directory=True)  # a linked folder, if followed
+    assert [c.call_id for c in discover(audio) if c.call_id == "secret"] == []
+    manifest = audio / "manifest.csv"
+    manifest.write_text("call_id,path\nleak,../elsewhere/secret.wav\n", encoding="utf-8")
+    with pytest.raises(InputError, match="points outside"):
+        read_manifest(manifest, audio)
+
+
+def test_a_nul_byte_in_a_manifest_is_refused_and_never_reaches_a_page(tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("call_id,path,agent_name\nc1,c1.wav,王\x00晓雨\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"manifest.csv:2: agent_name holds a control character"):
+        read_manifest(manifest, tmp_path)
+    # and whatever reaches the pages by another way (an older OUT, a library caller) is shown as U+FFFD
+    score = make_score("c1", agent_name="王\x00晓雨\x1b[31m", team="组\x00")
+    report.render_reports(tmp_path, [score], {"c1": make_transcript("c1")}, {"c1": make_meta("c1")})
+    for page in (tmp_path / "reports").rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert "\x00" not in html and "\x1b" not in html, page
+    assert "王\ufffd晓雨" in (tmp_path / "reports" / "calls" / "c1.html").read_text(encoding="utf-8")
+
+
+LONG_ID = "客户投诉电话录音" * 10 + "甲"  # 81 Chinese characters: 243 bytes of UTF-8
+FORMULAS = ['=HYPERLINK("http:__evil.example","x")', "+1+1", "-2+3", "@SUM(A1)"]
+
+
+@pytest.fixture(scope="module")
+def hostile_night(tmp_path_factory):
+    """A night of files that are not audio (no model needed): one with an 81-character Chinese
+    name, four whose names are spreadsheet formulas, and a plain one."""
+    audio = tmp_path_factory.mktemp("hostile")
+    for stem in [LONG_ID, "plain", *FORMULAS]:
+        (audio / f"{stem}.wav").write_text("not audio\n")
+    out = audio.parent / (audio.name + "-out")
+    result = runner.invoke(app, ["run", str(audio), "--out", str(out)])
+    return audio, out, result
+
+
+def test_an_id_too_long_for_a_file_name_does_not_stop_the_batch(hostile_night):
+    _audio, out, result = hostile_night
+    assert result.exit_code == 1, result.output  # every call failed (not audio), none stopped the night
+    assert "6 calls: 0 scored, 6 failed" in result.output
+    names = [p.name for p in out.rglob("*")]
+    assert max(len(n.encode("utf-8")) for n in names) <= MAX_STEM_BYTES + len(".json")
+    assert any(n.startswith("客户投诉") for n in (p.name for p in (out / "parts").iterdir()))
+    assert any(n.startswith("客户投诉") for n in (p.name for p in (out / "reports" / "calls").iterdir()))
+    again = runner.invoke(app, ["run", str(hostile_night[0]), "--out", str(out)])  # and on every rerun
+    assert "6 calls: 0 scored, 6 failed" in again.output
+
+
+def test_failed_csv_cells_never_run_as_formulas(hostile_night):
+    _audio, out, _result = hostile_night
+    rows = list(csv.reader((out / "failed.csv").open(encoding="utf-8")))
+    assert rows[0] == ["call_id", "path", "error", "retry"] and len(rows) == 7
+    for row in rows[1:]:
+        for cell in row:
+            assert not cell.lstrip(" ").startswith(("=", "+", "-", "@", "\t", "\r")), row
+    call_ids = {row[0] for row in rows[1:]}
+    assert {f"'{f}" for f in FORMULAS} <= call_ids and "plain" in call_ids  # shown, as text
+
+
+def test_onnxruntime_writes_nothing_in_home(tmp_path):
+    """Silero VAD and the CAM++ embedder both run on onnxruntime; HOME must stay empty."""
+    from qa_pipeline.models import cache_root
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**{k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")},
+           "HOME": str(home), "QA_CACHE_DIR": str(cache_root())}
+    code = (
+        "import numpy as np\n"
+        "from qa_pipeline.asr.vad import VadSettings, vad_regions\n"
+        "from qa_pipeline.speakers import diarize\n"
+        "x = (0.1 * np.sin(np.arange(32000) / 5)).astype(np.float32)\n"
+        "vad_regions(x, VadSettings())\n"
+        "try:\n"
+        "    diarize.default_embedder().embed(x)\n"
+        "except diarize.SpeakerModelMissing:\n"
+        "    pass\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT, timeout=120)
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
