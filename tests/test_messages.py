@@ -20,9 +20,10 @@ def _ids(language: str) -> set[str]:
 
 
 def _codes_in_source() -> set[str]:
-    src = (ROOT / "qa_pipeline" / "scoring" / "score.py").read_text(encoding="utf-8")
+    src = "".join((ROOT / "qa_pipeline" / path).read_text(encoding="utf-8")
+                  for path in ("scoring/score.py", "output/drops.py"))
     literal = set(re.findall(r'"((?:sep|who|said|evidence|window|phrase|intro|confirm|hold|silence|interruption|rate|'
-                             r'hangup|forbidden|trigger|when|review)\.[a-z_.]+)"', src))
+                             r'hangup|forbidden|trigger|when|review|drop)\.[a-z_.]+)"', src))
     return literal | {f"who.{w}" for w in ("agent", "customer", "any")} | {"hangup.agent_first", "hangup.customer_first",
                                                                           "trigger.model.complaint"}
 

@@ -27,6 +27,7 @@ import jinja2
 import markupsafe
 
 from qa_pipeline.files import fit_stem, write_atomic
+from qa_pipeline.output.drops import drop_reason
 from qa_pipeline.parallel import map_chunks
 from qa_pipeline.records import (
     AGENT,
@@ -183,7 +184,7 @@ def _utterance_views(transcript: CallTranscript | None, mask: CallRedactor) -> t
     kept = [_utterance_view(u, mask.utterance(k)) for k, u in enumerate(transcript.utterances)]
     first_dropped = len(transcript.utterances)
     dropped = [
-        {**_utterance_view(u, mask.utterance(first_dropped + k)), "reason": mask(r)}
+        {**_utterance_view(u, mask.utterance(first_dropped + k)), "reason": mask(drop_reason(r))}
         for k, (u, r) in enumerate(zip(transcript.dropped, transcript.drop_reasons))
     ]
     return kept, dropped
