@@ -288,6 +288,37 @@ def test_file_vanishing_mid_run_and_model_error_cost_one_call(clean, tmp_path, c
     assert {r["call_id"]: r["retry"] for r in calls} == {"a_good": False, "b_beep": True, "c_gone": True}
 
 
+def test_an_unexpected_error_on_a_decoded_group_costs_only_its_calls(tmp_path, transcript_cache):
+    """A bug in the model on a group (not a RuntimeError) must not end the night: each call is tried
+    alone and fails with its reason, and the run ends with every call accounted for."""
+    from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
+    from qa_pipeline.batch.engine import run_batch
+    from qa_pipeline.batch.local import LocalEngine
+    from qa_pipeline.scoring.rubric import rubric_path_default
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for name, hz in (("a", 700), ("b", 900)):
+        encode(audio / f"{name}.wav", tone(hz, 3, 8000)[None, :], 8000, codec="pcm_s16le")
+
+    class BuggyModel:
+        def describe(self) -> str:
+            return "base (cpu, int8)"
+
+        def transcribe(self, channels):
+            raise ValueError("shapes (3,) and (4,) not aligned")
+
+        def transcribe_many(self, calls):
+            raise IndexError("list index out of range")
+
+    config = RunConfig(Inputs(audio), tmp_path / "out", TranscribeConfig(cache_dir=transcript_cache),
+                       rubric=rubric_path_default())
+    summary = run_batch(config, LocalEngine(transcriber=BuggyModel()))
+    assert (summary.total, summary.ok, summary.failed) == (2, 0, 2)
+    for error in dict(summary.failures).values():
+        assert error == "internal error (ValueError: shapes (3,) and (4,) not aligned); please report it"
+
+
 MANIFEST_ERRORS = {
     "missing-column": ("call_id,agent_id\nc1,A1\n", "manifest.csv:1: missing column(s) path"),
     "duplicate": (HEADER + "c1,a.wav,,,,,,,\nc2,a.wav,,,,,,,\nc1,a.wav,,,,,,,\n",

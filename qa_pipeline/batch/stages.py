@@ -125,8 +125,10 @@ class TranscribeStage:
         t0 = time.monotonic()
         try:
             results = self.load_model().transcribe_many([audio.channels for _d, audio, _s in pending])
-        except (CallFailed, RuntimeError):
-            return  # run() tries each call alone, so that only a call the model fails on fails
+        except Exception as e:  # run() tries each call alone, so that only a call the model fails on fails
+            logger.warning("a group of %d calls failed in the speech model (%s: %s); each is tried alone",
+                           len(pending), type(e).__name__, e)
+            return
         total_audio = sum(audio.duration_s for _d, audio, _s in pending) or 1.0
         transcribe_s = time.monotonic() - t0
         for (digest, audio, decode_s), segments in zip(pending, results):
