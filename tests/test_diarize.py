@@ -182,8 +182,11 @@ def test_agent_cluster_by_homophones_and_tie_break():
     # Whisper's 公號 for 工号 and 克服 for 客服 still count.
     pieces = [SpeakerSegment(_segment([("嗯", 0.0, 0.3)]), 0), SpeakerSegment(_segment([("我是公號1001的克服", 1.0, 3.0)]), 1)]
     assert agent_cluster(pieces) == 1
-    no_cues = [SpeakerSegment(_segment([("嗯", 2.0, 2.3)]), 1), SpeakerSegment(_segment([("好", 0.5, 0.8)]), 0)]
-    assert agent_cluster(no_cues) == 0  # whoever speaks first
+    no_cues = [SpeakerSegment(_segment([("是吗", 2.0, 2.3)]), 0), SpeakerSegment(_segment([("喂你好", 0.5, 0.8)]), 1)]
+    assert agent_cluster(no_cues) == 1  # whoever answers first
+    assert agent_cluster(no_cues, "outbound") == 0  # the callee answers: nothing tells, the lowest cluster
+    one_char = [SpeakerSegment(_segment([("嗯", 2.0, 2.3)]), 1), SpeakerSegment(_segment([("好", 0.5, 0.8)]), 0)]
+    assert agent_cluster(one_char) == 0  # a 嗯 does not say who answered
     assert agent_cluster([]) == 0
 
 

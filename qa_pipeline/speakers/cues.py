@@ -12,10 +12,11 @@ Evidence for a lane being the agent's, each from the lane's kept utterances:
             more starts earliest) on an inbound call, or one of unknown direction: the agent answers
             after pickup. Not on outbound calls, where the callee may answer first.
 
-The lane with the highest score is the agent's; on a tie, the lane that speaks first, then the
-lowest lane. FIRST_WEIGHT is two formulae: an agent whose opening Whisper garbled (no formula
-heard) still outweighs a customer whose 您好 fell inside the opening window, while a call whose
-agent is heard saying three or more formulae never turns on who happened to speak first.
+The lane with the highest score is the agent's; on a tie, the lane that speaks first (inbound or
+unknown direction), else the lowest lane, undecided (stereo then says `default`). FIRST_WEIGHT is
+two formulae: an agent whose opening Whisper garbled (no formula heard) still outweighs a customer
+whose 您好 fell inside the opening window, while a call whose agent is heard saying three or more
+formulae never turns on who happened to speak first.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class LaneEvidence:
 class RoleChoice:
     agent: int | None  # None: no lane spoke
     evidence: tuple[LaneEvidence, ...]
-    decided: bool  # False: every lane scored alike and carries nothing (the lowest lane by default)
+    decided: bool  # False: the top lanes scored alike and nothing told them apart (the lowest lane by default)
 
     def describe(self) -> str:
         return "; ".join(f"lane {e.lane}: {e.score:+.1f} (service {e.service}, request {e.request}"
@@ -95,9 +96,13 @@ def choose_agent(lanes: Mapping[int, Sequence[tuple[float, str]]], direction: st
     )
     if not evidence:
         return RoleChoice(None, (), False)
-    best = max(evidence, key=lambda e: (e.score, -e.starts_at, -e.lane))
-    informative = any(e.service or e.request or e.first for e in evidence) or len({e.starts_at for e in evidence}) > 1
-    return RoleChoice(best.lane, evidence, informative)
+    top = max(e.score for e in evidence)
+    tied = [e for e in evidence if e.score == top]
+    if len(tied) == 1:
+        return RoleChoice(tied[0].lane, evidence, True)
+    if first_counts and len({e.starts_at for e in tied}) == len(tied):  # the one who answers first
+        return RoleChoice(min(tied, key=lambda e: e.starts_at).lane, evidence, True)
+    return RoleChoice(tied[0].lane, evidence, False)  # nothing tells them apart: the lowest lane
 
 
 def _compact(text: str) -> str:
