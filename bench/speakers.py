@@ -8,7 +8,9 @@
 Every folder is laid out as ../shared/dev-calls (audio/, manifest.csv, labels.json); --fixtures ROOT
 takes every sub-folder of ROOT that has a labels.json (one per noise condition). Kinds of recording:
   stereo   stereo calls as the pipeline reads them (one speaker per channel, agent channel from the
-           manifest or the opening's cues, channel bleed from the loudness envelopes);
+           manifest or the opening's cues, channel bleed from the loudness envelopes); system
+           `channels` as the manifest says, `content` with the manifest's agent_channel left out (the
+           agent's channel chosen by what is said: cues.choose_agent);
   mono     mono calls, through mono diarization;
   mixdown  (--mixdown) stereo calls averaged down to one channel, same as mono.
 
@@ -36,6 +38,7 @@ Reference speech is the labelled turns (10 ms frames). Per call and per folder �
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -55,7 +58,7 @@ from qa_pipeline.files import file_digest  # noqa: E402
 from qa_pipeline.records import AGENT, CUSTOMER, CachedAudio, RawSegment  # noqa: E402
 from qa_pipeline.scoring.normalize import normalize_text  # noqa: E402
 from qa_pipeline.speakers.diarize import (  # noqa: E402
-    DiarizeOptions, SpeakerEmbedder, call_regions, cluster_turns, embed_regions,
+    DiarizeOptions, Embedded, SpeakerEmbedder, call_regions, cluster_turns, embed_regions, window_levels,
 )
 from qa_pipeline.speakers.fbank import fbank  # noqa: E402
 from qa_pipeline.speakers.roles import build_transcript, channel_levels  # noqa: E402
@@ -131,7 +134,11 @@ class Segments:
             from qa_pipeline.batch.config import TranscribeConfig
             from qa_pipeline.batch.stages import TranscribeStage
 
-            self._stage = TranscribeStage(TranscribeConfig(model=self.model, device="cpu", options=self.options), self.cache)
+            class Undiarized(TranscribeStage):
+                def embedder(self):  # this bench diarizes itself: the cache's speaker turns are not needed
+                    return None
+
+            self._stage = Undiarized(TranscribeConfig(model=self.model, device="cpu", options=self.options), self.cache)
         return self._stage.entry(meta)[0].segments
 
     def get(self, path: Path, channels: tuple[np.ndarray, ...], duration: float, variant: str = "") -> tuple[RawSegment, ...]:
@@ -241,6 +248,25 @@ def measure(reference: list[dict], transcript, duration: float, turns=None) -> t
     return Tally(score(reference, hyp, duration), lost, total, len(repeats), len(guard), wrong, covered, 1), repeats, guard
 
 
+def embedded_cached(cache: Path | None, name: str, samples: np.ndarray, regions, embedder) -> Embedded:
+    """embed_regions, kept in `cache` (one .npz per embedder × audio × regions) when one is given:
+    what changes between runs of this bench is mostly what comes after the embeddings."""
+    if cache is None:
+        return embed_regions(samples, 16000, regions, embedder=embedder)
+    digest = hashlib.sha1(samples.tobytes() + repr([(round(a, 3), round(b, 3)) for a, b in regions]).encode()).hexdigest()
+    path = cache / f"{name}-{digest[:24]}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            windows = [(float(a), float(b), int(r)) for a, b, r in z["windows"].tolist()]
+            return Embedded([tuple(r) for r in z["regions"].tolist()], windows, z["embeddings"],
+                            window_levels(samples, windows))
+    embedded = embed_regions(samples, 16000, regions, embedder=embedder)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, regions=np.array(embedded.regions, dtype=np.float64).reshape(-1, 2),
+             windows=np.array(embedded.windows, dtype=np.float64).reshape(-1, 3), embeddings=embedded.embeddings)
+    return embedded
+
+
 def folders(args) -> list[Path]:
     out = list(args.dev_calls)
     for root in args.fixtures:
@@ -258,9 +284,14 @@ def main() -> int:
     parser.add_argument("--speaker-model", type=Path, default=None, help="CAM++ ONNX (default: the model cache)")
     parser.add_argument("--embedders", default="campplus", help="campplus,mfcc")
     parser.add_argument("--prunings", default="fixed,auto", help="CAM++ clusterings to compare (DiarizeOptions.pruning)")
+    parser.add_argument("--channel-features", default="level,none",
+                        help="CAM++ re-clustering of calls whose voices are alike (DiarizeOptions.channel_features) to compare")
+    parser.add_argument("--set-aside", default="", help="comma-separated call ids: totals also printed without them")
     parser.add_argument("--regions", default="words,vad", help="what is embedded (DiarizeOptions.regions) to compare")
     parser.add_argument("--mixdown", action="store_true", help="also diarize stereo calls averaged down to mono")
     parser.add_argument("--calls", default="", help="comma-separated call ids (default: all)")
+    parser.add_argument("--embed-cache", type=Path, default=None,
+                        help="keep each call's speaker embeddings here (.npz) and reuse them on the next run")
     args = parser.parse_args()
     if not args.dev_calls and not args.fixtures:
         args.dev_calls = [Path("../shared/dev-calls")]
@@ -270,10 +301,14 @@ def main() -> int:
     segments_of = Segments(args.cache_dir or cache_root() / "transcripts", args.model)
     embedders = {name: SpeakerEmbedder(args.speaker_model) if name == "campplus" else MfccStatsEmbedder()
                  for name in args.embedders.split(",") if name}
-    systems = [(name, DiarizeOptions(pruning=p)) for name in embedders for p in (args.prunings.split(",") if name == "campplus" else ["fixed"])]
+    systems = [(name, DiarizeOptions(pruning=p, channel_features=c)) for name in embedders
+               for p in (args.prunings.split(",") if name == "campplus" else ["fixed"])
+               for c in (args.channel_features.split(",") if name == "campplus" else ["none"])]
     region_kinds = [r for r in args.regions.split(",") if r]
     wanted = set(filter(None, args.calls.split(",")))
     totals: dict[tuple[str, str, str], Tally] = {}
+    apart: dict[tuple[str, str, str], Tally] = {}  # the same without the --set-aside calls
+    set_aside = set(filter(None, args.set_aside.split(",")))
     timing: dict[str, float] = {}
     mono_audio_s = 0.0
     for folder in folders(args):
@@ -291,6 +326,11 @@ def main() -> int:
                 transcript = build_transcript(meta, segments, duration_s=duration, n_channels=2, model="bench",
                                               levels=channel_levels(audio.channels, audio.sample_rate))
                 rows.append(("stereo", "channels", *measure(ref, transcript, duration)))
+                if meta.agent_channel is not None:  # the agent's channel as the content decides it
+                    transcript = build_transcript(replace(meta, agent_channel=None), segments, duration_s=duration,
+                                                  n_channels=2, model="bench",
+                                                  levels=channel_levels(audio.channels, audio.sample_rate))
+                    rows.append(("stereo", "content", *measure(ref, transcript, duration)))
                 if not args.mixdown:
                     mono = None
                 else:
@@ -306,7 +346,7 @@ def main() -> int:
                     for regions_kind in region_kinds:
                         started = time.perf_counter()
                         regions = call_regions(mono, segments, DiarizeOptions(regions=regions_kind))
-                        embedded = embed_regions(mono, 16000, regions, embedder=embedder)
+                        embedded = embedded_cached(args.embed_cache, name, mono, regions, embedder)
                         timing[name] = timing.get(name, 0.0) + time.perf_counter() - started
                         for system, options in systems:
                             if system != name:
@@ -315,11 +355,14 @@ def main() -> int:
                             turns = cluster_turns(embedded, options)
                             transcript = build_transcript(mono_meta, segments, duration_s=duration, n_channels=1,
                                                           model="bench", speaker_turns=[tuple(t) for t in turns])
-                            label_ = f"{name}/{regions_kind}/{options.pruning}" if name == "campplus" else f"{name}/{regions_kind}"
+                            label_ = (f"{name}/{regions_kind}/{options.pruning}/{options.channel_features}" if name == "campplus"
+                                      else f"{name}/{regions_kind}")
                             rows.append((kind, label_, *measure(ref, transcript, duration, turns)))
             for kind_, system, tally, repeats, guard in rows:
                 totals.setdefault((folder.name, kind_, system), Tally()).add(tally)
-                print(f"{folder.name:<12} {meta.call_id:<7} {kind_:<7} {system:<21} {tally.line()}", flush=True)
+                if meta.call_id not in set_aside:
+                    apart.setdefault((folder.name, kind_, system), Tally()).add(tally)
+                print(f"{folder.name:<12} {meta.call_id:<7} {kind_:<7} {system:<26} {tally.line()}", flush=True)
                 for phrase, n in repeats:
                     print(f"    repeat kept {n}x: {phrase}")
                 for turn in guard:
@@ -327,7 +370,11 @@ def main() -> int:
 
     print("\n== totals (folder, kind, system) ==")
     for (folder, kind, system), tally in sorted(totals.items()):
-        print(f"{folder:<12} {kind:<7} {system:<21} {tally.line()}")
+        print(f"{folder:<12} {kind:<7} {system:<26} {tally.line()}")
+    if set_aside:
+        print(f"\n== totals without {', '.join(sorted(set_aside))} (folder, kind, system) ==")
+        for (folder, kind, system), tally in sorted(apart.items()):
+            print(f"{folder:<12} {kind:<7} {system:<26} {tally.line()}")
     for name, seconds in timing.items():
         print(f"{name}: embedding {seconds:.1f} s for {mono_audio_s:.0f} s of mono audio")
     return 0

@@ -559,7 +559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path,
                         help="transcript cache for (b), e.g. /tmp/qa-tcache (default: a fresh temporary one, "
                              "so that (b) transcribes)")
-    parser.add_argument("--beam-size", type=int, default=None, help="(b) with this Whisper beam size (default: the stage's)")
+    parser.add_argument("--beam-size", default=None,
+                        help="(b) with this Whisper beam size (default: the stage's); a comma list (1,5) measures "
+                             "each in the same run, the first one reported in full")
     parser.add_argument("--only", choices=("baseline", "stage"), help="run only (a) or only (b)")
     parser.add_argument("--show-texts", action="store_true", help="print the normalised reference and hypotheses")
     args = parser.parse_args(argv)
@@ -571,7 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     folders = folders or [Path("../shared/dev-calls")]
     threads = os.cpu_count() or 1  # what Transcriber uses
     cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="qa-bench-tcache-"))
-    summary: list[tuple[str, dict]] = []
+    beams: list[int | None] = [int(b) for b in args.beam_size.split(",")] if args.beam_size else [None]
+    summary: list[tuple[str, list]] = []
     payloads = {}
     try:
         for folder in folders:
@@ -588,25 +591,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             baseline, load_a = ({}, 0.0)
             if args.only != "stage":
                 baseline, load_a = run_baseline(calls, threads)
-            stage, load_b = ({}, 0.0)
-            if args.only != "baseline":
-                stage, load_b = run_stage(calls, cache_dir, preload=args.cache_dir is None, beam_size=args.beam_size)
-            rows = [measure_call(meta, labels[meta.call_id], baseline.get(meta.call_id), stage.get(meta.call_id))
-                    for meta in calls]
-            totals = totals_of(rows, load_a, load_b)
-            print(f"\n===== {folder} =====")
-            print_report(rows, totals, args.show_texts)
-            summary.append((folder.name, totals))
-            payloads[str(folder)] = {"totals": _jsonable(totals), "calls": _jsonable(rows)}
+            per_beam: list[tuple[int | None, dict]] = []
+            for beam in beams if args.only != "baseline" else [None]:
+                stage, load_b = ({}, 0.0)
+                if args.only != "baseline":
+                    stage, load_b = run_stage(calls, cache_dir, preload=args.cache_dir is None, beam_size=beam)
+                rows = [measure_call(meta, labels[meta.call_id], baseline.get(meta.call_id), stage.get(meta.call_id))
+                        for meta in calls]
+                totals = totals_of(rows, load_a, load_b)
+                if not per_beam:
+                    print(f"\n===== {folder} =====")
+                    print_report(rows, totals, args.show_texts)
+                    payloads[str(folder)] = {"totals": _jsonable(totals), "calls": _jsonable(rows)}
+                else:
+                    payloads[str(folder)][f"beam {beam}"] = {"totals": _jsonable(totals), "calls": _jsonable(rows)}
+                per_beam.append((beam, totals))
+            summary.append((folder.name, per_beam))
     finally:
         if args.cache_dir is None:
             shutil.rmtree(cache_dir, ignore_errors=True)
-    if len(summary) > 1:
-        print("\n===== per folder: CER (a) plain faster-whisper, (b) our stage; lost turns a/b; dropped (b) =====")
-        for name, totals in summary:
-            g = totals["groups"]["all calls"]
-            print(f"{name:<14} CER(a) {_pct(g.get('a')):>7}  CER(b) {_pct(g.get('b')):>7}  "
-                  f"lost {g.get('lost_a', '-')}/{g.get('lost_b', '-')}  dropped {g.get('dropped', '-')}  ({g['n_calls']} calls)")
+    if len(summary) > 1 or len(beams) > 1:
+        print("\n===== per folder: CER (a) plain faster-whisper, (b) our stage at each beam size; lost turns a/b; "
+              "dropped (b); transcription seconds a/b (0: read from the cache) =====")
+        for name, per_beam in summary:
+            for beam, totals in per_beam:
+                g = totals["groups"]["all calls"]
+                print(f"{name:<14} beam {beam or 'default':<7} CER(a) {_pct(g.get('a')):>7}  CER(b) {_pct(g.get('b')):>7}  "
+                      f"lost {g.get('lost_a', '-')}/{g.get('lost_b', '-')}  dropped {g.get('dropped', '-')}  "
+                      f"wall {g.get('wall_a', '-')}/{g.get('wall_b', '-')} s  ({g['n_calls']} calls, "
+                      f"{'cached' if totals['b_all_cached'] else 'transcribed'})")
     if args.json:
         payload = {
             "cache_dir": str(args.cache_dir) if args.cache_dir else None, "beam_size": args.beam_size,

@@ -10,7 +10,8 @@ import pytest
 
 from qa_pipeline.speakers.diarize import (
     INSTALL_COMMAND, DiarizeOptions, SpeakerEmbedder, SpeakerModelMissing, SpeakerSegment, SpeakerTurn,
-    agent_cluster, cluster_two, default_model_path, diarize, kmeans, speaker_roles, split_by_speaker, windows_for,
+    agent_cluster, cluster_two, default_model_path, diarize, kmeans, refine_indistinct, speaker_roles, split_by_speaker,
+    window_levels, windows_for,
 )
 from qa_pipeline.speakers.fbank import fbank, normalize_mean, num_frames
 from qa_pipeline.records import AGENT, CUSTOMER, RawSegment, RawWord
@@ -181,9 +182,56 @@ def test_agent_cluster_by_homophones_and_tie_break():
     # Whisper's 公號 for 工号 and 克服 for 客服 still count.
     pieces = [SpeakerSegment(_segment([("嗯", 0.0, 0.3)]), 0), SpeakerSegment(_segment([("我是公號1001的克服", 1.0, 3.0)]), 1)]
     assert agent_cluster(pieces) == 1
-    no_cues = [SpeakerSegment(_segment([("嗯", 2.0, 2.3)]), 1), SpeakerSegment(_segment([("好", 0.5, 0.8)]), 0)]
-    assert agent_cluster(no_cues) == 0  # whoever speaks first
+    no_cues = [SpeakerSegment(_segment([("是吗", 2.0, 2.3)]), 0), SpeakerSegment(_segment([("喂你好", 0.5, 0.8)]), 1)]
+    assert agent_cluster(no_cues) == 1  # whoever answers first
+    assert agent_cluster(no_cues, "outbound") == 0  # the callee answers: nothing tells, the lowest cluster
+    one_char = [SpeakerSegment(_segment([("嗯", 2.0, 2.3)]), 1), SpeakerSegment(_segment([("好", 0.5, 0.8)]), 0)]
+    assert agent_cluster(one_char) == 0  # a 嗯 does not say who answered
     assert agent_cluster([]) == 0
+
+
+def test_window_levels_follow_loudness_not_pauses():
+    t = np.arange(SR) / SR
+    tone = np.sin(2 * np.pi * 300 * t)
+    loud = np.concatenate([0.5 * tone, np.zeros(SR)])  # one second spoken, one second of pause
+    quiet = 0.05 * tone
+    levels = window_levels(np.concatenate([loud, quiet]), [(0.0, 2.0), (2.0, 3.0)], SR)
+    assert levels[0] - levels[1] == pytest.approx(20.0, abs=0.5)  # the pause does not pull the loud one down
+
+
+def _alike_voices(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    voice = rng.normal(size=192)
+    return voice + 0.05 * rng.normal(size=(n, 192))
+
+
+def test_refine_indistinct_splits_alike_voices_by_level():
+    # One voice model for both sides (cosine of the clusters' means ~1), the line 15 dB under the headset:
+    # the voice clusters cut across the roles; the levels tell them apart.
+    rng = np.random.default_rng(1)
+    roles = np.array([0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0, 1])
+    levels = np.where(roles == 0, -20.0, -35.0) + rng.normal(scale=1.0, size=len(roles))
+    voice_labels = np.array([0, 1] * 8)
+    refined = refine_indistinct(_alike_voices(len(roles)), voice_labels, levels)
+    assert refined.tolist() == roles.tolist()
+    # none: the voice clusters stand; no levels measured: likewise
+    none = DiarizeOptions(channel_features="none")
+    assert refine_indistinct(_alike_voices(len(roles)), voice_labels, levels, none).tolist() == voice_labels.tolist()
+    assert refine_indistinct(_alike_voices(len(roles)), voice_labels, None).tolist() == voice_labels.tolist()
+    # one level throughout: nothing to split on, the voice clusters stand
+    flat = np.full(len(roles), -20.0)
+    assert refine_indistinct(_alike_voices(len(roles)), voice_labels, flat).tolist() == voice_labels.tolist()
+    with pytest.raises(ValueError, match="channel_features"):
+        refine_indistinct(_alike_voices(len(roles)), voice_labels, levels, DiarizeOptions(channel_features="pitch"))
+
+
+def test_refine_indistinct_leaves_distinct_voices_alone():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=192), rng.normal(size=192)  # two voices, cosine ~0
+    labels = np.array([0, 1, 1, 0, 1, 0, 0, 1, 0, 1])
+    embeddings = np.stack([a if k == 0 else b for k in labels]) + 0.05 * rng.normal(size=(len(labels), 192))
+    levels = rng.normal(loc=-25.0, scale=8.0, size=len(labels))  # levels that would split otherwise
+    assert refine_indistinct(embeddings, labels, levels).tolist() == labels.tolist()
 
 
 def test_missing_model_names_the_install_command(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 
 from qa_pipeline.scoring.normalize import normalize_text
 from qa_pipeline.records import CallMeta, RawSegment, RawWord
+from qa_pipeline.speakers.cues import choose_agent
 from qa_pipeline.speakers.roles import LEVEL_FRAME_S, agent_channel, build_transcript, channel_levels
 
 
@@ -32,6 +33,44 @@ def test_agent_channel_from_content_when_manifest_is_blank():
 def test_agent_channel_default_without_cues_and_none_on_mono():
     assert agent_channel([seg(0, 0, 1, "喂"), seg(1, 1, 2, "喂")], META, 2) == (0, "default")
     assert agent_channel(OPENING, META, 1) == (None, None)
+
+
+def test_choose_agent_inbound_first_speaker_outweighs_a_customer_greeting():
+    # The agent's opening garbled (no formula heard); the customer's 您好 inside the opening window.
+    lanes = {0: [(0.4, "为安泰人气特夫小高"), (9.0, "好的")], 1: [(3.0, "您好，我家电表不走了")]}
+    choice = choose_agent(lanes, "inbound")
+    assert choice.agent == 0 and choice.decided
+    assert [(e.lane, e.service, e.request, e.first) for e in choice.evidence] == [(0, 0, 0, True), (1, 1, 1, False)]
+    assert choose_agent(lanes, None).agent == 0  # unknown direction: as inbound
+
+
+def test_choose_agent_outbound_callee_answers_first():
+    lanes = {0: [(0.5, "喂，哪位")], 1: [(2.0, "您好，天联宽带客服热线，工号一零零一")]}
+    assert choose_agent(lanes, "outbound").agent == 1
+    assert not any(e.first for e in choose_agent(lanes, "outbound").evidence)
+    # The same call taken as inbound: a single formula does not outweigh answering first …
+    assert choose_agent({0: [(0.5, "喂，哪位")], 1: [(2.0, "您好")]}, "inbound").agent == 0
+    # … three formulae do.
+    assert choose_agent(lanes, "inbound").agent == 1
+
+
+def test_choose_agent_customer_requests_count_against_a_lane():
+    # Both greet; the lane that speaks first asks for its own need: the other lane is the agent's.
+    lanes = {0: [(0.3, "您好，我想投诉你们的师傅")], 1: [(2.0, "您好，请讲")]}
+    choice = choose_agent(lanes, "inbound")
+    assert choice.agent == 1
+    assert {e.lane: e.request for e in choice.evidence} == {0: 3, 1: 0}
+
+
+def test_choose_agent_without_evidence():
+    assert choose_agent({}).agent is None
+    undecided = choose_agent({0: [(0.0, "嗯")], 1: [(1.0, "哦")]}, "inbound")
+    assert undecided.agent == 0 and not undecided.decided
+    # Outbound, no formula either side: who spoke first does not tell (the callee answers).
+    outbound = choose_agent({0: [(3.0, "好的好的")], 1: [(0.5, "喂哪位")]}, "outbound")
+    assert outbound.agent == 0 and not outbound.decided
+    assert agent_channel([seg(0, 3.0, 4.0, "好的好的"), seg(1, 0.5, 1.0, "喂哪位")],
+                         CallMeta(call_id="c1", path=Path("c1.wav"), direction="outbound"), 2) == (0, "default")
 
 
 def test_transcript_roles_ids_and_order():

@@ -30,7 +30,7 @@ from qa_pipeline.models import cache_root
 from qa_pipeline.asr.vad import VadSettings, vad_regions
 from qa_pipeline.audio.stream import NoisyChannel
 from qa_pipeline.records import AGENT, CUSTOMER, RawSegment, RawWord
-from qa_pipeline.speakers.cues import agent_cues
+from qa_pipeline.speakers.cues import choose_agent
 
 logger = logging.getLogger("qa_pipeline")
 
@@ -64,6 +64,13 @@ class DiarizeOptions:
     regions: str = "words"
     word_pad_s: float = 0.1  # around each word ...
     word_gap_s: float = 0.3  # ... and words closer than this are one stretch
+    # level: when the two voice clusters are hardly apart (their mean embeddings' cosine above
+    # indistinct_cos: one voice twice, or two alike), the call is clustered again on how loud each
+    # window's speech is (the agent's headset and the customer's line arrive at different levels)
+    # together with the voice; none: the voice clusters stand.
+    channel_features: str = "level"
+    indistinct_cos: float = 0.89
+    refine_iterations: int = 10
 
 
 class SpeakerTurn(NamedTuple):
@@ -160,7 +167,9 @@ def speaker_model_id(options: DiarizeOptions = DiarizeOptions()) -> str | None:
     fingerprint, and kept with cached speaker turns): the model file's name and size and the
     pruning, or None when the model is not installed."""
     path = default_model_path()
-    return f"{path.name}:{path.stat().st_size}:{options.pruning}:{options.regions}" if path.is_file() else None
+    if not path.is_file():
+        return None
+    return f"{path.name}:{path.stat().st_size}:{options.pruning}:{options.regions}:{options.channel_features}@{options.indistinct_cos}"
 
 
 @lru_cache(maxsize=2)
@@ -324,11 +333,77 @@ def kmeans(points: np.ndarray, k: int, *, n_init: int = 10, iterations: int = 10
 
 
 class Embedded(NamedTuple):
-    """A call's speech regions, the windows over them (start, end, region) and their embeddings."""
+    """A call's speech regions, the windows over them (start, end, region), their embeddings and
+    speech levels (window_levels; None: not measured)."""
 
     regions: list[tuple[float, float]]
     windows: list[tuple[float, float, int]]
     embeddings: np.ndarray
+    levels: np.ndarray | None = None
+
+
+LEVEL_FRAME_S = 0.02
+
+
+def window_levels(samples: np.ndarray, windows: Sequence[tuple[float, ...]], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Each window's speech level in dB: the mean power of the louder half of its 20 ms frames
+    (the pauses between words do not pull it down)."""
+    frame = int(round(LEVEL_FRAME_S * sample_rate))
+    out = np.full(len(windows), -120.0)
+    for index, window in enumerate(windows):
+        chunk = np.asarray(samples[int(round(window[0] * sample_rate)):int(round(window[1] * sample_rate))], dtype=np.float64)
+        n = len(chunk) // frame
+        if n == 0:
+            continue
+        power = (chunk[:n * frame].reshape(n, frame) ** 2).mean(axis=1)
+        out[index] = 10 * np.log10(power[power >= np.median(power)].mean() + 1e-12)
+    return out
+
+
+def refine_indistinct(embeddings: np.ndarray, labels: np.ndarray, levels: np.ndarray | None,
+                      options: DiarizeOptions = DiarizeOptions()) -> np.ndarray:
+    """The voice clusters, or, when they are hardly apart (cosine of their mean embeddings above
+    options.indistinct_cos), a clustering on voice and level together: start from the two-way
+    split of the windows' speech levels (robust z-scores, k-means), then re-assign every window to
+    the cluster with the larger sum of two log-likelihood ratios, each from a Gaussian per cluster
+    fitted to the current split: the embedding's projection on the line between the two cluster
+    means, and the level. Repeated until no window moves."""
+    if options.channel_features == "none" or levels is None or len(labels) < 4 or not _two_sided(labels):
+        return labels
+    if options.channel_features != "level":
+        raise ValueError(f"unknown channel_features {options.channel_features!r}: choose level or none")
+    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    if _cosine(*(x[labels == k].mean(axis=0) for k in (0, 1))) <= options.indistinct_cos:
+        return labels
+    spread = 1.4826 * np.median(np.abs(levels - np.median(levels))) + 1e-6
+    refined = kmeans(np.clip((levels - np.median(levels)) / spread, -3, 3)[:, None], 2)
+    for _ in range(options.refine_iterations):
+        if not _two_sided(refined):
+            break
+        means = np.stack([x[refined == k].mean(axis=0) for k in (0, 1)])
+        voice = _llr(x @ (means[0] - means[1]), refined)
+        new = np.where(voice + _llr(levels, refined, floor=0.25) >= 0, 0, 1)
+        if np.array_equal(new, refined):
+            break
+        refined = new
+    if not _two_sided(refined):  # one level throughout: nothing to split on, the voice clusters stand
+        return labels
+    return refined if refined[0] == 0 else 1 - refined
+
+
+def _two_sided(labels: np.ndarray) -> bool:
+    return min(np.bincount(labels, minlength=2)) >= 2
+
+
+def _llr(values: np.ndarray, labels: np.ndarray, floor: float = 1e-6) -> np.ndarray:
+    """log p(value | cluster 0) - log p(value | cluster 1), a Gaussian per cluster, one variance."""
+    mean0, mean1 = values[labels == 0].mean(), values[labels == 1].mean()
+    variance = np.mean([values[labels == k].var() for k in (0, 1)]) + floor
+    return ((values - mean1) ** 2 - (values - mean0) ** 2) / (2 * variance)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
 
 
 def embed_regions(
@@ -348,14 +423,15 @@ def embed_regions(
         return Embedded([], [], np.zeros((0, 0), dtype=np.float32))
     windows = windows_for(regions, duration, options)
     embedder = embedder or default_embedder()
-    return Embedded(regions, windows, embedder.embed_windows(samples, [(s, e) for s, e, _r in windows]))
+    return Embedded(regions, windows, embedder.embed_windows(samples, [(s, e) for s, e, _r in windows]),
+                    window_levels(samples, windows))
 
 
 def cluster_turns(embedded: Embedded, options: DiarizeOptions = DiarizeOptions()) -> list[SpeakerTurn]:
     """Two-speaker turns from embedded windows (the cheap half)."""
     if not embedded.regions:
         return []
-    labels = cluster_two(embedded.embeddings, options)
+    labels = refine_indistinct(embedded.embeddings, cluster_two(embedded.embeddings, options), embedded.levels, options)
     logger.debug("diarize: %d regions, %d windows, %d/%d per cluster", len(embedded.regions), len(embedded.windows),
                  int(np.sum(labels == 0)), int(np.sum(labels == 1)))
     return _turns(embedded.regions, embedded.windows, labels, options)
@@ -462,21 +538,18 @@ def split_by_speaker(segments: Sequence[RawSegment], turns: Sequence[tuple[float
     return out
 
 
-def agent_cluster(pieces: Sequence[SpeakerSegment]) -> int:
-    """The cluster whose speech carries the agent cues (工号, 客服, 请问有什么可以帮, 您好 in the
-    opening, 感谢您的来电 …); on a tie, the cluster that speaks first (the agent answers)."""
-    scores: dict[int, int] = {}
-    first: dict[int, float] = {}
+def agent_cluster(pieces: Sequence[SpeakerSegment], direction: str | None = None) -> int:
+    """The cluster taken for the agent's: the agent formulae it says (工号, 客服, 请问有什么可以帮,
+    您好 in the opening, 感谢您的来电 …), less the customer requests, plus speaking first after
+    pickup on an inbound call (cues.choose_agent)."""
+    lanes: dict[int, list[tuple[float, str]]] = {}
     for segment, cluster in pieces:
-        scores.setdefault(cluster, 0)
-        first[cluster] = min(first.get(cluster, np.inf), segment.start)
-        scores[cluster] += agent_cues(segment.text, segment.start)
-    if not scores:
-        return 0
-    return max(scores, key=lambda c: (scores[c], -first[c]))
+        lanes.setdefault(cluster, []).append((segment.start, segment.text))
+    choice = choose_agent(lanes, direction)
+    return 0 if choice.agent is None else choice.agent
 
 
-def speaker_roles(pieces: Sequence[SpeakerSegment]) -> list[tuple[RawSegment, str]]:
+def speaker_roles(pieces: Sequence[SpeakerSegment], direction: str | None = None) -> list[tuple[RawSegment, str]]:
     """(segment, agent|customer) for each piece, the agent being `agent_cluster(pieces)`."""
-    agent = agent_cluster(pieces)
+    agent = agent_cluster(pieces, direction)
     return [(segment, AGENT if cluster == agent else CUSTOMER) for segment, cluster in pieces]

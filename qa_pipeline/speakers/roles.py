@@ -16,24 +16,28 @@ from qa_pipeline.asr.transcribe import join_pieces, split_on_pauses
 from qa_pipeline.records import (AGENT, CUSTOMER, UNKNOWN, AudioEvent, CallMeta, CallTranscript, RawSegment, RawWord,
                                  Utterance, Word)
 from qa_pipeline.scoring.normalize import normalize_text, to_pinyin, to_simplified
-from qa_pipeline.speakers.cues import agent_cues
-from qa_pipeline.speakers.diarize import agent_cluster, split_by_speaker
 from qa_pipeline.audio.stream import blocks, chunks_of
+from qa_pipeline.speakers.cues import choose_agent
+from qa_pipeline.speakers.diarize import split_by_speaker
 
 logger = logging.getLogger("qa_pipeline")
 
 def agent_channel(segments: Sequence[RawSegment], meta: CallMeta, n_channels: int) -> tuple[int | None, str | None]:
-    """The channel the agent speaks on and how that was decided (manifest | content | default)."""
+    """The channel the agent speaks on and how that was decided: manifest; content (the scored
+    evidence of cues.choose_agent: formulae, requests, who answers); default (channel 0, when
+    neither channel says anything that tells)."""
     if n_channels < 2:
         return None, None
     if meta.agent_channel is not None:
         return meta.agent_channel, "manifest"
-    cues = [0] * n_channels
+    lanes: dict[int, list[tuple[float, str]]] = {channel: [] for channel in range(n_channels)}
     for segment in segments:
-        cues[segment.channel] += agent_cues(to_simplified(segment.text), segment.start)
-    if cues[0] != cues[1]:
-        return (0 if cues[0] > cues[1] else 1), "content"
-    return 0, "default"
+        lanes.setdefault(segment.channel, []).append((segment.start, to_simplified(segment.text)))
+    choice = choose_agent(lanes, meta.direction)
+    logger.debug("%s: agent channel evidence: %s", meta.call_id, choice.describe())
+    if choice.agent is None or not choice.decided:
+        return 0, "default"
+    return choice.agent, "content"
 
 
 def _pieces(segments: Sequence[RawSegment], split_gap_s: float) -> list[RawSegment]:
@@ -207,6 +211,13 @@ def _repeats(segments: Sequence[RawSegment]) -> dict[int, str]:
     return reasons
 
 
+def _lanes(kept: Sequence[tuple[RawSegment, str]]) -> dict[int, list[tuple[float, str]]]:
+    lanes: dict[int, list[tuple[float, str]]] = {}
+    for piece, text in kept:
+        lanes.setdefault(piece.channel, []).append((piece.start, text))
+    return lanes
+
+
 def build_transcript(
     meta: CallMeta,
     segments: Sequence[RawSegment],
@@ -239,18 +250,13 @@ def build_transcript(
             repeats.append((loop, "repetition loop"))
         if head is not None:
             segments.append(head)
-    if n_channels == 1 and speaker_turns:
+    diarized = n_channels == 1 and bool(speaker_turns)
+    if diarized:
         by_speaker = split_by_speaker(segments, speaker_turns)
-        agent = agent_cluster(by_speaker)
         # Until the utterances are made, a segment's `channel` holds its lane: here the cluster.
         segments = [replace(p.segment, channel=p.cluster) for p in by_speaker]
         repeats = [(replace(p.segment, channel=p.cluster), reason) for segment, reason in repeats
                    for p in split_by_speaker([segment], speaker_turns)]
-        lanes = {agent: AGENT, 1 - agent: CUSTOMER}
-        channel, method = None, "diarization"
-    else:
-        channel, method = agent_channel(segments, meta, n_channels)
-        lanes = {} if channel is None else {channel: AGENT, 1 - channel: CUSTOMER}
     kept: list[tuple[RawSegment, str]] = []
     dropped: list[tuple[RawSegment, str, str]] = [(segment, to_simplified(segment.text), reason) for segment, reason in repeats]
     for segment, text, reason in dropped:
@@ -274,6 +280,16 @@ def build_transcript(
             logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, piece.start, piece.end, text, reason)
         dropped.extend(bled)
     kept.sort(key=lambda pair: (pair[0].start, pair[0].channel))
+    # Roles are decided on what the guards kept: a hallucinated 您好 or 感谢您的来电 says nothing.
+    if diarized:
+        choice = choose_agent({0: [], 1: [], **_lanes(kept)}, meta.direction)
+        logger.debug("%s: agent cluster evidence: %s", meta.call_id, choice.describe())
+        agent = 0 if choice.agent is None else choice.agent
+        lanes = {agent: AGENT, 1 - agent: CUSTOMER}
+        channel, method = None, "diarization"
+    else:
+        channel, method = agent_channel([piece for piece, _text in kept], meta, n_channels)
+        lanes = {} if channel is None else {channel: AGENT, 1 - channel: CUSTOMER}
     dropped.sort(key=lambda triple: (triple[0].start, triple[0].channel))
 
     def role(segment: RawSegment) -> str:
