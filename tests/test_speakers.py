@@ -207,8 +207,11 @@ def test_noise_guard_keeps_confident_words_syllables_and_loose_timing():
     t = build_transcript(meta, [unsure(1, 1.5, 4.5, "我正在把你放下你了", 0.9)], duration_s=10, n_channels=2,
                          model="base", levels=lv)
     assert len(t.utterances) == 1 and t.dropped == ()
-    # a word Whisper timed just after the syllables that carry it (行 pinned 0.2 s late, zero length)
-    t = build_transcript(meta, [unsure(1, 8.2, 8.2001, "行", 0.4)], duration_s=10, n_channels=2, model="base", levels=lv)
+    # words Whisper timed just after the syllables that carry them (pinned 0.2 s late, almost no length)
+    t = build_transcript(meta, [unsure(1, 8.2, 8.2003, "嗯好的", 0.4)], duration_s=10, n_channels=2, model="base", levels=lv)
+    assert len(t.utterances) == 1 and t.dropped == ()
+    # a one-syllable answer a noisy line barely lifts is never judged by its level
+    t = build_transcript(meta, [unsure(1, 2.0, 2.3, "对", 0.1)], duration_s=10, n_channels=2, model="base", levels=lv)
     assert len(t.utterances) == 1 and t.dropped == ()
     # a clean channel's floor is line silence: unsure speech on it stands far out of it
     t = build_transcript(meta, [unsure(0, 1.0, 5.0, AGENT_LINE, 0.3)], duration_s=10, n_channels=2, model="base", levels=lv)

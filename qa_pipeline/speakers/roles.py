@@ -204,9 +204,10 @@ def _without_bleed(
 
 NOISE_FLOOR_PERCENTILE = 10  # the channel's noise floor: this percentile of its frame levels over the call
 NOISE_PEAK_PERCENTILE = 90  # a piece's peak: this percentile of its frames' levels …
-NOISE_PEAK_DB = 9.0  # … within this many dB of the floor is noise-like …
+NOISE_PEAK_DB = 8.0  # … within this many dB of the floor is noise-like …
 NOISE_MAX_WORD_PROB = 0.7  # … when its words' mean probability is below this
 NOISE_SLACK_S = 0.5  # frames this far either side of each word count too (word times are loose)
+NOISE_MIN_CHARS = 3  # shorter pieces (对 / 好 / 嗯行: answers a noisy line barely lifts) are never judged
 
 
 def noise_like(piece: RawSegment, levels: Levels) -> tuple[float, float] | None:
@@ -215,6 +216,8 @@ def noise_like(piece: RawSegment, levels: Levels) -> tuple[float, float] | None:
     unsure; None when it is not (or cannot be told: no words, no levels for its channel)."""
     channel = piece.channel
     if not piece.words or not 0 <= channel < len(levels) or not levels[channel]:
+        return None
+    if len(_compact(piece.text)) < NOISE_MIN_CHARS:
         return None
     prob = sum(w.prob for w in piece.words) / len(piece.words)
     if prob >= NOISE_MAX_WORD_PROB:
