@@ -1,13 +1,16 @@
-"""Harder mono fixtures: the stereo dev calls with noise on the customer's side, mixed to mono 8 kHz.
+"""Harder fixtures: the stereo dev calls with noise on the customer's side, mixed to mono 8 kHz
+(or, with --stereo, kept as two channels).
 
     .venv/bin/python bench/noisy_calls.py --out /tmp/qa-noisy
     .venv/bin/python bench/noisy_calls.py --out /tmp/qa-noisy --noises babble --snrs 10 --calls dev_01,dv2_07
+    .venv/bin/python bench/noisy_calls.py --out /tmp/qa-noisy-stereo --stereo --snrs 10,5 --no-clean
 
 For every stereo call of the source corpora (default ../shared/dev-calls and ../shared/dev-calls-2)
 and every condition (noise kind × SNR, plus `clean`: the same mix with no noise added), writes
 
-    OUT/<kind>-<snr>dB/audio/<call_id>.wav    mono 8 kHz 16-bit PCM, 300-3400 Hz (telephone band)
-    OUT/<kind>-<snr>dB/manifest.csv           the source rows, path rewritten, agent_channel blank
+    OUT/<kind>-<snr>dB/audio/<call_id>.wav    mono 8 kHz 16-bit PCM, 300-3400 Hz (telephone band);
+                                              --stereo: two channels, agent and customer where the source has them
+    OUT/<kind>-<snr>dB/manifest.csv           the source rows, path rewritten, agent_channel blank (--stereo: kept)
     OUT/<kind>-<snr>dB/labels.json            the source labels (turns, items, events: times unchanged),
                                               format rewritten, the added noise as a customer_noise event
 
@@ -23,7 +26,8 @@ the 16 kHz signal before the telephone filter, also as in dev-calls-2. Kinds:
   babble  four other voices talking at once: the reference turns of other dev calls (same TTS family,
           other speakers), each voice's turns strung together, looped, started at a random offset
 
-The two channels are then summed (scaled down only if the sum would clip), band-passed to 300-3400 Hz
+The two channels are then summed (scaled down only if the sum would clip; --stereo: kept apart, both
+scaled by one factor if either would clip, the noise on the customer's channel only), band-passed to 300-3400 Hz
 in the frequency domain and decimated to 8 kHz. Everything is seeded from (call, kind, SNR): the same
 command writes the same bytes.
 """
@@ -135,11 +139,12 @@ def telephone(samples: np.ndarray) -> np.ndarray:
 
 
 def write_wav(path: Path, samples: np.ndarray) -> None:
+    """16-bit PCM at 8 kHz; `samples` is (n,) for mono or (n, channels), interleaved as written."""
     pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype("<i2")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(1 if pcm.ndim == 1 else pcm.shape[1])
         w.setsampwidth(2)
         w.setframerate(OUT_RATE)
         w.writeframes(pcm.tobytes())
@@ -147,9 +152,10 @@ def write_wav(path: Path, samples: np.ndarray) -> None:
 
 
 def noisy_mono(source: Source, channels: tuple[np.ndarray, ...], kind: str | None, snr_db: float | None,
-               voices: list[np.ndarray]) -> tuple[np.ndarray, dict | None]:
+               voices: list[np.ndarray], stereo: bool = False) -> tuple[np.ndarray, dict | None]:
     """The call mixed to mono 8 kHz with `kind` noise at `snr_db` on the customer's side, and the
-    customer_noise event that describes it (None for `clean`)."""
+    customer_noise event that describes it (None for `clean`). With `stereo`, the channels are kept
+    in the source's order: an (n, 2) array."""
     agent_channel = int(source.label["format"].get("agent_channel") or 0)
     agent = channels[agent_channel].astype(np.float64)
     customer = channels[1 - agent_channel].astype(np.float64)
@@ -168,7 +174,13 @@ def noisy_mono(source: Source, channels: tuple[np.ndarray, ...], kind: str | Non
         customer[:end] += noise
         event = {"type": "customer_noise", "kind": kind, "snr_db": float(snr_db),
                  "rms_dbfs": round(10 * np.log10(float(np.mean(noise**2)) + 1e-20), 1),
-                 "start": 0.0, "end": round(end / RATE, 2), "channel": None, "added_by": "bench/noisy_calls.py"}
+                 "start": 0.0, "end": round(end / RATE, 2), "channel": (1 - agent_channel) if stereo else None,
+                 "added_by": "bench/noisy_calls.py"}
+    if stereo:
+        pair = [agent, customer] if agent_channel == 0 else [customer, agent]
+        peak = max(float(np.max(np.abs(c))) for c in pair)
+        scale = 0.98 / peak if peak > 0.98 else 1.0
+        return np.stack([telephone(c * scale) for c in pair], axis=1), event
     mono = agent + customer
     peak = float(np.max(np.abs(mono)))
     if peak > 0.98:
@@ -189,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snrs", default="15,10,5")
     parser.add_argument("--no-clean", action="store_true", help="leave out the `clean` condition")
     parser.add_argument("--calls", default="", help="comma-separated call ids (default: every stereo call)")
+    parser.add_argument("--stereo", action="store_true", help="keep the two channels apart (default: mix to mono)")
     args = parser.parse_args(argv)
 
     sources = [s for corpus in args.sources for s in read_sources(corpus)]
@@ -208,16 +221,20 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[dict] = []
         for source in targets:
             others = [v for call_id, vs in voices_of.items() if call_id != source.call_id for v in vs]
-            mono, event = noisy_mono(source, decoded[source.call_id], kind, snr, others)
-            write_wav(folder / "audio" / f"{source.call_id}.wav", mono)
+            mixed, event = noisy_mono(source, decoded[source.call_id], kind, snr, others, stereo=args.stereo)
+            write_wav(folder / "audio" / f"{source.call_id}.wav", mixed)
             label = dict(source.label)
-            label["format"] = {"name": "mono_8k_wav", "container": "wav", "codec": "pcm_s16le", "sample_rate": OUT_RATE,
-                               "channels": 1, "bandwidth": f"{BAND[0]:g}-{BAND[1]:g} Hz",
+            label["format"] = {"name": "stereo_8k_wav" if args.stereo else "mono_8k_wav", "container": "wav",
+                               "codec": "pcm_s16le", "sample_rate": OUT_RATE, "channels": 2 if args.stereo else 1,
+                               "bandwidth": f"{BAND[0]:g}-{BAND[1]:g} Hz",
                                "source": f"{source.corpus.name}/{source.row['path']}", "source_format": source.label["format"]["name"]}
+            if args.stereo:
+                label["format"]["agent_channel"] = int(source.label["format"].get("agent_channel") or 0)
             label["events"] = list(source.label.get("events", [])) + ([event] if event else [])
             labels[source.call_id] = label
-            rows.append({**source.row, "path": f"audio/{source.call_id}.wav", "agent_channel": ""})
-            print(f"{folder.name}/{source.call_id}: {len(mono) / OUT_RATE:.1f} s", file=sys.stderr)
+            rows.append({**source.row, "path": f"audio/{source.call_id}.wav",
+                         "agent_channel": source.row.get("agent_channel", "") if args.stereo else ""})
+            print(f"{folder.name}/{source.call_id}: {len(mixed) / OUT_RATE:.1f} s", file=sys.stderr)
         (folder / "labels.json").write_text(json.dumps(labels, ensure_ascii=False, indent=1), encoding="utf-8")
         with open(folder / "manifest.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

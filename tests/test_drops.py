@@ -22,6 +22,7 @@ from tests.factories import make_score, make_transcript
     ("repetitive text (compression ratio 3.1)", "文字高度重复"),
     ("repeated across segments (23x '我知道了' from 12.0 s)", "跨片段重复 23 次"),
     ("channel bleed (14 dB below the other channel)", "比对方声道低 14 dB"),
+    ("noise-like audio (6 dB above the channel's noise floor, word probability 0.21)", "仅高出本声道噪声底 6 dB"),
 ])
 def test_every_guard_reason_reads_in_chinese(reason: str, chinese: str):
     assert chinese in drop_reason(reason)

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa_pipeline.output.drops import drop_reason
 from qa_pipeline.scoring.normalize import normalize_text
 from qa_pipeline.records import CallMeta, RawSegment, RawWord
 from qa_pipeline.speakers.cues import choose_agent
@@ -162,6 +163,59 @@ def test_quiet_speech_saying_something_else_is_kept():
     lv = levels(10, (1, 1.0, 5.0, -15), (0, 2.0, 4.0, -35))
     t = build_transcript(META, segments, duration_s=10, n_channels=2, model="base", levels=lv)
     assert len(t.utterances) == 2 and t.dropped == ()
+
+
+# --- noise transcribed as words -----------------------------------------------------------------
+
+
+def noisy_levels(seconds: float, *speech: tuple[int, float, float]) -> tuple[tuple[int, ...], ...]:
+    """Channel 0 clean (-70 dBFS, the agent at -20 in syllables wherever `speech` says channel 0);
+    channel 1 under steady noise, -38 ± 2 dBFS frame to frame, with syllables (150 ms at -18,
+    100 ms dips back to the noise) where `speech` says channel 1."""
+    n = int(seconds / LEVEL_FRAME_S)
+    out = [[-70] * n, [-38 + (2 if f % 3 == 0 else -2 if f % 3 == 1 else 0) for f in range(n)]]
+    for channel, start, end in speech:
+        for f in range(int(start / LEVEL_FRAME_S), int(end / LEVEL_FRAME_S)):
+            if f % 5 < 3:
+                out[channel][f] = -20 if channel == 0 else -18
+    return tuple(tuple(ch) for ch in out)
+
+
+def unsure(channel, start, end, text, prob):
+    step = (end - start) / len(text)
+    words = [RawWord(ch, start + i * step, start + (i + 1) * step, prob) for i, ch in enumerate(text)]
+    return RawSegment(channel, start, end, text, -0.6, 0.5, 1.2, tuple(words))
+
+
+def test_unsure_words_over_steady_noise_are_dropped_as_noise():
+    # the customer's channel (1) carries noise only while the agent speaks; Whisper writes words there
+    segments = [seg(0, 1.0, 5.0, AGENT_LINE), unsure(1, 1.5, 4.5, "我正在把你放下你了", 0.2),
+                unsure(1, 6.0, 8.0, "我家宽带断了", 0.5)]
+    lv = noisy_levels(10, (0, 1.0, 5.0), (1, 6.0, 8.0))
+    meta = CallMeta(call_id="c1", path=Path("c1.wav"), agent_channel=0)
+    t = build_transcript(meta, segments, duration_s=10, n_channels=2, model="base", levels=lv)
+    assert [(u.channel, u.text) for u in t.utterances] == [(0, AGENT_LINE), (1, "我家宽带断了")]
+    assert [u.text for u in t.dropped] == ["我正在把你放下你了"]
+    assert t.drop_reasons[0].startswith("noise-like audio (") and "word probability 0.20" in t.drop_reasons[0]
+    assert "噪声" in drop_reason(t.drop_reasons[0])
+
+
+def test_noise_guard_keeps_confident_words_syllables_and_loose_timing():
+    meta = CallMeta(call_id="c1", path=Path("c1.wav"), agent_channel=0)
+    lv = noisy_levels(10, (0, 1.0, 5.0), (1, 6.0, 8.0))
+    # Whisper sure of its words over the noise: not this guard's to judge
+    t = build_transcript(meta, [unsure(1, 1.5, 4.5, "我正在把你放下你了", 0.9)], duration_s=10, n_channels=2,
+                         model="base", levels=lv)
+    assert len(t.utterances) == 1 and t.dropped == ()
+    # words Whisper timed just after the syllables that carry them (pinned 0.2 s late, almost no length)
+    t = build_transcript(meta, [unsure(1, 8.2, 8.2003, "嗯好的", 0.4)], duration_s=10, n_channels=2, model="base", levels=lv)
+    assert len(t.utterances) == 1 and t.dropped == ()
+    # a one-syllable answer a noisy line barely lifts is never judged by its level
+    t = build_transcript(meta, [unsure(1, 2.0, 2.3, "对", 0.1)], duration_s=10, n_channels=2, model="base", levels=lv)
+    assert len(t.utterances) == 1 and t.dropped == ()
+    # a clean channel's floor is line silence: unsure speech on it stands far out of it
+    t = build_transcript(meta, [unsure(0, 1.0, 5.0, AGENT_LINE, 0.3)], duration_s=10, n_channels=2, model="base", levels=lv)
+    assert len(t.utterances) == 1 and t.dropped == ()
 
 
 def test_channel_levels_are_whole_dbfs_per_50_ms_frame():

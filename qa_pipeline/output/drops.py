@@ -20,6 +20,7 @@ _REASONS = (
     (re.compile(r"repetitive text"), "drop.repetitive"),
     (re.compile(r"repeated across segments \((?P<n>\d+)x"), "drop.repeated"),
     (re.compile(r"channel bleed \((?P<db>-?\d+) dB"), "drop.bleed"),
+    (re.compile(r"noise-like audio \((?P<db>-?\d+) dB"), "drop.noise"),
 )
 
 

@@ -193,6 +193,62 @@ def _without_bleed(
     return out, bled
 
 
+# --- noise transcribed as words (stereo) ------------------------------------------------------
+#
+# On a channel with steady noise (a noisy line, babble behind the caller) Whisper writes words over
+# the noise, most of all while the other side talks or during a hold. Speech stands out of its
+# channel's noise floor by its syllables' peaks; noise does not. A piece is noise when, around its
+# words, the channel's louder frames stay within NOISE_PEAK_DB of the channel's noise floor AND
+# Whisper was unsure of its words. A clean channel's floor is its line silence, tens of dB below
+# any speech, so the guard only ever acts on noisy channels.
+
+NOISE_FLOOR_PERCENTILE = 10  # the channel's noise floor: this percentile of its frame levels over the call
+NOISE_PEAK_PERCENTILE = 90  # a piece's peak: this percentile of its frames' levels …
+NOISE_PEAK_DB = 8.0  # … within this many dB of the floor is noise-like …
+NOISE_MAX_WORD_PROB = 0.7  # … when its words' mean probability is below this
+NOISE_SLACK_S = 0.5  # frames this far either side of each word count too (word times are loose)
+NOISE_MIN_CHARS = 3  # shorter pieces (对 / 好 / 嗯行: answers a noisy line barely lifts) are never judged
+
+
+def noise_like(piece: RawSegment, levels: Levels) -> tuple[float, float] | None:
+    """(peak dB above the channel's noise floor, mean word probability) when the piece is words
+    Whisper wrote over noise: no frame around its words stands out of the floor, and its words are
+    unsure; None when it is not (or cannot be told: no words, no levels for its channel)."""
+    channel = piece.channel
+    if not piece.words or not 0 <= channel < len(levels) or not levels[channel]:
+        return None
+    if len(_compact(piece.text)) < NOISE_MIN_CHARS:
+        return None
+    prob = sum(w.prob for w in piece.words) / len(piece.words)
+    if prob >= NOISE_MAX_WORD_PROB:
+        return None
+    own = np.asarray(levels[channel], dtype=np.float64)
+    slack = replace(piece, words=tuple(RawWord(w.text, max(0.0, w.start - NOISE_SLACK_S), w.end + NOISE_SLACK_S, w.prob)
+                                        for w in piece.words))
+    frames = [f for f in _frames(slack) if f < len(own)]
+    if not frames:
+        return None
+    peak = float(np.percentile(own[frames], NOISE_PEAK_PERCENTILE) - np.percentile(own, NOISE_FLOOR_PERCENTILE))
+    return (peak, prob) if peak < NOISE_PEAK_DB else None
+
+
+def _without_noise(
+    kept: list[tuple[RawSegment, str]], levels: Levels
+) -> tuple[list[tuple[RawSegment, str]], list[tuple[RawSegment, str, str]]]:
+    """Kept pieces that stand out of their channel's noise, and those written over noise, with why."""
+    out: list[tuple[RawSegment, str]] = []
+    noise: list[tuple[RawSegment, str, str]] = []
+    for piece, text in kept:
+        found = noise_like(piece, levels)
+        if found is None:
+            out.append((piece, text))
+        else:
+            peak, prob = found
+            noise.append((piece, text, f"noise-like audio ({max(peak, 0.0):.0f} dB above the channel's noise floor, "
+                                       f"word probability {prob:.2f})"))
+    return out, noise
+
+
 def _repeats(segments: Sequence[RawSegment]) -> dict[int, str]:
     """Why each segment that belongs to a run of one phrase repeated back to back on its audio
     channel is dropped, by index. Looked at on Whisper's own segments, before pause and speaker
@@ -237,7 +293,8 @@ def build_transcript(
     split where the cluster changes and each cluster is a lane of its own, the agent's being the
     one that says the agent's lines; mono without them: one 'unknown' speaker. Stereo with
     `levels` (channel_levels of the audio): faint copies of the other channel are dropped as
-    channel bleed."""
+    channel bleed, and unsure words that do not stand out of their channel's noise floor as
+    noise-like audio."""
     reasons = _repeats(segments)
     repeats = [(segment, reasons[i]) for i, segment in enumerate(segments) if i in reasons]
     segments = [segment for i, segment in enumerate(segments) if i not in reasons]
@@ -276,9 +333,10 @@ def build_transcript(
             dropped.append((piece, text, reason))
     if n_channels == 2 and levels is not None and not speaker_turns:
         kept, bled = _without_bleed(kept, levels)
-        for piece, text, reason in bled:
+        kept, noise = _without_noise(kept, levels)
+        for piece, text, reason in bled + noise:
             logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, piece.start, piece.end, text, reason)
-        dropped.extend(bled)
+        dropped.extend(bled + noise)
     kept.sort(key=lambda pair: (pair[0].start, pair[0].channel))
     # Roles are decided on what the guards kept: a hallucinated 您好 or 感谢您的来电 says nothing.
     if diarized:
