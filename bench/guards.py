@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from speakers import lost_to_guards  # noqa: E402
+from speakers import folders, lost_to_guards  # noqa: E402
 
 from qa_pipeline.asr.transcribe import TranscribeOptions  # noqa: E402
 from qa_pipeline.audio.discover import discover  # noqa: E402
@@ -101,13 +101,6 @@ def measure(reference: list[dict], transcript: CallTranscript) -> Tally:
         tally.by_reason[(reason_key(reason), "invented")] += invented
         tally.by_reason[(reason_key(reason), "real")] += n - invented
     return tally
-
-
-def folders(args) -> list[Path]:
-    out = list(args.dev_calls)
-    for root in args.fixtures:
-        out += sorted(p for p in root.iterdir() if (p / "labels.json").is_file())
-    return out
 
 
 def restored(transcript: CallTranscript, prefixes: list[str]) -> CallTranscript:
