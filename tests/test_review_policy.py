@@ -52,6 +52,9 @@ def test_every_key():
         ("queue: [1, 2]\n", "p.yaml:1: queue must be a mapping (allowed keys: needs_review, critical_failures, below_pass, sample)"),
         ("queue:\n  needs_review: true\n  needs_review: false\n", "p.yaml:3: queue: duplicate key 'needs_review'"),
         ("queue: {\n", "p.yaml:2: not valid YAML: expected the node content, but found '<stream end>'"),
+        # the rubric's hardening holds here too: one reader for both files
+        ("trust:\n  min_agreement: .nan\n", "p.yaml:2: trust.min_agreement must be a finite number, not nan"),
+        ("queue:\n  sample: {percent: !!float abc}\n", "p.yaml:2: 'abc' is not a valid !!float"),
     ],
 )
 def test_errors_name_the_file_and_line(text: str, error: str):

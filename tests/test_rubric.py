@@ -315,6 +315,14 @@ def test_centre_errors(tmp_path, text, expected):
     assert str(e.value).removeprefix(f"{path}:").startswith(expected), str(e.value)
 
 
+def test_a_base_rubric_that_is_not_utf8_is_one_line(tmp_path):
+    (tmp_path / "gbk.yaml").write_bytes("id: 客服\n".encode("gbk"))
+    path = tmp_path / "x.yaml"
+    path.write_text("extends: gbk.yaml\n", encoding="utf-8")
+    with pytest.raises(RubricError, match=r"x\.yaml:1: extends: .*gbk\.yaml is not UTF-8 text"):
+        load_rubric(path)
+
+
 def test_centre_file_for_dev_calls_2_is_valid():
     root = Path(__file__).resolve().parent.parent
     for name in ("dev-calls-2.yaml", "dev-calls.yaml"):

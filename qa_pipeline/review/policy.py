@@ -34,19 +34,13 @@ from typing import Any
 import yaml
 
 from qa_pipeline.calibration.trust import TrustRule
-from qa_pipeline.errors import InputError
+from qa_pipeline.yaml_nodes import LineError, NodeReader, compose_text, read_text
 
 POLICY_FILE = "review-policy.yaml"  # looked for in OUT when no --policy is given
 
 
-class PolicyError(InputError):
+class PolicyError(LineError):
     """A policy file that cannot be used; str() is one line: FILE:LINE: what is wrong."""
-
-    def __init__(self, path: str, line: int, message: str) -> None:
-        super().__init__(f"{path}:{line}: {message}")
-        self.path = path
-        self.line = line
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -77,63 +71,17 @@ class Policy:
     path: str | None = None
 
 
-class Reader:
-    """Typed values out of YAML nodes; every error names the node's line."""
+class Reader(NodeReader):
+    """Typed policy values; a share or a percentage out of range is said as the range."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self._loader = yaml.SafeLoader("")
-
-    def error(self, node: yaml.Node, message: str) -> PolicyError:
-        return PolicyError(self.path, node.start_mark.line + 1, message)
-
-    def scalar(self, node: yaml.Node) -> Any:
-        return self._loader.construct_object(node, deep=True) if isinstance(node, yaml.ScalarNode) else None
-
-    def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.error(node, f"{what} must be a mapping (allowed keys: {', '.join(allowed)})")
-        out: dict[str, yaml.Node] = {}
-        for k, v in node.value:
-            key = self.scalar(k)
-            if not isinstance(key, str):
-                raise self.error(k, f"{what}: keys must be strings")
-            if key in out:
-                raise self.error(k, f"{what}: duplicate key '{key}'")
-            if key not in allowed:
-                raise self.error(k, f"{what}: unknown key '{key}' (allowed: {', '.join(allowed)})")
-            out[key] = v
-        return out
-
-    def boolean(self, node: yaml.Node, what: str) -> bool:
-        v = self.scalar(node)
-        if not isinstance(v, bool):
-            raise self.error(node, f"{what} must be true or false")
-        return v
-
-    def integer(self, node: yaml.Node, what: str, *, minimum: int = 0) -> int:
-        v = self.scalar(node)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.error(node, f"{what} must be an integer")
-        if v < minimum:
-            raise self.error(node, f"{what} must be >= {minimum}")
-        return v
+        super().__init__(path, PolicyError)
 
     def number(self, node: yaml.Node, what: str, *, minimum: float = 0.0, maximum: float | None = None) -> float:
-        v = self.scalar(node)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.error(node, f"{what} must be a number")
+        v = self.finite(node, what)
         if v < minimum or (maximum is not None and v > maximum):
             bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
             raise self.error(node, f"{what} must be {bound}")
-        return float(v)
-
-    def string(self, node: yaml.Node, what: str) -> str:
-        v = self.scalar(node)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = str(v)
-        if not isinstance(v, str) or not v.strip():
-            raise self.error(node, f"{what} must be a non-empty string")
         return v
 
 
@@ -185,13 +133,7 @@ SECTIONS: dict[str, Callable[[Reader, yaml.Node, Policy], Policy]] = {
 def parse_policy(text: str, path: str = "<policy>") -> Policy:
     """A Policy from YAML text (empty text: the defaults); PolicyError naming the line otherwise."""
     r = Reader(path)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise PolicyError(path, mark.line + 1 if mark else 1, f"not valid YAML: {e.problem or e.context}") from e
-    except yaml.YAMLError as e:
-        raise PolicyError(path, 1, f"not valid YAML: {e}") from e
+    root = compose_text(text, path, PolicyError)
     policy = Policy(path=path)
     if root is None:
         return policy
@@ -202,13 +144,7 @@ def parse_policy(text: str, path: str = "<policy>") -> Policy:
 
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file; PolicyError (FILE:LINE: …) if it is unusable."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise PolicyError(str(path), 0, f"cannot read policy: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise PolicyError(str(path), 1, "policy is not UTF-8 text") from e
-    return parse_policy(text, str(path))
+    return parse_policy(read_text(path, PolicyError, "policy"), str(path))
 
 
 def policy_for(out: Path, path: Path | None = None) -> Policy:

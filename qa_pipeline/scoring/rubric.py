@@ -10,16 +10,15 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from qa_pipeline.errors import InputError
 from qa_pipeline.scoring.matching import LITERAL, Phrase, parse_phrase
 from qa_pipeline.messages import LANGUAGES
+from qa_pipeline.yaml_nodes import LineError, NodeReader, compose_text, read_text
 
 log = logging.getLogger("qa_pipeline")
 
@@ -39,16 +38,11 @@ CHECK_TYPES = (
 
 # Weights, points, seconds and rates above this are mistakes, and their sums would overflow.
 MAX_NUMBER = 100_000.0
+MAX_COUNT = 1000  # turns, digits, syllables
 
 
-class RubricError(InputError):
+class RubricError(LineError):
     """A rubric that cannot be used; str() is one line: FILE:LINE: what is wrong."""
-
-    def __init__(self, path: str, line: int, message: str) -> None:
-        super().__init__(f"{path}:{line}: {message}")
-        self.path = path
-        self.line = line
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -262,89 +256,30 @@ def rubric_path_default() -> Path:
 # --- validation over yaml nodes, so every error can name its line ---------------------------
 
 
-class _Ctx:
+class _Ctx(NodeReader):
     def __init__(self, path: str) -> None:
-        self.path = path
-        self._loader = yaml.SafeLoader("")
+        super().__init__(path, RubricError)
 
-    def error(self, node: yaml.Node, message: str) -> RubricError:
-        return RubricError(self.path, node.start_mark.line + 1, message)
+    def number(self, node: yaml.Node, what: str, *, minimum: float = 0.0, above: bool = False,
+               maximum: float = MAX_NUMBER) -> float:
+        return super().number(node, what, minimum=minimum, above=above, maximum=maximum)
 
-    def value(self, node: yaml.Node) -> Any:
-        try:
-            return self._loader.construct_object(node, deep=True)
-        # !!float abc, !!int 0xZZ, !!binary "…" (binascii.Error is a ValueError), !!timestamp x …
-        except (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError) as e:
-            tag = node.tag.rsplit(":", 1)[-1] if node.tag.startswith("tag:yaml.org,2002:") else node.tag
-            raise self.error(node, f"{node.value!r} is not a valid !!{tag}" if isinstance(node.value, str)
-                             else f"cannot read this value ({e})") from None
-
-    def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.error(node, f"{what} must be a mapping")
-        out: dict[str, yaml.Node] = {}
-        for k, v in node.value:
-            key = self.value(k) if isinstance(k, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                raise self.error(k, f"{what}: keys must be strings")
-            if key in out:
-                raise self.error(k, f"{what}: duplicate key '{key}'")
-            if key not in allowed:
-                raise self.error(k, f"{what}: unknown key '{key}' (allowed: {', '.join(allowed)})")
-            out[key] = v
-        return out
+    def integer(self, node: yaml.Node, what: str, *, minimum: int = 0, maximum: int = MAX_COUNT) -> int:
+        return super().integer(node, what, minimum=minimum, maximum=maximum)
 
     def require(self, m: dict[str, yaml.Node], parent: yaml.Node, key: str, what: str) -> yaml.Node:
         if key not in m:
             raise self.error(parent, f"{what}: missing '{key}'")
         return m[key]
 
-    def string(self, node: yaml.Node, what: str) -> str:
-        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = str(v)  # version: 1.2 is fine
-        if not isinstance(v, str) or not v.strip():
-            raise self.error(node, f"{what} must be a non-empty string")
-        return v
-
-    def number(self, node: yaml.Node, what: str, *, minimum: float = 0.0, above: bool = False,
-               maximum: float = MAX_NUMBER) -> float:
-        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.error(node, f"{what} must be a number")
-        if not math.isfinite(v):
-            raise self.error(node, f"{what} must be a finite number, not {v}")
-        if v < minimum or (above and v == minimum):
-            op = ">" if above else ">="
-            raise self.error(node, f"{what} must be {op} {minimum:g}")
-        if v > maximum:
-            raise self.error(node, f"{what} must be <= {maximum:g}")
-        return float(v)
-
-    def integer(self, node: yaml.Node, what: str, *, minimum: int = 0, maximum: int = 1000) -> int:
-        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.error(node, f"{what} must be an integer")
-        if v < minimum:
-            raise self.error(node, f"{what} must be >= {minimum}")
-        if v > maximum:
-            raise self.error(node, f"{what} must be <= {maximum}")
-        return v
-
-    def boolean(self, node: yaml.Node, what: str) -> bool:
-        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
-        if not isinstance(v, bool):
-            raise self.error(node, f"{what} must be true or false")
-        return v
-
     def choice(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> str:
-        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
+        v = self.scalar(node)
         if v not in allowed:
             raise self.error(node, f"{what}: {v!r} is not allowed (allowed: {', '.join(allowed)})")
         return v
 
     def phrase(self, node: yaml.Node, what: str) -> Phrase:
-        v = self.value(node) if isinstance(node, yaml.ScalarNode) else None
+        v = self.scalar(node)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             v = str(v)
         if not isinstance(v, str):
@@ -458,7 +393,7 @@ def _check(c: _Ctx, node: yaml.Node, where: str, weight: float) -> Check:
     type_node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "type"), None)
     if type_node is None:
         raise c.error(node, f"{where}: check: missing 'type' (allowed: {', '.join(CHECK_TYPES)})")
-    kind = c.value(type_node) if isinstance(type_node, yaml.ScalarNode) else None
+    kind = c.scalar(type_node)
     if kind not in CHECK_TYPES:
         raise c.error(type_node, f"{where}: unknown check type {kind!r} (allowed: {', '.join(CHECK_TYPES)})")
     w = f"{where}: {kind} check"
@@ -612,14 +547,7 @@ def parse_rubric(text: str, path: str = "<rubric>", *, _seen: tuple[str, ...] = 
     every top-level field of FILE that this one does not give: a centre file can be just
     `extends: default` and `centre: {companies: …}`."""
     c = _Ctx(path)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise RubricError(path, line, f"not valid YAML: {e.problem or e.context}") from e
-    except yaml.YAMLError as e:
-        raise RubricError(path, 1, f"not valid YAML: {e}") from e
+    root = compose_text(text, path, RubricError)
     if root is None:
         raise RubricError(path, 1, "empty rubric")
     top = c.mapping(root, "rubric", _TOP_KEYS)
@@ -671,15 +599,11 @@ def _base(c: _Ctx, node: yaml.Node, path: str, seen: tuple[str, ...]) -> Rubric:
         text = Path(target).read_text(encoding="utf-8")
     except OSError as e:
         raise c.error(node, f"extends: cannot read {target}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise c.error(node, f"extends: {target} is not UTF-8 text") from e
     return parse_rubric(text, str(target), _seen=seen + (str(Path(path).resolve()),))
 
 
 def load_rubric(path: Path) -> Rubric:
     """Read and validate a rubric file; RubricError (one line, FILE:LINE: …) if it is unusable."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise RubricError(str(path), 0, f"cannot read rubric: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise RubricError(str(path), 1, "rubric is not UTF-8 text") from e
-    return parse_rubric(text, str(path))
+    return parse_rubric(read_text(path, RubricError, "rubric"), str(path))
