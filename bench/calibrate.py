@@ -21,14 +21,13 @@ import resource
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scoring import reference_transcripts, synthetic  # noqa: E402
+from scoring import reference_transcripts, synthetic, write_synthetic_out  # noqa: E402
 
 
 def _cpu_s() -> float:
@@ -45,10 +44,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from qa_pipeline.batch.rescore import rescore
-    from qa_pipeline.batch.store import RUN_FILE
     from qa_pipeline.calibration.command import calibrate_out
     from qa_pipeline.calibration.labels import FileLabels
-    from qa_pipeline.output.tables import write_transcripts
     from qa_pipeline.scoring.rubric import rubric_path_default
 
     raw = json.loads(args.dev_labels.read_text(encoding="utf-8"))
@@ -57,10 +54,7 @@ def main() -> int:
         out = args.out or Path(tmp) / "out"
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        metas, transcripts = zip(*synthetic(args.calls, base))
-        write_transcripts(out, list(transcripts))
-        (out / RUN_FILE).write_text(json.dumps({"audio_dir": "/nonexistent", "model": "reference", "calls": [
-            {**asdict(m), "path": str(m.path)} for m in metas]}, ensure_ascii=False), encoding="utf-8")
+        metas = write_synthetic_out(out, synthetic(args.calls, base))
         rescore(out, rubric_path_default())
         labels = Path(tmp) / "labels.csv"
         with labels.open("w", encoding="utf-8", newline="") as f:

@@ -76,6 +76,18 @@ def synthetic(n: int, base: list[tuple[dict, CallTranscript]], seed: int = 7):
         yield meta, CallTranscript(call_id, t.duration_s, t.n_channels, utterances, t.model, t.events, 0, "manifest")
 
 
+def write_synthetic_out(out: Path, calls) -> list[CallMeta]:
+    """OUT as `qa transcribe` leaves it for (meta, transcript) pairs: the transcripts table and run.json."""
+    from qa_pipeline.batch.store import RUN_FILE
+    from qa_pipeline.output.tables import write_transcripts
+
+    metas, transcripts = zip(*calls)
+    write_transcripts(out, list(transcripts))
+    (out / RUN_FILE).write_text(json.dumps({"audio_dir": "/nonexistent", "model": "reference", "calls": [
+        {**asdict(m), "path": str(m.path)} for m in metas]}, ensure_ascii=False), encoding="utf-8")
+    return list(metas)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=10000)
@@ -84,19 +96,14 @@ def main() -> int:
     args = parser.parse_args()
 
     from qa_pipeline.batch.rescore import rescore
-    from qa_pipeline.batch.store import RUN_FILE
     from qa_pipeline.scoring.rubric import rubric_path_default
-    from qa_pipeline.output.tables import write_transcripts
 
     base = reference_transcripts(json.loads(args.dev_labels.read_text(encoding="utf-8")))
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "out"
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        metas, transcripts = zip(*synthetic(args.calls, base))
-        write_transcripts(out, list(transcripts))
-        (out / RUN_FILE).write_text(json.dumps({"audio_dir": "/nonexistent", "model": "reference", "calls": [
-            {**asdict(m), "path": str(m.path)} for m in metas]}, ensure_ascii=False), encoding="utf-8")
+        write_synthetic_out(out, synthetic(args.calls, base))
         print(f"built {args.calls} transcribed calls in {time.monotonic() - started:.1f} s", flush=True)
         started = time.monotonic()
         summary = rescore(out, rubric_path_default())
