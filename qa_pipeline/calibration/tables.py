@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from qa_pipeline.calibration.stats import VERDICTS
-from qa_pipeline.output.tables import atomic_write_table
+from qa_pipeline.output.tables import atomic_write_table, build_table
 from qa_pipeline.records import (CandidateComparison, Calibration, ItemCalibration, Label, RaterAgreement,
                                  VerdictChange)
 
@@ -100,14 +100,6 @@ CHANGES_SCHEMA = pa.schema(
 )
 
 
-def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    table = pa.Table.from_pylist(rows, schema=schema)
-    for field in schema:
-        if not field.nullable and table.column(field.name).null_count:
-            raise ValueError(f"column {field.name} must not be null")
-    return table
-
-
 def _item_row(item: ItemCalibration, scored_by: str, c: Calibration, computed_at: str) -> dict[str, Any]:
     s = item.stats
     row = {
@@ -122,7 +114,7 @@ def _item_row(item: ItemCalibration, scored_by: str, c: Calibration, computed_at
 
 
 def items_table(c: Calibration, computed_at: str, scored_by: str = "out") -> pa.Table:
-    return _table([_item_row(i, scored_by, c, computed_at) for i in (*c.items, c.overall)], ITEM_STATS_SCHEMA)
+    return build_table([_item_row(i, scored_by, c, computed_at) for i in (*c.items, c.overall)], ITEM_STATS_SCHEMA)
 
 
 def labels_table(c: Calibration) -> pa.Table:
@@ -133,7 +125,7 @@ def labels_table(c: Calibration) -> pa.Table:
     for u in c.unmatched:
         rows.append({**_label_fields(u.label), "machine": None, "agrees": None, "needs_review": None,
                      "status": u.why, "call_date": None})
-    return _table(rows, LABELS_SCHEMA)
+    return build_table(rows, LABELS_SCHEMA)
 
 
 def _label_fields(label: Label) -> dict[str, Any]:
@@ -142,12 +134,12 @@ def _label_fields(label: Label) -> dict[str, Any]:
 
 
 def raters_table(raters: Iterable[RaterAgreement]) -> pa.Table:
-    return _table([{"first": r.first, "second": r.second, "n": r.stats.n, "agree": r.stats.agree,
+    return build_table([{"first": r.first, "second": r.second, "n": r.stats.n, "agree": r.stats.agree,
                     "agreement": r.stats.rate, "kappa": r.stats.kappa} for r in raters], RATERS_SCHEMA)
 
 
 def changes_table(changes: Iterable[VerdictChange]) -> pa.Table:
-    return _table([{"call_id": c.call_id, "item_id": c.item_id, "item_name": c.item_name, "before": c.before,
+    return build_table([{"call_id": c.call_id, "item_id": c.item_id, "item_name": c.item_name, "before": c.before,
                     "after": c.after, "human": list(c.human), "reason": c.reason, "evidence_text": c.evidence_text,
                     "evidence_start": c.evidence_start} for c in changes], CHANGES_SCHEMA)
 

@@ -205,7 +205,7 @@ def call_date(started_at: str | None, processed_at: str | None = None, today: da
 # records -> tables (pure)
 
 
-def _build(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+def build_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     """A table in ``schema``; pyarrow does not enforce ``nullable=False`` itself, so check it here."""
     table = pa.Table.from_pylist(rows, schema=schema)
     for field in schema:
@@ -242,7 +242,7 @@ def transcripts_to_table(transcripts: Iterable[CallTranscript]) -> pa.Table:
             )
         rows.extend(_utterance_row(u, False, None) for u in t.utterances)
         rows.extend(_utterance_row(u, True, r) for u, r in zip(t.dropped, t.drop_reasons))
-    return _build(rows, TRANSCRIPT_SCHEMA)
+    return build_table(rows, TRANSCRIPT_SCHEMA)
 
 
 def transcript_calls_to_table(transcripts: Iterable[CallTranscript]) -> pa.Table:
@@ -263,7 +263,7 @@ def transcript_calls_to_table(transcripts: Iterable[CallTranscript]) -> pa.Table
         }
         for t in transcripts
     ]
-    return _build(rows, TRANSCRIPT_CALLS_SCHEMA)
+    return build_table(rows, TRANSCRIPT_CALLS_SCHEMA)
 
 
 def scores_to_tables(scores: Iterable[CallScore], today: date | None = None,
@@ -344,8 +344,8 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None,
                 }
             )
     return (
-        _build(calls, CALLS_SCHEMA),
-        _build(items, ITEMS_SCHEMA),
+        build_table(calls, CALLS_SCHEMA),
+        build_table(items, ITEMS_SCHEMA),
     )
 
 
