@@ -7,7 +7,7 @@ import math
 from dataclasses import replace
 from difflib import SequenceMatcher
 from statistics import median
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -210,25 +210,41 @@ NOISE_SLACK_S = 0.5  # frames this far either side of each word count too (word 
 NOISE_MIN_CHARS = 3  # shorter pieces (对 / 好 / 嗯行: answers a noisy line barely lifts) are never judged
 
 
-def noise_like(piece: RawSegment, levels: Levels) -> tuple[float, float] | None:
+class ChannelNoise(NamedTuple):
+    """One channel's frame levels (dB) and its noise floor."""
+
+    levels: np.ndarray
+    floor: float
+
+
+def channel_noise(levels: Levels) -> list[ChannelNoise | None]:
+    """Each channel's levels and noise floor (None: no levels for it), measured once per call."""
+    out: list[ChannelNoise | None] = []
+    for channel in levels:
+        own = np.asarray(channel, dtype=np.float64)
+        out.append(ChannelNoise(own, float(np.percentile(own, NOISE_FLOOR_PERCENTILE))) if len(own) else None)
+    return out
+
+
+def noise_like(piece: RawSegment, noise: Sequence[ChannelNoise | None]) -> tuple[float, float] | None:
     """(peak dB above the channel's noise floor, mean word probability) when the piece is words
     Whisper wrote over noise: no frame around its words stands out of the floor, and its words are
     unsure; None when it is not (or cannot be told: no words, no levels for its channel)."""
     channel = piece.channel
-    if not piece.words or not 0 <= channel < len(levels) or not levels[channel]:
+    if not piece.words or not 0 <= channel < len(noise) or noise[channel] is None:
         return None
     if len(_compact(piece.text)) < NOISE_MIN_CHARS:
         return None
     prob = sum(w.prob for w in piece.words) / len(piece.words)
     if prob >= NOISE_MAX_WORD_PROB:
         return None
-    own = np.asarray(levels[channel], dtype=np.float64)
+    own, floor = noise[channel]
     slack = replace(piece, words=tuple(RawWord(w.text, max(0.0, w.start - NOISE_SLACK_S), w.end + NOISE_SLACK_S, w.prob)
                                         for w in piece.words))
     frames = [f for f in _frames(slack) if f < len(own)]
     if not frames:
         return None
-    peak = float(np.percentile(own[frames], NOISE_PEAK_PERCENTILE) - np.percentile(own, NOISE_FLOOR_PERCENTILE))
+    peak = float(np.percentile(own[frames], NOISE_PEAK_PERCENTILE) - floor)
     return (peak, prob) if peak < NOISE_PEAK_DB else None
 
 
@@ -236,10 +252,11 @@ def _without_noise(
     kept: list[tuple[RawSegment, str]], levels: Levels
 ) -> tuple[list[tuple[RawSegment, str]], list[tuple[RawSegment, str, str]]]:
     """Kept pieces that stand out of their channel's noise, and those written over noise, with why."""
+    noise_of = channel_noise(levels)
     out: list[tuple[RawSegment, str]] = []
     noise: list[tuple[RawSegment, str, str]] = []
     for piece, text in kept:
-        found = noise_like(piece, levels)
+        found = noise_like(piece, noise_of)
         if found is None:
             out.append((piece, text))
         else:
