@@ -1,0 +1,82 @@
+"""Vectors of a set of texts, computed once: an SQLite file per encoder version beside the transcript cache.
+
+    <cache root>/embeddings/<encoder version, as a file name>.sqlite   table batches(key, vectors)
+
+The encoders batch texts for speed, and a text's vector moves by ~1e-7 with the texts batched
+beside it (BLAS blocking).  So a set of texts — one call's utterances, one rubric's examples — is
+always encoded as one canonical batch: its distinct texts, sorted.  Its vectors are then a pure
+function of those texts, whatever else the night holds, and are stored under a digest of the
+batch.  They are kept as float16 and *always* returned as stored, so a verdict never depends on
+whether the cache was warm.  Several processes may share the file (WAL, a busy timeout, INSERT OR
+IGNORE: two writers of the same batch write the same bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from qa_pipeline.meaning.encoder import SentenceEncoder
+
+
+def batch_key(texts: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(4, "big") + data)
+    return digest.hexdigest()[:32]
+
+
+class EmbeddingCache:
+    """Vectors under one encoder; `root=None` keeps them in memory only (tests, one-off use)."""
+
+    def __init__(self, encoder: SentenceEncoder, root: Path | None) -> None:
+        self.encoder = encoder
+        self._memory: dict[str, np.ndarray] = {}
+        self._db: sqlite3.Connection | None = None
+        if root is not None:
+            root = Path(root)
+            root.mkdir(parents=True, exist_ok=True)
+            stem = re.sub(r"[^A-Za-z0-9._-]", "_", encoder.version)
+            self._db = sqlite3.connect(root / f"{stem}.sqlite", timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS batches (key TEXT PRIMARY KEY, vectors BLOB NOT NULL)")
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _stored(self, key: str, n: int) -> np.ndarray | None:
+        if self._db is None:
+            return None
+        row = self._db.execute("SELECT vectors FROM batches WHERE key = ?", (key,)).fetchone()
+        if row is None or len(row[0]) != n * self.encoder.dim * 2:
+            return None
+        return np.frombuffer(row[0], dtype=np.float16).reshape(n, self.encoder.dim).astype(np.float32)
+
+    def _store(self, key: str, vectors: np.ndarray) -> None:
+        if self._db is not None:
+            self._db.execute("INSERT OR IGNORE INTO batches (key, vectors) VALUES (?, ?)",
+                             (key, vectors.astype(np.float16).tobytes()))
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32 rows, one per text in order: the canonical batch of `texts`."""
+        batch = sorted(set(texts))
+        if not batch:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        key = batch_key(batch)
+        vectors = self._memory.get(key)
+        if vectors is None:
+            vectors = self._stored(key, len(batch))
+        if vectors is None:
+            vectors = self.encoder.encode(batch).astype(np.float16).astype(np.float32)
+            self._store(key, vectors)
+        self._memory[key] = vectors
+        row = {text: i for i, text in enumerate(batch)}
+        return vectors[[row[t] for t in texts]]

@@ -1,0 +1,43 @@
+"""The sentence encoder behind our interface, and the embedding cache."""
+
+import numpy as np
+import pytest
+
+from qa_pipeline.meaning.cache import EmbeddingCache
+from qa_pipeline.meaning.encoder import load_encoder
+
+TEXTS = ["您好，请问有什么可以帮您", "这事我可做不了主，反正就这么定的", "就是想问下明天几点能到"]
+
+
+def test_vectors_are_unit_rows():
+    enc = load_encoder()
+    together = enc.encode(TEXTS)
+    assert together.shape == (3, enc.dim) and together.dtype == np.float32
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+
+
+def test_meaning_is_closer_than_other_meaning():
+    enc = load_encoder()
+    a, b, c = enc.encode(["这是公司规定，我也没办法", "规定就是这样，我们管不了", "请问还有其他可以帮您的吗"])
+    assert a @ b > a @ c + 0.2
+
+
+def test_a_set_of_texts_gets_the_same_vectors_cold_warm_and_in_any_order(tmp_path):
+    enc = load_encoder()
+    cold = EmbeddingCache(enc, tmp_path).vectors(TEXTS + TEXTS[:1])
+    warm = EmbeddingCache(enc, tmp_path).vectors(list(reversed(TEXTS)))
+    assert np.array_equal(cold[:3], warm[::-1]) and np.array_equal(cold[0], cold[3])
+    assert np.array_equal(EmbeddingCache(enc, None).vectors(TEXTS), cold[:3])  # in memory: same rounding
+    assert len(list(tmp_path.glob("*.sqlite"))) == 1
+
+
+def test_a_set_is_encoded_alone_so_other_texts_do_not_move_its_vectors():
+    cache = EmbeddingCache(load_encoder(), None)
+    alone = cache.vectors(TEXTS)
+    cache.vectors(TEXTS + ["好的", "请稍等"])  # another call's batch, sharing texts
+    assert np.array_equal(cache.vectors(TEXTS), alone)
+
+
+def test_unknown_encoder_is_one_line():
+    with pytest.raises(ValueError, match="unknown sentence encoder 'nope'; choose one of: e5-small, use-m3"):
+        load_encoder("nope")
