@@ -274,6 +274,7 @@ class TranscribeStage:
                 entry = _checked(entry, audio)
                 if entry is not None:
                     self.cache.put(key, entry)
+                from_cache = entry is not None
             if entry is None:
                 audio = audio or self._decoded(meta, stages)
                 if audio.digest and audio.digest != digest:
