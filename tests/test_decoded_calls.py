@@ -18,6 +18,7 @@ from audio_factory import encode
 from cli import app
 from factories import FakeWhisper
 from qa_pipeline.asr.transcribe import TranscribeOptions
+from qa_pipeline.audio import decode as decoding
 from qa_pipeline.audio.decode import audio_digest, decode
 from qa_pipeline.batch import stages
 from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
@@ -25,12 +26,15 @@ from qa_pipeline.batch.engine import run_batch
 from qa_pipeline.batch.local import LocalEngine
 from qa_pipeline.batch.stages import TranscribeStage
 from qa_pipeline.batch.store import TranscriptCache
+from qa_pipeline.errors import NoSpeech
 from qa_pipeline.output.tables import read_score_tables, read_scores, read_transcripts
 from qa_pipeline.records import FAIL, CallMeta
 from qa_pipeline.review.final import REVIEWED, Event, final_call, final_calls
 from qa_pipeline.review.policy import Policy
 from qa_pipeline.review.queue import AUDIO_LOST, build_queue
 from qa_pipeline.scoring.rubric import rubric_path_default
+
+AMR = Path(__file__).resolve().parent / "data" / "amr"
 
 
 def config(audio: Path, out: Path, cache: Path) -> RunConfig:
@@ -218,3 +222,30 @@ def test_a_lone_call_and_a_silent_call_are_decoded_once(calls_dir, tmp_path, mon
     raw = 4 * 16000 * (60.806 * 2 + 20 * 2)
     assert sum(written) == pytest.approx(raw, rel=0.01)
     assert not any((cache / stages.DECODED_DIR).iterdir())  # nothing left on disk
+
+
+# --- a decoder's errors are never "no speech" (issue 26) -------------------------------------------
+
+
+class DeafWhisper(FakeWhisper):
+    """A Transcriber that hears nothing at all."""
+
+    def transcribe(self, channels):
+        return []
+
+
+def test_a_decoder_that_loses_dtx_frames_holds_the_call_and_never_says_just_no_speech(tmp_path, monkeypatch):
+    monkeypatch.setattr(decoding, "PREFERRED_DECODERS", {})  # a PyAV without OpenCORE: FFmpeg's amrnb
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    shutil.copyfile(AMR / "dev_11.dtx.amr", audio / "dtx.amr")
+    run_batch(config(audio, tmp_path / "out", tmp_path / "cache"), LocalEngine(FakeWhisper()))
+    [score] = read_scores(tmp_path / "out")
+    recording = read_transcripts(tmp_path / "out")["dtx"]
+    assert recording.decode_errors > 100 and recording.lost_s > 3.0
+    assert score.status == "ok" and score.held_reason.startswith("音频不完整")
+
+    cache = TranscriptCache(tmp_path / "cache-deaf")
+    stage = TranscribeStage(TranscribeConfig(cache_dir=cache.root), cache, DeafWhisper())
+    with pytest.raises(NoSpeech, match=r"no speech found .*; only 40\.7 s of 46\.2 s could be decoded"):
+        stage.run(CallMeta("dtx", audio / "dtx.amr"))
