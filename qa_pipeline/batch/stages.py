@@ -113,20 +113,20 @@ class TranscribeStage:
         self.release()  # what the previous group left untaken
         pending = decoded if decoded is not None else self.decode_group(work)
         audible = [d for d in pending if not is_silent(d[1])]
-        cached: list[Decoded] = []
         try:
             if len(audible) >= 2:
                 for meta, _digest in work:
                     fault("transcribe", meta.call_id)
-            cached = self._prefill(audible)
+            self._prefill(audible)
         finally:
-            # a call decoded here and not transcribed (alone in its group, silent, or the group failed
-            # in the model) is handed to run(), which would otherwise decode it again
+            # a call decoded here that the model was not given (alone in its group, or silent) is handed
+            # to run(), which would otherwise decode it again; the calls of a group the model failed on
+            # are tried alone from the start, as if the group had not been
             for d in pending:
-                if any(d is c for c in cached):
-                    discard(d[1])
-                else:
+                if len(audible) < 2 or is_silent(d[1]):
                     self._handed[self.cache_key(d[0])] = d
+                else:
+                    discard(d[1])
 
     def release(self) -> None:
         """Remove the decoded calls prefill() handed over that no run() took."""
@@ -134,17 +134,17 @@ class TranscribeStage:
             discard(audio)
         self._handed.clear()
 
-    def _prefill(self, pending: list[Decoded]) -> list[Decoded]:
-        """Transcribe `pending` together and cache each call; the calls cached."""
+    def _prefill(self, pending: list[Decoded]) -> None:
+        """Transcribe `pending` together and cache each call."""
         if len(pending) < 2:
-            return []
+            return
         t0 = time.monotonic()
         try:
             results = self.load_model().transcribe_many([audio.channels for _d, audio, _s in pending])
         except Exception as e:  # run() tries each call alone, so that only a call the model fails on fails
             logger.warning("a group of %d calls failed in the speech model (%s: %s); each is tried alone",
                            len(pending), type(e).__name__, e)
-            return []
+            return
         total_audio = sum(audio.duration_s for _d, audio, _s in pending) or 1.0
         transcribe_s = time.monotonic() - t0
         for (digest, audio, decode_s), segments in zip(pending, results):
@@ -153,7 +153,6 @@ class TranscribeStage:
             key = self.cache_key(audio.digest or digest)  # what was decoded, should the file have changed since
             self.cache.put(key, entry)
             self._prefilled[key] = stages
-        return pending
 
     def decode_group(self, work: Sequence[tuple[CallMeta, str | None]]) -> list[Decoded]:
         """(digest, audio, seconds) of each uncached, decodable call of `work` (a silent one's files
