@@ -19,6 +19,7 @@ from qa_pipeline.output import report
 from qa_pipeline.audio.discover import compile_name_pattern, discover, read_manifest
 from qa_pipeline.errors import InputError
 from qa_pipeline.files import MAX_STEM_BYTES
+from qa_pipeline.output.tables import read_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -97,21 +98,28 @@ def test_bad_rubric_values_are_one_line_with_file_and_line(tmp_path, value):
 # --------------------------------------------------------------------------- files and names
 
 
-def test_a_link_out_of_the_audio_folder_is_refused_as_in_a_manifest(tmp_path):
+def test_links_to_files_and_to_folders_follow_one_rule(tmp_path):
+    """Followed while they stay inside the audio folder (a recording reached twice is one call),
+    refused with the link and its target when they lead out, as a manifest's paths are."""
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "secret.wav").write_bytes(b"x")
     audio = tmp_path / "audio"
-    audio.mkdir()
+    (audio / "sub").mkdir(parents=True)
     (audio / "ok.wav").write_bytes(b"x")
+    (audio / "sub" / "deep.wav").write_bytes(b"y")
     (audio / "inside.wav").symlink_to(audio / "ok.wav")
-    assert [c.call_id for c in discover(audio)] == ["inside", "ok"]  # a link within the folder is fine
+    (audio / "again").symlink_to(audio / "sub", target_is_directory=True)
+    (audio / "sub" / "loop").symlink_to(audio, target_is_directory=True)
+    calls = discover(audio)
+    assert [(c.call_id, c.path) for c in calls] == [("deep", audio / "sub" / "deep.wav"), ("ok", audio / "ok.wav")]
     (audio / "leak.wav").symlink_to(outside / "secret.wav")
-    with pytest.raises(InputError, match="leak.wav: links to .*outside the audio folder"):
+    with pytest.raises(InputError, match=r"leak.wav: links to .*elsewhere/secret.wav, outside the audio folder"):
         discover(audio)
     (audio / "leak.wav").unlink()
-    (audio / "sub").symlink_to(outside, target_is_directory=True)  # a linked folder, if followed
-    assert [c.call_id for c in discover(audio) if c.call_id == "secret"] == []
+    (audio / "sub" / "leak").symlink_to(outside, target_is_directory=True)  # a linked folder: the same rule
+    with pytest.raises(InputError, match=r"sub/leak: links to .*elsewhere, outside the audio folder .*linked folder"):
+        discover(audio)
     manifest = audio / "manifest.csv"
     manifest.write_text("call_id,path\nleak,../elsewhere/secret.wav\n", encoding="utf-8")
     with pytest.raises(InputError, match="points outside"):
@@ -192,3 +200,71 @@ def test_onnxruntime_writes_nothing_in_home(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT, timeout=120)
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
+
+
+# --------------------------------------------------------------------------- issue 21: names of any bytes
+
+GBK_NAME = "客服录音".encode("gbk") + b"_1.wav"  # what a Windows recorder in a Chinese centre writes
+ESC_NAME = "客服\x1b[31m_2\u202e.wav"  # an ANSI colour and a right-to-left override
+
+
+def night_of_odd_names(folder: Path) -> Path:
+    folder.mkdir()
+    for name in (GBK_NAME, ESC_NAME.encode(), "张三_3.wav".encode(), b"plain.wav"):
+        with open(os.path.join(os.fsencode(folder), name), "wb") as f:
+            f.write(b"not audio\n")
+    return folder
+
+
+@pytest.mark.parametrize("locale", [{}, {"LC_ALL": "C"}, {"LC_ALL": "C", "PYTHONUTF8": "0"}],
+                         ids=["utf-8", "C", "C-without-utf-8-mode"])
+@pytest.mark.parametrize("command", ["run", "transcribe"])
+def test_file_names_of_any_bytes_are_calls_and_never_reach_the_terminal_raw(tmp_path, command, locale):
+    audio, out = night_of_odd_names(tmp_path / "audio"), tmp_path / "out"
+    env = {**{k: v for k, v in os.environ.items() if k not in ("LC_ALL", "PYTHONUTF8")}, **locale}
+    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), command, str(audio), "--out", str(out)],
+                            env=env, capture_output=True, timeout=120)
+    shown = result.stdout + result.stderr
+    assert result.returncode == 1, shown.decode("utf-8", "replace")  # every call failed (not audio), none stopped
+    assert b"Traceback" not in shown
+    assert f"4 calls: 0 {'scored' if command == 'run' else 'transcribed'}, 4 failed".encode() in shown
+    assert b"\x1b" not in shown and "\u202e".encode() not in shown  # never raw, on the progress line or after
+    text = shown.decode("utf-8")
+    assert "failed 张三_3: " in text and "failed 客服\ufffd[31m_2\ufffd: " in text
+    gbk_id = next(line for line in text.splitlines() if line.startswith("  failed ") and "_1-" in line)
+    assert "\ufffd" in gbk_id  # the GBK name, with U+FFFD where it is not UTF-8
+    if command == "run":
+        rows = list(csv.reader((out / "failed.csv").open(encoding="utf-8")))[1:]
+        assert len(rows) == 4 and len({row[0] for row in rows}) == 4
+        assert [s.status for s in read_scores(out)] == ["failed"] * 4
+
+
+def test_a_gbk_named_call_is_scored_and_its_audio_found_again(tmp_path):
+    """The same night with real (stereo) audio and the fake Whisper: the GBK-named call is scored,
+    run.json takes it back to the very file (qa score, the desk), and a second run redoes nothing."""
+    import numpy as np
+
+    from audio_factory import encode, tone
+    from factories import FakeWhisper
+    from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
+    from qa_pipeline.batch.engine import run_batch
+    from qa_pipeline.batch.local import LocalEngine
+    from qa_pipeline.batch.rescore import rescore
+    from qa_pipeline.batch.store import read_run_file
+    from qa_pipeline.scoring.rubric import rubric_path_default
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for n, name in enumerate((GBK_NAME, ESC_NAME.encode(), b"plain.wav")):
+        encode(audio / f"tmp{n}.wav", np.stack([tone(300 + 40 * n, 6, 8000, 0.05), tone(600, 6, 8000, 0.05)]), 8000,
+               codec="pcm_s16le")
+        os.rename(os.fsencode(audio / f"tmp{n}.wav"), os.path.join(os.fsencode(audio), name))
+    config = RunConfig(Inputs(audio), tmp_path / "out", TranscribeConfig(cache_dir=tmp_path / "cache"),
+                       rubric=rubric_path_default())
+    summary = run_batch(config, LocalEngine(FakeWhisper()))
+    assert (summary.total, summary.ok, summary.failed) == (3, 3, 0)
+    metas = {m.call_id: m for m in read_run_file(tmp_path / "out")}
+    gbk = next(call_id for call_id in metas if "\ufffd" in call_id)  # the ESC one keeps its (valid) characters
+    assert os.fsencode(metas[gbk].path) == os.path.join(os.fsencode(audio), GBK_NAME)  # the very file
+    assert rescore(tmp_path / "out", rubric_path_default()).ok == 3
+    assert run_batch(config, LocalEngine(FakeWhisper())).reused == 3

@@ -138,7 +138,7 @@ def default_audio_href(meta: CallMeta, page_dir: Path) -> str:
         rel = os.path.relpath(audio.resolve(), page_dir.resolve())
     except ValueError:  # another drive on Windows
         return audio.resolve().as_uri()
-    return quote(Path(rel).as_posix())
+    return quote(os.fsencode(Path(rel).as_posix()))  # the name's own bytes, UTF-8 or not (a GBK name)
 
 
 def pass_rate(items: Iterable[ItemResult]) -> float | None:
