@@ -179,6 +179,23 @@ def test_failed_csv_cells_never_run_as_formulas(hostile_night):
     assert {f"'{f}" for f in FORMULAS} <= call_ids and "plain" in call_ids  # shown, as text
 
 
+def test_a_night_where_every_call_failed_still_has_every_table_for_the_readme_queries(hostile_night):
+    duckdb = pytest.importorskip("duckdb")
+    import pandas
+
+    _audio, out, result = hostile_night
+    assert "6 calls: 0 scored, 6 failed" in result.output
+    calls = f"read_parquet('{out}/scores/calls/**/*.parquet', hive_partitioning=true)"
+    items = f"read_parquet('{out}/scores/items/**/*.parquet', hive_partitioning=true)"
+    assert [row[1:] for row in duckdb.sql(f"select call_date, count(*), avg(score) from {calls} group by 1").fetchall()] \
+        == [(6, None)]
+    assert duckdb.sql(f"select count(*) from {items}").fetchall() == [(0,)]
+    assert {"item_id", "result", "evidence_text", "call_date"} <= set(duckdb.sql(f"select * from {items}").columns)
+    assert pandas.read_parquet(out / "scores" / "items").empty
+    assert pandas.read_parquet(out / "transcripts" / "transcripts.parquet").empty
+    assert pandas.read_parquet(out / "recordings" / "recordings.parquet").empty
+
+
 def test_onnxruntime_writes_nothing_in_home(tmp_path):
     """Silero VAD and the CAM++ embedder both run on onnxruntime; HOME must stay empty."""
     from qa_pipeline.models import cache_root
