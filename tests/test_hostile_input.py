@@ -285,3 +285,57 @@ def test_a_gbk_named_call_is_scored_and_its_audio_found_again(tmp_path):
     assert os.fsencode(metas[gbk].path) == os.path.join(os.fsencode(audio), GBK_NAME)  # the very file
     assert rescore(tmp_path / "out", rubric_path_default()).ok == 3
     assert run_batch(config, LocalEngine(FakeWhisper())).reused == 3
+
+
+# --------------------------------------------------------------------------- issue 21: rubrics that reach too far
+
+def refused_rubric(tmp_path: Path, rubric: Path) -> str:
+    """`qa run` with `rubric`: refused before any audio with one line and exit 2."""
+    (tmp_path / "audio").mkdir(exist_ok=True)
+    result = runner.invoke(app, ["run", str(tmp_path / "audio"), "--out", str(tmp_path / "out"), "--rubric", str(rubric)])
+    assert not (tmp_path / "out").exists()
+    return one_line_error(result, 2)
+
+
+def test_a_rubric_nested_100k_deep_is_one_line(tmp_path):
+    rubric = tmp_path / "deep.yaml"
+    rubric.write_text("id: deep\nitems: " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    assert refused_rubric(tmp_path, rubric) == f"error: {rubric}:2: nested more than 64 levels deep"
+
+
+def test_a_600_file_extends_chain_is_one_line(tmp_path):
+    for n in range(600):
+        (tmp_path / f"r{n}.yaml").write_text(f"extends: r{n + 1}.yaml\n" if n < 599 else "extends: default\n")
+    line = refused_rubric(tmp_path, tmp_path / "r0.yaml")
+    assert line == f"error: {tmp_path / 'r16.yaml'}:1: extends: more than 16 rubric files extend one another"
+
+
+def test_extends_of_a_device_or_a_huge_file_is_refused_by_its_size_not_read(tmp_path):
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text("extends: /dev/zero\nid: x\n", encoding="utf-8")
+    assert refused_rubric(tmp_path, rubric).endswith("r.yaml:1: extends: /dev/zero is not a regular file")
+    (tmp_path / "big.yaml").write_bytes(b"id: x\n" + b"#" * (5 << 20))
+    rubric.write_text("extends: big.yaml\n", encoding="utf-8")
+    assert refused_rubric(tmp_path, rubric).endswith("r.yaml:1: extends: " + str(tmp_path / "big.yaml")
+                                                     + " is larger than 4 MiB")
+    assert refused_rubric(tmp_path, tmp_path / "big.yaml").endswith("big.yaml:0: rubric is larger than 4 MiB")
+
+
+@pytest.mark.parametrize("secret", ["root:$6$Qx1$c2VjcmV0aGFzaA:19000:0:99999:7:::\nbin:*:19000:0:99999:7:::\n",
+                                    "DB_PASSWORD: hunter2\nAPI_KEY: sk-0123\n", "- hunter2\n", "{{{ hunter2"])
+def test_extends_of_a_file_that_is_no_rubric_never_shows_its_content(tmp_path, secret):
+    (tmp_path / "shadow").write_text(secret, encoding="utf-8")
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(f"extends: {tmp_path / 'shadow'}\nid: x\n", encoding="utf-8")
+    line = refused_rubric(tmp_path, rubric)
+    assert line.startswith(f"error: {rubric}:1: extends: {tmp_path / 'shadow'} is not a rubric file")
+    for word in ("root", "Qx1", "c2VjcmV0aGFzaA", "DB_PASSWORD", "hunter2", "API_KEY", "sk-0123", "bin"):
+        assert word not in line.replace(str(tmp_path), ""), line
+    if os.access("/etc/shadow", os.R_OK):
+        rubric.write_text("extends: /etc/shadow\nid: x\n", encoding="utf-8")
+        line = refused_rubric(tmp_path, rubric).replace(str(tmp_path), "")
+        assert line.endswith("extends: /etc/shadow is not a rubric file (valid YAML whose top level holds only id, "
+                             "name, version, language, pass_score, items, description, centre, extends, min_agreement)")
+        shadow = Path("/etc/shadow").read_text(encoding="utf-8", errors="replace")
+        hashes = [row.split(":")[1] for row in shadow.splitlines() if row.count(":") > 1]
+        assert not any(h in line for h in hashes if len(h) > 3)
