@@ -52,7 +52,8 @@ def _utf8() -> None:
     # File names are bytes; a C/POSIX locale without Python's UTF-8 mode (PYTHONUTF8=0, some
     # embedded Pythons) reads them and the terminal as ASCII, and a Chinese name would end the
     # batch. The command then starts again, the same, in UTF-8 mode.
-    if sys.getfilesystemencoding().lower().replace("-", "") != "utf8" and os.environ.get("PYTHONUTF8") != "1":
+    ascii_names = sys.getfilesystemencoding().lower().replace("-", "") != "utf8"
+    if ascii_names and os.environ.get("PYTHONUTF8") != "1" and Path(sys.argv[0]).name in ("qa", "cli.py"):
         os.environ["PYTHONUTF8"] = "1"
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
@@ -509,9 +510,8 @@ def rubric_test(
 
 
 def _run_and_report(job, *, done: str = "scored", result: str = "report") -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[audio]}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"))

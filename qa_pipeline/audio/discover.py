@@ -103,7 +103,7 @@ def audio_files(audio_dir: Path) -> list[Path]:
                                      f"folder {readable(str(audio_dir))} (a linked {what} must stay inside it)")
                 if is_dir or (target.suffix.lower() in AUDIO_SUFFIXES and target.exists()):
                     continue  # found where it is
-                found.append(path)  # broken: a call that fails with the reason
+                found.append(path)  # broken, or to a file not named like audio: a call of its own
             elif _is_dir(entry):
                 stack.append(path)
             elif named_audio:
