@@ -188,12 +188,12 @@ def test_sigterm_and_sighup_stop_the_batch_as_ctrl_c_does(clean, batch, tmp_path
     so the next run finishes the night as if nothing had happened."""
     (batch / "manifest-2.csv").write_text(HEADER + ROWS["empty"] + ROWS["dev_11"], encoding="utf-8")
     out, cache = tmp_path / "out", tmp_path / "cache"
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for n, sig in enumerate((signal.SIGTERM, signal.SIGHUP), start=1):
         process = qa_run(batch, out, cache, manifest="manifest-2.csv", wait=False)
         deadline = time.monotonic() + 120
-        while not (out / PARTS_DIR / "empty.json").exists():
+        while len(list((out / "logs").glob("run-*.jsonl"))) < n or not (out / PARTS_DIR / "empty.json").exists():
             assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
-            time.sleep(0.05)
+            time.sleep(0.05)  # this run's log is open and empty.json done: the batch is under way
         time.sleep(2.0)  # dev_11: model loading or transcribing
         assert process.poll() is None
         process.send_signal(sig)
