@@ -82,6 +82,21 @@ def call_outcome(items: Sequence[ItemResult], pass_score: float) -> tuple[float,
     return score, score >= pass_score and not critical_failed, critical_failed
 
 
+# A call with this much audio lost (damaged packets, a file cut short) is held for a person: an item
+# may have failed only because its words were in what could not be decoded. Less is shorter than a
+# syllable (a damaged MP3 or AAC frame or two, 36-128 ms, which ffmpeg also drops without a word).
+HOLD_LOST_AUDIO_S = 0.25
+
+
+def held_reason(transcript: CallTranscript, language: str) -> str | None:
+    """Why the whole call waits for a person before its fails count, or None."""
+    if transcript.lost_s < HOLD_LOST_AUDIO_S:
+        return None
+    decoded = transcript.decoded_s if transcript.decoded_s is not None else transcript.duration_s
+    return messages.text(language, "review.audio_lost", lost=f"{transcript.lost_s:.1f}",
+                         total=f"{decoded + transcript.lost_s:.1f}")
+
+
 def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, processed_at: str) -> CallScore:
     """One CallScore with one ItemResult per rubric item, in rubric order."""
     call = Call(transcript, meta, rubric)
@@ -104,4 +119,5 @@ def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, pr
         model=transcript.model,
         processed_at=processed_at,
         items=items,
+        held_reason=held_reason(transcript, rubric.language),
     )
