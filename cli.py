@@ -119,8 +119,9 @@ def run(
 
 def _run_batch(config, engine, progress):
     from qa_pipeline.batch.engine import run_batch
+    from qa_pipeline.review.export import DESK_REVIEWS
 
-    return run_batch(config, engine, on_progress=progress)
+    return run_batch(config, engine, on_progress=progress, reviews=DESK_REVIEWS)
 
 
 def _pin_threads(cpu_threads: int) -> None:
@@ -222,9 +223,10 @@ def score(
       qa score qa-out/2025-03-03 --rubric rubrics/strict.zh.yaml
     """
     from qa_pipeline.batch.rescore import rescore
+    from qa_pipeline.review.export import DESK_REVIEWS
 
     _setup_logging(False)
-    _run_and_report(lambda progress: rescore(out, rubric or _default_rubric()))
+    _run_and_report(lambda progress: rescore(out, rubric or _default_rubric(), reviews=DESK_REVIEWS))
 
 
 @rubric_app.command("check")

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from cli import app
 from factories import make_score
 from qa_pipeline.batch.rescore import rescore
+from qa_pipeline.review.export import DESK_REVIEWS
 from qa_pipeline.calibration.labels import ReviewLabels, label_source
 from qa_pipeline.output.tables import read_scores
 from qa_pipeline.records import FAIL, NA, PASS, ItemResult
@@ -23,7 +24,7 @@ from qa_pipeline.review.actions import Request, act
 from qa_pipeline.review.app import make_desk
 from qa_pipeline.review.auth import Actor
 from qa_pipeline.review.db import ReviewDB
-from qa_pipeline.review.final import CONFIRM, OVERRIDE, final_call
+from qa_pipeline.final_verdicts import CONFIRM, OVERRIDE, final_call
 from qa_pipeline.review.policy import Policy, parse_policy
 from qa_pipeline.review.queue import UNTRUSTED, build_queue
 from qa_pipeline.scoring.rubric import rubric_path_default
@@ -81,7 +82,8 @@ def test_decisions_are_labels_for_qa_calibrate(reviewed_out):
 
 
 def test_an_untrusted_items_fails_wait_for_a_person_and_do_not_count(reviewed_out):
-    rescore(reviewed_out, rubric_path_default())  # the night again: trust from the decisions so far
+    result = CliRunner().invoke(app, ["score", str(reviewed_out)])  # the night again: trust from the decisions so far
+    assert result.exit_code == 0, result.output
     items, calls = items_of(reviewed_out), calls_of(reviewed_out)
     held = {k for k, r in items.items() if r["held"]}
     assert held == {("dev_06", "dead_air")}  # the one dead_air fail nobody decided yet
@@ -107,7 +109,7 @@ def test_an_untrusted_items_fails_wait_for_a_person_and_do_not_count(reviewed_ou
 
     # the inspector confirms it: the fail counts again, and it is one more label
     decide(reviewed_out, "dev_06", "dead_air", CONFIRM)
-    rescore(reviewed_out, rubric_path_default())
+    rescore(reviewed_out, rubric_path_default(), reviews=DESK_REVIEWS)
     items, calls = items_of(reviewed_out), calls_of(reviewed_out)
     assert not any(r["held"] for r in items.values())
     assert calls["dev_06"]["final_score"] == calls["dev_06"]["score"]
@@ -116,20 +118,20 @@ def test_an_untrusted_items_fails_wait_for_a_person_and_do_not_count(reviewed_ou
 def test_the_policy_sets_n_and_the_floor(reviewed_out):
     decide(reviewed_out, "dev_06", "dead_air", CONFIRM)  # dead_air: 1 of 3 labels agree (33%)
     (reviewed_out / "review-policy.yaml").write_text("trust:\n  min_agreement: 0.3\n", encoding="utf-8")
-    rescore(reviewed_out, rubric_path_default())
+    rescore(reviewed_out, rubric_path_default(), reviews=DESK_REVIEWS)
     assert "自动判定不可信" not in (reviewed_out / "reports" / "index.html").read_text(encoding="utf-8")
     # the last call only (by call time: dev_06 on 03-07 13:00 after dev_10, dev_12 on 03-06): agrees
     (reviewed_out / "review-policy.yaml").write_text("trust:\n  last_n: 1\n  min_agreement: 0.9\n", encoding="utf-8")
-    rescore(reviewed_out, rubric_path_default())
+    rescore(reviewed_out, rubric_path_default(), reviews=DESK_REVIEWS)
     assert "自动判定不可信" not in (reviewed_out / "reports" / "index.html").read_text(encoding="utf-8")
     (reviewed_out / "review-policy.yaml").write_text("trust:\n  last_n: 3\n  min_agreement: 0.9\n", encoding="utf-8")
-    rescore(reviewed_out, rubric_path_default())
+    rescore(reviewed_out, rubric_path_default(), reviews=DESK_REVIEWS)
     assert "自动判定不可信" in (reviewed_out / "reports" / "index.html").read_text(encoding="utf-8")
 
 
 def test_a_bad_policy_file_leaves_the_night_on_the_default_rule(reviewed_out, caplog):
     (reviewed_out / "review-policy.yaml").write_text("trust:\n  min_agreement: high\n", encoding="utf-8")
-    rescore(reviewed_out, rubric_path_default())
+    rescore(reviewed_out, rubric_path_default(), reviews=DESK_REVIEWS)
     assert "review policy not used for trust" in caplog.text
     assert {k for k, r in items_of(reviewed_out).items() if r["held"]} == {("dev_06", "dead_air")}
 

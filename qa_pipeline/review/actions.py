@@ -24,8 +24,8 @@ from qa_pipeline.errors import QaError
 from qa_pipeline.records import FAIL, NA, PASS, CallScore
 from qa_pipeline.review import auth
 from qa_pipeline.review.db import Conflict, ReviewDB
-from qa_pipeline.review.final import (ACCEPT, CONFIRM, DISPUTE, MACHINE, NOTE, OPEN, OVERRIDE, REJECT, REVIEWED,
-                                      Event, FinalCall, FinalItem, final_call)
+from qa_pipeline.final_verdicts import (ACCEPT, CONFIRM, DISPUTE, MACHINE, NOTE, OPEN, OVERRIDE, REJECT, REVIEWED,
+                                        Event, FinalCall, FinalItem, final_call)
 from qa_pipeline.review.policy import Policy
 from qa_pipeline.output.tables import call_date
 

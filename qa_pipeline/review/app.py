@@ -31,18 +31,18 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qa_pipeline.calibration.nightly import trust_in, untrusted
+from qa_pipeline.calibration.nightly import trust_in
 from qa_pipeline.output import report
 from qa_pipeline.records import CallScore
 from qa_pipeline.review import auth
 from qa_pipeline.review.actions import Refused, Request as Action, act, available, resource
 from qa_pipeline.review.data import OutFolder
 from qa_pipeline.review.db import Conflict, ReviewDB
-from qa_pipeline.review.final import OPEN, FinalCall, final_call, final_calls
+from qa_pipeline.final_verdicts import OPEN, FinalCall, final_call, final_calls, untrusted
 from qa_pipeline.review.policy import Policy
 from qa_pipeline.review.queue import KIND_LABELS, STATE_LABELS, STATES, build_queue, day_of, filter_queue
-from qa_pipeline.review.views import (DISPUTE_LABELS, call_review_view, dispute_counts, event_view, fmt_time, mask,
-                                      result_label, review_item_view, who)
+from qa_pipeline.output.review_views import (DISPUTE_LABELS, call_review_view, dispute_counts, event_view, fmt_time, mask,
+                                             result_label, review_item_view, who)
 
 log = logging.getLogger("qa_pipeline")
 

@@ -24,12 +24,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from qa_pipeline.choices import Role
+from qa_pipeline.output.review_views import ROLE_LABELS
 
 INSPECTOR = Role.inspector.value
 SUPERVISOR = Role.supervisor.value
 AGENT = Role.agent.value
 MANAGER = Role.manager.value
-ROLE_LABELS = {INSPECTOR: "质检员", SUPERVISOR: "主管", AGENT: "坐席", MANAGER: "经理", "machine": "机器"}
 
 SESSION_COOKIE = "qa_session"
 SESSION_MAX_AGE_S = 12 * 3600

@@ -30,7 +30,7 @@ from pathlib import Path
 from qa_pipeline.errors import OutputError
 from qa_pipeline.records import CallScore
 from qa_pipeline.review.auth import ROLES
-from qa_pipeline.review.final import ACTIONS, MACHINE, Event
+from qa_pipeline.final_verdicts import ACTIONS, MACHINE, Event
 
 DB_FILE = "review.db"
 SCHEMA_VERSION = 1

@@ -1,5 +1,7 @@
 """What the batch writes about reviews: final verdicts for its tables and reports, and the audit
 trail as ``OUT/reviews/reviews.parquet`` (:data:`REVIEWS_SCHEMA`, one row per audit row, in order).
+:data:`DESK_REVIEWS` is what the CLI hands the batch (``final_verdicts.Reviews``): the desk's
+decisions and the trust the labels in OUT give.
 
 The batch never creates the review database: until someone opens the desk in OUT, every final
 verdict is the machine's and there is no audit trail to export.
@@ -7,14 +9,15 @@ verdict is the machine's and there is no audit trail to export.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 
-from qa_pipeline.records import CallScore
+from qa_pipeline.calibration.nightly import night_trust
+from qa_pipeline.final_verdicts import Event, FinalCall, final_calls
+from qa_pipeline.records import CallScore, ItemTrust
 from qa_pipeline.review.db import open_if_exists
-from qa_pipeline.review.final import Event, FinalCall, final_calls
 
 REVIEWS_FILE = Path("reviews") / "reviews.parquet"
 
@@ -67,3 +70,17 @@ def batch_finals(out: Path, scores: Sequence[CallScore], *, export: bool = True,
     if export:
         write_reviews(out, events)
     return final_calls(scores, events, untrusted)
+
+
+class DeskReviews:
+    """:class:`qa_pipeline.final_verdicts.Reviews` from OUT/review.db and the labels in OUT."""
+
+    def trust(self, out: Path, latest: Sequence[CallScore]) -> Mapping[str, ItemTrust]:
+        return night_trust(out, latest)
+
+    def finals(self, out: Path, scores: Sequence[CallScore], *, export: bool = True,
+               untrusted: Collection[str] = frozenset()) -> dict[str, FinalCall]:
+        return batch_finals(out, scores, export=export, untrusted=untrusted)
+
+
+DESK_REVIEWS = DeskReviews()

@@ -11,13 +11,15 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from qa_pipeline.records import FAIL, NA, PASS
+from qa_pipeline.choices import Role
+from qa_pipeline.final_verdicts import (ACCEPT, ACCEPTED, CONFIRM, DISPUTE, MACHINE, NOTE, OPEN, OVERRIDE, REJECT,
+                                        REJECTED, REVIEWED, REVIEWED_STATE, DISPUTED, IN_REVIEW, UNREVIEWED, Event,
+                                        FinalCall, FinalItem)
 from qa_pipeline.output.redact import mask_pii
-from qa_pipeline.review.auth import ROLE_LABELS
-from qa_pipeline.review.final import (ACCEPT, ACCEPTED, CONFIRM, DISPUTE, MACHINE, NOTE, OPEN, OVERRIDE, REJECT,
-                                      REJECTED, REVIEWED, REVIEWED_STATE, DISPUTED, IN_REVIEW, UNREVIEWED, Event,
-                                      FinalCall, FinalItem)
+from qa_pipeline.records import FAIL, NA, PASS
 
+ROLE_LABELS = {Role.inspector.value: "质检员", Role.supervisor.value: "主管", Role.agent.value: "坐席", Role.manager.value: "经理",
+               MACHINE: "机器"}
 RESULT_LABELS = {PASS: "通过", FAIL: "未通过", NA: "不适用", "reviewed": "已复核"}
 ACTION_LABELS = {MACHINE: "机器判定", CONFIRM: "确认", OVERRIDE: "改判", DISPUTE: "申诉", ACCEPT: "采纳申诉",
                  REJECT: "驳回申诉", NOTE: "备注", REVIEWED: "标记已复核"}

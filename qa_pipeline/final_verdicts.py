@@ -1,9 +1,12 @@
-"""Final verdicts: the machine's verdicts with people's decisions applied, scored by the rubric's rules.
+"""Final verdicts: the machine's verdicts with people's decisions and trust applied, scored by the
+rubric's rules.
 
 :func:`final_call` is the one place where a call's final item results, score, pass/fail and
-critical flag are worked out; the review desk, `qa run`, `qa score` and the static reports all
-call it. It is a pure function of the machine's :class:`CallScore` and the call's rows of the
-audit trail (:class:`Event`).
+critical flag are worked out; the review desk, `qa run`, `qa score`, calibration and the static
+reports all call it. It is a pure function of the machine's :class:`CallScore`, the call's rows of
+the audit trail (:class:`Event`) and the items not trusted. This module sits below the batch, the
+desk and calibration and imports none of them: the batch is handed a :class:`Reviews` (the desk's
+reads OUT/review.db and OUT's labels; the CLI passes it) instead of importing the desk.
 
 Rules, per item (events taken in the order they were written):
 
@@ -27,10 +30,12 @@ Rules, per item (events taken in the order they were written):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
 
-from qa_pipeline.records import FAIL, PASS, CallScore, ItemResult
+from qa_pipeline.records import FAIL, PASS, CallScore, ItemResult, ItemTrust
 from qa_pipeline.scoring.score import call_outcome
 
 # actions in the audit trail
@@ -254,3 +259,35 @@ def final_calls(scores: Iterable[CallScore], events: Iterable[Event], untrusted:
     for e in events:
         by_call.setdefault(e.call_id, []).append(e)
     return {s.call_id: final_call(s, by_call.get(s.call_id, ()), untrusted) for s in scores}
+
+
+def untrusted(trust: Mapping[str, ItemTrust]) -> frozenset[str]:
+    """The items whose automatic verdict is not trusted."""
+    return frozenset(item_id for item_id, t in trust.items() if not t.trusted)
+
+
+class Reviews(Protocol):
+    """What people said about OUT's calls, as the batch folds it into the night's tables and pages."""
+
+    def trust(self, out: Path, latest: Sequence[CallScore]) -> Mapping[str, ItemTrust]:
+        """item_id → trust over the labels in OUT, with ``latest`` replacing those calls' verdicts."""
+        ...
+
+    def finals(self, out: Path, scores: Sequence[CallScore], *, export: bool = True,
+               untrusted: Collection[str] = frozenset()) -> dict[str, FinalCall]:
+        """Final verdicts of ``scores`` (the machine's recorded first; with ``export``, the trail written)."""
+        ...
+
+
+class MachineOnly:
+    """No people: every final verdict is the machine's (less the fails of ``untrusted`` items)."""
+
+    def trust(self, out: Path, latest: Sequence[CallScore]) -> Mapping[str, ItemTrust]:
+        return {}
+
+    def finals(self, out: Path, scores: Sequence[CallScore], *, export: bool = True,
+               untrusted: Collection[str] = frozenset()) -> dict[str, FinalCall]:
+        return final_calls(scores, (), untrusted)
+
+
+MACHINE_ONLY = MachineOnly()
