@@ -261,6 +261,7 @@ def review(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8377,
     policy: Annotated[Optional[Path], typer.Option(help="Review policy YAML. [default: OUT/review-policy.yaml if present, else built-in]")] = None,
     root: Annotated[bool, typer.Option("--root", help="Print a one-time sign-in link as the supervisor 'root' (no password is ever set).")] = False,
+    behind_proxy: Annotated[bool, typer.Option("--behind-proxy", help="The desk is reached through a reverse proxy on this machine: believe its X-Forwarded-For / -Proto (otherwise they are ignored).")] = False,
 ) -> None:
     """Open the review desk on OUT: the queue, call cards with audio, overrides, disputes, audit trail.
 
@@ -295,7 +296,7 @@ def review(
         if root:
             typer.echo(f"one-time sign-in link (supervisor 'root'): {root_link(web, base)}")
 
-    serve(web, host=host, port=port, on_ready=ready)
+    serve(web, host=host, port=port, on_ready=ready, behind_proxy=behind_proxy)
 
 
 @users_app.command("add")
@@ -321,12 +322,7 @@ def users_add(
         _fail(f"{out}: not a folder (run `qa run` into it first)")
     if (role is Role.agent) != bool(agent_id):
         _fail("--agent-id is needed for --role agent, and only for it")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    if len(password) < MIN_PASSWORD:
-        _fail(f"password too short (at least {MIN_PASSWORD} characters)")
+    password = _read_password(password_stdin)
     try:
         user = ReviewDB.open(out).put_user(name, role.value, agent_id, hash_password(password))
     except QaError as e:
@@ -335,9 +331,83 @@ def users_add(
     typer.echo(f"{user.name}: {user.role}{suffix} (review desk of {out})")
 
 
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD:
+        _fail(f"password too short (at least {MIN_PASSWORD} characters)")
+    return password
+
+
+def _desk_db(out: Path):
+    from qa_pipeline.review.db import open_if_exists
+
+    try:
+        db = open_if_exists(out)
+    except QaError as e:
+        _fail(str(e))
+    if db is None:
+        _fail(f"{out}: no review desk here (no review.db; add a user with `qa users add` first)")
+    return db
+
+
+UserArg = Annotated[str, typer.Argument(help="Login name.")]
+UsersOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder whose desk the account is in.")]
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: UserArg,
+    out: UsersOutOpt,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input instead of asking.")] = False,
+) -> None:
+    """Give an account a new password; every session of that user ends at once.
+
+    Example:
+
+      qa users passwd 李娜 --out qa-out/2025-03-03
+    """
+    from qa_pipeline.review.auth import hash_password
+
+    db = _desk_db(out)
+    if db.user(name) is None:
+        _fail(f"{name}: no such user on the desk of {out}")
+    password = _read_password(password_stdin)
+    db.set_password(name, hash_password(password))
+    typer.echo(f"{name}: new password; every session of {name} has ended")
+
+
+@users_app.command("disable")
+def users_disable(name: UserArg, out: UsersOutOpt) -> None:
+    """Stop an account from signing in; every session of that user ends at once (its decisions stay).
+
+    Example:
+
+      qa users disable 李娜 --out qa-out/2025-03-03
+    """
+    if _desk_db(out).disable(name) is None:
+        _fail(f"{name}: no such user on the desk of {out}")
+    typer.echo(f"{name}: disabled; every session of {name} has ended")
+
+
+@users_app.command("enable")
+def users_enable(name: UserArg, out: UsersOutOpt) -> None:
+    """Let a disabled account sign in again (with its password).
+
+    Example:
+
+      qa users enable 李娜 --out qa-out/2025-03-03
+    """
+    if _desk_db(out).enable(name) is None:
+        _fail(f"{name}: no such user on the desk of {out}")
+    typer.echo(f"{name}: enabled")
+
+
 @users_app.command("list")
 def users_list(out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]) -> None:
-    """List the accounts of OUT's review desk.
+    """List the accounts of OUT's review desk: name, role, agent_id, and "disabled" where it is.
 
     Example:
 
@@ -347,7 +417,8 @@ def users_list(out: Annotated[Path, typer.Option("--out", "-o", help="Output fol
 
     db = open_if_exists(out)
     for user in db.users() if db else []:
-        typer.echo(f"{user.name}\t{user.role}\t{user.agent_id or ''}")
+        state = f"disabled {user.disabled_at}" if user.disabled else "active"
+        typer.echo(f"{user.name}\t{user.role}\t{user.agent_id or ''}\t{state}")
 
 
 @policy_app.command("check")

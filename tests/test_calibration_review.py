@@ -40,7 +40,9 @@ def decide(out: Path, call_id: str, item_id: str, action: str, result: str | Non
     db = ReviewDB.open(out)
     try:
         db.record_machine(read_scores(out))
-        act(db, who, score, Request(action, item_id, result=result, reason="听了录音"), policy=Policy(), today=TODAY)
+        version = final_call(score, db.events(call_id)).item(item_id).version
+        act(db, who, score, Request(action, item_id, result=result, reason="听了录音", version=version),
+            policy=Policy(), today=TODAY)
     finally:
         db.close()
 

@@ -9,16 +9,26 @@ browser's own.
 Scenario: an inspector opens the queue, opens a call, plays the evidence, overrides an item with
 a reason and sees the score change on the card and on the agent page; the agent disputes another
 item; a supervisor accepts it; another agent gets a 404 for that call.
+
+Attack: a page served from 127.0.0.1:<another port> (same site, another origin; cookies ignore
+ports) plants the cookie and token it fetched anonymously from the desk and auto-submits an
+override in a signed-in supervisor's browser: refused, nothing recorded.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import socket
+import sqlite3
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -41,8 +51,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def desk_url(tmp_path_factory) -> Iterator[str]:
-    out = build_out(tmp_path_factory.mktemp("desk") / "out")
+def desk_out(tmp_path_factory) -> Path:
+    return build_out(tmp_path_factory.mktemp("desk") / "out")
+
+
+@pytest.fixture(scope="module")
+def desk_url(desk_out: Path) -> Iterator[str]:
+    out = desk_out
     add_users(out)
     app = create_app(make_desk(out, Policy(), today=lambda: TODAY, refresh_every_s=0.0))
     port = _free_port()
@@ -218,6 +233,75 @@ def test_inspector_agent_supervisor_and_another_agent(browser: Browser, desk_url
         assert [e for e in page.errors if "Failed to load resource" not in e] == []  # no script error, no CSP refusal
         assert page.dialogs == []
         assert all(u.startswith(desk_url) or u.startswith("data:") for u in page.requests), page.requests
+    finally:
+        browser.on_event = None
+        browser.call("Target.closeTarget", {"targetId": page.target})
+
+
+@pytest.fixture()
+def attacker() -> Iterator[tuple[str, dict]]:
+    """Another web server on 127.0.0.1, another port: serves ``page["html"]`` at /."""
+    page = {"html": ""}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = page["html"].encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", page
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def overrides(out: Path, call_id: str) -> list[tuple]:
+    with sqlite3.connect(out / "review.db") as conn:
+        return conn.execute("SELECT actor, item_id FROM events WHERE action = 'override' AND call_id = ?",
+                            (call_id,)).fetchall()
+
+
+def test_a_page_on_another_localhost_port_cannot_change_anything(browser: Browser, desk_url: str, desk_out: Path,
+                                                                 attacker):
+    attacker_url, served = attacker
+    with urllib.request.urlopen(f"{desk_url}/login") as response:  # anyone may fetch the sign-in page
+        token = html.unescape(re.search(r'name="csrftoken" value="([^"]+)"', response.read().decode()).group(1))
+        cookies = [c.split(";")[0] for c in response.headers.get_all("set-cookie") or []]
+    plant = "".join(f"document.cookie = {json.dumps(c + '; path=/')};" for c in [*cookies, f"csrftoken={token}"])
+    fields = {"csrftoken": token, "action": "override", "item_id": "self_introduction", "result": "pass",
+              "reason": "attack"}
+    inputs = "".join(f'<input name="{k}" value="{html.escape(v)}">' for k, v in fields.items())
+    served["html"] = (f'<!doctype html><meta charset="utf-8"><form id="f" method="post" '
+                      f'action="{desk_url}/calls/dev_07/act">{inputs}</form>'
+                      f"<script>{plant} document.getElementById('f').submit();</script>")
+    before = overrides(desk_out, "dev_07")
+    page = open_page(browser)
+    try:
+        goto(page, f"{desk_url}/login")
+        if page.evaluate("location.pathname") != "/login":
+            logout(page)
+        login(page, desk_url, "zhoumin")
+        assert page.evaluate("location.pathname") == "/queue"
+        goto(page, attacker_url)
+        deadline = time.monotonic() + 20
+        while not (page.evaluate("location.href").startswith(desk_url)
+                   and page.evaluate("document.readyState") == "complete"):
+            assert time.monotonic() < deadline, "the attacker's form was not submitted"
+            time.sleep(0.1)
+        assert status(page) == 403
+        assert "跨站请求" in text(page)
+        assert overrides(desk_out, "dev_07") == before  # nothing recorded, nobody blamed
+        goto(page, f"{desk_url}/calls/dev_07")
+        assert "attack" not in text(page)
+        logout(page)
     finally:
         browser.on_event = None
         browser.call("Target.closeTarget", {"targetId": page.target})

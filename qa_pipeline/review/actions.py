@@ -53,7 +53,7 @@ class Request:
     item_id: str | None = None
     result: str | None = None  # override / accept: pass | fail | na
     reason: str | None = None  # required for override, dispute, accept, reject, note
-    version: int | None = None  # the item's (or call's) version the page showed; None: no check
+    version: int | None = None  # the item's (or call's) version the page showed; None is refused (400) where one is needed
 
 
 def resource(score: CallScore) -> auth.Resource:
@@ -87,8 +87,8 @@ def _basis(db: ReviewDB, conn, events: list[Event], score: CallScore, item: Fina
 
 
 def _check_version(final: FinalCall, item: FinalItem | None, events: list[Event], version: int | None) -> None:
-    if version is None:
-        return
+    if version is None:  # the concurrency check cannot be skipped by leaving the field out
+        raise Refused("页面版本缺失或无效，请刷新页面后再操作", 400)
     current = item.version if item is not None else final.version
     if current == version:
         return

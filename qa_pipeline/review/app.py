@@ -4,8 +4,9 @@ A thin layer: every page is built from the same records the batch writes (scores
 run.json) and the audit trail, with :func:`final.final_call` for the final verdicts and
 :func:`actions.act` for every change. Each request carries an actor (``request.scope["actor"]``,
 None when signed out) resolved in one place, :class:`ActorMiddleware`; every permission question
-goes to :func:`auth.allowed`; every POST passes asgi-csrf's check first; a page for a call the
-actor may not see is a 404, the same as for a call that does not exist.
+goes to :func:`auth.allowed`; every request's body is capped and every POST passes the origin
+check and the session-bound form token first (:mod:`qa_pipeline.review.guard`); a page for a
+call the actor may not see is a 404, the same as for a call that does not exist.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
-from asgi_csrf import asgi_csrf
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -37,7 +37,8 @@ from qa_pipeline.records import CallScore
 from qa_pipeline.review import auth
 from qa_pipeline.review.actions import Refused, Request as Action, act, available, resource
 from qa_pipeline.review.data import OutFolder
-from qa_pipeline.review.db import Conflict, ReviewDB
+from qa_pipeline.review.db import Conflict, ReviewDB, signing_key
+from qa_pipeline.review.guard import BodyLimit, CsrfGuard
 from qa_pipeline.final_verdicts import OPEN, FinalCall, final_call, final_calls, untrusted
 from qa_pipeline.review.policy import Policy
 from qa_pipeline.review.queue import KIND_LABELS, STATE_LABELS, STATES, build_queue, day_of, filter_queue
@@ -126,9 +127,14 @@ def _cookies(scope: Scope) -> dict[str, str]:
     return {k: m.value for k, m in jar.items()}
 
 
+ANON_COOKIE = "qa_anon"  # the signed-out visitor's id: the sign-in form's token is bound to it
+
+
 class ActorMiddleware:
-    """Resolves the request's actor from the signed login cookie, once, into ``scope["actor"]``;
-    adds a CSP nonce and the security headers to every response."""
+    """Resolves the request's actor from the signed login cookie, once, into ``scope["actor"]`` (a
+    cookie of an ended session or a disabled user is no login) and names what the form token is
+    bound to (``scope["csrf_binding"]``: the session, or the signed-out visitor); adds a CSP nonce
+    and the security headers to every response."""
 
     def __init__(self, app: ASGIApp, desk: Desk, sessions: auth.Sessions) -> None:
         self.app = app
@@ -139,14 +145,25 @@ class ActorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        name = self.sessions.load(_cookies(scope).get(auth.SESSION_COOKIE))
+        cookies = _cookies(scope)
+        session = self.sessions.load(cookies.get(auth.SESSION_COOKIE))
         actor = None
-        if name is not None:
-            user = await run_in_threadpool(self.desk.db.user, name)
-            if user is not None:
+        if session is not None:
+            user = await run_in_threadpool(self.desk.db.user, session.user)
+            if user is not None and not user.disabled and user.session_gen == session.generation:
                 actor = auth.Actor(user.name, user.role, user.agent_id)
+        extra: list[tuple[bytes, bytes]] = []
+        if actor is not None:
+            binding = f"session:{session.sid}"
+        else:
+            visitor = cookies.get(ANON_COOKIE, "")
+            if not 16 <= len(visitor) <= 64 or not visitor.replace("-", "").replace("_", "").isalnum():
+                visitor = secrets.token_urlsafe(18)
+                extra.append((b"set-cookie", f"{ANON_COOKIE}={visitor}; Path=/; HttpOnly; SameSite=Strict".encode()))
+            binding = f"visitor:{visitor}"
         nonce = secrets.token_urlsafe(16)
-        scope = {**scope, "actor": actor, "csp_nonce": nonce}
+        scope = {**scope, "actor": actor, "session": session if actor is not None else None,
+                 "csrf_binding": binding, "csp_nonce": nonce}
         csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; media-src 'self'; "
                "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -155,18 +172,11 @@ class ActorMiddleware:
                 headers = list(message.get("headers") or [])
                 headers += [(b"content-security-policy", csp.encode()), (b"x-content-type-options", b"nosniff"),
                             (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY"),
-                            (b"cache-control", b"no-store")]
+                            (b"cache-control", b"no-store"), *extra]
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-class _EveryPath:
-    """asgi-csrf checks a POST without any cookie only on the paths listed: list them all."""
-
-    def __contains__(self, path: object) -> bool:
-        return True
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -182,8 +192,8 @@ def _environment() -> jinja2.Environment:
 
 def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
                throttle: auth.LoginThrottle | None = None) -> ASGIApp:
-    """The desk as an ASGI app (CSRF middleware outermost)."""
-    secret = desk.db.setting("secret") or secrets.token_urlsafe(48)
+    """The desk as an ASGI app: actor → body cap → origin and form token → the views."""
+    secret = signing_key(desk.folder.out)
     sessions = auth.Sessions(secret)
     links = links or auth.OneTimeLinks()
     throttle = throttle or auth.LoginThrottle()
@@ -207,9 +217,9 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
 
-    def signed_in(request: Request, response: Response, name: str) -> Response:
-        response.set_cookie(auth.SESSION_COOKIE, sessions.dump(name), max_age=sessions.max_age_s, path="/",
-                            httponly=True, samesite="lax")
+    def signed_in(request: Request, response: Response, user) -> Response:
+        response.set_cookie(auth.SESSION_COOKIE, sessions.dump(user.name, user.session_gen), max_age=sessions.max_age_s,
+                            path="/", httponly=True, samesite="lax")
         return response
 
     # --- sign in and out ---
@@ -233,19 +243,25 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         if not ok or user is None:
             throttle.failed(name, address)
             return render(request, "login.html.j2", 401, next=target, name=name, error="用户名或密码错误")
+        if user.disabled:
+            return render(request, "login.html.j2", 403, next=target, name=name, error="该账号已停用，请联系主管")
         throttle.succeeded(name)
-        return signed_in(request, RedirectResponse(target, status_code=303), user.name)
+        return signed_in(request, RedirectResponse(target, status_code=303), user)
 
     async def logout(request: Request) -> Response:
+        actor = actor_of(request)
+        if actor is not None:  # every session of the user ends, not just this browser's
+            await run_in_threadpool(desk.db.end_sessions, actor.name)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="lax")
         return response
 
     async def sign_in_link(request: Request) -> Response:
         name = links.redeem(request.query_params.get("token", ""))
-        if name is None or await run_in_threadpool(desk.db.user, name) is None:
+        user = await run_in_threadpool(desk.db.user, name) if name is not None else None
+        if user is None or user.disabled:
             return render(request, "message.html.j2", 403, title="链接无效", message="登录链接无效或已使用过，请重新生成。")
-        return signed_in(request, RedirectResponse("/", status_code=303), name)
+        return signed_in(request, RedirectResponse("/", status_code=303), user)
 
     # --- pages ---
 
@@ -346,10 +362,9 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         if score is None:
             return not_found(request)
         form = await request.form()
-        version = str(form.get("version") or "")
         req = Action(action=str(form.get("action", "")), item_id=str(form.get("item_id") or "") or None,
                      result=str(form.get("result") or "") or None, reason=str(form.get("reason") or ""),
-                     version=int(version) if version.isdigit() else None)
+                     version=parse_version(form.get("version")))
         try:
             await run_in_threadpool(act, desk.db, actor, score, req, policy=desk.policy, today=desk.today())
         except Conflict as c:
@@ -449,24 +464,12 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         Route("/disputes", disputes_page),
         Route("/audit", audit_page),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(ActorMiddleware, desk=desk, sessions=sessions)])
+    app = Starlette(routes=routes, middleware=[Middleware(ActorMiddleware, desk=desk, sessions=sessions),
+                                               Middleware(BodyLimit), Middleware(CsrfGuard, secret=secret)])
     app.state.desk = desk
     app.state.links = links
     app.state.throttle = throttle
-    return _with_csrf(app, secret)
-
-
-def _with_csrf(app: Starlette, secret: str) -> ASGIApp:
-    async def refused(scope: Scope, send: Send, message_id: Any) -> None:
-        body = ("<!doctype html><meta charset='utf-8'><title>请求被拒绝</title>"
-                "<p>请求被拒绝：表单已过期或来源不明（CSRF 校验失败）。请返回页面刷新后再试。</p>").encode()
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"text/html; charset=utf-8")]})
-        await send({"type": "http.response.body", "body": body})
-
-    wrapped = asgi_csrf(app, signing_secret=secret, always_protect=_EveryPath(), send_csrf_failed=refused)
-    wrapped.state = app.state  # type: ignore[attr-defined]  # tests reach the desk through it
-    return wrapped
+    return app
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -482,6 +485,13 @@ def _nav(actor: auth.Actor | None) -> list[tuple[str, str]]:
 
 def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+
+
+def parse_version(value: object) -> int | None:
+    """The page's version field: ASCII digits only (not '²', '-1' or '1e3'); None otherwise, which
+    :func:`actions.act` refuses for every action that needs one."""
+    text = value if isinstance(value, str) else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 def _parse_day(value: str | None) -> date | None:
@@ -551,13 +561,21 @@ def root_link(app: ASGIApp, base_url: str) -> str:
     return f"{base_url}/sign-in?{urlencode({'token': token})}"
 
 
+def server_config(app: ASGIApp, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, behind_proxy: bool = False):
+    """uvicorn's settings for the desk. X-Forwarded-For / -Proto are believed only ``behind_proxy``
+    (from a proxy on this machine): otherwise anyone could pick the address the login throttle counts."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                          proxy_headers=behind_proxy, forwarded_allow_ips="127.0.0.1" if behind_proxy else "")
+
+
 def serve(app: ASGIApp, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          on_ready: Callable[[str], None] | None = None) -> None:
+          on_ready: Callable[[str], None] | None = None, *, behind_proxy: bool = False) -> None:
     """Run the desk with uvicorn until interrupted; ``on_ready(base_url)`` once it listens."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, host, port, behind_proxy=behind_proxy))
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
 
     if on_ready is not None:

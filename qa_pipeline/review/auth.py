@@ -1,10 +1,15 @@
 """Who may do what on the review desk: passwords, login cookies, the one permission check.
 
 - Passwords are kept as argon2id hashes (argon2-cffi), never as text.
-- A login is a cookie holding the user's name signed with itsdangerous (and timed): a forged or
-  edited cookie is no login. The cookie is HttpOnly and SameSite=Lax; the actor is resolved from
-  it in one place (the app's middleware) and re-read from the database on every request, so a
-  changed role applies at once.
+- A login is a cookie holding the user's name, their session generation and a random session id,
+  signed with itsdangerous (and timed) under the key in OUT/review.key (0600, never in the
+  database): a forged or edited cookie is no login. The cookie is HttpOnly and SameSite=Lax; the
+  actor is resolved from it in one place (the app's middleware) and re-read from the database on
+  every request, so a changed role applies at once, and a cookie whose generation is not the
+  user's current one is no login: signing out, a new password and ``qa users disable`` move the
+  generation on and end every session of that user at once.
+- The form token (CSRF) is an HMAC of the session id under the same key (:func:`form_token`):
+  a token is good for one session only, and a page of another origin can neither read nor set it.
 - :func:`allowed` is the only permission check: actor × action × resource.
 - :class:`LoginThrottle` refuses logins for a name or an address after repeated wrong passwords.
 """
@@ -12,6 +17,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -131,25 +138,43 @@ def allowed(actor: Actor | None, action: str, resource: Resource = DESK) -> bool
 # --- login cookies ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Session:
+    """What a login cookie says: who, at which of their session generations, and the session's id."""
+
+    user: str
+    generation: int
+    sid: str
+
+
 class Sessions:
     """Signs and reads the login cookie's value."""
 
     def __init__(self, secret: str, max_age_s: int = SESSION_MAX_AGE_S) -> None:
-        self._signer = URLSafeTimedSerializer(secret, salt="qa-review-login")
+        self._signer = URLSafeTimedSerializer(secret, salt="qa-review-session")
         self.max_age_s = max_age_s
 
-    def dump(self, name: str) -> str:
-        return self._signer.dumps({"user": name})
+    def dump(self, name: str, generation: int) -> str:
+        return self._signer.dumps({"user": name, "gen": generation, "sid": secrets.token_urlsafe(18)})
 
-    def load(self, value: str | None) -> str | None:
+    def load(self, value: str | None) -> Session | None:
         if not value:
             return None
         try:
             data = self._signer.loads(value, max_age=self.max_age_s)
         except BadSignature:  # includes SignatureExpired
             return None
-        name = data.get("user") if isinstance(data, dict) else None
-        return name if isinstance(name, str) else None
+        if not isinstance(data, dict):
+            return None
+        name, generation, sid = data.get("user"), data.get("gen"), data.get("sid")
+        if not isinstance(name, str) or type(generation) is not int or not isinstance(sid, str) or not sid:
+            return None
+        return Session(name, generation, sid)
+
+
+def form_token(secret: str, binding: str) -> str:
+    """The CSRF token of the session (or the anonymous visitor) ``binding`` names."""
+    return hmac.new(secret.encode(), b"qa-review-form:" + binding.encode(), hashlib.sha256).hexdigest()
 
 
 class OneTimeLinks:
