@@ -435,12 +435,15 @@ def policy_check(file: Annotated[Path, typer.Argument(help="Review policy YAML t
         p = load_policy(file)
     except QaError as e:
         _fail(str(e), code=1)
-    q, sample = p.queue, p.queue.sample
+    q, sample, d = p.queue, p.queue.sample, p.disputes
     size = f"{sample.percent:g}% of" if sample.percent is not None else f"{sample.per_agent}"
     typer.echo(f"{file}: ok — queue: needs_review={q.needs_review}, critical_failures={q.critical_failures}, "
                f"below_pass={q.below_pass}, sample {size} calls per agent per day (seed {sample.seed!r}); "
-               f"disputes within {p.disputes.window_days} days; auto-verdict trusted while agreement over the last "
-               f"{p.trust.last_n} labelled calls >= {p.trust.min_agreement:.0%}")
+               f"disputes within {d.window_days} days, 一审 ({'/'.join(p.duties.first_review)}) due in "
+               f"{d.first_review_days}, escalation within {d.escalate_days}, 二审 ({'/'.join(p.duties.second_review)}) "
+               f"due in {d.second_review_days}; review by {'/'.join(p.duties.review)}; auto-verdict trusted while "
+               f"agreement over the last {p.trust.last_n} labelled calls >= {p.trust.min_agreement:.0%} "
+               f"(judged from {min(p.trust.min_labelled, p.trust.last_n)} labelled calls)")
 
 
 @app.command()

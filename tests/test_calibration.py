@@ -421,6 +421,7 @@ def test_nightly_index_shows_agreement_and_untrusted_items(tmp_path):
     assert "评分项命中率" in index and "<svg class=\"spark\"" in index and "与人工一致率" not in index
     (out / "labels.csv").write_text("".join(f"c{k},greeting,pass\nc{k},hold_etiquette,fail\n" for k in range(3)),
                                     encoding="utf-8")
+    (out / "review-policy.yaml").write_text("trust:\n  min_labelled: 3\n", encoding="utf-8")  # 3 labelled calls judge
     rescore(out, rubric_path_default(), reviews=DESK_REVIEWS)
     index = (out / "reports" / "index.html").read_text(encoding="utf-8")
     assert "与人工一致率" in index

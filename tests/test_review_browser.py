@@ -8,7 +8,9 @@ browser's own.
 
 Scenario: an inspector opens the queue, opens a call, plays the evidence, overrides an item with
 a reason and sees the score change on the card and on the agent page; the agent disputes another
-item; a supervisor accepts it; another agent gets a 404 for that call.
+item (申诉); another inspector rejects it (一审); the agent escalates (二审); a supervisor accepts
+it, finally; the agent signs for the evaluation (签收) and it leaves their list of unacknowledged
+ones; another agent gets a 404 for that call.
 
 Attack: a page served from 127.0.0.1:<another port> (same site, another origin; cookies ignore
 ports) plants the cookie and token it fetched anonymously from the desk and auto-submits an
@@ -200,26 +202,60 @@ def test_inspector_agent_supervisor_and_another_agent(browser: Browser, desk_url
         assert row == after
         logout(page)
 
-        # the agent: disputes another failed item of their own call
+        # the agent: disputes another failed item of their own call (申诉)
         login(page, desk_url, "wangxy")
         assert page.evaluate("location.pathname") == "/agents/A1001"
+        assert page.evaluate("!!document.querySelector('#unacknowledged tr[data-call=dev_11]')")
         goto(page, f"{desk_url}/calls/dev_11")
         assert page.evaluate("document.querySelectorAll('button[value=override]').length") == 0
+        assert "申诉截至 2025-03-14" in text(page)
         fill(page, "#item-closing textarea[name=reason]", "最后问了客户还有没有其他问题")
         click_and_wait(page, item_form("closing", "dispute"))
-        assert "申诉待处理" in text(page)
+        assert "申诉待一审" in text(page)
         assert page.evaluate("document.querySelectorAll('#item-closing button[value=dispute]').length") == 0  # once
         logout(page)
 
-        # the supervisor: accepts the dispute
+        # another inspector: 一审, from the queue's list of disputes with their due dates
+        login(page, desk_url, "zhaoqiang")
+        assert "待处理申诉（1，按期限）" in text(page) and "一审应于" in text(page)
+        click_and_wait(page, "#pending-disputes a[href='/calls/dev_11#item-closing']")
+        fill(page, "#item-closing textarea[name=reason]", "录音里没有问还有什么需要")
+        click_and_wait(page, item_form("closing", "reject"))
+        assert "一审已驳回" in text(page)
+        logout(page)
+
+        # the agent: escalates once (二审)
+        login(page, desk_url, "wangxy")
+        goto(page, f"{desk_url}/calls/dev_11")
+        assert "申请二审截至" in text(page)
+        fill(page, "#item-closing textarea[name=reason]", "请主管听录音结尾")
+        click_and_wait(page, item_form("closing", "escalate"))
+        assert "二审待处理" in text(page)
+        assert page.evaluate("document.querySelectorAll('#item-closing button[value=escalate]').length") == 0  # once
+        logout(page)
+
+        # the supervisor: 二审 accepts it, and that is final
         login(page, desk_url, "zhoumin")
         goto(page, f"{desk_url}/disputes")
-        assert "申诉待处理" in text(page)
+        assert "二审待处理" in text(page) and "二审应于" in text(page)
         click_and_wait(page, "#disputes a[href='/calls/dev_11#item-closing']")
         fill(page, "#item-closing textarea[name=reason]", "核实录音，采纳")
         click_and_wait(page, item_form("closing", "accept"))
-        assert "申诉已采纳" in text(page) and "核实录音，采纳" in text(page)
+        assert "二审已采纳（最终）" in text(page) and "核实录音，采纳" in text(page)
+        assert "一审驳回" in text(page) and "申请二审" in text(page)  # every step on the card and in its trail
         assert final_score(page) == "75.0"  # closing's 10 points too: 60 of 80
+        assert page.evaluate("document.querySelectorAll('#item-closing form.decide').length") == 0
+        logout(page)
+
+        # the agent signs for the evaluation (签收)
+        login(page, desk_url, "wangxy")
+        goto(page, f"{desk_url}/calls/dev_11")
+        assert "未签收" in text(page)
+        click_and_wait(page, "#acknowledgement button[value=acknowledge]")
+        assert "已签收（" in text(page)
+        goto(page, f"{desk_url}/agents/A1001")
+        assert not page.evaluate("!!document.querySelector('#unacknowledged tr[data-call=dev_11]')")
+        assert page.evaluate("document.querySelector('#calls tr[data-call=dev_11] .ack').textContent") == "已签收"
         logout(page)
 
         # another agent: the call is not there for them

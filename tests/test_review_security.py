@@ -131,14 +131,27 @@ def test_a_desk_of_the_first_version_loses_its_secret_and_its_loose_mode(tmp_pat
         conn.executescript(V1_SCHEMA)
         conn.execute("INSERT INTO users VALUES ('lina', 'inspector', NULL, ?, '2025-03-01T09:00:00+08:00')",
                      (hash_password(USERS["lina"][2]),))
+        conn.execute("INSERT INTO users VALUES ('wangxy', 'agent', 'A1001', ?, '2025-03-01T09:00:00+08:00')",
+                     (hash_password(USERS["wangxy"][2]),))
+        conn.execute("INSERT INTO events (at, actor, role, action, call_id, item_id, from_result, to_result, reason) "
+                     "VALUES ('2025-03-08T09:00:00+08:00', 'lina', 'inspector', 'note', 'dev_11', NULL, NULL, NULL, "
+                     "'写于第一版')")
     conn.close()
     assert mode(out / DB_FILE) == 0o644
     db = ReviewDB.open(out)
     assert mode(out / DB_FILE) == 0o600
-    assert db.setting("secret") is None and db.setting("schema_version") == "2"
+    assert db.setting("secret") is None and db.setting("schema_version") == "3"
     assert db.user("lina").session_gen == 0 and not db.user("lina").disabled
+    assert [(e.id, e.actor, e.action, e.reason) for e in db.events() if e.action != "machine"] == [
+        (1, "lina", "note", "写于第一版")]
     db.close()
     assert signed_in(desk_app(out), "lina").get("/queue").status_code == 200
+    agent = signed_in(desk_app(out), "wangxy")
+    agent.get("/calls/dev_11")
+    assert agent.post("/calls/dev_11/act", {"action": "acknowledge"}).status_code == 303  # an action version 1 lacked
+    with sqlite3.connect(out / DB_FILE) as conn:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute("DELETE FROM events")  # the rebuilt trail is append-only again
 
 
 # --- sessions end: sign-out, new password, disabled account -----------------------------------------

@@ -32,18 +32,21 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa_pipeline.calibration.nightly import trust_in
+from qa_pipeline.final_verdicts import (ACKNOWLEDGE, ESCALATE, FIRST, NOTE, OPEN, REVIEWED, FinalCall, final_call,
+                                        final_calls, untrusted)
 from qa_pipeline.output import report
-from qa_pipeline.records import CallScore
+from qa_pipeline.output.review_views import ROLE_LABELS as ROLE_NAMES
+from qa_pipeline.output.review_views import (call_review_view, dispute_counts, dispute_label, event_view, fmt_time, mask,
+                                             result_label, review_item_view, who)
+from qa_pipeline.records import FAIL, CallScore
 from qa_pipeline.review import auth
-from qa_pipeline.review.actions import Refused, Request as Action, act, available, resource
+from qa_pipeline.review.actions import Refused, Request as Action, act, available, may, resource
 from qa_pipeline.review.data import OutFolder
 from qa_pipeline.review.db import Conflict, ReviewDB, signing_key
+from qa_pipeline.review.deadlines import closed_line, dispute_until, escalate_until, open_line, review_due
 from qa_pipeline.review.guard import BodyLimit, CsrfGuard
-from qa_pipeline.final_verdicts import OPEN, FinalCall, final_call, final_calls, untrusted
 from qa_pipeline.review.policy import Policy
 from qa_pipeline.review.queue import KIND_LABELS, STATE_LABELS, STATES, build_queue, day_of, filter_queue
-from qa_pipeline.output.review_views import (DISPUTE_LABELS, call_review_view, dispute_counts, event_view, fmt_time, mask,
-                                             result_label, review_item_view, who)
 
 log = logging.getLogger("qa_pipeline")
 
@@ -310,8 +313,12 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
             "item": q.get("item", ""), "item_choices": sorted(item_names.items()),
             "state": state, "states": [(s, STATE_LABELS[s]) for s in STATES] + [("all", "全部")],
         }
+        today = desk.today()
+        pending = [_dispute_row(f, i, desk.policy, today) for f in finals.values() for i in f.items
+                   if i.dispute is not None and i.dispute.state == OPEN]
+        pending.sort(key=lambda r: (r["due"], r["at"]))
         return render(request, "queue.html.j2", rows=rows, filters=filters, mask=mask,
-                      open_disputes=sum(f.open_disputes for f in finals.values()))
+                      open_disputes=len(pending), pending=pending)
 
     def card(request: Request, call_id: str, *, message: str = "", status: int = 200) -> Response:
         actor = actor_of(request)
@@ -323,20 +330,26 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         view = report.call_view(final.as_score(), transcripts.get(call_id), meta, audio)
         view["agent_href"] = f"/agents/{quote(final.machine.agent_id or report.UNKNOWN_AGENT, safe='')}"
         today = desk.today()
+        agent_view = actor.role == auth.AGENT
         for v, item in zip(view["verdicts"], final.items):
             v["review"] = review_item_view(item)
             v["version"] = item.version
             v["machine_result"] = item.machine.result
             v["machine_label"] = result_label(item.machine.result)
             v["can"] = sorted(available(actor, final.machine, item, policy=desk.policy, today=today))
+            v["windows"] = _item_windows(item, final.machine, desk.policy, today) if agent_view else []
+            if v["review"] and v["review"]["dispute"]:
+                v["review"]["dispute"].update(_due(item.dispute, desk.policy, today))
         events = desk.db.events(call_id)
         names = {i.machine.item_id: i.machine.item_name for i in final.items}
+        escalations = frozenset(e.id for e in events if e.action == ESCALATE)
         return render(request, "desk-call.html.j2", status, call=view, review=call_review_view(final),
                       version=final.version, flash=message,
-                      can_note=auth.allowed(actor, auth.NOTE, resource(final.machine)),
-                      can_mark=auth.allowed(actor, auth.MARK_REVIEWED, resource(final.machine)),
-                      audit=[event_view(e, names) for e in reversed(events)],
-                      window_days=desk.policy.disputes.window_days)
+                      can_note=may(actor, NOTE, final.machine, desk.policy),
+                      can_mark=may(actor, REVIEWED, final.machine, desk.policy),
+                      can_acknowledge=may(actor, ACKNOWLEDGE, final.machine, desk.policy)
+                      and final.machine.status == "ok" and not final.acknowledged_current,
+                      audit=[event_view(e, names, escalations) for e in reversed(events)])
 
     def visible_call(request: Request) -> tuple[auth.Actor | None, CallScore | None]:
         actor = actor_of(request)
@@ -402,8 +415,16 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
             f = by_id[row["call_id"]]
             row["href"] = _call_href(row["call_id"])
             row["review"] = call_review_view(f)
-        disputes = [_dispute_row(f, i) for f in mine for i in f.items if i.dispute is not None]
+        today = desk.today()
+        for row in view["worst"]:
+            f = by_id[row["call_id"]]
+            row["acknowledged"] = f.acknowledged_current
+            row["window"] = _call_window(f, desk.policy, today)
+        disputes = [_dispute_row(f, i, desk.policy, today) for f in mine for i in f.items if i.dispute is not None]
+        unacknowledged = [{"call_id": r["call_id"], "href": r["href"], "started_at": r["started_at"], "score": r["score"]}
+                          for r in view["worst"] if not r["acknowledged"]]
         return render(request, "desk-agent.html.j2", agent=view, disputes=disputes, counts=dispute_counts(mine),
+                      unacknowledged=unacknowledged,
                       n_changed=sum(1 for f in mine for i in f.items if i.changed),
                       machine_avg=_fmt_score(_mean([f.machine.score for f in mine if f.machine.status == "ok"])))
 
@@ -432,9 +453,10 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
             return not_found(request)
         desk.sync()
         finals = desk.finals()
-        rows = [_dispute_row(f, i) for f in finals.values() for i in f.items if i.dispute is not None]
-        rows.sort(key=lambda r: (r["state"] != OPEN, r["at"]))
-        return render(request, "disputes.html.j2", disputes=rows, labels=DISPUTE_LABELS)
+        today = desk.today()
+        rows = [_dispute_row(f, i, desk.policy, today) for f in finals.values() for i in f.items if i.dispute is not None]
+        rows.sort(key=lambda r: (r["state"] != OPEN, r["due"] or "", r["at"]))
+        return render(request, "disputes.html.j2", disputes=rows)
 
     def audit_page(request: Request) -> Response:
         actor = actor_of(request)
@@ -445,7 +467,8 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         call_id = request.query_params.get("call") or None
         events = desk.db.events(call_id)
         names = _item_names(desk.finals().values())
-        rows = [event_view(e, names) for e in reversed(events[-AUDIT_PAGE:])]
+        escalations = frozenset(e.id for e in events if e.action == ESCALATE)
+        rows = [event_view(e, names, escalations) for e in reversed(events[-AUDIT_PAGE:])]
         for r in rows:
             r["href"] = _call_href(r["call_id"])
         return render(request, "audit.html.j2", rows=rows, total=len(events), call=call_id or "")
@@ -531,16 +554,57 @@ def _item_names(finals) -> dict[str, str]:
     return names
 
 
-def _dispute_row(f: FinalCall, item) -> dict[str, Any]:
+def _due(dispute, policy: Policy, today: date) -> dict[str, Any]:
+    """The open level's due date, as a line and whether it has passed."""
+    due = review_due(dispute, policy)
+    if due is None:
+        return {"deadline": "", "late": False, "due": ""}
+    level = "二审" if dispute.level == 2 else "一审"
+    late = today > due
+    return {"deadline": f"{level}应于 {due.isoformat()} 前答复" + ("（已超期）" if late else ""), "late": late,
+            "due": due.isoformat()}
+
+
+def _item_windows(item, score: CallScore, policy: Policy, today: date) -> list[dict[str, Any]]:
+    """What an agent may still ask about an item, and until when (or since when they may not)."""
+    lines = []
+    if item.dispute is None and item.result == FAIL:
+        until = dispute_until(score, policy)
+        lines.append({"closed": today > until,
+                      "line": closed_line("申诉期", until) if today > until else open_line("申诉", until)})
+    elif item.dispute is not None and item.dispute.level == FIRST and item.dispute.state != OPEN and item.result == FAIL:
+        until = escalate_until(item.dispute, policy)
+        if until is not None:
+            lines.append({"closed": today > until,
+                          "line": closed_line("二审申请期", until) if today > until else open_line("申请二审", until)})
+    return lines
+
+
+def _call_window(final: FinalCall, policy: Policy, today: date) -> str:
+    """The call's dispute window, for a call with a failed item nobody has disputed yet."""
+    if final.machine.status != "ok" or not any(i.result == FAIL and i.dispute is None for i in final.items):
+        return ""
+    until = dispute_until(final.machine, policy)
+    return closed_line("申诉期", until) if today > until else open_line("申诉", until)
+
+
+def _dispute_row(f: FinalCall, item, policy: Policy, today: date) -> dict[str, Any]:
     d = item.dispute
     res = d.resolution
-    return {
+    row = {
         "call_id": f.call_id, "href": _call_href(f.call_id, item.machine.item_id),
-        "item": mask(item.machine.item_name), "state": d.state, "state_label": DISPUTE_LABELS[d.state],
+        "item": mask(item.machine.item_name), "state": d.state, "state_label": dispute_label(d), "level": d.level,
         "by": who(d.opened.actor, d.opened.role), "at": fmt_time(d.opened.at), "comment": mask(d.opened.reason),
+        "first": f"{who(d.first.actor, d.first.role)}：{mask(d.first.reason)}" if d.first else "",
+        "escalation": mask(d.escalation.reason) if d.escalation else "",
         "resolver": who(res.actor, res.role) if res else "", "reply": mask(res.reason) if res else "",
-        "result": result_label(item.result),
+        "result": result_label(item.result), **_due(d, policy, today),
+        "handlers": "、".join(ROLE_NAMES.get(r, r) for r in (policy.duties.second_review if d.level == 2
+                                                              else policy.duties.first_review)),
     }
+    windows = _item_windows(item, f.machine, policy, today)
+    row["window"] = windows[0]["line"] if windows else ""
+    return row
 
 
 # --- serving ------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -92,23 +92,31 @@ VIEW_AUDIT = "view-audit"  # the whole audit trail
 DECIDE = "decide"  # confirm or override an item
 NOTE = "note"
 MARK_REVIEWED = "mark-reviewed"
-DISPUTE = "dispute"
-RESOLVE = "resolve"
+DISPUTE = "dispute"  # 申诉 (the agent, on their own call)
+ESCALATE = "escalate"  # ask for 二审 (the agent, once)
+ACKNOWLEDGE = "acknowledge"  # 签收 an evaluation (the agent)
+RESOLVE_FIRST = "resolve-first"  # 一审: accept or reject a dispute
+RESOLVE_SECOND = "resolve-second"  # 二审: final
 
 _DESK = frozenset({INSPECTOR, SUPERVISOR})
 _READERS = frozenset({INSPECTOR, SUPERVISOR, MANAGER})
-_RULES: dict[str, frozenset[str]] = {
+_AGENT = frozenset({AGENT})
+RULES: dict[str, frozenset[str]] = {
     VIEW_QUEUE: _READERS,
     VIEW_AUDIT: _READERS,
-    VIEW_CALL: _READERS | {AGENT},
-    VIEW_AGENT: _READERS | {AGENT},
+    VIEW_CALL: _READERS | _AGENT,
+    VIEW_AGENT: _READERS | _AGENT,
     DECIDE: _DESK,
     NOTE: _DESK,
     MARK_REVIEWED: _DESK,
-    RESOLVE: _DESK,
-    DISPUTE: frozenset({AGENT}),
+    RESOLVE_FIRST: _DESK,
+    RESOLVE_SECOND: frozenset({SUPERVISOR}),
+    DISPUTE: _AGENT,
+    ESCALATE: _AGENT,
+    ACKNOWLEDGE: _AGENT,
 }
-ACTIONS = tuple(_RULES)
+ACTIONS = tuple(RULES)
+DUTIES = (DECIDE, RESOLVE_FIRST, RESOLVE_SECOND)  # the review policy may give these to other roles (never agents)
 
 
 @dataclass(frozen=True)
@@ -122,13 +130,15 @@ class Resource:
 DESK = Resource(whole_desk=True)
 
 
-def allowed(actor: Actor | None, action: str, resource: Resource = DESK) -> bool:
-    """Whether ``actor`` may do ``action`` on ``resource``. Agents act only on their own calls."""
+def allowed(actor: Actor | None, action: str, resource: Resource = DESK,
+            rules: Mapping[str, frozenset[str]] = RULES) -> bool:
+    """Whether ``actor`` may do ``action`` on ``resource`` under ``rules`` (role sets per action:
+    :data:`RULES`, with the review policy's duties, ``Policy.rules``). Agents act only on their own calls."""
     if actor is None:
         return False
-    if action not in _RULES:
-        raise ValueError(f"unknown action {action!r} (known: {', '.join(_RULES)})")
-    if actor.role not in _RULES[action]:
+    if action not in rules:
+        raise ValueError(f"unknown action {action!r} (known: {', '.join(rules)})")
+    if actor.role not in rules[action]:
         return False
     if actor.role == AGENT:
         return not resource.whole_desk and resource.agent_id is not None and resource.agent_id == actor.agent_id

@@ -39,7 +39,7 @@ from qa_pipeline.final_verdicts import ACTIONS, MACHINE, Event
 
 DB_FILE = "review.db"
 KEY_FILE = "review.key"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PRIVATE = 0o600
 
 SCHEMA = f"""
@@ -179,6 +179,9 @@ class ReviewDB:
                     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'settings'").fetchone() else None
                 if found is not None and found[0] == "1":
                     _migrate_1_to_2(conn)
+                    found = ("2",)
+                if found is not None and found[0] == "2":
+                    _migrate_2_to_3(conn)
                 conn.executescript(SCHEMA)
                 conn.execute("INSERT OR IGNORE INTO settings VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             finally:
@@ -368,6 +371,30 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Version 3 knows more actions (escalate, acknowledge): the audit trail's CHECK is rebuilt, the
+    way SQLite's manual says (a new table, every row copied in order, the old one dropped), in one
+    transaction with foreign keys off; no row changes."""
+    conn.execute("PRAGMA foreign_keys=OFF")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        events_sql = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS events"):SCHEMA.index(");", SCHEMA.index(
+            "CREATE TABLE IF NOT EXISTS events")) + 2]
+        conn.execute(events_sql.replace("CREATE TABLE IF NOT EXISTS events", "CREATE TABLE events_v3"))
+        conn.execute(f"INSERT INTO events_v3 ({_COLUMNS}) SELECT {_COLUMNS} FROM events ORDER BY id")
+        conn.execute("DROP TABLE events")  # its triggers and index go with it; SCHEMA makes them again
+        conn.execute("ALTER TABLE events_v3 RENAME TO events")
+        conn.execute("UPDATE settings SET value = '3' WHERE key = 'schema_version'")
+        if conn.execute("PRAGMA foreign_key_check").fetchall():
+            raise sqlite3.IntegrityError("the audit trail's references do not hold after the rebuild")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        conn.execute("PRAGMA foreign_keys=ON")
+        raise
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA foreign_keys=ON")
 
 
 def _astuple(e: Event) -> tuple:

@@ -27,7 +27,7 @@ REVIEWS_SCHEMA = pa.schema(
         pa.field("at", pa.string(), nullable=False),  # ISO 8601 with offset
         pa.field("actor", pa.string(), nullable=False),  # user name, or "machine"
         pa.field("role", pa.string(), nullable=False),  # inspector | supervisor | agent | manager | machine
-        pa.field("action", pa.string(), nullable=False),  # machine | confirm | override | dispute | accept | reject | note | reviewed
+        pa.field("action", pa.string(), nullable=False),  # machine | confirm | override | dispute | accept | reject | escalate | note | reviewed | acknowledge
         pa.field("call_id", pa.string(), nullable=False),
         pa.field("item_id", pa.string()),  # null for note / reviewed
         pa.field("from_result", pa.string()),
@@ -35,7 +35,7 @@ REVIEWS_SCHEMA = pa.schema(
         pa.field("points", pa.float64()),  # machine rows: the machine's points
         pa.field("reason", pa.string()),
         pa.field("basis_id", pa.int64()),  # the machine row a decision or dispute judged
-        pa.field("ref_id", pa.int64()),  # accept / reject: the dispute resolved
+        pa.field("ref_id", pa.int64()),  # accept / reject: the dispute (一审) or escalation (二审) answered; escalate: the dispute
     ]
 )
 
