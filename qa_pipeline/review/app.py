@@ -35,9 +35,8 @@ from qa_pipeline.calibration.nightly import trust_in
 from qa_pipeline.final_verdicts import (ACKNOWLEDGE, ESCALATE, FIRST, NOTE, OPEN, REVIEWED, FinalCall, final_call,
                                         final_calls, untrusted)
 from qa_pipeline.output import report
-from qa_pipeline.output.review_views import ROLE_LABELS as ROLE_NAMES
-from qa_pipeline.output.review_views import (call_review_view, dispute_counts, dispute_label, event_view, fmt_time, mask,
-                                             result_label, review_item_view, who)
+from qa_pipeline.output.review_views import (ROLE_LABELS, call_review_view, dispute_counts, dispute_label, event_view,
+                                             fmt_time, mask, result_label, review_item_view, who)
 from qa_pipeline.records import FAIL, CallScore
 from qa_pipeline.review import auth
 from qa_pipeline.review.actions import Refused, Request as Action, act, available, may, resource
@@ -165,8 +164,7 @@ class ActorMiddleware:
                 extra.append((b"set-cookie", f"{ANON_COOKIE}={visitor}; Path=/; HttpOnly; SameSite=Strict".encode()))
             binding = f"visitor:{visitor}"
         nonce = secrets.token_urlsafe(16)
-        scope = {**scope, "actor": actor, "session": session if actor is not None else None,
-                 "csrf_binding": binding, "csp_nonce": nonce}
+        scope = {**scope, "actor": actor, "csrf_binding": binding, "csp_nonce": nonce}
         csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; media-src 'self'; "
                "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -599,7 +597,7 @@ def _dispute_row(f: FinalCall, item, policy: Policy, today: date) -> dict[str, A
         "escalation": mask(d.escalation.reason) if d.escalation else "",
         "resolver": who(res.actor, res.role) if res else "", "reply": mask(res.reason) if res else "",
         "result": result_label(item.result), **_due(d, policy, today),
-        "handlers": "、".join(ROLE_NAMES.get(r, r) for r in (policy.duties.second_review if d.level == 2
+        "handlers": "、".join(ROLE_LABELS.get(r, r) for r in (policy.duties.second_review if d.level == 2
                                                               else policy.duties.first_review)),
     }
     windows = _item_windows(item, f.machine, policy, today)
