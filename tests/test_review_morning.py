@@ -138,6 +138,7 @@ def test_the_index_holds_masked_text_and_a_number_cannot_be_searched(tmp_path: P
     assert all("一三八一二三四" not in h.text and "五六七八" not in h.text for h in index.search("手机号").hits + index.search("手机").hits)
     assert index.search("不歸我管").total == 1  # traditional characters typed: the same phrase
     assert index.search('" OR 1 --').total == 0 and index.search("%").total == 0  # query text is data, never syntax
+    assert index.search("吗").total == 1 and index.search("管吗").total == 1  # one character: a scan; a pair: the pairs table
     assert terms_of("  请问\u3000宽带  请问 ") == ("请问", "宽带")
 
 

@@ -11,8 +11,10 @@ Chinese has no spaces, so the tokenizer is FTS5's ``trigram``: every run of thre
 indexed and a phrase of three or more characters is found wherever it was said, inside any word
 (measured against jieba-segmented text in bench/review.py: a QA lead types 不归我管, 稍等, 投诉,
 and word segmentation cuts the night's text differently from the query, so it misses some). A
-term of one or two characters (工号, 喂) is below what trigrams can look up: it is matched with
-LIKE over the same table, a scan. What is indexed is the card's masked text
+two-character term (工号, 投诉, 稍等: the commonest thing typed) is below what trigrams can look up:
+a second FTS5 table holds every utterance as its overlapping character pairs (tokenizer
+``unicode61``), so it is a token lookup too; only a single character (喂) is matched with LIKE, a
+scan of the table. What is indexed is the card's masked text
 (:func:`report.call_redactor`, over the whole call): a customer's number is never in a hit, and
 cannot be searched for.
 """
@@ -38,7 +40,7 @@ SEARCH_FILE = "review-search.db"
 PAGE_SIZE = 20
 MAX_TERMS = 8
 MAX_QUERY = 100
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,6 +48,7 @@ CREATE VIRTUAL TABLE utterances USING fts5(
     text, call_id UNINDEXED, day UNINDEXED, speaker UNINDEXED, start UNINDEXED, "end" UNINDEXED,
     tokenize = 'trigram'
 );
+CREATE VIRTUAL TABLE pairs USING fts5(grams, tokenize = 'unicode61');
 """
 
 
@@ -80,14 +83,28 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _pairs(text: str) -> str:
+    """``text`` as its overlapping pairs of letters or characters, space-separated (the pairs table)."""
+    return " ".join(text[k:k + 2] for k in range(len(text) - 1) if text[k].isalnum() and text[k + 1].isalnum())
+
+
+def _quoted(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
 def _where(terms: tuple[str, ...], day: str | None) -> tuple[str, list]:
-    """SQL conditions: phrases of 3+ characters through the trigram index (MATCH), shorter ones by LIKE."""
+    """SQL conditions: phrases of 3+ characters through the trigram index (MATCH), pairs through the
+    pairs table, anything shorter (or a pair with punctuation) by LIKE."""
     long = [t for t in terms if len(t) >= 3]
-    short = [t for t in terms if len(t) < 3]
+    pairs = [t for t in terms if len(t) == 2 and t.isalnum()]
+    short = [t for t in terms if t not in long and t not in pairs]
     clauses, args = [], []
     if long:
         clauses.append("utterances MATCH ?")
-        args.append(" AND ".join('"' + t.replace('"', '""') + '"' for t in long))
+        args.append(" AND ".join(_quoted(t) for t in long))
+    if pairs:
+        clauses.append("rowid IN (SELECT rowid FROM pairs WHERE pairs MATCH ?)")
+        args.append(" AND ".join(_quoted(t) for t in pairs))
     for t in short:
         clauses.append("text LIKE ? ESCAPE '\\'")
         args.append(_like(t))
@@ -121,16 +138,23 @@ def build_index(path: Path, transcripts: Mapping[str, CallTranscript], days: Map
             conn.execute("PRAGMA synchronous=OFF")
             conn.executescript(SCHEMA)
             conn.execute("BEGIN")
+            rowid = 0
             for call_id in sorted(transcripts):
                 t = transcripts[call_id]
                 mask = call_redactor(t)
-                conn.executemany(
-                    'INSERT INTO utterances (text, call_id, day, speaker, start, "end") VALUES (?, ?, ?, ?, ?, ?)',
-                    [(mask.utterance(k), call_id, days.get(call_id, ""), u.speaker, float(u.start), float(u.end))
-                     for k, u in enumerate(t.utterances) if u.text])
+                rows = []
+                for k, u in enumerate(t.utterances):
+                    if u.text:
+                        rowid += 1
+                        rows.append((rowid, mask.utterance(k), call_id, days.get(call_id, ""), u.speaker,
+                                     float(u.start), float(u.end)))
+                conn.executemany('INSERT INTO utterances (rowid, text, call_id, day, speaker, start, "end") '
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.executemany("INSERT INTO pairs (rowid, grams) VALUES (?, ?)", [(r[0], _pairs(r[1])) for r in rows])
             conn.execute("INSERT INTO meta VALUES ('signature', ?)", (signature,))
             conn.execute("COMMIT")
             conn.execute("INSERT INTO utterances(utterances) VALUES ('optimize')")
+            conn.execute("INSERT INTO pairs(pairs) VALUES ('optimize')")
         finally:
             conn.close()
         os.replace(tmp, path)
