@@ -67,7 +67,7 @@ def _r(value: float | None) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/work/corpora/mood-train"))
-    parser.add_argument("--calls", type=int, default=24)
+    parser.add_argument("--calls", type=int, default=16)
     parser.add_argument("--pool", type=Path, default=ROOT / "training" / "mood" / "dialogues.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "training" / "mood" / "turns.csv")
     parser.add_argument("--tts-python", default="/work/tts-venv/bin/python")

@@ -86,9 +86,15 @@ def parse_notify(r: NodeReader, node: yaml.Node) -> NotifyConfig:
     if "webhook" not in kw and "command" not in kw:
         raise r.error(node, "notify needs a webhook or a command")
     if "timeout_s" in m:
-        kw["timeout_s"] = r.number(m["timeout_s"], "notify.timeout_s", minimum=0.0, above=True, maximum=300.0)
+        timeout = r.finite(m["timeout_s"], "notify.timeout_s")
+        if not 0 < timeout <= 300:
+            raise r.error(m["timeout_s"], "notify.timeout_s must be > 0 and <= 300")
+        kw["timeout_s"] = timeout
     if "retries" in m:
         kw["retries"] = r.integer(m["retries"], "notify.retries", maximum=10)
     if "backoff_s" in m:
-        kw["backoff_s"] = r.number(m["backoff_s"], "notify.backoff_s", maximum=60.0)
+        backoff = r.finite(m["backoff_s"], "notify.backoff_s")
+        if not 0 <= backoff <= 60:
+            raise r.error(m["backoff_s"], "notify.backoff_s must be between 0 and 60")
+        kw["backoff_s"] = backoff
     return NotifyConfig(**kw)

@@ -1,16 +1,16 @@
 """Each customer turn beside the same caller's own first turns: what the mood model reads.
 
 The voice is compared with the caller's own, never with a norm: a deep voice is not a calm one. The
-baseline is the median over the customer's first BASELINE_TURNS substantive turns (4+ characters),
-where a caller usually states the request; a turn's pitch is then so many semitones above it, its
-level so many dB, its speaking rate so many times faster (log2). Talking over the agent is the
+baseline is the calmer of the customer's first BASELINE_TURNS substantive turns (4+ characters;
+the lower pitch, the lower level, the slower rate), where a caller usually states the request; a
+turn's pitch is then so many semitones above it, its level so many dB, its speaking rate so many
+times faster (log2). Talking over the agent is the
 customer starting while the agent still had OVERLAP_S or more to say.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,9 +45,9 @@ def customer_turns(transcript: CallTranscript) -> list[Utterance]:
     return [u for u in transcript.utterances if u.speaker == CUSTOMER]
 
 
-def _median(values: Sequence[float | None]) -> float | None:
+def _calmest(values: Sequence[float | None]) -> float | None:
     known = [v for v in values if v is not None]
-    return statistics.median(known) if known else None
+    return min(known) if known else None
 
 
 def talks_over(u: Utterance, agent: Sequence[Utterance]) -> bool:
@@ -59,9 +59,9 @@ def voice_features(transcript: CallTranscript) -> list[VoiceFeatures]:
     turns = customer_turns(transcript)
     agent = [u for u in transcript.utterances if u.speaker == AGENT]
     first = [u for u in turns if spoken_chars(u.text) >= SUBSTANTIVE_CHARS][:BASELINE_TURNS] or turns[:BASELINE_TURNS]
-    pitch0 = _median([u.pitch_hz for u in first])
-    level0 = _median([u.level_db for u in first])
-    rate0 = _median([speaking_rate(u) for u in first])
+    pitch0 = _calmest([u.pitch_hz for u in first])
+    level0 = _calmest([u.level_db for u in first])
+    rate0 = _calmest([speaking_rate(u) for u in first])
     out = []
     for u in turns:
         rate = speaking_rate(u)

@@ -29,7 +29,7 @@ F0_MIN_HZ = 70.0
 F0_MAX_HZ = 400.0
 PITCH_RATE = 8000  # the channel is brought down to this rate first
 YIN_THRESHOLD = 0.25 # a dip of the normalised difference under this is a period
-DIP_SLACK = 0.03  # a shorter lag this close to the deepest dip is taken instead
+DIP_SLACK = 0.1  # the first dip this close to the deepest one is the period
 SPEECH_DB = -45.0  # quieter frames are not pitched
 MIN_VOICED_FRAMES = 3  # an utterance with fewer pitched frames has no pitch
 
@@ -80,9 +80,13 @@ def _yin(frames: np.ndarray, window: int, min_lag: int, max_lag: int, sample_rat
     cmndf[:, 1:] = diff[:, 1:] / np.where(running > 1e-12, running, 1e-12)
     band = cmndf[:, min_lag : max_lag + 1]
     best = band.min(axis=1)
-    # the shortest lag nearly as good as the best one: the period, not a multiple of it; on
-    # telephone audio the fundamental is filtered out and half the period dips too, but less
-    near = band <= (best + DIP_SLACK)[:, None]
+    # YIN's absolute threshold, followed to the bottom of its dip: the first dip that is nearly as
+    # deep as the deepest (within DIP_SLACK) is the period; a later one is a multiple of it, and on
+    # telephone audio, where the fundamental is filtered out, half the period dips too, but less
+    bottom = np.ones_like(band, dtype=bool)  # the bottom of a dip: no lower neighbour
+    bottom[:, 1:] &= band[:, 1:] <= band[:, :-1]
+    bottom[:, :-1] &= band[:, :-1] <= band[:, 1:]
+    near = bottom & (band <= np.minimum(best + DIP_SLACK, YIN_THRESHOLD)[:, None])
     k = near.argmax(axis=1)
     rows = np.arange(n)
     rms_db = 10 * np.log10(np.maximum(energy0[:, 0] / window, 1e-12))
