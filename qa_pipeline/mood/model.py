@@ -5,9 +5,10 @@
 Weights, the example sentences of the word side and the threshold ship in ``data/mood.json``,
 written by ``tools/train_mood.py`` from ``training/mood/`` (turns of TTS calls made for training,
 with their voice features measured, and hand-written example sentences); nothing is fitted at run
-time. A call's peak is its most frustrated customer turn, its end the more frustrated of the last
-two; the customer ended calmer (de-escalation) when the peak reached the threshold, the end did not,
-and the end is at least DEESCALATION_DROP lower.
+time. A call's peak is its most frustrated customer turn, its end the customer's last substantive
+turn (4+ characters: a bare 再见 says nothing of the mood); the customer ended calmer
+(de-escalation) when the peak came before the end, reached the threshold, the end did not, and the
+end is at least DEESCALATION_DROP lower.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from qa_pipeline.mood.features import VoiceFeatures, customer_turns, voice_features
+from qa_pipeline.mood.features import SUBSTANTIVE_CHARS, VoiceFeatures, customer_turns, spoken_chars, voice_features
 from qa_pipeline.mood.words import ExampleSimilarity, complaint_probability
 from qa_pipeline.records import CUSTOMER, CallMood, CallTranscript, TurnMood
 
 MODEL_FILE = "mood.json"
 FEATURES = ("complaint", "similar", "pitch_st", "level_db", "rate", "overlap")
 CLIP = {"pitch_st": (-6.0, 12.0), "level_db": (-10.0, 15.0), "rate": (-1.0, 1.0)}
-END_TURNS = 2
 DEESCALATION_DROP = 0.2
 
 
@@ -94,21 +94,21 @@ def call_mood(transcript: CallTranscript, model: MoodModel, similar: Sequence[fl
         moods.append(TurnMood(u.utterance_id, u.start, u.end, round(model.frustration(values), 4), round(complaint, 4),
                               round(float(margin), 4), _round(voice.pitch_st), _round(voice.level_db),
                               _round(voice.rate), voice.overlap))
-    return summarise(transcript.call_id, model, moods)
+    return summarise(transcript.call_id, model, moods, [spoken_chars(u.text) >= SUBSTANTIVE_CHARS for u in turns])
 
 
 def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-def summarise(call_id: str, model: MoodModel, turns: Sequence[TurnMood]) -> CallMood:
+def summarise(call_id: str, model: MoodModel, turns: Sequence[TurnMood], substantive: Sequence[bool]) -> CallMood:
+    """`substantive`: per turn, whether it says enough to tell the mood at the end."""
     if not turns:
         return CallMood(call_id, model.id, (), None, None, None, False)
     top = max(range(len(turns)), key=lambda k: (turns[k].frustration, -k))
-    end = max(t.frustration for t in turns[-END_TURNS:])
-    peak = turns[top].frustration
-    calmer = (peak >= model.threshold > end and peak - end >= DEESCALATION_DROP
-              and top < len(turns) - END_TURNS)
+    last = max((k for k, t in enumerate(turns) if substantive[k]), default=len(turns) - 1)
+    peak, end = turns[top].frustration, turns[last].frustration
+    calmer = top < last and peak >= model.threshold > end and peak - end >= DEESCALATION_DROP
     return CallMood(call_id, model.id, tuple(turns), peak, turns[top].start, end, calmer)
 
 
