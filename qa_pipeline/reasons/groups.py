@@ -7,9 +7,9 @@ a group; centres are then the mean of their members and every request moves to i
 (staying alone when none reaches ``similarity``). A group of fewer than MIN_GROUP requests is not a
 reason of its own (其他).
 
-A group is named by the three words (jieba) that are most frequent in its requests and least
-frequent in the period's other requests (tf-idf), with the small words of any request (你好, 我想,
-一下 …) left out.
+A group is named by the three nouns or verbs (jieba's part-of-speech tags) that are most frequent in
+its requests and least frequent in the period's other requests (tf-idf), with the small words of
+any request (你好, 我想, 一下 …) left out.
 """
 
 from __future__ import annotations
@@ -93,11 +93,22 @@ def _tokenizer():
     return tokenizer
 
 
+@lru_cache(maxsize=1)
+def _tagger():
+    from jieba.posseg import POSTokenizer
+
+    return POSTokenizer(_tokenizer())
+
+
+CONTENT_TAGS = ("n", "v", "vn", "nz", "ng", "an", "eng")  # nouns and verbs: what a reason is about
+
+
 def words(text: str) -> list[str]:
-    """The content words of a request (2+ characters, no digits, no small words)."""
-    return [w for w in _tokenizer().lcut(text)
-            if len(w) >= 2 and w not in STOPWORDS and not any(ch.isdigit() or ch in NUMERALS for ch in w)
-            and all(ch.isalnum() for ch in w)]
+    """The content words of a request: nouns and verbs of 2+ characters (jieba's tags), no digits or
+    numerals, no small words."""
+    return [p.word for p in _tagger().lcut(text)
+            if p.flag in CONTENT_TAGS and len(p.word) >= 2 and p.word not in STOPWORDS and p.word[0] not in "不没别"
+            and not any(ch.isdigit() or ch in NUMERALS for ch in p.word) and all(ch.isalnum() for ch in p.word)]
 
 
 def name_groups(texts: Sequence[str], labels: Sequence[int]) -> dict[int, str]:

@@ -2,7 +2,7 @@
 
 ```yaml
 reasons:
-  min_similarity: 0.4         # a request less similar than this to every pinned reason is 其他
+  min_similarity: 0.35        # a request less similar than this to every pinned reason is 其他
   group_similarity: 0.5       # requests grouped together (the unpinned ones, or all without pins)
   pinned:
     - name: 故障报修
@@ -27,7 +27,7 @@ from qa_pipeline.customer_text import meaning_text
 from qa_pipeline.yaml_nodes import NodeReader
 
 OTHER = "其他"
-MIN_SIMILARITY = 0.4
+MIN_SIMILARITY = 0.35
 GROUP_SIMILARITY = 0.5
 MAX_REASONS = 100
 MAX_EXAMPLES = 200

@@ -21,9 +21,12 @@ MAX_DIGIT_SHARE = 0.4
 DIGITS = set("0123456789０１２３４５６７８９零〇一二三四五六七八九幺两")
 
 
+REQUEST_TURNS = 2
+
+
 @dataclass(frozen=True)
 class Request:
-    turn: int | None  # index among the customer's turns; None: nothing substantive said
+    turns: tuple[int, ...]  # indices among the customer's turns; (): nothing substantive said
     text: str
     at: float | None
 
@@ -34,17 +37,18 @@ def substantive(text: str) -> bool:
 
 
 def customer_request(transcript: CallTranscript, customer: CustomerClauses) -> Request:
-    for k, row in enumerate(customer.rows[:LOOK_AT]):
-        u = transcript.utterances[row]
-        if substantive(u.text):
-            return Request(k, u.text, u.start)
-    return Request(None, "", None)
+    turns = tuple(k for k, row in enumerate(customer.rows[:LOOK_AT])
+                  if substantive(transcript.utterances[row].text))[:REQUEST_TURNS]
+    if not turns:
+        return Request((), "", None)
+    texts = [transcript.utterances[customer.rows[k]].text for k in turns]
+    return Request(turns, "，".join(texts), transcript.utterances[customer.rows[turns[0]]].start)
 
 
 def request_vectors(customer: CustomerClauses, request: Request) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(the request's clause vectors, their unit mean); (None, None) when there is no request."""
-    if request.turn is None:
+    if not request.turns:
         return None, None
-    clauses = customer.of_turn(request.turn)
+    clauses = np.vstack([customer.of_turn(k) for k in request.turns])
     mean = unit_mean(clauses)
     return (clauses, mean) if mean is not None else (None, None)
