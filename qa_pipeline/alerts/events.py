@@ -7,8 +7,9 @@ over its whole call as on the call card (output.redact), and nothing else of the
   (12315, 12345, 消协/消费者协会, 市场监管, 工商, 银保监/金融监管, 通信管理局/工信部, 媒体/曝光) or
   says 投诉到/告到 somewhere — in the matcher's normal form, so 幺二三幺五 is 12315;
 - ``reason_doubled``: a reason for calling whose calls this week are at least twice last week's,
-  beyond noise (reasons.period);
-- ``dispute_overdue``: a dispute still open past its deadline (the review desk's deadlines).
+  beyond noise (reasons.period).
+
+A dispute past its deadline is not an alert yet: the review desk has no deadlines to read.
 """
 
 from __future__ import annotations
