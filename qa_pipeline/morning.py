@@ -118,6 +118,7 @@ class Morning:
     reasons: dict[str, CallReason] = field(default_factory=dict)  # every call of the days this batch touched
     doubled: tuple[str, ...] = ()  # reasons that doubled this week against last (set by pages())
     last_day: date | None = None  # the latest call date in OUT (set by pages())
+    tables: tuple[pa.Table, pa.Table] | None = None  # OUT's score tables as write() read them
 
     @classmethod
     def of_night(cls, out: Path, transcripts: Mapping[str, CallTranscript], scores: Sequence[CallScore],
@@ -135,7 +136,8 @@ class Morning:
         """The mood table, and the reasons of every day this batch touched (all its calls, regrouped)."""
         out = Path(out)
         write_moods(out, self.moods, replaces=[s.call_id for s in scores])
-        calls, _items = read_score_tables(out)
+        self.tables = read_score_tables(out)  # read once: pages() reads the same
+        calls = self.tables[0]
         days = {call_date(s.started_at, s.processed_at) for s in scores}
         ok = calls.filter(pc.equal(calls["status"], "ok"))
         on_days = {r["call_id"]: r["call_date"] for r in ok.select(["call_id", "call_date"]).to_pylist()
@@ -184,7 +186,7 @@ class Morning:
 
     def facts(self, out: Path) -> tuple[list[CallFacts], dict[str, tuple[float | None, bool | None]]]:
         """Every scored call of OUT as trends read it, and each call's (peak, de-escalated)."""
-        calls, items = read_score_tables(Path(out))
+        calls, items = self.tables if self.tables is not None else read_score_tables(Path(out))
         by_call: dict[str, list[tuple[str, str, str]]] = {}
         for row in items.select(["call_id", "item_id", "item_name", "final_result"]).to_pylist():
             by_call.setdefault(row["call_id"], []).append((row["item_id"], row["item_name"], row["final_result"]))

@@ -67,19 +67,22 @@ def test_utterances_get_the_pitch_and_level_of_their_words():
     level = [-90] * frames
     for f in range(40, 80):  # 2.0–4.0 s: the customer at 150 Hz, -24 dBFS
         pitch[f], level[f] = 150, -24
+    for f in range(170, 190):  # 8.5–9.5 s: the same voice again
+        pitch[f], level[f] = 150, -24
     for f in range(120, 160):  # 6.0–8.0 s: four semitones higher, 6 dB louder
         pitch[f], level[f] = 189, -18
     tracks = VoiceTracks(VOICE_VERSION, ((0,) * frames, tuple(pitch)), ((-90,) * frames, tuple(level)))
     t = make_transcript("c", ((AGENT, 0.2, 1.8, "您好，请问有什么可以帮您？"), (CUSTOMER, 2.0, 4.0, "我想问一下我的账单"),
-                              (AGENT, 4.3, 5.8, "好的，您请讲"), (CUSTOMER, 6.0, 8.0, "怎么又多收了我的钱")),
+                              (AGENT, 4.3, 5.8, "好的，您请讲"), (CUSTOMER, 6.0, 8.0, "怎么又多收了我的钱"),
+                              (CUSTOMER, 8.5, 9.5, "我上个月就交过了")),
                         dropped=(), drop_reasons=())
     voiced = with_voice(t, tracks)
     customer = [u for u in voiced.utterances if u.speaker == CUSTOMER]
-    assert [u.pitch_hz for u in customer] == [150.0, 189.0]
-    assert [u.level_db for u in customer] == [-24.0, -18.0]
+    assert [u.pitch_hz for u in customer] == [150.0, 189.0, 150.0]
+    assert [u.level_db for u in customer] == [-24.0, -18.0, -24.0]
     assert all(u.pitch_hz is None for u in voiced.utterances if u.speaker == AGENT)
     v = voice_features(voiced)
-    assert v[0].pitch_st == 0 and v[0].level_db == 0
+    assert v[0].pitch_st == v[2].pitch_st == 0 and v[0].level_db == 0  # the median of the first three
     assert v[1].pitch_st == pytest.approx(12 * np.log2(189 / 150)) and v[1].level_db == 6
 
 
@@ -132,7 +135,7 @@ def test_an_angry_customer_calmed_down(embeddings):
     assert m.turns[1].frustration >= model.threshold > m.turns[0].frustration
     assert m.peak == m.turns[1].frustration and m.peak_at == 8.4
     assert m.end < model.threshold and m.deescalated
-    assert requests["m"].text == "你好，我想问一下燃气费的事情。"
+    assert requests["m"].text == "你好，我想问一下燃气费的事情。 / 你们这服务也太差了，钱交了三天了还是用不了，我要投诉！"
 
 
 def test_the_voice_alone_raises_frustration(embeddings):

@@ -7,7 +7,8 @@ Reads the training turns (tools/mood_training.py: TTS calls made for training, v
 pipeline's own code) and the example sentences (training/mood/examples.yaml); the word features are
 computed here as at run time (qa_pipeline.mood.words: the complaint classifier, and the example
 margin with the sentence encoder).
-Fits weights by Newton's method with a small L2 penalty (no scikit-learn), and writes the weights,
+Fits weights by Newton's method with a small L2 penalty (no scikit-learn), on the turns and
+AUGMENT copies with their voice features jittered by a caller's ordinary variation (see below), and writes the weights,
 the examples and the threshold to the model file the package ships. `--features` trains a model on
 some features only (the others get weight 0), for bench/mood.py's comparison.
 """
@@ -36,6 +37,12 @@ from qa_pipeline.mood.words import ExampleSimilarity, complaint_probability  # n
 
 L2 = 1.0
 THRESHOLD = 0.5
+# The TTS renders every plain turn within ±1 dB and ±4 % of pitch and speed; real callers (and the
+# dev corpora's plain turns) vary by a few dB and semitones between sentences. Each training turn is
+# therefore also seen AUGMENT times with its voice features moved by that much (seeded), so that
+# the model learns what is beyond a caller's ordinary variation, not any change at all.
+AUGMENT = 4
+VOICE_SPREAD = {"pitch_st": 1.5, "level_db": 2.5, "rate": 0.1}
 
 
 def _num(value: str) -> float | None:
@@ -65,6 +72,7 @@ def main() -> int:
     parser.add_argument("--examples", type=Path, default=ROOT / "training" / "mood" / "examples.yaml")
     parser.add_argument("--features", default=",".join(FEATURES))
     parser.add_argument("--out", type=Path, default=ROOT / "qa_pipeline" / "mood" / "data" / "mood.json")
+    parser.add_argument("--augment", type=int, default=AUGMENT, help="noisy copies of each turn's voice features")
     args = parser.parse_args()
     used = [f for f in args.features.split(",") if f]
     unknown = set(used) - set(FEATURES)
@@ -85,11 +93,17 @@ def main() -> int:
         x.append([values[k] if k in used else 0.0 for k in FEATURES])
         y.append(float(r["frustrated"]))
     xa, ya = np.array(x), np.array(y)
-    weights, bias = fit(xa, ya)
+    rng = np.random.default_rng(20250)
+    spread = np.array([VOICE_SPREAD.get(k, 0.0) if k in used else 0.0 for k in FEATURES])
+    measured = np.array([[r[k] != "" if k in VOICE_SPREAD else True for k in FEATURES] for r in rows])
+    copies = [xa + rng.normal(0.0, 1.0, xa.shape) * spread * measured for _ in range(args.augment)]
+    xt, yt = np.vstack([xa, *copies]), np.concatenate([ya] * (args.augment + 1))
+    weights, bias = fit(xt, yt)
     p = 1.0 / (1.0 + np.exp(-(xa @ weights + bias)))
     pred = p >= THRESHOLD
     tp, fp, fn = int((pred & (ya == 1)).sum()), int((pred & (ya == 0)).sum()), int((~pred & (ya == 1)).sum())
-    digest = hashlib.sha256(args.turns.read_bytes() + args.examples.read_bytes() + ",".join(used).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(args.turns.read_bytes() + args.examples.read_bytes()
+                            + f"{','.join(used)};{args.augment}".encode()).hexdigest()[:10]
     model = {
         "id": f"mood-{digest}",
         "features": list(FEATURES),
@@ -97,7 +111,8 @@ def main() -> int:
         "bias": round(bias, 4),
         "threshold": THRESHOLD,
         "examples": {"frustrated": frustrated, "calm": calm},
-        "trained_on": f"{len(rows)} customer turns of TTS training calls ({args.turns.name}); features {','.join(used)}",
+        "trained_on": f"{len(rows)} customer turns of TTS training calls ({args.turns.name}), {args.augment} voice-jittered "
+                      f"copies each; features {','.join(used)}",
     }
     args.out.write_text(json.dumps(model, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"{len(rows)} turns ({int(ya.sum())} frustrated); training P {tp / max(1, tp + fp):.1%} R {tp / max(1, tp + fn):.1%}")

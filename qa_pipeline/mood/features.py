@@ -1,8 +1,9 @@
 """Each customer turn beside the same caller's own first turns: what the mood model reads.
 
 The voice is compared with the caller's own, never with a norm: a deep voice is not a calm one. The
-baseline is the calmer of the customer's first BASELINE_TURNS substantive turns (4+ characters;
-the lower pitch, the lower level, the slower rate), where a caller usually states the request; a
+baseline is the median over the customer's first BASELINE_TURNS substantive turns (4+ characters),
+where a caller usually states the request and answers the first questions — three, so that one
+agitated turn among them does not move it (the calmer of two biased every later turn upwards); a
 turn's pitch is then so many semitones above it, its level so many dB, its speaking rate so many
 times faster (log2). Talking over the agent is the
 customer starting while the agent still had OVERLAP_S or more to say.
@@ -11,12 +12,13 @@ customer starting while the agent still had OVERLAP_S or more to say.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa_pipeline.records import AGENT, CUSTOMER, CallTranscript, Utterance
 
-BASELINE_TURNS = 2
+BASELINE_TURNS = 3
 SUBSTANTIVE_CHARS = 4
 OVERLAP_S = 0.3
 MIN_RATE_SPAN_S = 0.6  # a shorter stretch of words gives no speaking rate
@@ -45,9 +47,9 @@ def customer_turns(transcript: CallTranscript) -> list[Utterance]:
     return [u for u in transcript.utterances if u.speaker == CUSTOMER]
 
 
-def _calmest(values: Sequence[float | None]) -> float | None:
+def _median(values: Sequence[float | None]) -> float | None:
     known = [v for v in values if v is not None]
-    return min(known) if known else None
+    return statistics.median(known) if known else None
 
 
 def talks_over(u: Utterance, agent: Sequence[Utterance]) -> bool:
@@ -59,9 +61,9 @@ def voice_features(transcript: CallTranscript) -> list[VoiceFeatures]:
     turns = customer_turns(transcript)
     agent = [u for u in transcript.utterances if u.speaker == AGENT]
     first = [u for u in turns if spoken_chars(u.text) >= SUBSTANTIVE_CHARS][:BASELINE_TURNS] or turns[:BASELINE_TURNS]
-    pitch0 = _calmest([u.pitch_hz for u in first])
-    level0 = _calmest([u.level_db for u in first])
-    rate0 = _calmest([speaking_rate(u) for u in first])
+    pitch0 = _median([u.pitch_hz for u in first])
+    level0 = _median([u.level_db for u in first])
+    rate0 = _median([speaking_rate(u) for u in first])
     out = []
     for u in turns:
         rate = speaking_rate(u)

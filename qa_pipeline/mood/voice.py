@@ -24,14 +24,14 @@ from qa_pipeline.audio.stream import chunks_of, frame_blocks
 from qa_pipeline.records import CallTranscript, Utterance, VoiceTracks
 from qa_pipeline.speakers.roles import LEVEL_FRAME_S, level_profile
 
-VOICE_VERSION = "yin-75ms-1"  # what made the tracks; another value: measured again
+VOICE_VERSION = "yin-75ms-2"  # what made the tracks; another value: measured again
 F0_MIN_HZ = 70.0
 F0_MAX_HZ = 400.0
 PITCH_RATE = 8000  # the channel is brought down to this rate first
 YIN_THRESHOLD = 0.25 # a dip of the normalised difference under this is a period
 DIP_SLACK = 0.1  # the first dip this close to the deepest one is the period
 SPEECH_DB = -45.0  # quieter frames are not pitched
-MIN_VOICED_FRAMES = 3  # an utterance with fewer pitched frames has no pitch
+MIN_VOICED_FRAMES = 6  # an utterance with fewer pitched frames (0.3 s) has no pitch: too few to tell
 
 
 def pitch_track(chunks: Iterable[np.ndarray], sample_rate: int, n_frames: int) -> tuple[int, ...]:

@@ -103,12 +103,14 @@ def _tagger():
 CONTENT_TAGS = ("n", "v", "vn", "nz", "ng", "an", "eng")  # nouns and verbs: what a reason is about
 
 
-def words(text: str) -> list[str]:
-    """The content words of a request: nouns and verbs of 2+ characters (jieba's tags), no digits or
-    numerals, no small words."""
-    return [p.word for p in _tagger().lcut(text)
+@lru_cache(maxsize=65536)
+def words(text: str) -> tuple[str, ...]:
+    """The content words of a request: nouns and verbs of 2+ characters (jieba's tags, its dictionary
+    only: no HMM guesses at unknown words, which Whisper's garbles mostly are), no digits or numerals,
+    no small words."""
+    return tuple(p.word for p in _tagger().lcut(text, HMM=False)
             if p.flag in CONTENT_TAGS and len(p.word) >= 2 and p.word not in STOPWORDS and p.word[0] not in "不没别"
-            and not any(ch.isdigit() or ch in NUMERALS for ch in p.word) and all(ch.isalnum() for ch in p.word)]
+            and not any(ch.isdigit() or ch in NUMERALS for ch in p.word) and all(ch.isalnum() for ch in p.word))
 
 
 def name_groups(texts: Sequence[str], labels: Sequence[int]) -> dict[int, str]:

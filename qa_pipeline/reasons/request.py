@@ -1,7 +1,7 @@
 """The customer's request: what they said first that says why they called.
 
-The first substantive customer turn (6+ spoken characters, not mostly digits: an account number
-answers a question, it does not state a reason) among their first LOOK_AT turns. Its clauses'
+The first REQUEST_TURNS substantive customer turns (6+ spoken characters, not mostly digits: an
+account number answers a question, it does not state a reason) among their first LOOK_AT turns. Its clauses'
 vectors (customer_text) are what pinned reasons are compared with; their mean, made unit length, is
 what requests are grouped by.
 """
@@ -42,7 +42,7 @@ def customer_request(transcript: CallTranscript, customer: CustomerClauses) -> R
     if not turns:
         return Request((), "", None)
     texts = [transcript.utterances[customer.rows[k]].text for k in turns]
-    return Request(turns, "，".join(texts), transcript.utterances[customer.rows[turns[0]]].start)
+    return Request(turns, " / ".join(texts), transcript.utterances[customer.rows[turns[0]]].start)
 
 
 def request_vectors(customer: CustomerClauses, request: Request) -> tuple[np.ndarray | None, np.ndarray | None]:
