@@ -28,6 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from qa_pipeline.customer_text import clauses, meaning_text  # noqa: E402
 from qa_pipeline.meaning.cache import EmbeddingCache  # noqa: E402
 from qa_pipeline.meaning.encoder import load_encoder  # noqa: E402
 from qa_pipeline.models import cache_root  # noqa: E402
@@ -83,9 +84,14 @@ def main() -> int:
     with open(args.turns, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     embeddings = EmbeddingCache(load_encoder(), cache_root() / "embeddings")
-    similarity = ExampleSimilarity.from_examples(embeddings, frustrated, calm)
-    texts = [r["text"] for r in rows]
-    margins = similarity.margins(embeddings.vectors(texts))
+    # as at run time (morning.turn_margins): examples in the normal form, each turn's most
+    # frustrated clause
+    similarity = ExampleSimilarity.from_examples(embeddings, [meaning_text(t) for t in frustrated],
+                                                 [meaning_text(t) for t in calm])
+    margins = []
+    for r in rows:
+        parts = clauses(r["text"])
+        margins.append(float(similarity.margins(embeddings.vectors(list(parts))).max()) if parts else 0.0)
     x, y = [], []
     for r, margin in zip(rows, margins):
         voice = VoiceFeatures(_num(r["pitch_st"]), _num(r["level_db"]), _num(r["rate"]), r["overlap"] == "1")
@@ -102,8 +108,9 @@ def main() -> int:
     p = 1.0 / (1.0 + np.exp(-(xa @ weights + bias)))
     pred = p >= THRESHOLD
     tp, fp, fn = int((pred & (ya == 1)).sum()), int((pred & (ya == 0)).sum()), int((~pred & (ya == 1)).sum())
-    digest = hashlib.sha256(args.turns.read_bytes() + args.examples.read_bytes()
-                            + f"{','.join(used)};{args.augment}".encode()).hexdigest()[:10]
+    # the id names what decides a score: the weights and the examples
+    digest = hashlib.sha256(json.dumps([[round(float(w), 4) for w in weights], round(bias, 4), frustrated, calm],
+                                       ensure_ascii=False).encode()).hexdigest()[:10]
     model = {
         "id": f"mood-{digest}",
         "features": list(FEATURES),
