@@ -40,6 +40,12 @@ class AudioMissing(DecodeError):
     retry = True
 
 
+class AudioChanged(CallFailed):
+    """The audio file changed while it was being decoded (still being copied, replaced in place)."""
+
+    retry = True
+
+
 class NoSpeech(CallFailed):
     """The audio decodes but holds no speech: silence, tones, music."""
 

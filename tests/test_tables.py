@@ -58,6 +58,11 @@ def test_transcript_calls_schema_exact():
         ),
         ("n_utterances", "int32", False),
         ("n_dropped", "int32", False),
+        ("decoded_s", "double", False),
+        ("container_s", "double", True),
+        ("lost_s", "double", False),
+        ("decode_errors", "int32", False),
+        ("audio_note", "string", True),
     ]
 
 
@@ -86,6 +91,7 @@ CALLS_FILE_COLUMNS = [
     ("reviewed_by", "string", True),
     ("reviewed_at", "string", True),
     ("n_changed", "int32", False),
+    ("held_reason", "string", True),
     ("frustration_peak", "double", True),
     ("frustration_end", "double", True),
     ("deescalated", "bool", True),

@@ -10,7 +10,8 @@ from qa_pipeline.errors import InputError
 from qa_pipeline.linear_re import compile_regex
 from qa_pipeline.records import CallMeta
 
-AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".opus", ".amr", ".wma", ".webm"})
+AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".opus", ".amr", ".awb", ".3gp", ".3ga", ".wma",
+                            ".webm"})
 MANIFEST_COLUMNS = ("call_id", "path")
 HANGUP_VALUES = ("agent", "customer", "unknown", "")
 CHANNEL_VALUES = ("0", "1", "")

@@ -65,6 +65,7 @@ class LocalEngine:
                         shared = 0.0
         finally:
             prefetch.shutdown(wait=True)
+            stage.release()
             for decoded in ([ahead.result()] if ahead is not None and ahead.done() and not ahead.exception() else []):
                 for _digest, audio, _s in decoded:
                     discard(audio)

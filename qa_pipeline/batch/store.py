@@ -6,7 +6,8 @@ failed.csv, and the outputs written from the parts.
   so that a killed run loses at most the calls in flight. A later run reuses a part whose
   fingerprint still matches; a part whose failure may be passing (``retry``) is never reused.
 - the transcript cache (``<cache root>/transcripts/``): Whisper's expensive output per (audio
-  content, model, options), shared by every OUT.
+  content, model, options), shared by every OUT. The audio content is the digest of the bytes the
+  decoder read (DecodedAudio.digest), not of an earlier look at the file.
 - ``OUT/.lock`` (flock): one writer per output folder. The kernel drops a flock when its process
   dies, however it dies, so a crash never leaves a stale lock; the file's text (pid, host, since,
   command) only tells a second command who holds the folder.
@@ -190,6 +191,11 @@ class TranscriptCache:
             diarizer=data.get("diarizer"),
             loops_redecoded=bool(data.get("loops_redecoded", False)),
             voice=_voice(data.get("voice")),
+            decoded_s=data.get("decoded_s"),
+            container_s=data.get("container_s"),
+            lost_s=float(data.get("lost_s", 0.0)),
+            decode_errors=int(data.get("decode_errors", 0)),
+            audio_note=data.get("audio_note"),
         )
 
     def put(self, key: str, entry: CachedAudio) -> None:

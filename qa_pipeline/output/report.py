@@ -237,6 +237,7 @@ def call_view(
         "status": score.status,
         "failed": score.status != "ok",
         "error": mask(score.error),
+        "held_reason": mask(score.held_reason),
         "agent": _agent_label(score),
         "agent_href": f"../agents/{href(agent_file)}.html",
         "team": _mask(score.team) or "—",

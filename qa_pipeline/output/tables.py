@@ -94,6 +94,12 @@ TRANSCRIPT_CALLS_SCHEMA = pa.schema(
         pa.field("events", pa.list_(pa.field("item", EVENT_TYPE, nullable=False)), nullable=False),
         pa.field("n_utterances", pa.int32(), nullable=False),
         pa.field("n_dropped", pa.int32(), nullable=False),
+        # what decoding said (audio.decode): seconds decoded beside what the container states, and lost
+        pa.field("decoded_s", pa.float64(), nullable=False),
+        pa.field("container_s", pa.float64()),  # null: the container states none, or only estimates it
+        pa.field("lost_s", pa.float64(), nullable=False),
+        pa.field("decode_errors", pa.int32(), nullable=False),
+        pa.field("audio_note", pa.string()),
     ]
 )
 
@@ -126,6 +132,7 @@ CALLS_FILE_SCHEMA = pa.schema(
         pa.field("reviewed_by", pa.string()),
         pa.field("reviewed_at", pa.string()),
         pa.field("n_changed", pa.int32(), nullable=False),  # items whose final result differs from the machine's
+        pa.field("held_reason", pa.string()),  # why the whole call waits for a person (audio lost); null otherwise
         # the customer's mood (mood.model): null when the call failed or the customer said nothing
         pa.field("frustration_peak", pa.float64()),
         pa.field("frustration_end", pa.float64()),
@@ -268,6 +275,11 @@ def transcript_calls_to_table(transcripts: Iterable[CallTranscript]) -> pa.Table
             ],
             "n_utterances": len(t.utterances),
             "n_dropped": len(t.dropped),
+            "decoded_s": t.decoded_s if t.decoded_s is not None else t.duration_s,
+            "container_s": t.container_s,
+            "lost_s": t.lost_s,
+            "decode_errors": t.decode_errors,
+            "audio_note": t.audio_note,
         }
         for t in transcripts
     ]
@@ -315,6 +327,7 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None,
                 "reviewed_by": final.reviewed.actor if final.reviewed else None,
                 "reviewed_at": final.reviewed.at if final.reviewed else None,
                 "n_changed": sum(1 for f in final.items if f.changed),
+                "held_reason": s.held_reason,
                 **_mood_columns((moods or {}).get(s.call_id)),
                 "call_date": day,
             }
@@ -415,6 +428,11 @@ def table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, Cal
             agent_channel_method=row["agent_channel_method"],
             dropped=tuple(dropped),
             drop_reasons=tuple(reasons),
+            decoded_s=row["decoded_s"],
+            container_s=row["container_s"],
+            lost_s=row["lost_s"],
+            decode_errors=row["decode_errors"],
+            audio_note=row["audio_note"],
         )
     if by_call:
         raise InputError(f"utterances for calls missing from the transcript call table: {sorted(by_call)[:5]}")
@@ -463,6 +481,7 @@ def tables_to_scores(calls: pa.Table, items: pa.Table) -> list[CallScore]:
             model=row["model"],
             processed_at=row["processed_at"],
             items=tuple(by_call.pop(row["call_id"], ())),
+            held_reason=row["held_reason"],
         )
         for row in calls.to_pylist()
     ]
@@ -521,22 +540,37 @@ _ADDED_COLUMNS = {
     "dispute": lambda t: pa.nulls(t.num_rows, pa.string()),
     "reason_code": lambda t: pa.nulls(t.num_rows, pa.string()),
     "held": lambda t: pa.array([False] * t.num_rows, pa.bool_()),
+    "held_reason": lambda t: pa.nulls(t.num_rows, pa.string()),
     "frustration_peak": lambda t: pa.nulls(t.num_rows, pa.float64()),
     "frustration_end": lambda t: pa.nulls(t.num_rows, pa.float64()),
     "deescalated": lambda t: pa.nulls(t.num_rows, pa.bool_()),
 }
 _CALL_COLUMNS_ADDED = ("pass_score", "final_score", "final_passed", "final_critical_failed", "review_state",
-                       "reviewed_by", "reviewed_at", "n_changed", "frustration_peak", "frustration_end", "deescalated")
+                       "reviewed_by", "reviewed_at", "n_changed", "held_reason", "frustration_peak", "frustration_end",
+                       "deescalated")
+# recordings written before decoding said what it lost: everything decoded, as that decode believed
+_RECORDING_COLUMNS_ADDED = {
+    "decoded_s": lambda t: t.column("duration_s"),
+    "container_s": lambda t: pa.nulls(t.num_rows, pa.float64()),
+    "lost_s": lambda t: pa.array([0.0] * t.num_rows, pa.float64()),
+    "decode_errors": lambda t: pa.array([0] * t.num_rows, pa.int32()),
+    "audio_note": lambda t: pa.nulls(t.num_rows, pa.string()),
+}
 
 
 def _upgrade(table: pa.Table) -> pa.Table:
-    """A score table written before the final-verdict columns existed, with them added (and a
+    """A score or recordings table written before some of its columns existed, with them added (and a
     transcripts table written before voices were measured, with null voices)."""
     names = table.column_names
     if "utterance_id" in names:
         for name in ("pitch_hz", "level_db"):
             if name not in names:
                 table = table.append_column(name, pa.nulls(table.num_rows, pa.float64()))
+        return table
+    if "n_utterances" in names:
+        for name, make in _RECORDING_COLUMNS_ADDED.items():
+            if name not in names:
+                table = table.append_column(name, make(table))
         return table
     kind = "calls" if "passed" in names else "items" if "result" in names else None
     if kind is None:
