@@ -28,11 +28,12 @@ from qa_pipeline.scoring.checks.speech_rate import SpeechRateCheck
 from qa_pipeline.scoring.matching import LITERAL
 from qa_pipeline.scoring.rubric_reader import MAX_COUNT, MAX_NUMBER, RubricError, RubricReader
 from qa_pipeline.scoring.rubric_records import Centre, CheckOptions, Company, Item, Rubric, When, Window
-from qa_pipeline.yaml_nodes import compose_text, read_text
+from qa_pipeline.yaml_nodes import Unreadable, compose_text, read_limited, read_text
 
 log = logging.getLogger("qa_pipeline")
 
 ITEM_SPEAKERS = ("agent", "customer", "any")
+MAX_EXTENDS = 16  # rubric files extending one another
 
 # The records and the built-in kinds' options, importable from here as before the kinds had modules.
 __all__ = [
@@ -187,8 +188,11 @@ def parse_rubric(text: str, path: str = "<rubric>", *, _seen: tuple[str, ...] = 
     `extends: FILE` (relative to this file, or `default` for the bundled default rubric) takes
     every top-level field of FILE that this one does not give: a centre file can be just
     `extends: default` and `centre: {companies: …}`."""
+    return _rubric(compose_text(text, path, RubricError), text, path, _seen)
+
+
+def _rubric(root: yaml.Node | None, text: str, path: str, _seen: tuple[str, ...]) -> Rubric:
     c = RubricReader(path)
-    root = compose_text(text, path, RubricError)
     if root is None:
         raise RubricError(path, 1, "empty rubric")
     top = c.mapping(root, "rubric", _TOP_KEYS)
@@ -231,18 +235,29 @@ def parse_rubric(text: str, path: str = "<rubric>", *, _seen: tuple[str, ...] = 
 
 
 def _base(c: RubricReader, node: yaml.Node, path: str, seen: tuple[str, ...]) -> Rubric:
+    """The rubric `node` extends. What it names is checked to be a rubric before anything of it is
+    shown: a regular file of at most MAX_BYTES, a mapping of rubric keys at its top (`extends:
+    /etc/shadow` is refused without a word of the file), at most MAX_EXTENDS files down."""
     name = c.string(node, "extends")
     target = rubric_path_default() if name == "default" else (Path(path).parent / name)
     key = str(Path(target).resolve())
     if key in seen or key == str(Path(path).resolve()):
         raise c.error(node, f"extends: {name} extends this file again (a cycle)")
+    if len(seen) >= MAX_EXTENDS:
+        raise c.error(node, f"extends: more than {MAX_EXTENDS} rubric files extend one another")
     try:
-        text = Path(target).read_text(encoding="utf-8")
-    except OSError as e:
-        raise c.error(node, f"extends: cannot read {target}: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise c.error(node, f"extends: {target} is not UTF-8 text") from e
-    return parse_rubric(text, str(target), _seen=seen + (str(Path(path).resolve()),))
+        text = read_limited(target)
+    except Unreadable as e:
+        raise c.error(node, f"extends: {target} {e}" if e.opened else f"extends: cannot read {target}: {e}") from e
+    try:
+        root = compose_text(text, str(target), RubricError)
+    except RubricError as e:  # its line, not its words
+        raise c.error(node, f"extends: {target} is not a rubric file (not valid YAML at line {e.line})") from None
+    if not (isinstance(root, yaml.MappingNode) and root.value and all(
+            isinstance(k, yaml.ScalarNode) and k.value in _TOP_KEYS for k, _v in root.value)):
+        raise c.error(node, f"extends: {target} is not a rubric file (valid YAML whose top level holds only "
+                            f"{', '.join(_TOP_KEYS)})")
+    return _rubric(root, text, str(target), seen + (str(Path(path).resolve()),))
 
 
 def load_rubric(path: Path) -> Rubric:
