@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from qa_pipeline import messages
 from qa_pipeline.records import FAIL, NA, PASS, CallMeta, CallScore, CallTranscript, ItemResult
 from qa_pipeline.scoring.checks import kind_of
 from qa_pipeline.scoring.checks.context import Call, Verdict
