@@ -40,7 +40,7 @@ def test_every_key():
     ("text", "error"),
     [
         ("queue:\n  sampel: {per_agent: 2}\n", "p.yaml:2: queue: unknown key 'sampel' (allowed: needs_review, critical_failures, below_pass, sample)"),
-        ("trsut: {}\n", "p.yaml:1: policy: unknown key 'trsut' (allowed: queue, disputes, trust)"),
+        ("trsut: {}\n", "p.yaml:1: policy: unknown key 'trsut' (allowed: queue, disputes, trust, reasons, notify)"),
         ("trust:\n  min_agreement: 80\n", "p.yaml:2: trust.min_agreement must be between 0 and 1"),
         ("trust:\n  last_n: 0\n", "p.yaml:2: trust.last_n must be >= 1"),
         ("trust:\n  last: 20\n", "p.yaml:2: trust: unknown key 'last' (allowed: last_n, min_agreement)"),
