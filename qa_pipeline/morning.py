@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import yaml
 
 from qa_pipeline.customer_text import CustomerClauses, customer_clauses, meaning_text
 from qa_pipeline.errors import QaError
@@ -38,7 +39,9 @@ from qa_pipeline.reasons.pinned import PinnedVectors, ReasonsConfig
 from qa_pipeline.reasons.request import customer_request, request_vectors
 from qa_pipeline.reasons.table import read_reasons, write_reasons
 from qa_pipeline.records import CallMood, CallReason, CallScore, CallTranscript
-from qa_pipeline.review.policy import Policy, policy_for
+from qa_pipeline.alerts.config import NotifyConfig, parse_notify
+from qa_pipeline.reasons.pinned import parse_reasons
+from qa_pipeline.yaml_nodes import LineError, NodeReader, compose_text, read_text
 from qa_pipeline.trends import CallFacts
 
 log = logging.getLogger("qa_pipeline")
@@ -56,13 +59,39 @@ def default_embeddings():
     return EmbeddingCache(load_encoder(), cache_root() / EMBEDDINGS_DIR)
 
 
-def night_policy(out: Path) -> Policy:
-    """OUT's review policy; the defaults when it is unusable (the batch never stops over it)."""
+POLICY_FILE = "review-policy.yaml"  # the review policy in OUT (review.policy), whose sections the batch reads here
+
+
+class _PolicyError(LineError):
+    pass
+
+
+@dataclass(frozen=True)
+class MorningPolicy:
+    """The review policy's sections the batch reads: `reasons:` and `notify:`."""
+
+    reasons: ReasonsConfig = field(default_factory=ReasonsConfig)
+    notify: NotifyConfig | None = None
+
+
+def night_policy(out: Path) -> MorningPolicy:
+    """The `reasons:` and `notify:` sections of OUT/review-policy.yaml, read by their own parsers
+    (the rest of the file is the desk's: `qa policy check` validates all of it); the defaults when
+    the file is absent or unusable (the batch never stops over it, the run log says why)."""
+    path = Path(out) / POLICY_FILE
+    if not path.is_file():
+        return MorningPolicy()
     try:
-        return policy_for(Path(out))
+        root = compose_text(read_text(path, _PolicyError, "policy"), str(path), _PolicyError)
+        if not isinstance(root, yaml.MappingNode):
+            return MorningPolicy()
+        r = NodeReader(str(path), _PolicyError)
+        nodes = {r.scalar(k): v for k, v in root.value}
+        return MorningPolicy(parse_reasons(r, nodes["reasons"]) if "reasons" in nodes else ReasonsConfig(),
+                             parse_notify(r, nodes["notify"]) if "notify" in nodes else None)
     except QaError as e:
         log.warning("review policy not used for reasons and alerts, defaults instead: %s", e)
-        return Policy()
+        return MorningPolicy()
 
 
 @dataclass(frozen=True)
@@ -111,7 +140,7 @@ def moods_of(transcripts: Iterable[CallTranscript], embeddings, model: MoodModel
 
 @dataclass
 class Morning:
-    policy: Policy
+    policy: MorningPolicy
     moods: dict[str, CallMood]
     requests: dict[str, CallRequest]  # this batch's calls
     embeddings: object = None

@@ -425,10 +425,16 @@ class ItemTrust:
     recent_rate: float | None
     last_n: int
     floor: float
+    recent_calls: int = 0  # labelled calls among the last `last_n`
+    min_calls: int = 1  # labelled calls needed before the item is judged
+
+    @property
+    def judged(self) -> bool:
+        return self.recent_rate is not None and self.recent_calls >= self.min_calls
 
     @property
     def trusted(self) -> bool:
-        return self.recent_rate is None or self.recent_rate >= self.floor
+        return not self.judged or self.recent_rate >= self.floor
 
 
 # --- the batch ---------------------------------------------------------------------------------

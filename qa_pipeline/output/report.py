@@ -44,8 +44,8 @@ from qa_pipeline.records import (
 )
 from qa_pipeline.output.redact import CallRedactor, mask_id, mask_pii
 from qa_pipeline.output.tables import call_date
-from qa_pipeline.review.final import FinalCall
-from qa_pipeline.review.views import call_review_view, dispute_counts, review_item_view
+from qa_pipeline.final_verdicts import FinalCall
+from qa_pipeline.output.review_views import call_review_view, dispute_counts, review_item_view
 
 log = logging.getLogger("qa_pipeline")
 
@@ -590,7 +590,7 @@ def render_reports(
     of ``meta.path`` relative to the card, and no player when that file does not exist.  Returns
     the index page's path.
 
-    ``finals`` (call_id → :class:`~qa_pipeline.review.final.FinalCall`) are the final verdicts
+    ``finals`` (call_id → :class:`~qa_pipeline.final_verdicts.FinalCall`) are the final verdicts
     where people reviewed calls: every page then shows those, a card says "机器：未通过 →
     质检员 …：通过（理由）" where a person changed a verdict, and agent pages count disputes.
     ``item_trust`` (item_id → agreement with people's labels) adds agreement and "not trusted"

@@ -40,8 +40,8 @@ import pyarrow.parquet as pq
 
 from qa_pipeline.errors import InputError
 from qa_pipeline.files import write_atomic
+from qa_pipeline.final_verdicts import FinalCall, final_call
 from qa_pipeline.records import AudioEvent, CallMood, CallScore, CallTranscript, ItemResult, Utterance, Word
-from qa_pipeline.review.final import FinalCall, final_call
 
 log = logging.getLogger("qa_pipeline")
 
@@ -124,7 +124,7 @@ CALLS_FILE_SCHEMA = pa.schema(
         pa.field("processed_at", pa.string()),
         pa.field("n_review", pa.int32(), nullable=False),
         pa.field("pass_score", pa.float64()),  # the rubric's pass mark the call was judged against
-        # final verdicts: the machine's with people's decisions applied (review.final.final_call)
+        # final verdicts: the machine's with people's decisions applied (final_verdicts.final_call)
         pa.field("final_score", pa.float64()),
         pa.field("final_passed", pa.bool_()),
         pa.field("final_critical_failed", pa.bool_()),
@@ -293,7 +293,7 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None,
 
     ``today`` is the fallback ``call_date`` for calls with neither ``started_at`` nor
     ``processed_at`` (default: the local date now). ``finals`` gives the final verdicts of the
-    calls people reviewed (:func:`qa_pipeline.review.final.final_call`); any other call's final
+    calls people reviewed (:func:`qa_pipeline.final_verdicts.final_call`); any other call's final
     verdicts are the machine's. ``moods``: the customer's mood per call (mood.model.call_mood).
     """
     calls: list[dict[str, Any]] = []
