@@ -100,8 +100,8 @@ def test_the_checks_see_a_cycle_and_the_package_has_none(tmp_path, monkeypatch):
 # calibration that all use it, so neither the batch nor the outputs import the desk or calibration.
 LAYERS = (
     ("qa_pipeline.final_verdicts",),
-    ("qa_pipeline.output",),
-    ("qa_pipeline.batch",),
+    ("qa_pipeline.output", "qa_pipeline.mood.table", "qa_pipeline.reasons.table"),
+    ("qa_pipeline.batch", "qa_pipeline.morning", "qa_pipeline.alerts"),
     ("qa_pipeline.calibration", "qa_pipeline.review"),
 )
 

@@ -60,7 +60,7 @@ def test_defaults_of_disputes_duties_and_trust():
     ("text", "error"),
     [
         ("queue:\n  sampel: {per_agent: 2}\n", "p.yaml:2: queue: unknown key 'sampel' (allowed: needs_review, critical_failures, below_pass, sample)"),
-        ("trsut: {}\n", "p.yaml:1: policy: unknown key 'trsut' (allowed: queue, disputes, duties, trust)"),
+        ("trsut: {}\n", "p.yaml:1: policy: unknown key 'trsut' (allowed: queue, disputes, duties, trust, reasons, notify)"),
         ("duties:\n  second_review: [agent]\n", "p.yaml:2: duties.second_review: 'agent' is not a role that may take it (allowed: inspector, supervisor, manager)"),
         ("duties:\n  first_review: []\n", "p.yaml:2: duties.first_review must be a list of roles (inspector, supervisor, manager)"),
         ("duties:\n  first_review: supervisor\n", "p.yaml:2: duties.first_review must be a list of roles (inspector, supervisor, manager)"),

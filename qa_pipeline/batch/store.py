@@ -42,11 +42,12 @@ from typing import Any, Iterator
 from qa_pipeline.errors import InputError, OutputError, OutputLocked
 from qa_pipeline.final_verdicts import MACHINE_ONLY, Reviews, untrusted
 from qa_pipeline.files import remove_temp_files as remove_temp_files_in
+from qa_pipeline.morning import Morning
 from qa_pipeline.files import fit_stem, json_bytes, readable, write_atomic
 from qa_pipeline.output.report import render_reports
 from qa_pipeline.output.tables import read_scores, write_scores, write_transcripts
 from qa_pipeline.records import (AudioEvent, CachedAudio, CallMeta, CallPart, CallScore, CallTranscript, ItemResult,
-                                 RawSegment, RawWord, Utterance, Word)
+                                 RawSegment, RawWord, Utterance, VoiceTracks, Word)
 
 PART_FORMAT = 2  # 2: items carry reason_code
 PARTS_DIR = "parts"
@@ -57,7 +58,8 @@ FAILED_FILE = "failed.csv"
 CACHE_FORMAT = 1
 # OUT's folders that the pipeline writes (the tables', the reports' and its own); temp files are
 # cleared in these only, and at OUT's top level (run.json, failed.csv)
-OWN_FOLDERS = (PARTS_DIR, LOGS_DIR, "transcripts", "recordings", "scores", "reports", "reviews", "calibration")
+OWN_FOLDERS = (PARTS_DIR, LOGS_DIR, "transcripts", "recordings", "scores", "reports", "reviews", "calibration",
+               "mood", "reasons", "alerts")
 
 
 def make_output_folder(out: Path) -> None:
@@ -187,6 +189,7 @@ class TranscriptCache:
             levels=tuple(tuple(int(v) for v in ch) for ch in data["levels"]) if data.get("levels") is not None else None,
             diarizer=data.get("diarizer"),
             loops_redecoded=bool(data.get("loops_redecoded", False)),
+            voice=_voice(data.get("voice")),
             decoded_s=data.get("decoded_s"),
             container_s=data.get("container_s"),
             lost_s=float(data.get("lost_s", 0.0)),
@@ -196,6 +199,15 @@ class TranscriptCache:
 
     def put(self, key: str, entry: CachedAudio) -> None:
         write_atomic(self._path(key), json.dumps(asdict(entry), ensure_ascii=False))
+
+
+def _voice(data: dict | None) -> VoiceTracks | None:
+    """The voice tracks of a cache entry; None (measured again) when absent or unreadable."""
+    try:
+        return VoiceTracks(str(data["version"]), tuple(tuple(int(v) for v in ch) for ch in data["pitch"]),
+                           tuple(tuple(int(v) for v in ch) for ch in data["level"])) if data else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 # --- the lock ------------------------------------------------------------------------------------
@@ -275,10 +287,15 @@ def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallT
     fault("outputs")
     trust = reviews.trust(out, scores)  # labels vs every call in OUT, this night's verdicts included
     held = untrusted(trust)
-    write_scores(out, scores, finals=reviews.finals(out, scores, export=False, untrusted=held))
+    morning = Morning.of_night(out, transcripts, scores)  # the customer's mood, each call's request
+    write_scores(out, scores, finals=reviews.finals(out, scores, export=False, untrusted=held), moods=morning.moods)
     everything = read_scores(out)
+    morning.write(out, scores)  # mood turns, reasons of the days this batch touched
+    pages = morning.pages(out, transcripts)
+    finals = reviews.finals(out, everything, untrusted=held)
     render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=everything,
-                   finals=reviews.finals(out, everything, untrusted=held), item_trust=trust)
+                   finals=finals, item_trust=trust, morning=pages)
+    morning.notify(out, [finals[s.call_id].as_score() if s.call_id in finals else s for s in scores], transcripts)
     return out / "reports" / "index.html"
 
 

@@ -42,7 +42,9 @@ from typing import Any
 
 import yaml
 
+from qa_pipeline.alerts.config import NotifyConfig, parse_notify
 from qa_pipeline.calibration.trust import TrustRule
+from qa_pipeline.reasons.pinned import ReasonsConfig, parse_reasons
 from qa_pipeline.yaml_nodes import LineError, NodeReader, compose_text, read_text
 
 POLICY_FILE = "review-policy.yaml"  # looked for in OUT when no --policy is given
@@ -91,6 +93,8 @@ class Policy:
     disputes: DisputePolicy = field(default_factory=DisputePolicy)
     duties: Duties = field(default_factory=Duties)
     trust: TrustRule = field(default_factory=TrustRule)
+    reasons: ReasonsConfig = field(default_factory=ReasonsConfig)  # 来电原因: the centre's pinned reasons (reasons.pinned)
+    notify: NotifyConfig | None = None  # 预警: where alerts go (alerts.config); None: none are sent
     path: str | None = None
 
 
@@ -170,6 +174,8 @@ SECTIONS: dict[str, Callable[[Reader, yaml.Node, Policy], Policy]] = {
     "disputes": _disputes,
     "duties": _duties,
     "trust": _trust,
+    "reasons": lambda r, node, policy: replace(policy, reasons=parse_reasons(r, node)),
+    "notify": lambda r, node, policy: replace(policy, notify=parse_notify(r, node)),
 }
 
 
