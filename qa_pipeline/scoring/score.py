@@ -16,7 +16,10 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Callable
 
+from bisect import bisect_left
+
 from qa_pipeline import messages
+from qa_pipeline.meaning.judge import CallMeaning, Closest, MeaningJudge, default_judge
 from qa_pipeline.records import (
     AGENT,
     CUSTOMER,
@@ -40,6 +43,7 @@ from qa_pipeline.scoring.rubric import (
     InterruptionCheck,
     IntroductionCheck,
     Item,
+    Meaning,
     PhraseCheck,
     Rubric,
     SilenceCheck,
@@ -57,6 +61,7 @@ QUOTE_CHARS = 60
 SLACK_S = 0.5  # timestamp slack when ordering phrases around a silence
 SPEECH_GAP_S = 1.0  # pauses longer than this inside an utterance are not speaking time
 BY_MODEL = "model"
+BY_MEANING = "meaning"  # decided by the sentence encoder: closest example and similarity in the reason
 DETAIL_CHARS = 4  # a customer utterance with fewer characters than this, formulas aside, says nothing
 
 # What a customer says that gives the agent nothing to confirm: greetings, yes/no, thanks, goodbyes.
@@ -124,7 +129,9 @@ def _word_map(utt: Utterance, prep: PreparedText) -> tuple[int, ...] | None:
 
 
 class _Call:
-    def __init__(self, transcript: CallTranscript, meta: CallMeta, rubric: Rubric) -> None:
+    def __init__(self, transcript: CallTranscript, meta: CallMeta, rubric: Rubric,
+                 judge: MeaningJudge | None = None) -> None:
+        self._judge = judge
         self.t = transcript
         self.meta = meta
         self.rubric = rubric
@@ -205,6 +212,28 @@ class _Call:
     def hit_low(self, hit: _Hit) -> bool:
         return self.low_confidence(hit.seg, hit.match.norm_start, hit.match.norm_end)
 
+    # -- meaning --
+    @cached_property
+    def meaning(self) -> CallMeaning:
+        judge = self._judge or default_judge(self.rubric.encoder)
+        return judge.call([s.utt.text for s in self.segs])
+
+    def by_meaning(self, meaning: Meaning, segs: tuple[_Seg, ...]) -> list[Closest]:
+        """The units of `segs` that count under `meaning`, the most similar first."""
+        return [c for c in self.meaning.closest(meaning, [s.n for s in segs]) if c.counts(meaning)]
+
+    def meaning_hit(self, c: Closest) -> _Hit:
+        seg = self.segs[c.seg]
+        p = seg.prep
+        ns, ne = bisect_left(p.index, c.unit.start), bisect_left(p.index, c.unit.end)
+        start, end = self.times(seg, ns, ne) if ne > ns else (seg.utt.start, seg.utt.end)
+        text = seg.utt.text[c.unit.start:c.unit.end]
+        return _Hit(seg, Match(c.example.text, text, BY_MEANING, c.unit.start, c.unit.end, ns, ne), start, end)
+
+    def said_meaning(self, hit: _Hit, c: Closest) -> str:
+        return self.say("said.meaning", quote=hit.match.text, t=f"{hit.start:.1f}", example=c.example.text,
+                        sim=f"{c.similarity:.2f}")
+
 
 # --- evidence helpers -------------------------------------------------------------------------
 
@@ -255,6 +284,8 @@ def _searched(segs: tuple[_Seg, ...], speaker: str, call: _Call) -> tuple[str, f
 
 
 def _by(hits: list[_Hit]) -> str:
+    if any(h.match.how == BY_MEANING for h in hits):
+        return BY_MEANING
     return BY_TEXT if all(h.match.how == BY_TEXT for h in hits) else "pinyin"
 
 
@@ -334,8 +365,15 @@ def _phrase(call: _Call, item: Item, c: PhraseCheck, after: float | None) -> _Ve
     if bad:
         return verdict(FAIL, bad[:1], "phrase.disallowed", who=who, said=_said(call, bad[0]), where=where)
     chosen: list[_Hit] = []
+    by_meaning: dict[int, Closest] = {}  # id(hit) → how it was found
     if c.any:
         hits = found(c.any)
+        if not hits and item.meaning is not None:
+            for close in call.by_meaning(item.meaning, segs):
+                h = call.meaning_hit(close)
+                if _in_window(call, h, c.window) and (after is None or h.end >= after):
+                    hits, by_meaning[id(h)] = [h], close
+                    break
         if not hits:
             return fail("phrase.missing", who=who, wanted=_alternatives(c.any), where=where)
         chosen.append(_best(hits))
@@ -352,8 +390,12 @@ def _phrase(call: _Call, item: Item, c: PhraseCheck, after: float | None) -> _Ve
         text, start, end = _searched(segs, item.speaker, call)
         return call.verdict(PASS, "phrase.none_said", {"where": where}, evidence_text=text, start=start, end=end,
                             matched_by=BY_TEXT)
-    said = call.say("sep.list").join(_said(call, h) for h in chosen)
-    return verdict(PASS, chosen, "phrase.said", who=who, said=said)
+    said = call.say("sep.list").join(call.said_meaning(h, by_meaning[id(h)]) if id(h) in by_meaning
+                                     else _said(call, h) for h in chosen)
+    v = verdict(PASS, chosen, "phrase.said", who=who, said=said)
+    if by_meaning and any(b.borderline(item.meaning) for b in by_meaning.values()):
+        v = replace(v, needs_review=True)
+    return v
 
 
 # --- self-introduction --------------------------------------------------------------------------
@@ -692,6 +734,20 @@ def _forbidden(call: _Call, item: Item, c: ForbiddenCheck) -> _Verdict:
             found.append((h, fp.points, fp.critical))
             break
     who = call.who(item.speaker)
+    closest: dict[int, Closest] = {}  # id(hit) → the example a meaning hit came closest to
+    if item.meaning is not None:
+        # By meaning: the agent's own turns only (never the customer's words, nor unseparated speech),
+        # one hit per utterance, none where a listed phrase already matched.
+        mine = tuple(s for s in segs if s.utt.speaker == AGENT)
+        taken_segs = {h.seg.n for h, _, _ in found}
+        for close in call.by_meaning(item.meaning, mine):
+            if close.seg in taken_segs:
+                continue
+            taken_segs.add(close.seg)
+            h = call.meaning_hit(close)
+            closest[id(h)] = close
+            found.append((h, c.points_per_hit if c.points_per_hit is not None else item.weight,
+                          close.example.critical))
     if not found:
         text, start, end = _searched(segs, item.speaker, call)
         return call.verdict(PASS, "forbidden.none", {"who": who}, evidence_text=text, start=start, end=end,
@@ -700,23 +756,26 @@ def _forbidden(call: _Call, item: Item, c: ForbiddenCheck) -> _Verdict:
     hits = [h for h, _, _ in found]
     deduction = min(item.weight, sum(p for _, p, _ in found))
     critical = any(cr for _, _, cr in found)
-    said = [call.say("forbidden.hit_critical" if cr else "forbidden.hit", who=who, said=_said(call, h))
+    said = [call.say("forbidden.hit_critical" if cr else "forbidden.hit", who=who,
+                     said=call.said_meaning(h, closest[id(h)]) if id(h) in closest else _said(call, h))
             for h, _, cr in found]
     reason = call.join(said + [call.say("forbidden.deduction", points=f"{deduction:g}")])
     return call.verdict(
         FAIL, "forbidden.said", reason=reason,
         evidence_text=" … ".join(dict.fromkeys(_quote(h) for h in hits)),
         start=hits[0].start, end=hits[-1].end, matched_by=_by(hits),
-        needs_review=any(call.hit_low(h) for h in hits), deduction=deduction, critical_hit=critical,
+        needs_review=any(call.hit_low(h) for h in hits) or any(b.borderline(item.meaning) for b in closest.values()),
+        deduction=deduction, critical_hit=critical,
     )  # fmt: skip
 
 
 # --- triggers, items, call --------------------------------------------------------------------
 
 
-def _trigger(call: _Call, w: When) -> tuple[float, str, bool] | None:
-    """(time, description, decided by the model) of the earliest trigger, or None."""
-    found: list[tuple[float, str, bool]] = []
+def _trigger(call: _Call, w: When) -> tuple[float, str, str | None] | None:
+    """(time, description, what decided it: None for words and waits, BY_MODEL, BY_MEANING) of the
+    earliest trigger, or None."""
+    found: list[tuple[float, str, str | None]] = []
     for speaker, phrases in ((CUSTOMER, w.customer_says), (AGENT, w.agent_says)):
         if phrases:
             # Cue words match as written or as homophones only: one confused syllable turns
@@ -724,25 +783,47 @@ def _trigger(call: _Call, w: When) -> tuple[float, str, bool] | None:
             hits = call.hits(call.eligible(speaker), phrases, tolerance=0)
             if hits:
                 found.append((hits[0].start, call.say("trigger.says", who=call.who(speaker),
-                                                      said=_said(call, hits[0])), False))
-    if w.customer_intent:
-        model = load_model()
-        for seg in call.eligible(CUSTOMER):
-            for label in w.customer_intent:
-                yes, p = model.says(label, seg.utt.text, norm=seg.prep.norm, pinyin=seg.prep.pinyin)
-                if yes:
-                    found.append((seg.utt.start, call.say(f"trigger.model.{label}", t=f"{seg.utt.start:.1f}",
-                                                          quote=seg.utt.text[:20], p=f"{p:.2f}"), True))
-                    break
-            else:
-                continue
-            break
+                                                      said=_said(call, hits[0])), None))
+    if w.customer_intent or w.meaning is not None:
+        model = load_model() if w.customer_intent else None
+        segs = call.eligible(CUSTOMER)
+        best: dict[int, Closest] = {}
+        if w.meaning is not None:
+            for close in call.meaning.closest(w.meaning, [s.n for s in segs]):
+                best.setdefault(close.seg, close)
+        for seg in segs:
+            close = best.get(seg.n)
+            said = [(label, *model.says(label, seg.utt.text, norm=seg.prep.norm, pinyin=seg.prep.pinyin))
+                    for label in w.customer_intent] if model is not None else []
+            yes = next(((label, p) for label, ok, p in said if ok), None)
+            how = customer_means(yes is not None, close, w.meaning)
+            if how == BY_MEANING:
+                found.append((seg.utt.start, call.say("trigger.meaning", t=f"{seg.utt.start:.1f}",
+                                                      quote=seg.utt.text[:20], example=close.example.text,
+                                                      sim=f"{close.similarity:.2f}"), BY_MEANING))
+                break
+            if how == BY_MODEL:
+                label, p = yes
+                found.append((seg.utt.start, call.say(f"trigger.model.{label}", t=f"{seg.utt.start:.1f}",
+                                                      quote=seg.utt.text[:20], p=f"{p:.2f}"), BY_MODEL))
+                break
     if w.wait_over_s is not None:
         waits = call.waits(w.wait_over_s)
         if waits:
             found.append((waits[0].start, call.say("trigger.wait", len=f"{waits[0].length:.1f}",
-                                                   t=f"{waits[0].start:.1f}"), False))
+                                                   t=f"{waits[0].start:.1f}"), None))
     return min(found, key=lambda f: f[0]) if found else None
+
+
+def customer_means(model_says: bool, close: Closest | None, meaning: Meaning | None) -> str | None:
+    """Whether a customer turn means what a `when` looks for: BY_MEANING when its closest example
+    counts on its own; BY_MODEL when the intent model says so and the turn is not closer to a
+    near-miss (a neutral question) than to any example by the margin; else None."""
+    if meaning is not None and close is not None and close.counts(meaning):
+        return BY_MEANING
+    if model_says and (meaning is None or close is None or close.near_miss is None or close.gap > -meaning.margin):
+        return BY_MODEL
+    return None
 
 
 def _ignoring_after(judge: Callable[[_Call, Item, Any], _Verdict]) -> Callable[[_Call, Item, Any, float | None], _Verdict]:
@@ -767,7 +848,7 @@ _CHECKS: dict[type, Callable[[_Call, Item, Any, float | None], _Verdict]] = {
 def _verdict(call: _Call, item: Item) -> _Verdict:
     after = None
     prefix = ""
-    by_model = False
+    by_model: str | None = None
     if item.when is not None:
         trig = _trigger(call, item.when)
         if trig is None:
@@ -780,7 +861,7 @@ def _verdict(call: _Call, item: Item) -> _Verdict:
     v = judge(call, item, item.check, after)
     if prefix and v.result != NA:
         v = replace(v, reason=call.join([prefix, v.reason]),
-                    matched_by=BY_MODEL if by_model and v.result == FAIL else v.matched_by)
+                    matched_by=by_model if by_model and v.result == FAIL else v.matched_by)
     if v.needs_review:
         v = replace(v, reason=call.join([v.reason, call.say("review.low_confidence")]))
     return v
@@ -825,9 +906,12 @@ def call_outcome(items: Sequence[ItemResult], pass_score: float) -> tuple[float,
     return score, score >= pass_score and not critical_failed, critical_failed
 
 
-def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, processed_at: str) -> CallScore:
-    """One CallScore with one ItemResult per rubric item, in rubric order."""
-    call = _Call(transcript, meta, rubric)
+def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, processed_at: str,
+               judge: MeaningJudge | None = None) -> CallScore:
+    """One CallScore with one ItemResult per rubric item, in rubric order.  A rubric with examples
+    compares the call's clauses with them through `judge` (default: the process's judge for the
+    rubric's encoder, its vectors cached under <cache root>/embeddings)."""
+    call = _Call(transcript, meta, rubric, judge)
     items = tuple(_item_result(call, item) for item in rubric.items)
     score, passed, critical_failed = call_outcome(items, rubric.pass_score)
     return CallScore(
