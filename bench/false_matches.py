@@ -18,6 +18,12 @@ A match is supported when the labels back it:
     the reference turn does not back is false, in the reference text (the matcher read too much
     into it) or in the Whisper text (a sound match of something else).
 Prints the counts and every unsupported match.
+
+Then the same turns against the forbidden item's examples (`examples:` / `near_misses:`, judged by
+the sentence encoder as the scorer judges them: every clause and pair of clauses, the item's
+threshold and margin): matches on agent turns, how many the labels do not back (0 expected on
+turns of calls labelled clean), and, for reference, the same count on customer turns (the scorer
+never judges those against the agent).
 """
 
 from __future__ import annotations
@@ -95,8 +101,58 @@ def main() -> int:
     parser.add_argument("--corpus", action="append", required=True, help="DIR or DIR=OUT")
     parser.add_argument("--rubric", type=Path, default=rubric_path_default())
     args = parser.parse_args()
-    report(args.corpus, load_rubric(args.rubric))
+    rubric = load_rubric(args.rubric)
+    report(args.corpus, rubric)
+    meaning_report(args.corpus, rubric)
     return 0
+
+
+def meaning_report(corpora: list[str], rubric) -> dict:
+    """Forbidden examples matched by meaning over every turn: (speaker, text kind) → [matches, unsupported]."""
+    from qa_pipeline.meaning.judge import default_judge
+
+    item = next((i for i in rubric.items if isinstance(i.check, ForbiddenCheck) and i.meaning is not None), None)
+    if item is None:
+        print("\nno forbidden examples in the rubric")
+        return {}
+    judge = default_judge(rubric.encoder)
+    turns = [t for spec in corpora for t in turns_of(Path(spec.partition("=")[0]),
+                                                     Path(spec.partition("=")[2]) if spec.partition("=")[2] else None)]
+    counts: dict[tuple[str, str], list[int]] = {}
+    lines = []
+    cited = found_cited = 0
+    for kind in ("reference", "whisper"):
+        texts = [t["text"] if kind == "reference" else (t["whisper"] or "") for t in turns]
+        call = judge.call(texts)
+        hits = {}
+        for c in call.closest(item.meaning, range(len(turns))):
+            if c.counts(item.meaning):
+                hits.setdefault(c.seg, c)
+        for n, t in enumerate(turns):
+            if kind == "reference" and t["cited"]:
+                cited += 1
+                found_cited += n in hits
+            if n not in hits:
+                continue
+            c = hits[n]
+            ok = t["violated"] and t["cited"]
+            row = counts.setdefault((t["speaker"], kind), [0, 0])
+            row[0] += 1
+            if not ok:
+                row[1] += 1
+                lines.append(f"  {kind:<9} {t['corpus']} {t['call_id']} {t['speaker']:<8} {t['start']:6.1f} s  "
+                             f"'{texts[n][c.unit.start:c.unit.end]}' ~ '{c.example.text}' {c.similarity:.2f} "
+                             f"(near-miss {c.near_similarity:.2f})")
+    print(f"\nforbidden examples by meaning over {len(turns)} turns (threshold {item.meaning.threshold}, margin "
+          f"{item.meaning.margin}, {len(item.meaning.examples)} examples, {len(item.meaning.near_misses)} near-misses)")
+    print(f"  {'speaker':<10}{'text':<10}{'matches':>8}{'unsupported':>13}")
+    for (speaker, kind), (n, bad) in sorted(counts.items()):
+        print(f"  {speaker:<10}{kind:<10}{n:>8}{bad:>13}")
+    print(f"  cited violation turns found by meaning (reference text): {found_cited}/{cited}")
+    print("unsupported meaning matches:" if lines else "unsupported meaning matches: none")
+    for line in lines:
+        print(line)
+    return {k: tuple(v) for k, v in counts.items()}
 
 
 def report(corpora: list[str], rubric) -> dict:

@@ -81,6 +81,9 @@ class IntroductionCheck:
     self: tuple[Phrase, ...] = ()
     window: Window = Window(first_seconds=20.0)
     use_metadata: bool = True
+    # a company match whose words hold one of these is not a company (the slot after 您好 may hold the
+    # customer's name: 您好王先生，我是…; a question: 您好请问是…吗)
+    not_company: tuple[Phrase, ...] = ()
     type: str = "introduction"
 
 
@@ -349,7 +352,7 @@ _COMPANY_KEYS = ("name", "aliases", "teams")
 _GIVEN = ("numbers", "details")
 _CHECK_KEYS = {
     "phrase": ("type", "any", "all", "none", "window", "tolerance", "strict_you"),
-    "introduction": ("type", "company", "organisations", "self", "window", "use_metadata"),
+    "introduction": ("type", "company", "organisations", "self", "window", "use_metadata", "not_company"),
     "confirmation": ("type", "phrases", "min_digits", "na_without_numbers", "given", "min_detail_chars",
                      "read_back_syllables"),
     "hold": ("type", "max_wait_s", "before", "after", "within_s"),
@@ -458,6 +461,7 @@ def _check(c: _Ctx, node: yaml.Node, where: str, weight: float) -> Check:
             self=phr("self"),
             window=_window(c, m["window"], w) if "window" in m else Window(first_seconds=20.0),
             use_metadata=c.boolean(m["use_metadata"], f"{w}: use_metadata") if "use_metadata" in m else True,
+            not_company=phr("not_company"),
         )
     if kind == "confirmation":
         return ConfirmationCheck(

@@ -457,6 +457,8 @@ def _introduction(call: _Call, item: Item, c: IntroductionCheck) -> _Verdict:
     names, configured = _company_phrases(call)
     company = call.hits(segs, names) + call.hits(segs, c.company) + call.hits(segs, c.organisations)
     company = [h for h in company if _in_window(call, h, c.window)]
+    if c.not_company:
+        company = [h for h in company if not any(find_all(prepare(h.match.text), p) for p in c.not_company)]
     selves = [h for h in call.hits(segs, c.self) if _in_window(call, h, c.window)]
     if c.use_metadata:
         selves += _self_from_meta(call, segs)
