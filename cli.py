@@ -433,6 +433,42 @@ def _day(value: str):
         _fail(f"--since {value!r}: expected a day as YYYY-MM-DD")
 
 
+@rubric_app.command("suggest")
+def rubric_suggest(
+    out: Annotated[Path, typer.Argument(help="Output folder whose review desk (review.db) holds the overrides.")],
+    since: Annotated[Optional[str], typer.Option(help="Only decisions from this day on (YYYY-MM-DD).")] = None,
+    rubric: Annotated[Optional[Path], typer.Option(help="The live rubric. [default: rubrics/default.zh.yaml]")] = None,
+    write: Annotated[Optional[Path], typer.Option(help="Where to write the candidate. [default: OUT/rubric-candidate.yaml]")] = None,
+) -> None:
+    """Write a candidate rubric with the inspectors' overrides as new examples and near-misses.
+
+    The live rubric is not changed. Then compare: `qa calibrate OUT --rubric CANDIDATE` and
+    `qa rubric test CANDIDATE --labels … --transcripts OUT`.
+
+    Example:
+
+      qa rubric suggest qa-out --since 2025-03-01 --rubric rubrics/my-centre.zh.yaml
+    """
+    from qa_pipeline.calibration.suggest import suggest
+    from qa_pipeline.files import write_atomic
+
+    live = rubric or _default_rubric()
+    target = write or Path(out) / "rubric-candidate.yaml"
+    if not Path(out).is_dir():
+        _fail(f"{out}: no such output folder")
+    try:
+        result = suggest(Path(out), live, _day(since) if since else None)
+    except QaError as e:
+        _fail(str(e))
+    for a in result.added:
+        typer.echo(f"+ {a.item_id} {a.where}: {a.text}   ({a.source})")
+    for line in result.skipped:
+        typer.echo(f"  skipped {line}")
+    write_atomic(target, result.text.encode("utf-8"))
+    typer.echo(f"{len(result.added)} new examples / near-misses; candidate: {target}")
+    typer.echo(f"compare: qa calibrate {out} --rubric {target}")
+
+
 @rubric_app.command("test")
 def rubric_test(
     file: Annotated[Path, typer.Argument(help="Rubric YAML to test.")],

@@ -1,6 +1,6 @@
 """Vectors of a set of texts, computed once: an SQLite file per encoder version beside the transcript cache.
 
-    <cache root>/embeddings/<encoder version, as a file name>.sqlite   table batches(key, vectors)
+    <transcript cache>/embeddings/<encoder version, as a file name>.sqlite   table batches(key, vectors)
 
 The encoders batch texts for speed, and a text's vector moves by ~1e-7 with the texts batched
 beside it (BLAS blocking).  So a set of texts — one call's utterances, one rubric's examples — is

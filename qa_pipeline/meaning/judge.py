@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -58,6 +59,14 @@ def units(text: str) -> tuple[Unit, ...]:
     return tuple(out.values())
 
 
+def near_miss_texts(text: str) -> list[str]:
+    """A near-miss stands for itself and for each of its clauses: a polite sentence's every part is
+    polite (对不起，我们公司有规定不能报私人电话 protects the clause 我们公司有规定… on its own)."""
+    whole = meaning_text(text)
+    parts = [meaning_text(text[m.start():m.end()]) for m in CLAUSE.finditer(text)]
+    return list(dict.fromkeys([whole] + [p for p in parts if len(p) >= MIN_CHARS]))
+
+
 @dataclass(frozen=True)
 class Closest:
     """A unit's closest example and closest near-miss under one item's meaning."""
@@ -86,18 +95,22 @@ class MeaningJudge:
 
     def __init__(self, cache: EmbeddingCache) -> None:
         self.cache = cache
-        self._sets: dict[int, tuple[Meaning, np.ndarray, np.ndarray | None]] = {}
+        self._sets: dict[int, tuple[Meaning, np.ndarray, np.ndarray | None, tuple[int, ...]]] = {}
 
     def vectors(self, meaning: Meaning) -> tuple[np.ndarray, np.ndarray | None]:
         """The examples' and near-misses' vectors: one canonical batch per meaning (its own texts)."""
         got = self._sets.get(id(meaning))
         if got is None or got[0] is not meaning:
-            texts = [meaning_text(e.text) for e in meaning.examples + meaning.near_misses]
-            v = self.cache.vectors(texts)
-            n = len(meaning.examples)
-            got = (meaning, v[:n], v[n:] if meaning.near_misses else None)
+            pos = [meaning_text(e.text) for e in meaning.examples]
+            neg = [t for e in meaning.near_misses for t in near_miss_texts(e.text)]
+            v = self.cache.vectors(pos + neg)
+            got = (meaning, v[:len(pos)], v[len(pos):] if neg else None, tuple(
+                n for n, e in enumerate(meaning.near_misses) for _ in near_miss_texts(e.text)))
             self._sets[id(meaning)] = got
         return got[1], got[2]
+
+    def near_miss_of(self, meaning: Meaning, row: int):
+        return meaning.near_misses[self._sets[id(meaning)][3][row]]
 
     def call(self, texts: Sequence[str]) -> CallMeaning:
         return CallMeaning(self, texts)
@@ -131,7 +144,7 @@ class CallMeaning:
             out.append(Closest(
                 s, u, round(float(sims[k, best[k]]), 3), meaning.examples[int(best[k])],
                 round(float(near[k, n_at]), 3) if near is not None else 0.0,
-                meaning.near_misses[n_at] if near is not None else None,
+                self.judge.near_miss_of(meaning, n_at) if near is not None else None,
             ))  # fmt: skip
         out.sort(key=lambda c: (-c.similarity, c.seg, c.unit.start))
         return out
@@ -140,13 +153,20 @@ class CallMeaning:
 _JUDGES: dict[tuple[str, str], MeaningJudge] = {}
 
 
-def default_judge(encoder: str, root=None) -> MeaningJudge:
-    """The process's judge for `encoder`, its vectors kept under <cache root>/embeddings (or `root`)."""
-    from qa_pipeline.meaning.encoder import load_encoder
+def embeddings_dir(transcript_cache: Path | None = None) -> Path:
+    """Where vectors are kept: beside the transcripts, in <transcript cache>/embeddings (default
+    <cache root>/transcripts/embeddings), so a fresh transcript cache starts with cold vectors too."""
     from qa_pipeline.models import cache_root
 
-    where = str(root) if root is not None else str(cache_root() / "embeddings")
-    key = (encoder, where)
+    return Path(transcript_cache if transcript_cache is not None else cache_root() / "transcripts") / "embeddings"
+
+
+def default_judge(encoder: str, root: Path | None = None) -> MeaningJudge:
+    """The process's judge for `encoder`, its vectors kept under `root` (default: embeddings_dir())."""
+    from qa_pipeline.meaning.encoder import load_encoder
+
+    where = Path(root) if root is not None else embeddings_dir()
+    key = (encoder, str(where))
     if key not in _JUDGES:
-        _JUDGES[key] = MeaningJudge(EmbeddingCache(load_encoder(encoder), root if root is not None else cache_root() / "embeddings"))
+        _JUDGES[key] = MeaningJudge(EmbeddingCache(load_encoder(encoder), where))
     return _JUDGES[key]

@@ -912,7 +912,7 @@ def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, pr
                judge: MeaningJudge | None = None) -> CallScore:
     """One CallScore with one ItemResult per rubric item, in rubric order.  A rubric with examples
     compares the call's clauses with them through `judge` (default: the process's judge for the
-    rubric's encoder, its vectors cached under <cache root>/embeddings)."""
+    rubric's encoder, its vectors cached under <transcript cache>/embeddings)."""
     call = _Call(transcript, meta, rubric, judge)
     items = tuple(_item_result(call, item) for item in rubric.items)
     score, passed, critical_failed = call_outcome(items, rubric.pass_score)
