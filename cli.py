@@ -376,6 +376,7 @@ def calibrate(
     labels: Annotated[Optional[Path], typer.Option(help="Labels: CSV call_id,item_id,result[,inspector] or labels.json. [default: the review desk's decisions in OUT, OUT/labels.csv, OUT/labels.json]")] = None,
     rubric: Annotated[Optional[Path], typer.Option(help="Candidate rubric: re-score the labelled calls from their transcripts and compare.")] = None,
     since: Annotated[Optional[str], typer.Option(help="Only calls from this day on (YYYY-MM-DD).")] = None,
+    propose_thresholds: Annotated[bool, typer.Option(help="Propose each meaning item's threshold and margin from the labels (the --rubric, else the default rubric).")] = False,
 ) -> None:
     """How often the machine agrees with the inspectors, per rubric item (and a candidate rubric's).
 
@@ -387,6 +388,8 @@ def calibrate(
       qa calibrate qa-out --labels labels.csv
 
       qa calibrate qa-out --labels labels.csv --rubric rubrics/candidate.zh.yaml --since 2025-03-01
+
+      qa calibrate qa-out --labels labels.csv --propose-thresholds
     """
     from rich.console import Console
 
@@ -422,6 +425,17 @@ def calibrate(
             typer.echo(f"no transcript to re-score: {', '.join(cand.no_transcript)}")
     typer.echo(f"tables: {run.tables.resolve()}")
     typer.echo(f"report: {run.page.resolve()}")
+    if propose_thresholds:
+        from qa_pipeline.calibration.thresholds import proposal_lines, propose
+        from qa_pipeline.scoring.rubric import load_rubric
+
+        try:
+            lines = proposal_lines(propose(out, label_source(out, labels).read(), load_rubric(rubric or _default_rubric())))
+        except QaError as e:
+            _fail(str(e))
+        typer.echo("meaning thresholds (agreement with the labels of each item, re-scored alone):")
+        for line in lines or ["no item with examples has labels"]:
+            typer.echo("  " + line)
 
 
 def _day(value: str):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +26,19 @@ import numpy as np
 from qa_pipeline.meaning.cache import EmbeddingCache
 from qa_pipeline.scoring.normalize import normalize_text
 from qa_pipeline.scoring.rubric import Example, Meaning
+
+@lru_cache(maxsize=1)
+def _blas_limit():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().limit
+
+
+def _one_blas_thread():
+    """Similarities on one BLAS thread: a small product gains nothing from threads (on a busy machine
+    it lost 70x to them), and one fixed summation order keeps them the same on any thread count."""
+    return _blas_limit()(limits=1, user_api="blas")
+
 
 CLAUSE = re.compile(r"[^，。！？；、,.!?;：:…\s]+")
 MIN_CHARS = 3  # a shorter clause (好的, 嗯嗯) says too little to be judged by meaning
@@ -135,9 +149,10 @@ class CallMeaning:
         if not found:
             return []
         v = self._vectors[[self._row[u.text] for _, u in found]]
-        sims = v @ pos.T
+        with _one_blas_thread():
+            sims = v @ pos.T
+            near = (v @ neg.T) if neg is not None else None
         best = sims.argmax(axis=1)
-        near = (v @ neg.T) if neg is not None else None
         out = []
         for k, (s, u) in enumerate(found):
             n_at = int(near[k].argmax()) if near is not None else -1
