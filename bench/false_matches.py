@@ -100,14 +100,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", action="append", required=True, help="DIR or DIR=OUT")
     parser.add_argument("--rubric", type=Path, default=rubric_path_default())
+    parser.add_argument("--sweep", action="store_true",
+                        help="also count, per (threshold, margin), meaning matches on clean and on cited turns")
     args = parser.parse_args()
     rubric = load_rubric(args.rubric)
     report(args.corpus, rubric)
-    meaning_report(args.corpus, rubric)
+    meaning_report(args.corpus, rubric, sweep=args.sweep)
     return 0
 
 
-def meaning_report(corpora: list[str], rubric) -> dict:
+def meaning_report(corpora: list[str], rubric, sweep: bool = False) -> dict:
     """Forbidden examples matched by meaning over every turn: (speaker, text kind) → [matches, unsupported]."""
     from qa_pipeline.meaning.judge import default_judge
 
@@ -121,6 +123,8 @@ def meaning_report(corpora: list[str], rubric) -> dict:
     counts: dict[tuple[str, str], list[int]] = {}
     lines = []
     cited = found_cited = 0
+    if sweep:
+        _sweep(judge, item.meaning, turns)
     for kind in ("reference", "whisper"):
         texts = [t["text"] if kind == "reference" else (t["whisper"] or "") for t in turns]
         call = judge.call(texts)
@@ -188,6 +192,30 @@ def report(corpora: list[str], rubric) -> dict:
     for line in false:
         print(line)
     return {k: tuple(v) for k, v in counts.items()}
+
+
+def _sweep(judge, meaning, turns) -> None:
+    """Agent turns of calls labelled clean that some unit would flag, and cited violation turns
+    found, for a grid of (threshold, margin); reference and Whisper text."""
+    best = {}
+    for kind in ("reference", "whisper"):
+        texts = [t["text"] if kind == "reference" else (t["whisper"] or "") for t in turns]
+        agent = [n for n, t in enumerate(turns) if t["speaker"] == "agent"]
+        for c in judge.call(texts).closest(meaning, agent):
+            best.setdefault((kind, c.seg), []).append((c.similarity, c.gap))
+    print("\nsweep: clean agent turns flagged / cited violation turns found (reference | whisper)")
+    for threshold in (0.55, 0.6, 0.62, 0.64, 0.66, 0.68, 0.7, 0.75):
+        row = []
+        for margin in (0.0, 0.05, 0.1, 0.15):
+            cells = []
+            for kind in ("reference", "whisper"):
+                hit = {n for (k, n), v in best.items() if k == kind and any(s >= threshold and g >= margin for s, g in v)}
+                clean = sum(1 for n in hit if not turns[n]["violated"])
+                cited = [n for n, t in enumerate(turns) if t["cited"]]
+                cells.append(f"{clean}/{sum(n in hit for n in cited)}")
+            row.append(f"m {margin:.2f}: {' | '.join(cells):<11}")
+        print(f"  t {threshold:.2f}  " + "  ".join(row))
+    print(f"  ({sum(1 for t in turns if t['cited'])} cited violation turns)")
 
 
 if __name__ == "__main__":

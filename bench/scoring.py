@@ -7,13 +7,16 @@ made from the labelled dev calls' reference transcripts (each copy gets its own 
 agents in 4 teams, a date in a 30-day month, and small time jitter), then times
 `pipeline.rescore(OUT, default rubric)`: scoring every call, writing the partitioned Parquet
 tables and rendering every call card, agent page and the index. The bound in issue 7/8: under 60 s
-for 10,000 calls on the 2-core machine.
+for 10,000 calls on the 2-core machine; issue 23: >= 300 calls/s with warm embeddings (the default
+rubric judges clauses by meaning: the first pass encodes every call's clauses into --embeddings, the
+second finds them there).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -93,7 +96,12 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=10000)
     parser.add_argument("--dev-labels", type=Path, default=ROOT / "tests" / "data" / "dev_labels.json")
     parser.add_argument("--out", type=Path, default=None, help="keep the OUT folder here (default: a temp dir)")
+    parser.add_argument("--embeddings", type=Path, default=Path(tempfile.gettempdir()) / "qa-bench-embeddings",
+                        help="cache root for the sentence vectors (kept between runs, so a second run is warm)")
     args = parser.parse_args()
+    # The scorer keeps vectors in <cache root>/transcripts/embeddings: a bench root of its own, so that
+    # "warm" means warmed by this bench; the first pass encodes what is missing, the second is warm.
+    os.environ["QA_CACHE_DIR"] = str(args.embeddings)
 
     from qa_pipeline.batch.rescore import rescore
     from qa_pipeline.scoring.rubric import rubric_path_default
@@ -105,12 +113,13 @@ def main() -> int:
         started = time.monotonic()
         write_synthetic_out(out, synthetic(args.calls, base))
         print(f"built {args.calls} transcribed calls in {time.monotonic() - started:.1f} s", flush=True)
-        started = time.monotonic()
-        summary = rescore(out, rubric_path_default())
-        wall = time.monotonic() - started
-        pages = sum(1 for _ in (out / "reports").rglob("*.html"))
-        print(f"qa score: {summary.total} calls scored ({summary.failed} failed), {pages} HTML pages, in {wall:.1f} s "
-              f"= {summary.total / wall:.0f} calls/s")
+        for label in ("first pass (vectors missing from the cache are encoded)", "warm embeddings"):
+            started = time.monotonic()
+            summary = rescore(out, rubric_path_default())
+            wall = time.monotonic() - started
+            pages = sum(1 for _ in (out / "reports").rglob("*.html"))
+            print(f"qa score, {label}: {summary.total} calls scored ({summary.failed} failed), {pages} HTML pages, "
+                  f"in {wall:.1f} s = {summary.total / wall:.0f} calls/s", flush=True)
     return 0
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-from qa_pipeline.calibration.candidate import _metas
+from qa_pipeline.calibration.candidate import metas_of
 from qa_pipeline.output.tables import read_transcripts
 from qa_pipeline.records import Label
 from qa_pipeline.scoring.rubric import Item, Meaning, Rubric
@@ -43,7 +43,7 @@ def _with(item: Item, where: str, meaning: Meaning) -> Item:
 def propose(out: Path, labels: Sequence[Label], rubric: Rubric) -> list[Proposal]:
     calls = {lab.call_id for lab in labels}
     transcripts = read_transcripts(out, call_ids=calls)
-    metas = _metas(out, set(transcripts))
+    metas = metas_of(out, set(transcripts))
     proposals = []
     for item in rubric.items:
         for where, meaning in (("item", item.meaning), ("when", item.when.meaning if item.when else None)):
