@@ -489,6 +489,7 @@ def rubric_test(
     labels: Annotated[Path, typer.Option(help="Labels: CSV call_id,item_id,result[,inspector] or labels.json.")],
     transcripts: Annotated[Path, typer.Option(help="Output folder holding the labelled calls' transcripts (`qa run` or `qa transcribe`).")],
     min_agreement: Annotated[Optional[float], typer.Option(help="Floor for every item (0-1), instead of the rubric's min_agreement.")] = None,
+    before: Annotated[Optional[Path], typer.Option(help="The live rubric: also print each item's agreement under it (before → after).")] = None,
 ) -> None:
     """Score labelled calls with a rubric; exit 1 when an item's agreement is under its floor.
 
@@ -511,6 +512,19 @@ def rubric_test(
     except QaError as e:
         _fail(str(e))
     Console(width=max(Console().width, 100)).print(show.rubric_test_table(result))
+    if before is not None:
+        try:
+            live = run_test(load_rubric(before), source.read(), transcripts, source=source.name, min_agreement=min_agreement or 0.0)
+        except QaError as e:
+            _fail(str(e))
+        was = {f.item.item_id: f.item.stats for f in live.items}
+        typer.echo(f"before ({before}) → after ({file}):")
+        for f in result.items:
+            b, a = was.get(f.item.item_id), f.item.stats
+            if b is not None and b.n:
+                typer.echo(f"  {f.item.item_id:<26} {b.agree}/{b.n} → {a.agree}/{a.n}")
+        b, a = live.calibration.overall.stats, result.calibration.overall.stats
+        typer.echo(f"  {'overall':<26} {b.agree}/{b.n} → {a.agree}/{a.n}")
     c = result.calibration
     if c.unmatched:
         typer.echo(f"{len(c.unmatched)} labels not compared:")

@@ -61,6 +61,14 @@ def test_overrides_become_examples_and_near_misses_of_a_candidate(tmp_path):
     assert compared.exit_code == 0, compared.output
     assert "verdicts change" in compared.output
 
+    labels = tmp_path / "labels.csv"
+    labels.write_text("call_id,item_id,result\ndev_07,forbidden_phrases,pass\ndev_06,ask_need,pass\n", encoding="utf-8")
+    tested = CliRunner().invoke(app, ["rubric", "test", str(candidate), "--labels", str(labels), "--transcripts",
+                                      str(out), "--min-agreement", "0", "--before", str(rubric_path_default())])
+    assert tested.exit_code == 0, tested.output
+    assert "before (" in tested.output and "forbidden_phrases" in tested.output
+    assert "overall                    0/2 →" in tested.output
+
 
 def test_an_override_that_names_no_words_is_listed_and_skipped(tmp_path):
     out = build_out(tmp_path / "out")
