@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from qa_pipeline.scoring.matching import BY_TEXT, find_all, prepare  # noqa: E402
 from qa_pipeline.scoring.rubric import ForbiddenCheck, PhraseCheck, load_rubric, rubric_path_default  # noqa: E402
 
-_CITED = re.compile(r"in the turn starting ([\d.]+) s")
+_CITED = re.compile(r"(?:in the turn starting|' at) ([\d.]+) s")  # dev-calls(-2) / dev-calls-3 wording
 
 
 @dataclass(frozen=True)
@@ -76,14 +76,15 @@ def turns_of(corpus: Path, out: Path | None) -> list[dict]:
     turns = []
     for call_id, lab in sorted(labels.items()):
         violated = lab["items"].get("forbidden_phrases") == "fail"
-        cited = _CITED.search(lab["why"].get("forbidden_phrases", "")) if violated else None
+        cited = _CITED.findall(lab["why"].get("forbidden_phrases", "")) if violated else []
         for t in lab["turns"]:
             over = [r for r in rows if r["call_id"] == call_id
                     and min(r["end"], t["end"]) - max(r["start"], t["start"]) > 0.5 * min(r["end"] - r["start"], t["end"] - t["start"])]
             turns.append(dict(t, call_id=call_id, corpus=corpus.name,
                               whisper="，".join(r["text"] for r in over) if out is not None else None,
                               violated=violated and t["speaker"] == "agent",
-                              cited=bool(cited) and t["speaker"] == "agent" and abs(t["start"] - float(cited.group(1))) < 0.3))
+                              cited=t["speaker"] == "agent" and any(
+                                  t["start"] - 0.3 <= float(c) <= t["end"] + 0.3 for c in cited)))
     return turns
 
 

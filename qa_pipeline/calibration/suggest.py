@@ -79,7 +79,7 @@ def _utterance(t: CallTranscript | None, words: str | None, speaker: str | None)
 
 def _what(item: Item, machine: str, person: str) -> tuple[str, str] | None:
     """(list to add to, whose words: 'person' | 'machine'), or None when the override teaches no example."""
-    if item.when is not None and item.when.meaning is not None:
+    if item.when is not None and (item.when.meaning is not None or item.when.customer_intent):
         if machine == NA and person in (PASS, FAIL):
             return "when.examples", "person"
         if machine in (PASS, FAIL) and person == NA:
@@ -124,7 +124,8 @@ def suggest(out: Path, rubric_path: Path, since: date | None = None) -> Suggesti
             continue
         target, whose = what
         has = item.when.meaning if target.startswith("when.") else item.meaning
-        if target.endswith("near_misses") and has is None:
+        if target.endswith("near_misses") and has is None and not any(a.item_id == item.id and a.where == target.replace(
+                "near_misses", "examples") for a in added):
             skipped.append(f"{where}: item '{item.id}' has no examples yet, so a near-miss would not be used")
             continue
         speaker = "customer" if target.startswith("when.") else "agent"

@@ -84,6 +84,8 @@ class IntroductionCheck:
     # a company match whose words hold one of these is not a company (the slot after 您好 may hold the
     # customer's name: 您好王先生，我是…; a question: 您好请问是…吗)
     not_company: tuple[Phrase, ...] = ()
+    # without a centre file, the words between the greeting and the self are the company (score._slot_company)
+    company_slot: bool = False
     type: str = "introduction"
 
 
@@ -352,7 +354,8 @@ _COMPANY_KEYS = ("name", "aliases", "teams")
 _GIVEN = ("numbers", "details")
 _CHECK_KEYS = {
     "phrase": ("type", "any", "all", "none", "window", "tolerance", "strict_you"),
-    "introduction": ("type", "company", "organisations", "self", "window", "use_metadata", "not_company"),
+    "introduction": ("type", "company", "organisations", "self", "window", "use_metadata", "not_company",
+                     "company_slot"),
     "confirmation": ("type", "phrases", "min_digits", "na_without_numbers", "given", "min_detail_chars",
                      "read_back_syllables"),
     "hold": ("type", "max_wait_s", "before", "after", "within_s"),
@@ -462,6 +465,7 @@ def _check(c: _Ctx, node: yaml.Node, where: str, weight: float) -> Check:
             window=_window(c, m["window"], w) if "window" in m else Window(first_seconds=20.0),
             use_metadata=c.boolean(m["use_metadata"], f"{w}: use_metadata") if "use_metadata" in m else True,
             not_company=phr("not_company"),
+            company_slot=c.boolean(m["company_slot"], f"{w}: company_slot") if "company_slot" in m else False,
         )
     if kind == "confirmation":
         return ConfirmationCheck(

@@ -405,7 +405,9 @@ def _opening(call: _Call, speaker: str, w: Window) -> tuple[_Seg, ...]:
     """The speaker's utterances in the window up to the customer's first words that say something
     (对，我是 to an outbound agent's 请问是孙先生吗 does not end the opening)."""
     segs = _window_segs(call, speaker, w)
-    if not segs:
+    if not segs or call.meta.direction == "outbound":
+        # outbound: the customer answers first and confirms who they are (对，我是她妈妈); the agent's
+        # introduction follows, so the window alone bounds the opening
         return segs
     first = segs[0].utt.start
     replies = [s.utt.start for s in call.segs if s.utt.speaker == CUSTOMER and s.utt.start > first + SLACK_S
@@ -458,10 +460,12 @@ def _introduction(call: _Call, item: Item, c: IntroductionCheck) -> _Verdict:
     company = call.hits(segs, names) + call.hits(segs, c.company) + call.hits(segs, c.organisations)
     company = [h for h in company if _in_window(call, h, c.window)]
     if c.not_company:
-        company = [h for h in company if not any(find_all(prepare(h.match.text), p) for p in c.not_company)]
+        company = [h for h in company if not _not_company(h.match.text, c)]
     selves = [h for h in call.hits(segs, c.self) if _in_window(call, h, c.window)]
     if c.use_metadata:
         selves += _self_from_meta(call, segs)
+    if c.company_slot and not company and not configured:
+        company = _slot_company(call, segs, selves, c)
     # A stretch that names the agent is not also the company (工号三三零二为您服务).
     company = [h for h in company if not any(_overlaps(h, s) for s in selves)]
     if company and selves:
@@ -479,6 +483,39 @@ def _introduction(call: _Call, item: Item, c: IntroductionCheck) -> _Verdict:
     code = "intro.no_self" if company else ("intro.no_company" if selves else "intro.neither")
     return call.verdict(FAIL, code, {"company": expected, "where": where}, evidence_text=text, start=start,
                         end=end, matched_by=BY_TEXT, needs_review=review)
+
+
+_GREETED = re.compile(r"^喂?(?:[您你]好|早上好|上午好|中午好|下午好|晚上好)+")
+_NOT_A_NAME_START = "我这是很工请欢谢小您你喂为"
+SLOT_CHARS = (2, 8)
+
+
+def _not_company(text: str, c: IntroductionCheck) -> bool:
+    p = prepare(text)
+    return any(find_all(p, phrase) for phrase in c.not_company)
+
+
+def _slot_company(call: _Call, segs: tuple[_Seg, ...], selves: list[_Hit], c: IntroductionCheck) -> list[_Hit]:
+    """Without a centre file, the words between the greeting and the self name the company (您好，云杉口腔，
+    我是前台小周 / 星河保险，工号三零七): 2-8 characters, from the start of a greeted utterance or of the
+    opening's first one, up to the first self hit; not a customer's name nor a question (not_company)."""
+    out = []
+    for seg in segs:
+        starts = sorted(h.match.norm_start for h in selves if h.seg.n == seg.n)
+        greeted = _GREETED.match(seg.prep.norm)
+        if not starts or (greeted is None and seg is not segs[0]):
+            continue
+        a, b = (greeted.end() if greeted else 0), starts[0]
+        slot = seg.prep.norm[a:b]
+        if not (SLOT_CHARS[0] <= len(slot) <= SLOT_CHARS[1]) or not all("\u4e00" <= ch <= "\u9fff" for ch in slot):
+            continue
+        if slot[0] in _NOT_A_NAME_START or _not_company(slot, c):
+            continue
+        p = seg.prep
+        text = p.original[p.index[a]: p.index[b - 1] + 1]
+        start, end = call.times(seg, a, b)
+        out.append(_Hit(seg, Match(slot, text, BY_TEXT, p.index[a], p.index[b - 1] + 1, a, b), start, end))
+    return out
 
 
 def _overlaps(a: _Hit, b: _Hit) -> bool:
