@@ -156,15 +156,15 @@ def test_the_customers_name_in_that_slot_is_not_a_company(default, judge):
 
 
 def test_a_verdict_decided_by_meaning_near_the_threshold_is_held_for_review(default, judge):
-    t = call(OPENING, (CUSTOMER, "我家楼上漏水好几天了。"), (AGENT, "这个事我可管不了，上面就是这么定的。"))
+    t = call(OPENING, (CUSTOMER, "我家楼上漏水好几天了。"), (AGENT, "这事我可做不了主，反正就是这么定的。"))
     got = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
-    assert got.result == FAIL and not got.needs_review
+    assert got.result == FAIL and not got.needs_review, got.reason
     sim = float(got.reason.split("相似度 ")[1][:4])
     forbidden = next(i for i in default.items if i.id == "forbidden_phrases")
     near = replace(forbidden, meaning=replace(forbidden.meaning, threshold=sim - 0.01, margin=0.0))
     rubric = replace(default, items=tuple(near if i.id == near.id else i for i in default.items))
     again = results(score_call(t, meta(), rubric, processed_at="t", judge=judge))["forbidden_phrases"]
-    assert again.result == FAIL and again.needs_review
+    assert again.result == FAIL and again.needs_review and "相似度接近阈值" in again.reason
 
 
 def test_clauses_and_neighbouring_pairs_are_the_units():

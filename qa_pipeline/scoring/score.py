@@ -111,6 +111,7 @@ class _Verdict:
     needs_review: bool = False
     deduction: float | None = None  # forbidden: points taken off instead of all-or-nothing
     critical_hit: bool = False
+    review_code: str = "review.low_confidence"  # why it is held for review (review.meaning_borderline)
 
 
 # --- per-call context -------------------------------------------------------------------------
@@ -394,7 +395,7 @@ def _phrase(call: _Call, item: Item, c: PhraseCheck, after: float | None) -> _Ve
                                      else _said(call, h) for h in chosen)
     v = verdict(PASS, chosen, "phrase.said", who=who, said=said)
     if by_meaning and any(b.borderline(item.meaning) for b in by_meaning.values()):
-        v = replace(v, needs_review=True)
+        v = replace(v, needs_review=True, review_code="review.meaning_borderline")
     return v
 
 
@@ -464,8 +465,13 @@ def _introduction(call: _Call, item: Item, c: IntroductionCheck) -> _Verdict:
     selves = [h for h in call.hits(segs, c.self) if _in_window(call, h, c.window)]
     if c.use_metadata:
         selves += _self_from_meta(call, segs)
-    if c.company_slot and not company and not configured:
+    if c.company_slot and not company:
         company = _slot_company(call, segs, selves, c)
+        if configured:
+            # a centre file says who the company is: the slot counts when it sounds like one of its names,
+            # with half a syllable's tolerance per syllable (Whisper garbles brand names most: 乐票网 → 诺票网)
+            company = [h for h in company if any(
+                find_all(prepare(h.match.text), name, tolerance=len(name.text) / 2) for name in names)]
     # A stretch that names the agent is not also the company (工号三三零二为您服务).
     company = [h for h in company if not any(_overlaps(h, s) for s in selves)]
     if company and selves:
@@ -496,7 +502,7 @@ def _not_company(text: str, c: IntroductionCheck) -> bool:
 
 
 def _slot_company(call: _Call, segs: tuple[_Seg, ...], selves: list[_Hit], c: IntroductionCheck) -> list[_Hit]:
-    """Without a centre file, the words between the greeting and the self name the company (您好，云杉口腔，
+    """The words between the greeting and the self name the company (您好，云杉口腔，
     我是前台小周 / 星河保险，工号三零七): 2-8 characters, from the start of a greeted utterance or of the
     opening's first one, up to the first self hit; not a customer's name nor a question (not_company)."""
     out = []
@@ -805,6 +811,8 @@ def _forbidden(call: _Call, item: Item, c: ForbiddenCheck) -> _Verdict:
         start=hits[0].start, end=hits[-1].end, matched_by=_by(hits),
         needs_review=any(call.hit_low(h) for h in hits) or any(b.borderline(item.meaning) for b in closest.values()),
         deduction=deduction, critical_hit=critical,
+        review_code=("review.meaning_borderline" if any(b.borderline(item.meaning) for b in closest.values())
+                     else "review.low_confidence"),
     )  # fmt: skip
 
 
@@ -902,7 +910,7 @@ def _verdict(call: _Call, item: Item) -> _Verdict:
         v = replace(v, reason=call.join([prefix, v.reason]),
                     matched_by=by_model if by_model and v.result == FAIL else v.matched_by)
     if v.needs_review:
-        v = replace(v, reason=call.join([v.reason, call.say("review.low_confidence")]))
+        v = replace(v, reason=call.join([v.reason, call.say(v.review_code)]))
     return v
 
 
