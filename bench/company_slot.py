@@ -4,7 +4,7 @@
         --corpus ../shared/dev-calls-2=/tmp/qa-dev2 --corpus ../corpora/dev-calls-3=/tmp/qa-dev3
 
 For every call (Whisper text of each `=OUT`; the reference turns too), the default rubric's
-self-introduction is run with its company slot (score._slot_company: 2-8 characters after the
+self-introduction is run with its company slot (checks/introduction.slot_company: 2-8 characters after the
 greeting, up to the first self hit, not_company applied) and every slot taken as a company is
 compared with the labels: right when the label names that company (the label's "company 'X'", or the
 opening it quotes on a passed item; at least half of the slot's toneless syllables among X's); a false
@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from generalisation import metas  # noqa: E402
 from qa_pipeline.output.tables import read_transcripts  # noqa: E402
 from qa_pipeline.records import AGENT, CallMeta, CallTranscript, Utterance  # noqa: E402
-from qa_pipeline.scoring import score  # noqa: E402
+from qa_pipeline.scoring.checks import introduction  # noqa: E402
+from qa_pipeline.scoring.checks.context import Call, in_window  # noqa: E402
 from qa_pipeline.scoring.normalize import normalize_text, to_pinyin  # noqa: E402
 from qa_pipeline.scoring.rubric import IntroductionCheck, load_rubric, rubric_path_default  # noqa: E402
 
@@ -38,12 +39,12 @@ _QUOTED = re.compile(r"'([^']+)'")
 def slots(transcript: CallTranscript, meta: CallMeta, rubric) -> list[str]:
     item = next(i for i in rubric.items if isinstance(i.check, IntroductionCheck))
     c = item.check
-    call = score._Call(transcript, meta, rubric)
-    segs = score._opening(call, item.speaker, c.window)
-    selves = [h for h in call.hits(segs, c.self) if score._in_window(call, h, c.window)]
+    call = Call(transcript, meta, rubric)
+    segs = introduction.opening(call, item.speaker, c.window)
+    selves = [h for h in call.hits(segs, c.self) if in_window(call, h, c.window)]
     if c.use_metadata:
-        selves += score._self_from_meta(call, segs)
-    return [h.match.phrase for h in score._slot_company(call, segs, selves, c)]
+        selves += introduction.self_from_meta(call, segs)
+    return [h.match.phrase for h in introduction.slot_company(call, segs, selves, c)]
 
 
 def same_name(slot: str, name: str) -> bool:

@@ -81,7 +81,7 @@ def methods(rubric_path: Path):
     meaning = apology.when.meaning if apology.when else None
     if meaning is not None:
         from qa_pipeline.meaning.judge import default_judge
-        from qa_pipeline.scoring.score import customer_means
+        from qa_pipeline.scoring.when import customer_means
 
         judge = default_judge(rubric.encoder)
 

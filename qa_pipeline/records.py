@@ -109,6 +109,12 @@ class CachedAudio:
     levels: tuple[tuple[int, ...], ...] | None = None  # stereo: dBFS per 50 ms frame per channel; None: not measured
     diarizer: str | None = None  # mono: diarize.speaker_model_id() that made speaker_turns; another id: stale turns
     loops_redecoded: bool = False  # looped stretches decoded again (asr.loops); False: cached before that was done
+    # what decoding said (audio.decode.DecodedAudio); decoded_s None: cached before it was kept
+    decoded_s: float | None = None  # seconds actually decoded
+    container_s: float | None = None  # the duration the container states (None: none, or an estimate)
+    lost_s: float = 0.0  # seconds that could not be decoded (damaged packets, a file cut short)
+    decode_errors: int = 0  # packets that could not be decoded
+    audio_note: str | None = None  # what else decoding found (identical channels, several streams …)
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,15 @@ class CallTranscript:
     agent_channel_method: str | None = None  # manifest | content | default
     dropped: tuple[Utterance, ...] = ()  # segments removed as hallucinations, kept for audit
     drop_reasons: tuple[str, ...] = ()  # parallel to dropped
+    decoded_s: float | None = None  # seconds of audio actually decoded; not given: duration_s (older outputs)
+    container_s: float | None = None  # the duration the container states (None: none, or an estimate)
+    lost_s: float = 0.0  # seconds of the recording that could not be decoded
+    decode_errors: int = 0  # packets that could not be decoded
+    audio_note: str | None = None  # what decoding found: damaged packets, identical channels, several streams …
+
+    def __post_init__(self) -> None:
+        if self.decoded_s is None:
+            object.__setattr__(self, "decoded_s", self.duration_s)
 
 
 @dataclass(frozen=True)
@@ -168,6 +183,7 @@ class CallScore:
     model: str | None = None
     processed_at: str | None = None
     items: tuple[ItemResult, ...] = field(default_factory=tuple)
+    held_reason: str | None = None  # why the whole call waits for a person (audio lost): its fails are held
 
 
 # --- calibration: people's verdicts beside the machine's ----------------------------------------
@@ -372,6 +388,7 @@ class Todo:
     cached: bool  # its transcript is in the cache: quick
     inputs: dict[str, str] = field(default_factory=dict)
     redo: str | None = None  # why an earlier run's part was not reused, e.g. "rubric changed"
+    first_processed_at: str | None = None  # when an earlier run into this OUT first processed the call
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 
 from qa_pipeline.meaning.cache import EmbeddingCache
 from qa_pipeline.scoring.normalize import normalize_text
-from qa_pipeline.scoring.rubric import Example, Meaning
+from qa_pipeline.scoring.rubric_records import Example, Meaning
 
 @lru_cache(maxsize=1)
 def _blas_limit():

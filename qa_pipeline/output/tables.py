@@ -92,6 +92,12 @@ TRANSCRIPT_CALLS_SCHEMA = pa.schema(
         pa.field("events", pa.list_(pa.field("item", EVENT_TYPE, nullable=False)), nullable=False),
         pa.field("n_utterances", pa.int32(), nullable=False),
         pa.field("n_dropped", pa.int32(), nullable=False),
+        # what decoding said (audio.decode): seconds decoded beside what the container states, and lost
+        pa.field("decoded_s", pa.float64(), nullable=False),
+        pa.field("container_s", pa.float64()),  # null: the container states none, or only estimates it
+        pa.field("lost_s", pa.float64(), nullable=False),
+        pa.field("decode_errors", pa.int32(), nullable=False),
+        pa.field("audio_note", pa.string()),
     ]
 )
 
@@ -124,6 +130,7 @@ CALLS_FILE_SCHEMA = pa.schema(
         pa.field("reviewed_by", pa.string()),
         pa.field("reviewed_at", pa.string()),
         pa.field("n_changed", pa.int32(), nullable=False),  # items whose final result differs from the machine's
+        pa.field("held_reason", pa.string()),  # why the whole call waits for a person (audio lost); null otherwise
     ]
 )
 CALLS_SCHEMA = CALLS_FILE_SCHEMA.append(PARTITION_FIELD)  # as read: the partition column last
@@ -260,6 +267,11 @@ def transcript_calls_to_table(transcripts: Iterable[CallTranscript]) -> pa.Table
             ],
             "n_utterances": len(t.utterances),
             "n_dropped": len(t.dropped),
+            "decoded_s": t.decoded_s if t.decoded_s is not None else t.duration_s,
+            "container_s": t.container_s,
+            "lost_s": t.lost_s,
+            "decode_errors": t.decode_errors,
+            "audio_note": t.audio_note,
         }
         for t in transcripts
     ]
@@ -306,6 +318,7 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None,
                 "reviewed_by": final.reviewed.actor if final.reviewed else None,
                 "reviewed_at": final.reviewed.at if final.reviewed else None,
                 "n_changed": sum(1 for f in final.items if f.changed),
+                "held_reason": s.held_reason,
                 "call_date": day,
             }
         )
@@ -396,6 +409,11 @@ def table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, Cal
             agent_channel_method=row["agent_channel_method"],
             dropped=tuple(dropped),
             drop_reasons=tuple(reasons),
+            decoded_s=row["decoded_s"],
+            container_s=row["container_s"],
+            lost_s=row["lost_s"],
+            decode_errors=row["decode_errors"],
+            audio_note=row["audio_note"],
         )
     if by_call:
         raise InputError(f"utterances for calls missing from the transcript call table: {sorted(by_call)[:5]}")
@@ -444,6 +462,7 @@ def tables_to_scores(calls: pa.Table, items: pa.Table) -> list[CallScore]:
             model=row["model"],
             processed_at=row["processed_at"],
             items=tuple(by_call.pop(row["call_id"], ())),
+            held_reason=row["held_reason"],
         )
         for row in calls.to_pylist()
     ]
@@ -502,14 +521,28 @@ _ADDED_COLUMNS = {
     "dispute": lambda t: pa.nulls(t.num_rows, pa.string()),
     "reason_code": lambda t: pa.nulls(t.num_rows, pa.string()),
     "held": lambda t: pa.array([False] * t.num_rows, pa.bool_()),
+    "held_reason": lambda t: pa.nulls(t.num_rows, pa.string()),
 }
 _CALL_COLUMNS_ADDED = ("pass_score", "final_score", "final_passed", "final_critical_failed", "review_state",
-                       "reviewed_by", "reviewed_at", "n_changed")
+                       "reviewed_by", "reviewed_at", "n_changed", "held_reason")
+# recordings written before decoding said what it lost: everything decoded, as that decode believed
+_RECORDING_COLUMNS_ADDED = {
+    "decoded_s": lambda t: t.column("duration_s"),
+    "container_s": lambda t: pa.nulls(t.num_rows, pa.float64()),
+    "lost_s": lambda t: pa.array([0.0] * t.num_rows, pa.float64()),
+    "decode_errors": lambda t: pa.array([0] * t.num_rows, pa.int32()),
+    "audio_note": lambda t: pa.nulls(t.num_rows, pa.string()),
+}
 
 
 def _upgrade(table: pa.Table) -> pa.Table:
-    """A score table written before the final-verdict columns existed, with them added."""
+    """A score or recordings table written before some of its columns existed, with them added."""
     names = table.column_names
+    if "n_utterances" in names:
+        for name, make in _RECORDING_COLUMNS_ADDED.items():
+            if name not in names:
+                table = table.append_column(name, make(table))
+        return table
     kind = "calls" if "passed" in names else "items" if "result" in names else None
     if kind is None:
         return table
@@ -665,6 +698,9 @@ def write_scores(out: Path, scores: list[CallScore], today: date | None = None,
     replaces = _call_ids(s.call_id for s in scores)
     write_partitioned(items, out / ITEMS_DIR, ITEMS_FILE_SCHEMA, replaces)
     write_partitioned(calls, out / CALLS_DIR, CALLS_FILE_SCHEMA, replaces)
+    for day, _path in partitions(out / CALLS_DIR):  # a day whose calls all failed: its items, none, with the schema
+        if not partition_path(out / ITEMS_DIR, day).exists():
+            atomic_write_table(ITEMS_FILE_SCHEMA.empty_table(), partition_path(out / ITEMS_DIR, day))
 
 
 def read_score_tables(out: Path) -> tuple[pa.Table, pa.Table]:

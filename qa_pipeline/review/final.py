@@ -23,6 +23,8 @@ Rules, per item (events taken in the order they were written):
   with people under the policy's floor, ``qa_pipeline.calibration.trust``) is ``held`` until a
   person decides it: it goes to the review queue and, meanwhile, does not count in the call's
   score, pass/fail or critical flag (as if n/a); the machine's verdict stays on record.
+- A call held as a whole (``CallScore.held_reason``: part of its audio could not be decoded) has
+  every fail held the same way, until a person decides the item or marks the call reviewed.
 """
 
 from __future__ import annotations
@@ -233,8 +235,10 @@ def final_call(score: CallScore, events: Iterable[Event], untrusted: Collection[
     for e in rows:
         if e.item_id is not None:
             per_item.setdefault(e.item_id, []).append(e)
-    items = tuple(_final_item(m, per_item.get(m.item_id, ()), by_id, m.item_id in untrusted) for m in score.items)
     reviewed = next((e for e in reversed(rows) if e.action == REVIEWED), None)
+    held_call = score.held_reason is not None and reviewed is None
+    items = tuple(_final_item(m, per_item.get(m.item_id, ()), by_id, held_call or m.item_id in untrusted)
+                  for m in score.items)
     notes = tuple(e for e in rows if e.action == NOTE)
     version = max((e.id for e in rows if e.action != NOTE), default=0)
     if score.status != "ok" or not items:
