@@ -91,6 +91,32 @@ def write_synthetic_out(out: Path, calls) -> list[CallMeta]:
     return list(metas)
 
 
+def meaning_share(calls) -> int:
+    """CPU seconds per call of score_call with the default rubric and with its examples taken out."""
+    from dataclasses import replace
+
+    from qa_pipeline.scoring.rubric import load_rubric, rubric_path_default
+    from qa_pipeline.scoring.score import score_call
+
+    rubric = load_rubric(rubric_path_default())
+    plain = replace(rubric, items=tuple(replace(i, meaning=None, when=replace(i.when, meaning=None) if i.when else None)
+                                        for i in rubric.items))
+    for meta, t in calls:  # warm: every call's vectors encoded and stored once
+        score_call(t, meta, rubric, processed_at="bench")
+    spent = {"with examples": 0.0, "without": 0.0}
+    for _round in range(2):
+        for name, r in (("with examples", rubric), ("without", plain)):
+            started = time.process_time()
+            for meta, t in calls:
+                score_call(t, meta, r, processed_at="bench")
+            spent[name] += time.process_time() - started
+    n = 2 * len(calls)
+    a, b = spent["with examples"] / n * 1000, spent["without"] / n * 1000
+    print(f"score_call, warm vectors, {len(calls)} calls x 2 rounds: {a:.2f} ms CPU per call with examples, "
+          f"{b:.2f} without: the meaning layer is {(a - b) / a:.0%} of scoring")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=10000)
@@ -98,6 +124,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="keep the OUT folder here (default: a temp dir)")
     parser.add_argument("--embeddings", type=Path, default=Path(tempfile.gettempdir()) / "qa-bench-embeddings",
                         help="cache root for the sentence vectors (kept between runs, so a second run is warm)")
+    parser.add_argument("--meaning-share", type=int, default=0, metavar="N",
+                        help="only time score_call in this process on N calls (warm vectors), the default rubric "
+                             "against the same without examples, interleaved: the meaning layer's share of scoring")
     args = parser.parse_args()
     # The scorer keeps vectors in <cache root>/transcripts/embeddings: a bench root of its own, so that
     # "warm" means warmed by this bench; the first pass encodes what is missing, the second is warm.
@@ -107,6 +136,8 @@ def main() -> int:
     from qa_pipeline.scoring.rubric import rubric_path_default
 
     base = reference_transcripts(json.loads(args.dev_labels.read_text(encoding="utf-8")))
+    if args.meaning_share:
+        return meaning_share(list(synthetic(args.meaning_share, base)))
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "out"
         out.mkdir(parents=True, exist_ok=True)

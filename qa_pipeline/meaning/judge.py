@@ -110,6 +110,7 @@ class MeaningJudge:
     def __init__(self, cache: EmbeddingCache) -> None:
         self.cache = cache
         self._sets: dict[int, tuple[Meaning, np.ndarray, np.ndarray | None, tuple[int, ...]]] = {}
+        self._stacks: dict[tuple[int, ...], tuple[np.ndarray, dict[int, tuple[slice, slice | None]]]] = {}
 
     def vectors(self, meaning: Meaning) -> tuple[np.ndarray, np.ndarray | None]:
         """The examples' and near-misses' vectors: one canonical batch per meaning (its own texts)."""
@@ -126,15 +127,34 @@ class MeaningJudge:
     def near_miss_of(self, meaning: Meaning, row: int):
         return meaning.near_misses[self._sets[id(meaning)][3][row]]
 
-    def call(self, texts: Sequence[str]) -> CallMeaning:
-        return CallMeaning(self, texts)
+    def stack(self, meanings: Sequence[Meaning]) -> tuple[np.ndarray, dict[int, tuple[slice, slice | None]]]:
+        """Every vector of `meanings` in one matrix, and where each meaning's examples and near-misses
+        are in it: a call's similarities to all of a rubric's meanings are then one product."""
+        key = tuple(id(m) for m in meanings)
+        got = self._stacks.get(key)
+        if got is None or any(self._sets.get(id(m), (None,))[0] is not m for m in meanings):
+            parts, where, at = [], {}, 0
+            for m in meanings:
+                pos, neg = self.vectors(m)
+                where[id(m)] = (slice(at, at + len(pos)), slice(at + len(pos), at + len(pos) + len(neg))
+                                if neg is not None else None)
+                parts += [pos] + ([neg] if neg is not None else [])
+                at += len(pos) + (len(neg) if neg is not None else 0)
+            got = (np.concatenate(parts) if parts else np.zeros((0, self.cache.encoder.dim), np.float32), where)
+            self._stacks[key] = got
+        return got
+
+    def call(self, texts: Sequence[str], meanings: Sequence[Meaning] = ()) -> CallMeaning:
+        return CallMeaning(self, texts, meanings)
 
 
 class CallMeaning:
     """One call's units and their vectors (one canonical batch of all its units' texts)."""
 
-    def __init__(self, judge: MeaningJudge, texts: Sequence[str]) -> None:
+    def __init__(self, judge: MeaningJudge, texts: Sequence[str], meanings: Sequence[Meaning] = ()) -> None:
         self.judge = judge
+        self._meanings = tuple(meanings)  # the rubric's: their similarities come from one product
+        self._sims: tuple[np.ndarray, dict[int, tuple[slice, slice | None]]] | None = None
         self.units = [units(t) for t in texts]
         flat = sorted({u.text for us in self.units for u in us})
         vectors = judge.cache.vectors(flat) if flat else np.zeros((0, judge.cache.encoder.dim), np.float32)
@@ -144,14 +164,25 @@ class CallMeaning:
     def closest(self, meaning: Meaning, segs: Sequence[int]) -> list[Closest]:
         """Every unit of the given utterances with its closest example and near-miss, the most
         similar first (ties: earlier utterance, earlier clause)."""
-        pos, neg = self.judge.vectors(meaning)
         found = [(s, u) for s in segs for u in self.units[s]]
         if not found:
             return []
-        v = self._vectors[[self._row[u.text] for _, u in found]]
-        with _one_blas_thread():
-            sims = v @ pos.T
-            near = (v @ neg.T) if neg is not None else None
+        rows = [self._row[u.text] for _, u in found]
+        if any(m is meaning for m in self._meanings):
+            if self._sims is None:
+                stack, where = self.judge.stack(self._meanings)
+                with _one_blas_thread():
+                    self._sims = (self._vectors @ stack.T, where)
+            all_sims, where = self._sims
+            at_pos, at_neg = where[id(meaning)]
+            sims = all_sims[rows, at_pos]
+            near = all_sims[rows, at_neg] if at_neg is not None else None
+        else:
+            pos, neg = self.judge.vectors(meaning)
+            v = self._vectors[rows]
+            with _one_blas_thread():
+                sims = v @ pos.T
+                near = (v @ neg.T) if neg is not None else None
         best = sims.argmax(axis=1)
         out = []
         for k, (s, u) in enumerate(found):

@@ -187,7 +187,8 @@ class Call:
     def meaning(self) -> CallMeaning:
         """Every utterance's clauses and their vectors (one canonical batch of this call's texts)."""
         judge = self._judge or default_judge(self.rubric.encoder)
-        return judge.call([s.utt.text for s in self.segs])
+        meanings = [m for i in self.rubric.items for m in (i.meaning, i.when.meaning if i.when else None) if m]
+        return judge.call([s.utt.text for s in self.segs], meanings)
 
     def by_meaning(self, meaning: Meaning, segs: tuple[Seg, ...]) -> list[Closest]:
         """The units of `segs` that count under `meaning`, the most similar first."""
