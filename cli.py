@@ -154,8 +154,9 @@ def run(
 
 def _run_batch(config, engine, progress):
     from qa_pipeline.batch.engine import run_batch
+    from qa_pipeline.review.export import DESK_REVIEWS
 
-    return run_batch(config, engine, on_progress=progress)
+    return run_batch(config, engine, on_progress=progress, reviews=DESK_REVIEWS)
 
 
 def _pin_threads(cpu_threads: int) -> None:
@@ -258,9 +259,10 @@ def score(
       qa score qa-out/2025-03-03 --rubric rubrics/strict.zh.yaml
     """
     from qa_pipeline.batch.rescore import rescore
+    from qa_pipeline.review.export import DESK_REVIEWS
 
     _setup_logging(False)
-    _run_and_report(lambda progress: rescore(out, rubric or _default_rubric()))
+    _run_and_report(lambda progress: rescore(out, rubric or _default_rubric(), reviews=DESK_REVIEWS))
 
 
 @rubric_app.command("check")
@@ -295,6 +297,7 @@ def review(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8377,
     policy: Annotated[Optional[Path], typer.Option(help="Review policy YAML. [default: OUT/review-policy.yaml if present, else built-in]")] = None,
     root: Annotated[bool, typer.Option("--root", help="Print a one-time sign-in link as the supervisor 'root' (no password is ever set).")] = False,
+    behind_proxy: Annotated[bool, typer.Option("--behind-proxy", help="The desk is reached through a reverse proxy on this machine: believe its X-Forwarded-For / -Proto (otherwise they are ignored).")] = False,
 ) -> None:
     """Open the review desk on OUT: the queue, call cards with audio, overrides, disputes, audit trail.
 
@@ -329,7 +332,7 @@ def review(
         if root:
             typer.echo(f"one-time sign-in link (supervisor 'root'): {root_link(web, base)}")
 
-    serve(web, host=host, port=port, on_ready=ready)
+    serve(web, host=host, port=port, on_ready=ready, behind_proxy=behind_proxy)
 
 
 @users_app.command("add")
@@ -355,12 +358,7 @@ def users_add(
         _fail(f"{out}: not a folder (run `qa run` into it first)")
     if (role is Role.agent) != bool(agent_id):
         _fail("--agent-id is needed for --role agent, and only for it")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    if len(password) < MIN_PASSWORD:
-        _fail(f"password too short (at least {MIN_PASSWORD} characters)")
+    password = _read_password(password_stdin)
     try:
         user = ReviewDB.open(out).put_user(name, role.value, agent_id, hash_password(password))
     except QaError as e:
@@ -369,9 +367,83 @@ def users_add(
     typer.echo(f"{user.name}: {user.role}{suffix} (review desk of {out})")
 
 
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD:
+        _fail(f"password too short (at least {MIN_PASSWORD} characters)")
+    return password
+
+
+def _desk_db(out: Path):
+    from qa_pipeline.review.db import open_if_exists
+
+    try:
+        db = open_if_exists(out)
+    except QaError as e:
+        _fail(str(e))
+    if db is None:
+        _fail(f"{out}: no review desk here (no review.db; add a user with `qa users add` first)")
+    return db
+
+
+UserArg = Annotated[str, typer.Argument(help="Login name.")]
+UsersOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder whose desk the account is in.")]
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: UserArg,
+    out: UsersOutOpt,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input instead of asking.")] = False,
+) -> None:
+    """Give an account a new password; every session of that user ends at once.
+
+    Example:
+
+      qa users passwd 李娜 --out qa-out/2025-03-03
+    """
+    from qa_pipeline.review.auth import hash_password
+
+    db = _desk_db(out)
+    if db.user(name) is None:
+        _fail(f"{name}: no such user on the desk of {out}")
+    password = _read_password(password_stdin)
+    db.set_password(name, hash_password(password))
+    typer.echo(f"{name}: new password; every session of {name} has ended")
+
+
+@users_app.command("disable")
+def users_disable(name: UserArg, out: UsersOutOpt) -> None:
+    """Stop an account from signing in; every session of that user ends at once (its decisions stay).
+
+    Example:
+
+      qa users disable 李娜 --out qa-out/2025-03-03
+    """
+    if _desk_db(out).disable(name) is None:
+        _fail(f"{name}: no such user on the desk of {out}")
+    typer.echo(f"{name}: disabled; every session of {name} has ended")
+
+
+@users_app.command("enable")
+def users_enable(name: UserArg, out: UsersOutOpt) -> None:
+    """Let a disabled account sign in again (with its password).
+
+    Example:
+
+      qa users enable 李娜 --out qa-out/2025-03-03
+    """
+    if _desk_db(out).enable(name) is None:
+        _fail(f"{name}: no such user on the desk of {out}")
+    typer.echo(f"{name}: enabled")
+
+
 @users_app.command("list")
 def users_list(out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]) -> None:
-    """List the accounts of OUT's review desk.
+    """List the accounts of OUT's review desk: name, role, agent_id, and "disabled" where it is.
 
     Example:
 
@@ -381,7 +453,8 @@ def users_list(out: Annotated[Path, typer.Option("--out", "-o", help="Output fol
 
     db = open_if_exists(out)
     for user in db.users() if db else []:
-        typer.echo(f"{user.name}\t{user.role}\t{user.agent_id or ''}")
+        state = f"disabled {user.disabled_at}" if user.disabled else "active"
+        typer.echo(f"{user.name}\t{user.role}\t{user.agent_id or ''}\t{state}")
 
 
 @policy_app.command("check")
@@ -398,12 +471,15 @@ def policy_check(file: Annotated[Path, typer.Argument(help="Review policy YAML t
         p = load_policy(file)
     except QaError as e:
         _fail(str(e), code=1)
-    q, sample = p.queue, p.queue.sample
+    q, sample, d = p.queue, p.queue.sample, p.disputes
     size = f"{sample.percent:g}% of" if sample.percent is not None else f"{sample.per_agent}"
     typer.echo(f"{file}: ok — queue: needs_review={q.needs_review}, critical_failures={q.critical_failures}, "
                f"below_pass={q.below_pass}, sample {size} calls per agent per day (seed {sample.seed!r}); "
-               f"disputes within {p.disputes.window_days} days; auto-verdict trusted while agreement over the last "
-               f"{p.trust.last_n} labelled calls >= {p.trust.min_agreement:.0%}")
+               f"disputes within {d.window_days} days, 一审 ({'/'.join(p.duties.first_review)}) due in "
+               f"{d.first_review_days}, escalation within {d.escalate_days}, 二审 ({'/'.join(p.duties.second_review)}) "
+               f"due in {d.second_review_days}; review by {'/'.join(p.duties.review)}; auto-verdict trusted while "
+               f"agreement over the last {p.trust.last_n} labelled calls >= {p.trust.min_agreement:.0%} "
+               f"(judged from {min(p.trust.min_labelled, p.trust.last_n)} labelled calls)")
 
 
 @app.command()

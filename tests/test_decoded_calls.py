@@ -29,7 +29,7 @@ from qa_pipeline.batch.store import TranscriptCache
 from qa_pipeline.errors import NoSpeech
 from qa_pipeline.output.tables import read_score_tables, read_scores, read_transcripts
 from qa_pipeline.records import FAIL, CallMeta
-from qa_pipeline.review.final import REVIEWED, Event, final_call, final_calls
+from qa_pipeline.final_verdicts import REVIEWED, Event, final_call, final_calls
 from qa_pipeline.review.policy import Policy
 from qa_pipeline.review.queue import AUDIO_LOST, build_queue
 from qa_pipeline.scoring.rubric import rubric_path_default

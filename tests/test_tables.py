@@ -37,6 +37,8 @@ def test_transcript_schema_exact():
         ),
         ("dropped", "bool", False),
         ("drop_reason", "string", True),
+        ("pitch_hz", "double", True),
+        ("level_db", "double", True),
     ]
 
 
@@ -90,6 +92,9 @@ CALLS_FILE_COLUMNS = [
     ("reviewed_at", "string", True),
     ("n_changed", "int32", False),
     ("held_reason", "string", True),
+    ("frustration_peak", "double", True),
+    ("frustration_end", "double", True),
+    ("deescalated", "bool", True),
 ]
 
 ITEMS_FILE_COLUMNS = [

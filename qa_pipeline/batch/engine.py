@@ -30,6 +30,7 @@ from qa_pipeline.batch.store import (PARTS_DIR, RunLog, earlier_paths, fault, ma
                                      remove_temp_files, write_failed_list, write_outputs, write_part, write_run_file)
 from qa_pipeline.errors import InputError, OutputError, Stopped
 from qa_pipeline.files import readable
+from qa_pipeline.final_verdicts import MACHINE_ONLY, Reviews
 from qa_pipeline.records import BatchSummary, CallMeta, CallOutcome, CallPart, Progress, Todo
 from qa_pipeline.scoring.rubric import Rubric, load_rubric
 
@@ -63,12 +64,14 @@ class Engine(Protocol):
         ...
 
 
-def run_batch(config: RunConfig, engine: Engine, *, on_progress: Callable[[Progress], None] | None = None) -> BatchSummary:
+def run_batch(config: RunConfig, engine: Engine, *, on_progress: Callable[[Progress], None] | None = None,
+              reviews: Reviews = MACHINE_ONLY) -> BatchSummary:
     """Process every call; a call that fails becomes a status=failed row and the batch goes on.
 
     Resumable: each finished call is stored as a part in OUT/parts; running the same command again
     reuses every part whose inputs are unchanged (and which did not fail for a passing reason),
-    processes the rest, then writes all outputs from the parts.
+    processes the rest, then writes all outputs from the parts. `reviews`: what people decided
+    (the CLI passes the desk's), folded into the final verdicts.
     """
     started = time.monotonic()
     if config.rubric is None:
@@ -80,7 +83,7 @@ def run_batch(config: RunConfig, engine: Engine, *, on_progress: Callable[[Progr
     with output_lock(config.out, "qa run"), RunLog(config.out) as log:
         try:
             remove_temp_files(config.out)  # left by a killed run; nobody else writes OUT while we hold the lock
-            return _run_locked(config, rubric, calls, engine, setup, on_progress, log, started)
+            return _run_locked(config, rubric, calls, engine, setup, on_progress, log, started, reviews)
         except OSError as e:  # disk full, folder made read-only …: nothing more can be kept
             _log_abort(log, e)
             raise OutputError(f"cannot write {e.filename or config.out}: {e.strerror or e}; "
@@ -101,7 +104,8 @@ def _log_abort(log: RunLog, e: BaseException) -> None:
 
 
 def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], engine: Engine, setup: Setup,
-                on_progress: Callable[[Progress], None] | None, log: RunLog, started: float) -> BatchSummary:
+                on_progress: Callable[[Progress], None] | None, log: RunLog, started: float,
+                reviews: Reviews) -> BatchSummary:
     stage = setup.stage
     settings = stage.settings()
     parts_dir = config.out / PARTS_DIR
@@ -169,7 +173,7 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], engine
                      seconds=item.hash_s, redo=item.redo, eta=None)
 
     # 3. consolidate: every output is written again from the parts, in discovery order
-    return _consolidate(config, calls, results, reused=len(plan.done), log=log, started=started)
+    return _consolidate(config, calls, results, reused=len(plan.done), log=log, started=started, reviews=reviews)
 
 
 def as_stored(part: CallPart, item: Todo) -> CallPart:
@@ -185,11 +189,11 @@ def as_stored(part: CallPart, item: Todo) -> CallPart:
 
 
 def _consolidate(config: RunConfig, calls: list[CallMeta], results: dict[str, CallPart], *, reused: int,
-                 log: RunLog, started: float) -> BatchSummary:
+                 log: RunLog, started: float, reviews: Reviews) -> BatchSummary:
     ordered = [results[c.call_id] for c in calls]
     scores = [p.score for p in ordered]
     transcripts = {p.call_id: p.transcript for p in ordered if p.transcript is not None}
-    index = write_outputs(config.out, calls, transcripts, scores)
+    index = write_outputs(config.out, calls, transcripts, scores, reviews)
     write_run_file(config.out, config.inputs.audio_dir, config.transcribe.model, calls)
     failed_list = write_failed_list(config.out, calls, results)
     fault("end")

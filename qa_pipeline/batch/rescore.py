@@ -9,6 +9,7 @@ from pathlib import Path
 
 from qa_pipeline.batch.stages import failed_score
 from qa_pipeline.batch.store import now, output_lock, read_run_file, remove_temp_files, write_outputs
+from qa_pipeline.final_verdicts import MACHINE_ONLY, Reviews
 from qa_pipeline.output.tables import CALLS_DIR, read_scores, read_transcripts
 from qa_pipeline.parallel import map_chunks
 from qa_pipeline.records import BatchSummary, CallMeta, CallScore, CallTranscript
@@ -16,9 +17,9 @@ from qa_pipeline.scoring.rubric import Rubric, load_rubric
 from qa_pipeline.scoring.score import score_call
 
 
-def rescore(out: Path, rubric_path: Path) -> BatchSummary:
+def rescore(out: Path, rubric_path: Path, *, reviews: Reviews = MACHINE_ONLY) -> BatchSummary:
     """Score the transcripts of an earlier run into `out` again with `rubric_path`; a call without
-    a transcript keeps its failure."""
+    a transcript keeps its failure. `reviews`: what people decided, folded into the final verdicts."""
     started = time.monotonic()
     rubric = load_rubric(rubric_path)
     calls = read_run_file(out)
@@ -40,7 +41,7 @@ def rescore(out: Path, rubric_path: Path) -> BatchSummary:
             if before is not None and before.processed_at:  # the call's first processing: its day stays
                 score = replace(score, processed_at=before.processed_at)
             scores.append(score)
-        index = write_outputs(out, calls, transcripts, scores)
+        index = write_outputs(out, calls, transcripts, scores, reviews)
     failures = tuple((s.call_id, s.error or "") for s in scores if s.status != "ok")
     return BatchSummary(out, len(scores), len(scores) - len(failures), len(failures),
                         sum(t.duration_s for t in transcripts.values()), time.monotonic() - started, failures, index)

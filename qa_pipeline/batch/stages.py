@@ -25,6 +25,7 @@ from qa_pipeline.batch.config import TranscribeConfig
 from qa_pipeline.batch.crashes import CRASHED_ERROR
 from qa_pipeline.batch.store import TranscriptCache, cache_key, fault, now
 from qa_pipeline.errors import CallFailed, ModelError, NoSpeech
+from qa_pipeline.mood.voice import VOICE_VERSION, voice_tracks, with_voice
 from qa_pipeline.records import CachedAudio, CallMeta, CallOutcome, CallPart, CallScore, RawSegment, StageResult, Todo
 from qa_pipeline.scoring.rubric import Rubric
 from qa_pipeline.meaning.judge import default_judge, embeddings_dir
@@ -85,7 +86,7 @@ class TranscribeStage:
         c = self.config
         return {"model": c.model, "model_label": self.model_label, "device": c.device.value,
                 "compute_type": c.compute_type, "transcribe": c.options.cache_key(),
-                "diarizer": speaker_model_id(), "max_duration_s": c.max_duration_s, "cpu_threads": c.cpu_threads}
+                "diarizer": speaker_model_id(), "voice": VOICE_VERSION, "max_duration_s": c.max_duration_s, "cpu_threads": c.cpu_threads}
 
     def cache_key(self, digest: str) -> str:
         # the threads per model replica are part of the key: on some CPUs (Intel MKL) they change
@@ -181,7 +182,17 @@ class TranscribeStage:
         events = [e for i, ch in enumerate(audio.channels) for e in find_busy_tones(ch, audio.sample_rate, channel=i)]
         stages["tones"] = time.monotonic() - t0
         entry = _with_decode(CachedAudio(audio.duration_s, audio.n_channels, tuple(segments), tuple(events)), audio)
-        return self._diarized(self._levelled(self._unlooped(entry, audio, stages), audio, stages), audio, stages)
+        entry = self._diarized(self._levelled(self._unlooped(entry, audio, stages), audio, stages), audio, stages)
+        return self._voiced(entry, audio, stages)
+
+    def _voiced(self, entry: CachedAudio, audio: DecodedAudio, stages: dict[str, float]) -> CachedAudio:
+        """Each channel's pitch and level tracks, for the customer's mood (mood.voice)."""
+        if entry.voice is not None and entry.voice.version == VOICE_VERSION:
+            return entry
+        t0 = time.monotonic()
+        tracks = voice_tracks(audio.channels, audio.sample_rate)
+        stages["voice"] = time.monotonic() - t0
+        return replace(entry, voice=tracks)
 
     def _unlooped(self, entry: CachedAudio, audio: DecodedAudio, stages: dict[str, float]) -> CachedAudio:
         """Where the decode looped, the stretch decoded again (asr.loops)."""
@@ -246,7 +257,7 @@ class TranscribeStage:
             model=self.model_label, events=entry.events, split_gap_s=self.config.options.split_gap_s,
             speaker_turns=entry.speaker_turns, levels=entry.levels,
         )
-        transcript = replace(transcript, decoded_s=entry.decoded_s, container_s=entry.container_s,
+        transcript = replace(with_voice(transcript, entry.voice), decoded_s=entry.decoded_s, container_s=entry.container_s,
                              lost_s=entry.lost_s, decode_errors=entry.decode_errors, audio_note=entry.audio_note)
         stages["speakers"] = time.monotonic() - t0
         if not transcript.utterances:
@@ -316,6 +327,10 @@ class TranscribeStage:
             if entry.n_channels == 2 and entry.levels is None:  # cached before levels were kept
                 audio = audio or self.decode(meta)
                 entry = self._levelled(entry, audio, stages)
+                self.cache.put(key, entry)
+            if entry.voice is None or entry.voice.version != VOICE_VERSION:  # cached before voices were measured
+                audio = audio or self.decode(meta)
+                entry = self._voiced(entry, audio, stages)
                 self.cache.put(key, entry)
         finally:
             if audio is not None:

@@ -39,15 +39,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from qa_pipeline.calibration.nightly import night_trust, untrusted
 from qa_pipeline.errors import InputError, OutputError, OutputLocked
+from qa_pipeline.final_verdicts import MACHINE_ONLY, Reviews, untrusted
 from qa_pipeline.files import remove_temp_files as remove_temp_files_in
+from qa_pipeline.morning import Morning
 from qa_pipeline.files import fit_stem, json_bytes, readable, write_atomic
 from qa_pipeline.output.report import render_reports
 from qa_pipeline.output.tables import read_scores, write_scores, write_transcripts
-from qa_pipeline.review.export import batch_finals
 from qa_pipeline.records import (AudioEvent, CachedAudio, CallMeta, CallPart, CallScore, CallTranscript, ItemResult,
-                                 RawSegment, RawWord, Utterance, Word)
+                                 RawSegment, RawWord, Utterance, VoiceTracks, Word)
 
 PART_FORMAT = 2  # 2: items carry reason_code
 PARTS_DIR = "parts"
@@ -58,7 +58,8 @@ FAILED_FILE = "failed.csv"
 CACHE_FORMAT = 1
 # OUT's folders that the pipeline writes (the tables', the reports' and its own); temp files are
 # cleared in these only, and at OUT's top level (run.json, failed.csv)
-OWN_FOLDERS = (PARTS_DIR, LOGS_DIR, "transcripts", "recordings", "scores", "reports", "reviews", "calibration")
+OWN_FOLDERS = (PARTS_DIR, LOGS_DIR, "transcripts", "recordings", "scores", "reports", "reviews", "calibration",
+               "mood", "reasons", "alerts")
 
 
 def make_output_folder(out: Path) -> None:
@@ -188,6 +189,7 @@ class TranscriptCache:
             levels=tuple(tuple(int(v) for v in ch) for ch in data["levels"]) if data.get("levels") is not None else None,
             diarizer=data.get("diarizer"),
             loops_redecoded=bool(data.get("loops_redecoded", False)),
+            voice=_voice(data.get("voice")),
             decoded_s=data.get("decoded_s"),
             container_s=data.get("container_s"),
             lost_s=float(data.get("lost_s", 0.0)),
@@ -197,6 +199,15 @@ class TranscriptCache:
 
     def put(self, key: str, entry: CachedAudio) -> None:
         write_atomic(self._path(key), json.dumps(asdict(entry), ensure_ascii=False))
+
+
+def _voice(data: dict | None) -> VoiceTracks | None:
+    """The voice tracks of a cache entry; None (measured again) when absent or unreadable."""
+    try:
+        return VoiceTracks(str(data["version"]), tuple(tuple(int(v) for v in ch) for ch in data["pitch"]),
+                           tuple(tuple(int(v) for v in ch) for ch in data["level"])) if data else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 # --- the lock ------------------------------------------------------------------------------------
@@ -265,19 +276,26 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 # --- the outputs, run.json, failed.csv -----------------------------------------------------------
 
 
-def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallTranscript], scores: list[CallScore]) -> Path:
+def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallTranscript], scores: list[CallScore],
+                  reviews: Reviews = MACHINE_ONLY) -> Path:
     """Add this batch to OUT's tables (replacing earlier rows of the same calls) and render its
-    call cards; the index and agent pages cover every night in OUT. Final verdicts (people's
-    decisions in OUT/review.db applied) go into the tables and pages beside the machine's."""
+    call cards; the index and agent pages cover every night in OUT. Final verdicts (what
+    ``reviews`` says people decided, e.g. the desk's decisions in OUT/review.db) go into the
+    tables and pages beside the machine's."""
     write_transcripts(out, [transcripts[c.call_id] for c in calls if c.call_id in transcripts],
                       replaces=[c.call_id for c in calls])
     fault("outputs")
-    trust = night_trust(out, scores)  # labels vs every call in OUT, this night's verdicts included
+    trust = reviews.trust(out, scores)  # labels vs every call in OUT, this night's verdicts included
     held = untrusted(trust)
-    write_scores(out, scores, finals=batch_finals(out, scores, export=False, untrusted=held))
+    morning = Morning.of_night(out, transcripts, scores)  # the customer's mood, each call's request
+    write_scores(out, scores, finals=reviews.finals(out, scores, export=False, untrusted=held), moods=morning.moods)
     everything = read_scores(out)
+    morning.write(out, scores)  # mood turns, reasons of the days this batch touched
+    pages = morning.pages(out, transcripts)
+    finals = reviews.finals(out, everything, untrusted=held)
     render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=everything,
-                   finals=batch_finals(out, everything, untrusted=held), item_trust=trust)
+                   finals=finals, item_trust=trust, morning=pages)
+    morning.notify(out, [finals[s.call_id].as_score() if s.call_id in finals else s for s in scores], transcripts)
     return out / "reports" / "index.html"
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from qa_pipeline.records import FAIL
-from qa_pipeline.review.final import OPEN, FinalCall, FinalItem
+from qa_pipeline.final_verdicts import OPEN, FinalCall, FinalItem
 from qa_pipeline.review.policy import Policy, Sample
 from qa_pipeline.output.tables import call_date
 

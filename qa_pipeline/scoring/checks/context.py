@@ -4,7 +4,8 @@ where a check looked.
 
 A `Call` prepares each utterance once (normalised text, pinyin, word map) for all checks; what
 only some checks need is computed the first time one asks for it (`cached_property`: the
-timeline, utterances by id) — the place for anything else a check needs once per call.
+timeline, utterances by id) — the place for anything else a check needs once per call, such as
+the utterances' sentence vectors of the meaning layer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from qa_pipeline import messages
 from qa_pipeline.records import AGENT, CUSTOMER, UNKNOWN, CallMeta, CallTranscript, Utterance
 from qa_pipeline.scoring.matching import BY_TEXT, Match, Phrase, PreparedText, find_all, is_pattern, prepare
 from qa_pipeline.meaning.judge import CallMeaning, Closest, MeaningJudge, default_judge
+from qa_pipeline.scoring.normalize import normalize_text, normalize_with_map
 from qa_pipeline.scoring.rubric_records import Meaning, Rubric, Window
 from qa_pipeline.scoring.timeline import Timeline, build_timeline
 
@@ -84,10 +86,11 @@ def _word_map(utt: Utterance, prep: PreparedText) -> tuple[int, ...] | None:
     owner: list[int] = []
     for i, w in enumerate(utt.words):
         owner.extend([i] * len(w.text))
-    wprep = prepare("".join(w.text for w in utt.words))
-    if wprep.norm != prep.norm:
+    joined = "".join(w.text for w in utt.words)
+    norm, index = (prep.norm, prep.index) if joined == prep.original else normalize_with_map(joined)
+    if norm != prep.norm:
         return None
-    return tuple(owner[j] for j in wprep.index)
+    return tuple(owner[j] for j in index)
 
 
 class Call:
@@ -235,7 +238,7 @@ def said_at(call: Call, hit: Hit) -> str:
 
 
 def normalize_eq(a: str, b: str) -> bool:
-    return prepare(a).norm == prepare(b).norm
+    return normalize_text(a) == normalize_text(b)
 
 
 def wait_text(w: Wait) -> str:
