@@ -14,7 +14,7 @@ from qa_pipeline.output.tables import read_scores
 from qa_pipeline.review.actions import Request, act
 from qa_pipeline.review.auth import Actor
 from qa_pipeline.review.db import ReviewDB
-from qa_pipeline.review.final import OVERRIDE
+from qa_pipeline.final_verdicts import OVERRIDE, final_call
 from qa_pipeline.review.policy import Policy
 from qa_pipeline.scoring.rubric import load_rubric, rubric_path_default
 from review_out import build_out
@@ -27,8 +27,9 @@ def override(out: Path, call_id: str, item_id: str, result: str, reason: str) ->
     db = ReviewDB.open(out)
     try:
         db.record_machine(read_scores(out))
-        act(db, LINA, score, Request(OVERRIDE, item_id, result=result, reason=reason), policy=Policy(),
-            today=date(2025, 3, 8))
+        version = final_call(score, db.events(call_id)).item(item_id).version
+        act(db, LINA, score, Request(OVERRIDE, item_id, result=result, reason=reason, version=version),
+            policy=Policy(), today=date(2025, 3, 8))
     finally:
         db.close()
 
