@@ -16,9 +16,9 @@ The bound in issue 16: p95 under 200 ms on the 2-core machine.
 Search (issue 22): the desk's search page over HTTP on the same OUT (after its index is built), and,
 with --search-calls N (default 10000), the index itself on N synthetic calls: build time, size, and
 the latency of what a QA lead types (phrases of 2 to 8 characters, several terms, the second page),
-median and p95 over --repeat runs. With jieba installed (`pip install jieba`, not a dependency of
-qa-pipeline) it also compares the trigram index with jieba-segmented text (FTS5 unicode61, the
-query segmented the same way): recall and precision against the plain substring truth.
+median and p95 over --repeat runs. It also compares the trigram index with jieba-segmented text
+(FTS5 unicode61, the query segmented the same way; jieba is a dependency for the groups of requests):
+recall and precision against the plain substring truth.
 
     .venv/bin/python bench/review.py --calls 1000 --search-calls 10000
     .venv/bin/python bench/review.py --calls 0 --search-calls 10000     # the search index alone

@@ -441,6 +441,37 @@ def test_a_morning_next_in_queue_keys_search_and_blind_double_review(browser: Br
         page.evaluate("document.getElementById('speed').value = '0.75';"
                       "document.getElementById('speed').dispatchEvent(new Event('change'))")
         assert page.evaluate("document.getElementById('audio').playbackRate") == 0.75
+
+        # p plays the selected item's evidence; o goes to its override reason, Ctrl+Enter saves the override
+        target = page.evaluate("(() => { const el = [...document.querySelectorAll('.cols .item')].find(i => "
+                               "i.querySelector('a.evidence.seek') && i.querySelector('button[value=override]'));"
+                               " return el && el.id; })()")
+        assert target
+        goto(page, f"{desk_url}/queue")
+        goto(page, f"{desk_url}/calls/dev_11#{target}")
+        assert page.evaluate(AUDIO_READY, await_promise=True) == pytest.approx(46.2, abs=0.2)
+        assert page.evaluate(f"document.getElementById('{target}').classList.contains('selected')")
+        said = page.evaluate(f"parseFloat(document.querySelector('#{target} a.evidence.seek').dataset.t)")
+        page.evaluate(f"document.getElementById('audio').currentTime = {(said + 20) % 46}")  # elsewhere first
+        press(page, "p")
+        settle(page)
+        assert page.evaluate("document.getElementById('audio').currentTime") == pytest.approx(said, abs=0.5)
+        page.evaluate("document.getElementById('audio').pause()")
+        press(page, "o")
+        assert page.evaluate(f"document.activeElement === document.querySelector('#{target} form.decide "
+                             "textarea[name=reason]')")
+        page.call("Input.insertText", {"text": "按键改判：录音核实"})
+        before = _loads(page)
+        for kind in ("keyDown", "keyUp"):
+            page.call("Input.dispatchKeyEvent", {"type": kind, "key": "Enter", "code": "Enter",
+                                                 "windowsVirtualKeyCode": 13, "modifiers": 2})
+        _wait_load(page, before)
+        item_id = target.removeprefix("item-")
+        with sqlite3.connect(desk_out / "review.db") as conn:
+            assert conn.execute("SELECT count(*) FROM events WHERE actor = 'zhaoqiang' AND action = 'override' "
+                                "AND call_id = 'dev_11' AND item_id = ? AND reason = ?",
+                                (item_id, "按键改判：录音核实")).fetchone()[0] == 1
+        assert "质检员 zhaoqiang" in text(page) and "按键改判：录音核实" in text(page)
         logout(page)
 
         # blind double review: the supervisor draws one call for two inspectors
