@@ -8,7 +8,6 @@ this process, the Ray one inside its workers.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import secrets
 import shutil
@@ -25,6 +24,7 @@ from qa_pipeline.batch.config import TranscribeConfig
 from qa_pipeline.batch.crashes import CRASHED_ERROR
 from qa_pipeline.batch.store import TranscriptCache, cache_key, fault, now
 from qa_pipeline.errors import CallFailed, ModelError, NoSpeech
+from qa_pipeline.heap import hold_heap
 from qa_pipeline.records import CachedAudio, CallMeta, CallOutcome, CallPart, CallScore, RawSegment, StageResult, Todo
 from qa_pipeline.scoring.rubric import Rubric
 from qa_pipeline.scoring.score import score_call
@@ -37,20 +37,6 @@ Decoded = tuple[str, DecodedAudio, float]  # (audio digest, audio, seconds spent
 
 DECODED_DIR = "decoded"  # under the transcript cache: calls decoded to raw files while they are worked on
 DECODED_MAX_AGE_S = 2 * 86400  # a folder left this long by a run that died is removed
-
-
-def keep_heap_small() -> None:
-    """Have glibc map (and unmap when freed) every block of 64 KB or more, instead of keeping
-    freed blocks in its heaps with a threshold that grows to 32 MB: otherwise the transient buffers
-    of one stage (Silero's batches, Whisper's windows, word alignment) pile up under the next one's
-    and the peak memory of a long call grows with it (a 4-hour call: 2.2 GB without, see bench/memory.py)."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 64 * 1024)
-    except (OSError, AttributeError):
-        pass  # not glibc: its allocator decides
-
-
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 def discard(audio: DecodedAudio) -> None:
@@ -76,7 +62,7 @@ class TranscribeStage:
             self.model_label = f"{config.model} ({device}, {pick_compute_type(device, config.compute_type)})"
         self._decoded_root = Path(cache.root) / DECODED_DIR
         _remove_stale(self._decoded_root)
-        keep_heap_small()
+        hold_heap()  # a no-op after `qa run` set it; in a Ray worker, whatever its threads allow
 
     def settings(self) -> dict:
         """What a call's result depends on besides its audio, metadata and rubric."""
