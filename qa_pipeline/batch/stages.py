@@ -204,15 +204,16 @@ class TranscribeStage:
                                             options=c.options, cpu_threads=c.cpu_threads)
         return self._transcriber
 
-    def run(self, meta: CallMeta, digest: str | None = None) -> StageResult:
-        """The call's transcript, whether it came from the cache, and each stage's seconds."""
+    def run(self, meta: CallMeta, digest: str | None = None, centre_prompts: Sequence[str] = ()) -> StageResult:
+        """The call's transcript, whether it came from the cache, and each stage's seconds.
+        `centre_prompts`: the texts of the centre's recorded announcements (rubric `centre: prompts`)."""
         stages: dict[str, float] = {}
         entry, from_cache = self.entry(meta, digest, stages)
         t0 = time.monotonic()
         transcript = build_transcript(
             meta, entry.segments, duration_s=entry.duration_s, n_channels=entry.n_channels,
             model=self.model_label, events=entry.events, split_gap_s=self.config.options.split_gap_s,
-            speaker_turns=entry.speaker_turns, levels=entry.levels,
+            speaker_turns=entry.speaker_turns, levels=entry.levels, centre_prompts=centre_prompts,
         )
         stages["speakers"] = time.monotonic() - t0
         if not transcript.utterances:
@@ -291,7 +292,7 @@ def process_call(item: Todo, stage: TranscribeStage, rubric: Rubric) -> CallOutc
     stages: dict[str, float] = {}
     from_cache = False
     try:
-        result = stage.run(meta, item.digest or audio_digest(meta.path))
+        result = stage.run(meta, item.digest or audio_digest(meta.path), rubric.centre.prompts)
         stages.update(result.stages)
         from_cache = result.from_cache
         t0 = time.monotonic()

@@ -196,9 +196,11 @@ class Company:
 
 @dataclass(frozen=True)
 class Centre:
-    """Who the centre is: its companies (one for an in-house centre, several for an outsourcer)."""
+    """Who the centre is: its companies (one for an in-house centre, several for an outsourcer), and
+    the texts of the recorded announcements its phone system plays (speakers.prompts)."""
 
     companies: tuple[Company, ...] = ()
+    prompts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -302,7 +304,7 @@ _ITEM_KEYS = ("id", "name", "weight", "speaker", "critical", "check", "when", "s
               "min_agreement")
 _WINDOW_KEYS = ("first_seconds", "last_seconds", "first_turns", "last_turns")
 _WHEN_KEYS = ("customer_says", "agent_says", "customer_intent", "wait_over_s", "reason")
-_CENTRE_KEYS = ("companies", "description")
+_CENTRE_KEYS = ("companies", "prompts", "description")
 _COMPANY_KEYS = ("name", "aliases", "teams")
 _GIVEN = ("numbers", "details")
 _CHECK_KEYS = {
@@ -485,6 +487,14 @@ def _intents(c: _Ctx, node: yaml.Node, what: str) -> tuple[str, ...]:
 
 def _centre(c: _Ctx, node: yaml.Node) -> Centre:
     m = c.mapping(node, "centre", _CENTRE_KEYS)
+    prompts: tuple[str, ...] = ()
+    if "prompts" in m:
+        pnode = m["prompts"]
+        if not isinstance(pnode, yaml.SequenceNode) or not pnode.value:
+            raise c.error(pnode, "centre: prompts must be a non-empty list of announcement texts")
+        prompts = tuple(c.string(p, "centre: prompt") for p in pnode.value)
+        if "companies" not in m:
+            return Centre((), prompts)
     seq = c.require(m, node, "companies", "centre")
     if not isinstance(seq, yaml.SequenceNode) or not seq.value:
         raise c.error(seq, "centre: companies must be a non-empty list")
@@ -506,7 +516,7 @@ def _centre(c: _Ctx, node: yaml.Node) -> Centre:
                 raise c.error(tnode, f"centre: company '{name}': teams must be a non-empty list of team names")
             teams = tuple(c.string(t, f"centre: company '{name}': team") for t in tnode.value)
         companies.append(Company(name, aliases, teams))
-    return Centre(tuple(companies))
+    return Centre(tuple(companies), prompts)
 
 
 def _item(c: _Ctx, node: yaml.Node, n: int) -> Item:

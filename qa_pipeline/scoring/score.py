@@ -23,6 +23,7 @@ from qa_pipeline.records import (
     FAIL,
     NA,
     PASS,
+    SYSTEM,
     UNKNOWN,
     CallMeta,
     CallScore,
@@ -135,6 +136,9 @@ class _Call:
             segs.append(_Seg(n, u, p, _word_map(u, p)))
         self.segs: tuple[_Seg, ...] = tuple(segs)
         self.speech_end = max((s.utt.end for s in segs), default=0.0)
+        # the call's opening starts when the agent is put through, after the recorded announcements
+        # (speaker `system`, found in the opening only): `first_seconds` windows count from there
+        self.opening_at = max((s.utt.end for s in segs if s.utt.speaker == SYSTEM), default=0.0)
 
     # -- language --
     def say(self, code: str, **params: object) -> str:
@@ -272,14 +276,14 @@ def _window_segs(call: _Call, speaker: str, w: Window) -> tuple[_Seg, ...]:
     if w.last_turns is not None:
         segs = segs[-w.last_turns :]
     if w.first_seconds is not None:
-        segs = tuple(s for s in segs if s.utt.start < w.first_seconds)
+        segs = tuple(s for s in segs if s.utt.start < call.opening_at + w.first_seconds)
     if w.last_seconds is not None:
         segs = tuple(s for s in segs if s.utt.end > call.speech_end - w.last_seconds)
     return segs
 
 
 def _in_window(call: _Call, hit: _Hit, w: Window) -> bool:
-    if w.first_seconds is not None and hit.start >= w.first_seconds:
+    if w.first_seconds is not None and hit.start >= call.opening_at + w.first_seconds:
         return False
     if w.last_seconds is not None and hit.end <= call.speech_end - w.last_seconds:
         return False
