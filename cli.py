@@ -127,10 +127,10 @@ def _prepare_process(cpu_threads: int) -> None:
     """Before any numeric library is loaded or any thread started: give the libraries' thread pools
     (OpenMP under CTranslate2, numpy's BLAS) the threads of a model replica, whatever the shell or a
     cluster had set (on some CPUs, Intel MKL, Whisper's numbers change with the count), and have
-    every thread share one heap that keeps Whisper's buffers between batches (qa_pipeline.heap)."""
-    from qa_pipeline.heap import hold_heap
+    every thread share one heap, so that Whisper's decoding can reuse its buffers (qa_pipeline.heap)."""
+    from qa_pipeline.heap import share_one_arena
 
-    hold_heap()
+    share_one_arena()
     if cpu_threads >= 1:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[name] = str(cpu_threads)

@@ -24,7 +24,7 @@ from qa_pipeline.batch.config import TranscribeConfig
 from qa_pipeline.batch.crashes import CRASHED_ERROR
 from qa_pipeline.batch.store import TranscriptCache, cache_key, fault, now
 from qa_pipeline.errors import CallFailed, ModelError, NoSpeech
-from qa_pipeline.heap import hold_heap
+from qa_pipeline.heap import share_one_arena
 from qa_pipeline.records import CachedAudio, CallMeta, CallOutcome, CallPart, CallScore, RawSegment, StageResult, Todo
 from qa_pipeline.scoring.rubric import Rubric
 from qa_pipeline.scoring.score import score_call
@@ -62,7 +62,7 @@ class TranscribeStage:
             self.model_label = f"{config.model} ({device}, {pick_compute_type(device, config.compute_type)})"
         self._decoded_root = Path(cache.root) / DECODED_DIR
         _remove_stale(self._decoded_root)
-        hold_heap()  # a no-op after `qa run` set it; in a Ray worker, whatever its threads allow
+        share_one_arena()  # a no-op after `qa run` set it; in a Ray worker, whatever its threads allow
 
     def settings(self) -> dict:
         """What a call's result depends on besides its audio, metadata and rubric."""
