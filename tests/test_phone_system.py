@@ -1,6 +1,7 @@
 """What the phone system adds (issue 24): outbound calls picked up by the customer, line echo on
 stereo, recorded announcements on the agent's side."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +36,14 @@ def meta(**kw):
 # --- outbound: the customer picks up --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["喂，你好？", "为,你好", "喂，哪位呀？", "喂？", "你好，哪位？", "喂，请问你是哪位？", "喂，你好，请问找谁？"])
+@pytest.mark.parametrize("text", ["喂，你好？", "为,你好", "喂，哪位呀？", "喂？", "你好，哪位？", "喂，请问你是哪位？", "喂，你好，请问找谁？",
+                                  "喂,老妹呀"])
 def test_a_phone_answer(text):
     assert is_phone_answer(text)
 
 
-@pytest.mark.parametrize("text", ["您好，请问是何先生吗？", "对，我是", "好的", "喂，您好，我是客服小王", "您好，请问", "你好，请问有什么事"])
+@pytest.mark.parametrize("text", ["您好，请问是何先生吗？", "对，我是", "好的", "喂，您好，我是客服小王", "您好，请问", "你好，请问有什么事",
+                                  "喂，您好，请问是王先生吗"])
 def test_not_a_phone_answer(text):
     assert not is_phone_answer(text)
 
@@ -220,3 +223,58 @@ def test_an_empty_prompt_list_is_refused_with_its_line():
     with pytest.raises(RubricError) as e:
         parse_rubric("extends: default\ncentre:\n  prompts: []\n", "centre.yaml")
     assert str(e.value) == "centre.yaml:3: centre: prompts must be a non-empty list of announcement texts"
+
+
+# --- real calls through `qa run` (Whisper, the speaker model) ---------------------------------------
+
+
+PHONE = Path(__file__).resolve().parent / "data" / "phone"
+
+
+@pytest.fixture(scope="module")
+def phone_out(tmp_path_factory, transcript_cache) -> Path:
+    """tests/data/phone, rendered by tools/tts_calls.py from bench/fixtures/phone/tests/*.json: a
+    mono GSM call whose only 您好 is in the recorded announcement, and a mono AMR outbound call the
+    customer picks up with 喂，哪位呀."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = tmp_path_factory.mktemp("phone-out")
+    result = CliRunner().invoke(app, ["run", str(PHONE / "audio"), "--out", str(out), "--manifest",
+                                      str(PHONE / "manifest.csv"), "--cache-dir", str(transcript_cache)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _rows(out: Path, table: str) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(out / table).to_pylist()
+
+
+@pytest.mark.slow
+def test_a_greeting_only_the_announcement_says_fails_and_the_card_shows_the_system(phone_out):
+    items = {r["item_id"]: r for r in _rows(phone_out, "scores/items") if r["call_id"] == "prompt_only_hello"}
+    assert items["greeting"]["result"] == "fail"
+    said = [r for r in _rows(phone_out, "transcripts") if r["call_id"] == "prompt_only_hello" and not r.get("dropped")]
+    system = [r for r in said if r["speaker"] == "system"]
+    assert system and system[0]["start"] < 1.0 and "录音" in "".join(r["text"] for r in system)
+    first_agent = next(r for r in said if r["speaker"] == "agent")
+    assert first_agent["start"] >= system[-1]["end"]
+    card = (phone_out / "reports" / "calls" / "prompt_only_hello.html").read_text(encoding="utf-8")
+    assert "系统提示音" in card
+
+
+@pytest.mark.slow
+def test_the_customer_who_picks_up_an_outbound_call_is_the_customer(phone_out):
+    said = [r for r in _rows(phone_out, "transcripts") if r["call_id"] == "outbound_answer_first" and not r.get("dropped")]
+    assert said[0]["speaker"] == "customer" and said[0]["start"] < 1.0
+    labels = json.loads((PHONE / "labels.json").read_text(encoding="utf-8"))["outbound_answer_first"]
+    # most of the agent's reference speech lies under agent utterances
+    agent_s = sum(max(0.0, min(r["end"], t["end"]) - max(r["start"], t["start"]))
+                  for t in labels["turns"] if t["speaker"] == "agent" for r in said if r["speaker"] == "agent")
+    total = sum(t["end"] - t["start"] for t in labels["turns"] if t["speaker"] == "agent")
+    assert agent_s / total > 0.8
+    items = {r["item_id"]: r for r in _rows(phone_out, "scores/items") if r["call_id"] == "outbound_answer_first"}
+    assert items["greeting"]["result"] == "pass"

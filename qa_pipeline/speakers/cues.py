@@ -45,11 +45,13 @@ FIRST_WEIGHT = 2.0
 MIN_FIRST_CHARS = 2  # a first utterance shorter than this (嗯, a stray 喂) does not say who answered
 # How a callee picks up, as toneless syllables: 喂 (为 / 位 / 味 …), 你好 / 您好, 哪位, 谁 / 找谁, and the
 # particles around them. An answer is made of these alone and says 喂, 哪位, 谁 or 你好; a question
-# back (请问你是哪位 / 你找谁) only with 哪位 or 谁 in it.
+# back (请问你是哪位 / 你找谁) only with 哪位 or 谁 in it. A short utterance that opens with 喂 is an
+# answer whatever Whisper made of the rest (喂，哪位呀 heard as 喂，老妹呀).
 ANSWER_SYLLABLES = frozenset({"wei", "ni", "nin", "hao", "na", "nei", "shui", "shei", "zhao", "a", "ya", "ne", "o",
                               "ou", "ai", "en", "ei", "la"})
 ASKING_BACK = frozenset({"qing", "wen", "shi", "you", "shen", "me", "shir"})
 ANSWER_MAX_SYLLABLES = 10
+WEI_ANSWER_MAX_SYLLABLES = 5
 
 
 def agent_cues(text: str, start: float) -> int:
@@ -63,6 +65,8 @@ def agent_cues(text: str, start: float) -> int:
 def is_phone_answer(text: str) -> bool:
     """Whether an utterance is nothing but picking up the phone: 喂？/ 喂，你好？/ 你好，哪位？/ 喂，找谁？"""
     syllables = to_pinyin(_compact(text))
+    if syllables[:1] == ["wei"] and len(syllables) <= WEI_ANSWER_MAX_SYLLABLES:
+        return True
     said = set(syllables)
     if not syllables or len(syllables) > ANSWER_MAX_SYLLABLES or not said <= ANSWER_SYLLABLES | ASKING_BACK:
         return False
