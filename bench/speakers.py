@@ -328,6 +328,8 @@ def main() -> int:
     parser.add_argument("--regions", default="words,vad", help="what is embedded (DiarizeOptions.regions) to compare")
     parser.add_argument("--mixdown", action="store_true", help="also diarize stereo calls averaged down to mono")
     parser.add_argument("--calls", default="", help="comma-separated call ids (default: all)")
+    parser.add_argument("--rubric", type=Path, default=None,
+                        help="a rubric / centre file whose `centre: prompts` are the recorded announcements' texts")
     parser.add_argument("--embed-cache", type=Path, default=None,
                         help="keep each call's speaker embeddings here (.npz) and reuse them on the next run")
     args = parser.parse_args()
@@ -335,6 +337,9 @@ def main() -> int:
         args.dev_calls = [Path("../shared/dev-calls")]
 
     from qa_pipeline.models import cache_root
+    from qa_pipeline.scoring.rubric import load_rubric
+
+    prompts = load_rubric(args.rubric).centre.prompts if args.rubric else ()
 
     segments_of = Segments(args.cache_dir or cache_root() / "transcripts", args.model)
     embedders = {name: SpeakerEmbedder(args.speaker_model) if name == "campplus" else MfccStatsEmbedder()
@@ -363,12 +368,14 @@ def main() -> int:
             if audio.n_channels == 2:
                 segments = segments_of.of_call(meta)
                 transcript = build_transcript(meta, segments, duration_s=duration, n_channels=2, model="bench",
-                                              levels=channel_levels(audio.channels, audio.sample_rate))
+                                              levels=channel_levels(audio.channels, audio.sample_rate),
+                                              centre_prompts=prompts)
                 rows.append(("stereo", "channels", *measure(ref, transcript, duration, events=events)))
                 if meta.agent_channel is not None:  # the agent's channel as the content decides it
                     transcript = build_transcript(replace(meta, agent_channel=None), segments, duration_s=duration,
                                                   n_channels=2, model="bench",
-                                                  levels=channel_levels(audio.channels, audio.sample_rate))
+                                                  levels=channel_levels(audio.channels, audio.sample_rate),
+                                                  centre_prompts=prompts)
                     rows.append(("stereo", "content", *measure(ref, transcript, duration, events=events)))
                 if not args.mixdown:
                     mono = None
@@ -393,7 +400,8 @@ def main() -> int:
                             options = replace(options, regions=regions_kind)
                             turns = cluster_turns(embedded, options)
                             transcript = build_transcript(mono_meta, segments, duration_s=duration, n_channels=1,
-                                                          model="bench", speaker_turns=[tuple(t) for t in turns])
+                                                          model="bench", speaker_turns=[tuple(t) for t in turns],
+                                                          centre_prompts=prompts)
                             label_ = (f"{name}/{regions_kind}/{options.pruning}/{options.channel_features}" if name == "campplus"
                                       else f"{name}/{regions_kind}")
                             rows.append((kind, label_, *measure(ref, transcript, duration, turns, events)))

@@ -191,6 +191,18 @@ def test_on_mono_the_announcement_is_taken_out_before_the_roles_are_chosen():
     assert [u.speaker for u in t.utterances] == ["system", "agent", "customer", "agent"]
 
 
+def test_an_announcement_cut_into_pieces_is_read_whole_with_its_garbled_last_words():
+    # pause and speaker splits cut it in three; only the third says 录音; Whisper heard 请稍候 as 解消后
+    segments = [seg(0, 0.4, 2.8, "您好，欢迎致电乐看视频"), seg(0, 2.8, 4.6, "为了提高服务质量"),
+                seg(0, 4.6, 8.0, "您的通话可能会被录音，正在为您转接，解消后。", gaps=[(10, 0.4), (17, 0.4)]),
+                seg(0, 9.0, 12.0, "乐看视频，我是客服小叶，请讲"), seg(0, 12.6, 15.0, "我想开一张发票")]
+    turns = [(0.4, 8.0, 1), (9.0, 12.0, 0), (12.6, 15.0, 1)]
+    t = build_transcript(meta(), segments, duration_s=16, n_channels=1, model="base", speaker_turns=turns)
+    assert [(u.speaker, u.text) for u in t.utterances] == [
+        ("system", "您好，欢迎致电乐看视频为了提高服务质量您的通话可能会被录音，正在为您转接，解消后。"),
+        ("agent", "乐看视频，我是客服小叶，请讲"), ("customer", "我想开一张发票")]
+
+
 def test_the_agent_saying_transfer_later_in_the_call_stays_the_agents():
     segments = [seg(1, 0.4, 4.0, "您好，乐看视频，请问有什么可以帮您"), seg(0, 4.5, 7.0, "我要退款"),
                 seg(1, 7.5, 10.0, "我帮您转接到退款专席")]

@@ -11,9 +11,10 @@ piece of the call's opening is a prompt when
   - it says one of the centre's own prompt texts (rubric `centre: prompts:`), most of its characters
     (or syllables) in order.
 
-The opening is the first OPENING_S seconds on the agent's side (stereo: the agent's channel; mono:
-either speaker cluster, before the roles are chosen). A piece whose prompt sentence is followed by
-the agent's own words in the same Whisper segment is cut after the sentence (its sentence-final
+The opening is the first pieces on the agent's side (stereo: the agent's channel; mono: either
+speaker cluster, before the roles are chosen) within OPENING_S seconds, read together while they
+follow each other closely (roles._take_prompts). When the agent's own words follow the prompt
+without a pause between pieces, the opening is cut after the prompt's sentence (its sentence-final
 punctuation, or the first pause of PAUSE_S after the announcement's words). Prompts keep their text
 and times and get the speaker `system` (shown on the call card as 系统提示音); no rubric item judges them.
 """
@@ -29,12 +30,17 @@ from qa_pipeline.scoring.matching import match_cue
 from qa_pipeline.scoring.normalize import normalize_text, to_pinyin
 
 OPENING_S = 30.0
+JOIN_GAP_S = 0.3  # pieces of the opening this close together are read as one (an announcement cut by pauses)
 PAUSE_S = 0.3
 CENTRE_PROMPT_SHARE = 0.6  # this share of a listed prompt's characters (or syllables), said in order
 # What a phone system announces and an agent does not say in the opening.
 NOTICE_CUES = ("录音", "转接")
+# What an announcement ends with: said right after one of its clauses, it is the announcement's too.
+CLOSING_CUES = ("请稍候", "请稍等", "请不要挂机", "请勿挂机")
+CLAUSE_GAP_S = 0.6  # a clause this soon after the last belongs to the same recording
+TAIL_CHARS = 3
 KEY_PRESS = re.compile(r"请按.{0,6}键")
-SENTENCE_END = "。？！.?!"
+CLAUSE_END = "。？！，、；,.?!;"
 
 
 def notice_said(text: str) -> bool:
@@ -69,7 +75,8 @@ def split_prompt(piece: RawSegment, text_of, centre_prompts: Sequence[str] = ())
     words = piece.words
     if len(words) < 2:
         return piece, None
-    # the shortest run of leading words that is a prompt, then on to the end of its sentence
+    # the shortest run of leading words that is a prompt, then on to the end of its clause, then
+    # through the clauses that follow closely and announce too (…录音，正在为您转接…，请稍候)
     said = ""
     cut = None
     for i, word in enumerate(words):
@@ -79,15 +86,43 @@ def split_prompt(piece: RawSegment, text_of, centre_prompts: Sequence[str] = ())
             break
     if cut is None:
         return piece, None
-    for i in range(cut, len(words) - 1):
-        gap = words[i + 1].start - words[i].end
-        if words[i].text.strip()[-1:] in SENTENCE_END or gap >= PAUSE_S:
-            cut = i
+    cut = _clause_end(words, cut)
+    while cut is not None and cut + 1 < len(words):
+        following = _clause_end(words, cut + 1)
+        end = len(words) - 1 if following is None else following
+        clause = text_of("".join(w.text for w in words[cut + 1:end + 1]))
+        if words[cut + 1].start - words[cut].end > CLAUSE_GAP_S or not (
+                notice_said(clause) or any(match_cue(clause, c) for c in CLOSING_CUES)
+                or any(says_prompt(clause, p) for p in centre_prompts)):
             break
-    else:
+        cut = following
+    if cut is None or cut + 1 >= len(words):
         return piece, None
+    # a last word or two of the recording that Whisper garbled (请稍候 heard as 解消后): up to
+    # TAIL_CHARS characters right after the prompt that nothing follows closely
+    tail_end = next((i for i in range(cut + 1, len(words) - 1) if words[i + 1].start - words[i].end > CLAUSE_GAP_S),
+                    len(words) - 1)
+    tail = "".join(w.text for w in words[cut + 1:tail_end + 1])
+    if (words[cut + 1].start - words[cut].end <= CLAUSE_GAP_S and len(_compact(tail)) <= TAIL_CHARS
+            and tail.strip()[-1:] in "。.!！"):
+        cut = tail_end
+        if cut + 1 >= len(words):
+            return piece, None
     head, tail = words[: cut + 1], words[cut + 1:]
     return _part(piece, head), _part(piece, tail)
+
+
+def _clause_end(words: Sequence[RawWord], first: int) -> int | None:
+    """The last word of the clause that word `first` is in: the first word from there ending with
+    punctuation or followed by a pause of PAUSE_S; None when the words run out first."""
+    for i in range(first, len(words) - 1):
+        if words[i].text.strip()[-1:] in CLAUSE_END or words[i + 1].start - words[i].end >= PAUSE_S:
+            return i
+    return None
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"\W", "", text)
 
 
 def _part(piece: RawSegment, words: Sequence[RawWord]) -> RawSegment:

@@ -20,7 +20,7 @@ from qa_pipeline.audio.stream import blocks, chunks_of
 from qa_pipeline.speakers.cues import choose_agent
 from qa_pipeline.speakers.diarize import split_by_speaker
 from qa_pipeline.speakers.echo import echo_paths, is_echo
-from qa_pipeline.speakers.prompts import OPENING_S, split_prompt
+from qa_pipeline.speakers.prompts import JOIN_GAP_S, OPENING_S, split_prompt
 
 logger = logging.getLogger("qa_pipeline")
 
@@ -307,27 +307,46 @@ def _repeats(segments: Sequence[RawSegment]) -> dict[int, str]:
 def _take_prompts(
     kept: list[tuple[RawSegment, str]], agent_lane: int | None, centre_prompts: Sequence[str]
 ) -> tuple[list[tuple[RawSegment, str]], list[tuple[RawSegment, str]]]:
-    """(kept pieces without the recorded announcements of the call's opening, the announcements):
-    leading pieces of `agent_lane` (any lane when None: a mono call before its roles are chosen) that
-    speakers.prompts takes for a prompt, up to the first that is not one; a piece whose prompt is
-    followed by other words is cut after the prompt. Pieces of two characters or fewer on other
-    lanes (喂, 嗯) do not end the opening."""
-    out: list[tuple[RawSegment, str]] = []
-    prompts: list[tuple[RawSegment, str]] = []
-    opening = True
-    for piece, text in sorted(kept, key=lambda pair: (pair[0].start, pair[0].channel)):
-        lane_counts = agent_lane is None or piece.channel == agent_lane
-        if not opening or piece.start >= OPENING_S or not lane_counts:
-            out.append((piece, text))
+    """(kept pieces without the recorded announcement that opens the call, the announcement). The
+    opening block is the first pieces of `agent_lane` (any lane when None: a mono call before its
+    roles are chosen) in the first OPENING_S seconds, each following the last within JOIN_GAP_S
+    (pause and speaker splits cut an announcement into several); pieces of two characters or fewer
+    before it (喂, 嗯) are passed over. When speakers.prompts takes the block for a prompt, it is cut
+    after the prompt's sentence: the words before the cut are the announcement, those after it stay
+    with their pieces."""
+    ordered = sorted(kept, key=lambda pair: (pair[0].start, pair[0].channel))
+    block: list[tuple[RawSegment, str]] = []
+    for piece, text in ordered:
+        if piece.start >= OPENING_S:
+            break
+        if agent_lane is not None and piece.channel != agent_lane:
             continue
-        prompt, rest = split_prompt(piece, to_simplified, centre_prompts)
-        if prompt is not None:
-            prompts.append((prompt, to_simplified(prompt.text)))
-        if rest is not None:
-            out.append((rest, to_simplified(rest.text)) if prompt is not None else (piece, text))
-            if len(_compact(text)) > 2 or prompt is not None:
-                opening = False
-    return out, prompts
+        if not block and len(_compact(text)) <= 2:
+            continue
+        if block and piece.start - block[-1][0].end > JOIN_GAP_S:
+            break
+        block.append((piece, text))
+    if not block:
+        return kept, []
+    joined = block[0][0]
+    for piece, _text in block[1:]:
+        joined = join_pieces(joined, piece)
+    prompt, _rest = split_prompt(joined, to_simplified, centre_prompts)
+    if prompt is None:
+        return kept, []
+    in_block = {id(piece) for piece, _text in block}
+    out = [pair for pair in ordered if id(pair[0]) not in in_block]
+    for piece, _text in block:
+        after = tuple(w for w in piece.words if w.start >= prompt.end)
+        if piece.start >= prompt.end or not piece.words:
+            if piece.start >= prompt.end:
+                out.append((piece, to_simplified(piece.text)))
+        elif after:
+            rest = RawSegment(piece.channel, after[0].start, after[-1].end, "".join(w.text for w in after).strip(),
+                              piece.avg_logprob, piece.no_speech_prob, piece.compression_ratio, after)
+            out.append((rest, to_simplified(rest.text)))
+    out.sort(key=lambda pair: (pair[0].start, pair[0].channel))
+    return out, [(prompt, to_simplified(prompt.text))]
 
 
 def _lanes(kept: Sequence[tuple[RawSegment, str]]) -> dict[int, list[tuple[float, str]]]:
