@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from qa_pipeline.choices import Decoder, Device, EngineKind, Role
-from qa_pipeline.errors import QaError
+from qa_pipeline.errors import QaError, Stopped
 
 app = typer.Typer(
     name="qa",
@@ -44,6 +47,17 @@ CpuThreadsOpt = Annotated[int, typer.Option(help="Threads of each model replica 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")]
 
 
+@app.callback()
+def _utf8() -> None:
+    # File names are bytes; a C/POSIX locale without Python's UTF-8 mode (PYTHONUTF8=0, some
+    # embedded Pythons) reads them and the terminal as ASCII, and a Chinese name would end the
+    # batch. The command then starts again, the same, in UTF-8 mode.
+    ascii_names = sys.getfilesystemencoding().lower().replace("-", "") != "utf8"
+    if ascii_names and os.environ.get("PYTHONUTF8") != "1" and Path(sys.argv[0]).name in ("qa", "cli.py"):
+        os.environ["PYTHONUTF8"] = "1"
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
 def _default_rubric() -> Path:
     from qa_pipeline.scoring.rubric import rubric_path_default
 
@@ -51,12 +65,32 @@ def _default_rubric() -> Path:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {shown(message)}", err=True)
     raise typer.Exit(code)
 
 
+# What never reaches the terminal raw, whatever a file name or a manifest holds: C0 and C1 control
+# characters (ESC starts a terminal command), DEL, the bidirectional overrides and isolates (an
+# RTL override shows a name backwards), and the lone surrogates a non-UTF-8 (GBK) file name leaves.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSHOWABLE_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def shown(text: object, *, lines: bool = False) -> str:
+    """``text`` safe for a terminal: every character of _UNSHOWABLE as U+FFFD (``lines``: line
+    breaks and tabs kept, for logs with tracebacks)."""
+    return (_UNSHOWABLE_IN_LINES if lines else _UNSHOWABLE).sub("\ufffd", str(text))
+
+
+class _ShownFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return shown(super().format(record), lines=True)
+
+
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_ShownFormatter("%(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
 
 
 @app.command()
@@ -78,6 +112,7 @@ def run(
     hotwords: Annotated[bool, typer.Option(help="Prime Whisper with the rubric's expected phrases (see README: measured, off by default).")] = False,
     engine: Annotated[EngineKind, typer.Option(help="local: this machine; ray: a Ray cluster (pip install 'qa-pipeline[ray]').")] = EngineKind.local,
     ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: 'auto' (the cluster this node is in) or HOST:PORT. [default: a local Ray instance]")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the calls that failed for good (retry=no in failed.csv, crashed twice).")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Transcribe and score every call under AUDIO_DIR; write OUT/transcripts, OUT/scores, OUT/reports.
@@ -102,7 +137,7 @@ def run(
         except QaError as e:
             _fail(str(e))
     config = _config(audio_dir, out, manifest, name_pattern, model, device, compute_type, cache_dir, max_duration,
-                     beam_size, decoder, batch_size, cpu_threads, rubric=rubric, hotwords=words)
+                     beam_size, decoder, batch_size, cpu_threads, rubric=rubric, hotwords=words, retry_failed=retry_failed)
     if engine is EngineKind.ray:
         try:
             from qa_pipeline.batch.ray import RayEngine
@@ -119,8 +154,9 @@ def run(
 
 def _run_batch(config, engine, progress):
     from qa_pipeline.batch.engine import run_batch
+    from qa_pipeline.review.export import DESK_REVIEWS
 
-    return run_batch(config, engine, on_progress=progress)
+    return run_batch(config, engine, on_progress=progress, reviews=DESK_REVIEWS)
 
 
 def _prepare_process(cpu_threads: int) -> None:
@@ -137,7 +173,7 @@ def _prepare_process(cpu_threads: int) -> None:
 
 
 def _config(audio_dir, out, manifest, name_pattern, model, device, compute_type, cache_dir, max_duration, beam_size,
-            decoder, batch_size, cpu_threads, *, rubric=None, hotwords=None):
+            decoder, batch_size, cpu_threads, *, rubric=None, hotwords=None, retry_failed=False):
     """The one RunConfig of `qa run` and `qa transcribe`, from their shared options."""
     from qa_pipeline.asr.transcribe import TranscribeOptions
     from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
@@ -152,6 +188,7 @@ def _config(audio_dir, out, manifest, name_pattern, model, device, compute_type,
                 options=TranscribeOptions(beam_size=beam_size, decoder=decoder, batch_size=batch_size, hotwords=hotwords),
             ),
             rubric=rubric,
+            retry_failed=retry_failed,
         )
     except QaError as e:
         _fail(str(e))
@@ -226,9 +263,10 @@ def score(
       qa score qa-out/2025-03-03 --rubric rubrics/strict.zh.yaml
     """
     from qa_pipeline.batch.rescore import rescore
+    from qa_pipeline.review.export import DESK_REVIEWS
 
     _setup_logging(False)
-    _run_and_report(lambda progress: rescore(out, rubric or _default_rubric()))
+    _run_and_report(lambda progress: rescore(out, rubric or _default_rubric(), reviews=DESK_REVIEWS))
 
 
 @rubric_app.command("check")
@@ -263,6 +301,7 @@ def review(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8377,
     policy: Annotated[Optional[Path], typer.Option(help="Review policy YAML. [default: OUT/review-policy.yaml if present, else built-in]")] = None,
     root: Annotated[bool, typer.Option("--root", help="Print a one-time sign-in link as the supervisor 'root' (no password is ever set).")] = False,
+    behind_proxy: Annotated[bool, typer.Option("--behind-proxy", help="The desk is reached through a reverse proxy on this machine: believe its X-Forwarded-For / -Proto (otherwise they are ignored).")] = False,
 ) -> None:
     """Open the review desk on OUT: the queue, call cards with audio, overrides, disputes, audit trail.
 
@@ -297,7 +336,7 @@ def review(
         if root:
             typer.echo(f"one-time sign-in link (supervisor 'root'): {root_link(web, base)}")
 
-    serve(web, host=host, port=port, on_ready=ready)
+    serve(web, host=host, port=port, on_ready=ready, behind_proxy=behind_proxy)
 
 
 @users_app.command("add")
@@ -323,12 +362,7 @@ def users_add(
         _fail(f"{out}: not a folder (run `qa run` into it first)")
     if (role is Role.agent) != bool(agent_id):
         _fail("--agent-id is needed for --role agent, and only for it")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    if len(password) < MIN_PASSWORD:
-        _fail(f"password too short (at least {MIN_PASSWORD} characters)")
+    password = _read_password(password_stdin)
     try:
         user = ReviewDB.open(out).put_user(name, role.value, agent_id, hash_password(password))
     except QaError as e:
@@ -337,9 +371,83 @@ def users_add(
     typer.echo(f"{user.name}: {user.role}{suffix} (review desk of {out})")
 
 
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD:
+        _fail(f"password too short (at least {MIN_PASSWORD} characters)")
+    return password
+
+
+def _desk_db(out: Path):
+    from qa_pipeline.review.db import open_if_exists
+
+    try:
+        db = open_if_exists(out)
+    except QaError as e:
+        _fail(str(e))
+    if db is None:
+        _fail(f"{out}: no review desk here (no review.db; add a user with `qa users add` first)")
+    return db
+
+
+UserArg = Annotated[str, typer.Argument(help="Login name.")]
+UsersOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder whose desk the account is in.")]
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: UserArg,
+    out: UsersOutOpt,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input instead of asking.")] = False,
+) -> None:
+    """Give an account a new password; every session of that user ends at once.
+
+    Example:
+
+      qa users passwd 李娜 --out qa-out/2025-03-03
+    """
+    from qa_pipeline.review.auth import hash_password
+
+    db = _desk_db(out)
+    if db.user(name) is None:
+        _fail(f"{name}: no such user on the desk of {out}")
+    password = _read_password(password_stdin)
+    db.set_password(name, hash_password(password))
+    typer.echo(f"{name}: new password; every session of {name} has ended")
+
+
+@users_app.command("disable")
+def users_disable(name: UserArg, out: UsersOutOpt) -> None:
+    """Stop an account from signing in; every session of that user ends at once (its decisions stay).
+
+    Example:
+
+      qa users disable 李娜 --out qa-out/2025-03-03
+    """
+    if _desk_db(out).disable(name) is None:
+        _fail(f"{name}: no such user on the desk of {out}")
+    typer.echo(f"{name}: disabled; every session of {name} has ended")
+
+
+@users_app.command("enable")
+def users_enable(name: UserArg, out: UsersOutOpt) -> None:
+    """Let a disabled account sign in again (with its password).
+
+    Example:
+
+      qa users enable 李娜 --out qa-out/2025-03-03
+    """
+    if _desk_db(out).enable(name) is None:
+        _fail(f"{name}: no such user on the desk of {out}")
+    typer.echo(f"{name}: enabled")
+
+
 @users_app.command("list")
 def users_list(out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]) -> None:
-    """List the accounts of OUT's review desk.
+    """List the accounts of OUT's review desk: name, role, agent_id, and "disabled" where it is.
 
     Example:
 
@@ -349,7 +457,8 @@ def users_list(out: Annotated[Path, typer.Option("--out", "-o", help="Output fol
 
     db = open_if_exists(out)
     for user in db.users() if db else []:
-        typer.echo(f"{user.name}\t{user.role}\t{user.agent_id or ''}")
+        state = f"disabled {user.disabled_at}" if user.disabled else "active"
+        typer.echo(f"{user.name}\t{user.role}\t{user.agent_id or ''}\t{state}")
 
 
 @policy_app.command("check")
@@ -366,12 +475,15 @@ def policy_check(file: Annotated[Path, typer.Argument(help="Review policy YAML t
         p = load_policy(file)
     except QaError as e:
         _fail(str(e), code=1)
-    q, sample = p.queue, p.queue.sample
+    q, sample, d = p.queue, p.queue.sample, p.disputes
     size = f"{sample.percent:g}% of" if sample.percent is not None else f"{sample.per_agent}"
     typer.echo(f"{file}: ok — queue: needs_review={q.needs_review}, critical_failures={q.critical_failures}, "
                f"below_pass={q.below_pass}, sample {size} calls per agent per day (seed {sample.seed!r}); "
-               f"disputes within {p.disputes.window_days} days; auto-verdict trusted while agreement over the last "
-               f"{p.trust.last_n} labelled calls >= {p.trust.min_agreement:.0%}")
+               f"disputes within {d.window_days} days, 一审 ({'/'.join(p.duties.first_review)}) due in "
+               f"{d.first_review_days}, escalation within {d.escalate_days}, 二审 ({'/'.join(p.duties.second_review)}) "
+               f"due in {d.second_review_days}; review by {'/'.join(p.duties.review)}; auto-verdict trusted while "
+               f"agreement over the last {p.trust.last_n} labelled calls >= {p.trust.min_agreement:.0%} "
+               f"(judged from {min(p.trust.min_labelled, p.trust.last_n)} labelled calls)")
 
 
 @app.command()
@@ -380,6 +492,7 @@ def calibrate(
     labels: Annotated[Optional[Path], typer.Option(help="Labels: CSV call_id,item_id,result[,inspector] or labels.json. [default: the review desk's decisions in OUT, OUT/labels.csv, OUT/labels.json]")] = None,
     rubric: Annotated[Optional[Path], typer.Option(help="Candidate rubric: re-score the labelled calls from their transcripts and compare.")] = None,
     since: Annotated[Optional[str], typer.Option(help="Only calls from this day on (YYYY-MM-DD).")] = None,
+    propose_thresholds: Annotated[bool, typer.Option(help="Propose each meaning item's threshold and margin from the labels (the --rubric, else the default rubric).")] = False,
 ) -> None:
     """How often the machine agrees with the inspectors, per rubric item (and a candidate rubric's).
 
@@ -391,6 +504,8 @@ def calibrate(
       qa calibrate qa-out --labels labels.csv
 
       qa calibrate qa-out --labels labels.csv --rubric rubrics/candidate.zh.yaml --since 2025-03-01
+
+      qa calibrate qa-out --labels labels.csv --propose-thresholds
     """
     from rich.console import Console
 
@@ -426,6 +541,17 @@ def calibrate(
             typer.echo(f"no transcript to re-score: {', '.join(cand.no_transcript)}")
     typer.echo(f"tables: {run.tables.resolve()}")
     typer.echo(f"report: {run.page.resolve()}")
+    if propose_thresholds:
+        from qa_pipeline.calibration.thresholds import proposal_lines, propose
+        from qa_pipeline.scoring.rubric import load_rubric
+
+        try:
+            lines = proposal_lines(propose(out, label_source(out, labels).read(), load_rubric(rubric or _default_rubric())))
+        except QaError as e:
+            _fail(str(e))
+        typer.echo("meaning thresholds (agreement with the labels of each item, re-scored alone):")
+        for line in lines or ["no item with examples has labels"]:
+            typer.echo("  " + line)
 
 
 def _day(value: str):
@@ -437,12 +563,49 @@ def _day(value: str):
         _fail(f"--since {value!r}: expected a day as YYYY-MM-DD")
 
 
+@rubric_app.command("suggest")
+def rubric_suggest(
+    out: Annotated[Path, typer.Argument(help="Output folder whose review desk (review.db) holds the overrides.")],
+    since: Annotated[Optional[str], typer.Option(help="Only decisions from this day on (YYYY-MM-DD).")] = None,
+    rubric: Annotated[Optional[Path], typer.Option(help="The live rubric. [default: rubrics/default.zh.yaml]")] = None,
+    write: Annotated[Optional[Path], typer.Option(help="Where to write the candidate. [default: OUT/rubric-candidate.yaml]")] = None,
+) -> None:
+    """Write a candidate rubric with the inspectors' overrides as new examples and near-misses.
+
+    The live rubric is not changed. Then compare: `qa calibrate OUT --rubric CANDIDATE` and
+    `qa rubric test CANDIDATE --labels … --transcripts OUT`.
+
+    Example:
+
+      qa rubric suggest qa-out --since 2025-03-01 --rubric rubrics/my-centre.zh.yaml
+    """
+    from qa_pipeline.calibration.suggest import suggest
+    from qa_pipeline.files import write_atomic
+
+    live = rubric or _default_rubric()
+    target = write or Path(out) / "rubric-candidate.yaml"
+    if not Path(out).is_dir():
+        _fail(f"{out}: no such output folder")
+    try:
+        result = suggest(Path(out), live, _day(since) if since else None)
+    except QaError as e:
+        _fail(str(e))
+    for a in result.added:
+        typer.echo(f"+ {a.item_id} {a.where}: {a.text}   ({a.source})")
+    for line in result.skipped:
+        typer.echo(f"  skipped {line}")
+    write_atomic(target, result.text.encode("utf-8"))
+    typer.echo(f"{len(result.added)} new examples / near-misses; candidate: {target}")
+    typer.echo(f"compare: qa calibrate {out} --rubric {target}")
+
+
 @rubric_app.command("test")
 def rubric_test(
     file: Annotated[Path, typer.Argument(help="Rubric YAML to test.")],
     labels: Annotated[Path, typer.Option(help="Labels: CSV call_id,item_id,result[,inspector] or labels.json.")],
     transcripts: Annotated[Path, typer.Option(help="Output folder holding the labelled calls' transcripts (`qa run` or `qa transcribe`).")],
     min_agreement: Annotated[Optional[float], typer.Option(help="Floor for every item (0-1), instead of the rubric's min_agreement.")] = None,
+    before: Annotated[Optional[Path], typer.Option(help="The live rubric: also print each item's agreement under it (before → after).")] = None,
 ) -> None:
     """Score labelled calls with a rubric; exit 1 when an item's agreement is under its floor.
 
@@ -465,6 +628,19 @@ def rubric_test(
     except QaError as e:
         _fail(str(e))
     Console(width=max(Console().width, 100)).print(show.rubric_test_table(result))
+    if before is not None:
+        try:
+            live = run_test(load_rubric(before), source.read(), transcripts, source=source.name, min_agreement=min_agreement or 0.0)
+        except QaError as e:
+            _fail(str(e))
+        was = {f.item.item_id: f.item.stats for f in live.items}
+        typer.echo(f"before ({before}) → after ({file}):")
+        for f in result.items:
+            b, a = was.get(f.item.item_id), f.item.stats
+            if b is not None and b.n:
+                typer.echo(f"  {f.item.item_id:<26} {b.agree}/{b.n} → {a.agree}/{a.n}")
+        b, a = live.calibration.overall.stats, result.calibration.overall.stats
+        typer.echo(f"  {'overall':<26} {b.agree}/{b.n} → {a.agree}/{a.n}")
     c = result.calibration
     if c.unmatched:
         typer.echo(f"{len(c.unmatched)} labels not compared:")
@@ -478,12 +654,13 @@ def rubric_test(
 
 
 def _run_and_report(job, *, done: str = "scored", result: str = "report") -> None:
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[audio]}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"))
     try:
-        with Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as bar:
+        with _stop_on_signals(), Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task("calls", total=None, audio="", eta="")
 
             def progress(p) -> None:
@@ -491,13 +668,15 @@ def _run_and_report(job, *, done: str = "scored", result: str = "report") -> Non
                 eta = "ETA ?" if p.eta_s is None and p.done < p.total else f"ETA {_duration(p.eta_s or 0.0)}"
                 how = " (earlier run)" if p.reused else " (cached)" if p.from_cache else ""
                 bar.update(task, total=p.total, completed=p.done, audio=audio, eta=eta,
-                           description=f"{p.call_id} {p.status}{how}")
+                           description=escape(f"{shown(p.call_id)} {p.status}{how}"))
                 if not sys.stderr.isatty():
-                    typer.echo(f"[{p.done}/{p.total}] {p.call_id}: {p.status}{how} — {audio}, {eta}", err=True)
+                    typer.echo(f"[{p.done}/{p.total}] {shown(p.call_id)}: {p.status}{how} — {audio}, {eta}", err=True)
 
             summary = job(progress)
     except QaError as e:
         _fail(str(e))
+    except Stopped as e:
+        _fail(f"{e}; run the same command again to finish (calls done so far are kept)", code=e.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted; run the same command again to finish (calls done so far are kept)", code=130)
     speed = (f", {summary.audio_s / summary.wall_s:.1f}× real time"
@@ -506,19 +685,44 @@ def _run_and_report(job, *, done: str = "scored", result: str = "report") -> Non
     typer.echo(f"{summary.total} calls: {summary.ok} {done}, {summary.failed} failed "
                f"({summary.audio_s / 60:.1f} min of audio in {summary.wall_s:.0f} s{speed}{reused})")
     for call_id, error in summary.failures[:MAX_FAILURES_SHOWN]:
-        typer.echo(f"  failed {call_id}: {error}")
+        typer.echo(f"  failed {shown(call_id)}: {shown(error)}")
     if len(summary.failures) > MAX_FAILURES_SHOWN:
         typer.echo(f"  … and {len(summary.failures) - MAX_FAILURES_SHOWN} more")
     if summary.failed and summary.failed_list:
-        typer.echo(f"failed calls: {summary.failed_list.resolve()} (run the same command again to retry those marked retry=yes)")
+        typer.echo(f"failed calls: {shown(summary.failed_list.resolve())} (run the same command again to retry "
+                   "those marked retry=yes; add --retry-failed for the others)")
     if summary.run_log:
-        typer.echo(f"run log: {summary.run_log.resolve()}")
-    typer.echo(f"{result}: {summary.report_index.resolve()}")
+        typer.echo(f"run log: {shown(summary.run_log.resolve())}")
+    typer.echo(f"{result}: {shown(summary.report_index.resolve())}")
     if summary.failed:
         raise typer.Exit(1)
 
 
 MAX_FAILURES_SHOWN = 20
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # handled as SIGINT (Ctrl-C): a scheduler's stop, a shutdown, a closed terminal
+
+
+@contextmanager
+def _stop_on_signals():
+    """While a batch runs, SIGTERM and SIGHUP stop it as Ctrl-C does (errors.Stopped): the work in
+    hand is put down cleanly (in-flight calls are not counted as crashes), the run log gets its
+    abort record, and the command exits 128 + the signal's number. A second signal while the
+    batch stops is ignored (SIGKILL still ends it at once)."""
+    stopping = []
+
+    def stop(signum, _frame) -> None:
+        if stopping:
+            return
+        stopping.append(signum)
+        name = signal.Signals(signum).name
+        raise Stopped(name, 128 + signum)
+
+    previous = {name: signal.signal(getattr(signal, name), stop) for name in STOP_SIGNALS if hasattr(signal, name)}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
 
 
 def _duration(seconds: float) -> str:

@@ -44,6 +44,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from qa_pipeline.batch.rescore import rescore
+    from qa_pipeline.review.export import DESK_REVIEWS
     from qa_pipeline.calibration.command import calibrate_out
     from qa_pipeline.calibration.labels import FileLabels
     from qa_pipeline.scoring.rubric import rubric_path_default
@@ -55,7 +56,7 @@ def main() -> int:
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         metas = write_synthetic_out(out, synthetic(args.calls, base))
-        rescore(out, rubric_path_default())
+        rescore(out, rubric_path_default(), reviews=DESK_REVIEWS)
         labels = Path(tmp) / "labels.csv"
         with labels.open("w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f)

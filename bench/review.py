@@ -42,6 +42,7 @@ def build(out: Path, n: int) -> None:
     from scoring import reference_transcripts, synthetic
 
     from qa_pipeline.batch.rescore import rescore
+    from qa_pipeline.review.export import DESK_REVIEWS
     from qa_pipeline.batch.store import RUN_FILE
     from qa_pipeline.review.auth import hash_password
     from qa_pipeline.review.db import ReviewDB
@@ -55,7 +56,7 @@ def build(out: Path, n: int) -> None:
     write_transcripts(out, list(transcripts))
     (out / RUN_FILE).write_text(json.dumps({"audio_dir": "/nonexistent", "model": "reference", "calls": [
         {**asdict(m), "path": str(m.path)} for m in metas]}, ensure_ascii=False), encoding="utf-8")
-    rescore(out, rubric_path_default())
+    rescore(out, rubric_path_default(), reviews=DESK_REVIEWS)
     ReviewDB.open(out).put_user("bench", "inspector", None, hash_password(PASSWORD))
 
 

@@ -85,6 +85,8 @@ class Utterance:
     avg_logprob: float
     no_speech_prob: float
     words: tuple[Word, ...] = ()
+    pitch_hz: float | None = None  # median pitch over its words (mood.voice); None: unvoiced or not measured
+    level_db: float | None = None  # speech level in dBFS over its words; None: not measured
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,16 @@ class AudioEvent:
     start: float
     end: float
     channel: int | None = None
+
+
+@dataclass(frozen=True)
+class VoiceTracks:
+    """How each channel sounds per 50 ms frame (mood.voice): pitch in Hz (0: unvoiced or quiet)
+    and level in dBFS; `version` says what measured them."""
+
+    version: str
+    pitch: tuple[tuple[int, ...], ...]
+    level: tuple[tuple[int, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,13 @@ class CachedAudio:
     levels: tuple[tuple[int, ...], ...] | None = None  # stereo: dBFS per 50 ms frame per channel; None: not measured
     diarizer: str | None = None  # mono: diarize.speaker_model_id() that made speaker_turns; another id: stale turns
     loops_redecoded: bool = False  # looped stretches decoded again (asr.loops); False: cached before that was done
+    voice: VoiceTracks | None = None  # pitch and level per channel (mood.voice); None or another version: measured again
+    # what decoding said (audio.decode.DecodedAudio); decoded_s None: cached before it was kept
+    decoded_s: float | None = None  # seconds actually decoded
+    container_s: float | None = None  # the duration the container states (None: none, or an estimate)
+    lost_s: float = 0.0  # seconds that could not be decoded (damaged packets, a file cut short)
+    decode_errors: int = 0  # packets that could not be decoded
+    audio_note: str | None = None  # what else decoding found (identical channels, several streams …)
 
 
 @dataclass(frozen=True)
@@ -126,6 +145,15 @@ class CallTranscript:
     agent_channel_method: str | None = None  # manifest | content | default
     dropped: tuple[Utterance, ...] = ()  # segments removed as hallucinations, kept for audit
     drop_reasons: tuple[str, ...] = ()  # parallel to dropped
+    decoded_s: float | None = None  # seconds of audio actually decoded; not given: duration_s (older outputs)
+    container_s: float | None = None  # the duration the container states (None: none, or an estimate)
+    lost_s: float = 0.0  # seconds of the recording that could not be decoded
+    decode_errors: int = 0  # packets that could not be decoded
+    audio_note: str | None = None  # what decoding found: damaged packets, identical channels, several streams …
+
+    def __post_init__(self) -> None:
+        if self.decoded_s is None:
+            object.__setattr__(self, "decoded_s", self.duration_s)
 
 
 @dataclass(frozen=True)
@@ -169,6 +197,51 @@ class CallScore:
     model: str | None = None
     processed_at: str | None = None
     items: tuple[ItemResult, ...] = field(default_factory=tuple)
+    held_reason: str | None = None  # why the whole call waits for a person (audio lost): its fails are held
+
+
+# --- what a manager reads: the customer's mood, why they called ---------------------------------
+
+
+@dataclass(frozen=True)
+class TurnMood:
+    """How frustrated the customer sounds in one of their turns (mood.call), 0–1, and from what."""
+
+    utterance_id: str
+    start: float
+    end: float
+    frustration: float
+    complaint: float  # the complaint classifier's probability
+    similar: float  # nearest frustrated example minus nearest calm one (cosine); 0 without the encoder
+    pitch_st: float | None  # semitones above the caller's own first turns; None: not measured
+    level_db: float | None  # dB above them
+    rate: float | None  # log2 of the speaking rate over theirs
+    overlap: bool  # started while the agent was talking and talked over them
+
+
+@dataclass(frozen=True)
+class CallMood:
+    """The customer's mood over one call: every customer turn, the peak and the end."""
+
+    call_id: str
+    model: str  # the mood model's id
+    turns: tuple[TurnMood, ...]
+    peak: float | None  # None: the customer said nothing
+    peak_at: float | None  # seconds
+    end: float | None  # frustration of the customer's last turns
+    deescalated: bool  # frustrated at the peak, calmer at the end
+
+
+@dataclass(frozen=True)
+class CallReason:
+    """Why the customer called (reasons): a pinned reason of the centre, or a group of alike requests."""
+
+    call_id: str
+    reason: str  # the pinned reason's name, a group's name (its top words), or 其他
+    score: float  # cosine of the request to the reason's examples (pinned) or to its group's centre
+    pinned: bool  # one of the centre's own reasons (or 其他 beside them)
+    request: str  # the customer's words the reason was read from ("" when they said nothing substantive)
+    request_at: float | None = None  # seconds
 
 
 # --- calibration: people's verdicts beside the machine's ----------------------------------------
@@ -353,10 +426,16 @@ class ItemTrust:
     recent_rate: float | None
     last_n: int
     floor: float
+    recent_calls: int = 0  # labelled calls among the last `last_n`
+    min_calls: int = 1  # labelled calls needed before the item is judged
+
+    @property
+    def judged(self) -> bool:
+        return self.recent_rate is not None and self.recent_calls >= self.min_calls
 
     @property
     def trusted(self) -> bool:
-        return self.recent_rate is None or self.recent_rate >= self.floor
+        return not self.judged or self.recent_rate >= self.floor
 
 
 # --- the batch ---------------------------------------------------------------------------------
@@ -373,6 +452,7 @@ class Todo:
     cached: bool  # its transcript is in the cache: quick
     inputs: dict[str, str] = field(default_factory=dict)
     redo: str | None = None  # why an earlier run's part was not reused, e.g. "rubric changed"
+    first_processed_at: str | None = None  # when an earlier run into this OUT first processed the call
 
 
 @dataclass(frozen=True)

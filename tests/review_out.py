@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from qa_pipeline.batch.rescore import rescore
+from qa_pipeline.review.export import DESK_REVIEWS
 from qa_pipeline.batch.store import RUN_FILE
 from qa_pipeline.records import AGENT, AudioEvent, CallMeta, CallTranscript, Utterance, Word
 from qa_pipeline.scoring.rubric import rubric_path_default
@@ -78,7 +79,7 @@ def write_night(out: Path) -> tuple[list[CallMeta], list[CallTranscript]]:
 def build_out(out: Path, rubric: Path | None = None) -> Path:
     """OUT with the 12 calls scored by the real `qa score` code; returns OUT."""
     write_night(out)
-    rescore(out, rubric or rubric_path_default())
+    rescore(out, rubric or rubric_path_default(), reviews=DESK_REVIEWS)
     return out
 
 

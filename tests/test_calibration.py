@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from cli import app
 from factories import make_failed_score, make_items, make_meta, make_score, make_transcript
 from qa_pipeline.batch.rescore import rescore
+from qa_pipeline.review.export import DESK_REVIEWS
 from qa_pipeline.batch.store import RUN_FILE
 from qa_pipeline.calibration.candidate import compare_candidate
 from qa_pipeline.calibration.compare import calibrate
@@ -186,7 +187,7 @@ def transcribed_out(tmp_path: Path, n: int = 3) -> Path:
     write_transcripts(out, [make_transcript(m.call_id) for m in metas])
     (out / RUN_FILE).write_text(json.dumps({"audio_dir": "/nonexistent", "model": "base", "calls": [
         {**asdict(m), "path": str(m.path)} for m in metas]}), encoding="utf-8")
-    rescore(out, rubric_path_default())
+    rescore(out, rubric_path_default(), reviews=DESK_REVIEWS)
     return out
 
 
@@ -320,6 +321,27 @@ def test_calibrate_refuses_bad_input_with_one_line(tmp_path):
     assert result.exit_code == 2 and "no scores" in result.output
 
 
+def test_calibrate_takes_the_output_lock_like_run_and_score(tmp_path):
+    """A `qa run` or `qa score` rewriting OUT's scores while calibrate reads them would mix two nights."""
+    out = scored_out(tmp_path)
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(LABELS_JSON), encoding="utf-8")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from qa_pipeline.batch.store import output_lock\n"
+         "with output_lock(Path(sys.argv[1]), 'qa run'):\n    print('held', flush=True); time.sleep(120)", str(out)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = CliRunner().invoke(app, ["calibrate", str(out), "--labels", str(labels)])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"error: {out} is being written by `qa run` (pid {holder.pid} on ")
+        assert not (out / "calibration").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert CliRunner().invoke(app, ["calibrate", str(out), "--labels", str(labels)]).exit_code == 0
+
+
 def test_calibrate_with_a_candidate_rubric_from_the_command_line(tmp_path):
     out = transcribed_out(tmp_path)
     labels = tmp_path / "labels.csv"
@@ -420,7 +442,8 @@ def test_nightly_index_shows_agreement_and_untrusted_items(tmp_path):
     assert "评分项命中率" in index and "<svg class=\"spark\"" in index and "与人工一致率" not in index
     (out / "labels.csv").write_text("".join(f"c{k},greeting,pass\nc{k},hold_etiquette,fail\n" for k in range(3)),
                                     encoding="utf-8")
-    rescore(out, rubric_path_default())
+    (out / "review-policy.yaml").write_text("trust:\n  min_labelled: 3\n", encoding="utf-8")  # 3 labelled calls judge
+    rescore(out, rubric_path_default(), reviews=DESK_REVIEWS)
     index = (out / "reports" / "index.html").read_text(encoding="utf-8")
     assert "与人工一致率" in index
     untrusted = re.findall(r'<tr class="not-trusted">\s*<td>([^<]+)</td>', index)
@@ -431,6 +454,6 @@ def test_nightly_index_shows_agreement_and_untrusted_items(tmp_path):
 def test_a_bad_labels_file_never_breaks_the_night(tmp_path, caplog):
     out = transcribed_out(tmp_path, n=1)
     (out / "labels.csv").write_text("c0,greeting,maybe\n", encoding="utf-8")
-    rescore(out, rubric_path_default())
+    rescore(out, rubric_path_default(), reviews=DESK_REVIEWS)
     assert "labels not used in the report" in caplog.text
     assert "与人工一致率" not in (out / "reports" / "index.html").read_text(encoding="utf-8")

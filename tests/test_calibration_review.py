@@ -16,15 +16,18 @@ from typer.testing import CliRunner
 from cli import app
 from factories import make_score
 from qa_pipeline.batch.rescore import rescore
+from qa_pipeline.review.export import DESK_REVIEWS
 from qa_pipeline.calibration.labels import ReviewLabels, label_source
 from qa_pipeline.output.tables import read_scores
-from qa_pipeline.records import FAIL, NA, PASS, ItemResult
+from qa_pipeline.calibration.compare import calibrate
+from qa_pipeline.calibration.trust import TrustRule, item_trust
+from qa_pipeline.records import FAIL, NA, PASS, ItemResult, Label
 from qa_pipeline.review.actions import Request, act
 from qa_pipeline.review.app import make_desk
 from qa_pipeline.review.auth import Actor
 from qa_pipeline.review.db import ReviewDB
-from qa_pipeline.review.final import CONFIRM, OVERRIDE, final_call
-from qa_pipeline.review.policy import Policy, parse_policy
+from qa_pipeline.final_verdicts import CONFIRM, OVERRIDE, final_call
+from qa_pipeline.review.policy import Policy, parse_policy, policy_for
 from qa_pipeline.review.queue import UNTRUSTED, build_queue
 from qa_pipeline.scoring.rubric import rubric_path_default
 from qa_pipeline.scoring.score import call_outcome
@@ -39,7 +42,9 @@ def decide(out: Path, call_id: str, item_id: str, action: str, result: str | Non
     db = ReviewDB.open(out)
     try:
         db.record_machine(read_scores(out))
-        act(db, who, score, Request(action, item_id, result=result, reason="听了录音"), policy=Policy(), today=TODAY)
+        version = final_call(score, db.events(call_id)).item(item_id).version
+        act(db, who, score, Request(action, item_id, result=result, reason="听了录音", version=version),
+            policy=Policy(), today=TODAY)
     finally:
         db.close()
 
@@ -62,6 +67,7 @@ def reviewed_out(tmp_path) -> Path:
         "dev_06", "dev_10", "dev_12"]
     for call_id in ("dev_10", "dev_12"):
         decide(out, call_id, "dead_air", OVERRIDE, PASS)
+    (out / "review-policy.yaml").write_text("trust:\n  min_labelled: 2\n", encoding="utf-8")  # 2 labelled calls judge
     return out
 
 
@@ -81,7 +87,8 @@ def test_decisions_are_labels_for_qa_calibrate(reviewed_out):
 
 
 def test_an_untrusted_items_fails_wait_for_a_person_and_do_not_count(reviewed_out):
-    rescore(reviewed_out, rubric_path_default())  # the night again: trust from the decisions so far
+    result = CliRunner().invoke(app, ["score", str(reviewed_out)])  # the night again: trust from the decisions so far
+    assert result.exit_code == 0, result.output
     items, calls = items_of(reviewed_out), calls_of(reviewed_out)
     held = {k for k, r in items.items() if r["held"]}
     assert held == {("dev_06", "dead_air")}  # the one dead_air fail nobody decided yet
@@ -96,7 +103,7 @@ def test_an_untrusted_items_fails_wait_for_a_person_and_do_not_count(reviewed_ou
     card = (reviewed_out / "reports" / "calls" / "dev_06.html").read_text(encoding="utf-8")
     assert "暂不计分" in card and "待人工复核" in card
 
-    desk = make_desk(reviewed_out, Policy())
+    desk = make_desk(reviewed_out, policy_for(reviewed_out))
     try:
         entries = [e for e in build_queue(desk.finals(), desk.policy) if e.kind == UNTRUSTED]
         assert [(e.call_id, e.item_id, e.state) for e in entries] == [
@@ -107,7 +114,7 @@ def test_an_untrusted_items_fails_wait_for_a_person_and_do_not_count(reviewed_ou
 
     # the inspector confirms it: the fail counts again, and it is one more label
     decide(reviewed_out, "dev_06", "dead_air", CONFIRM)
-    rescore(reviewed_out, rubric_path_default())
+    rescore(reviewed_out, rubric_path_default(), reviews=DESK_REVIEWS)
     items, calls = items_of(reviewed_out), calls_of(reviewed_out)
     assert not any(r["held"] for r in items.values())
     assert calls["dev_06"]["final_score"] == calls["dev_06"]["score"]
@@ -115,23 +122,23 @@ def test_an_untrusted_items_fails_wait_for_a_person_and_do_not_count(reviewed_ou
 
 def test_the_policy_sets_n_and_the_floor(reviewed_out):
     decide(reviewed_out, "dev_06", "dead_air", CONFIRM)  # dead_air: 1 of 3 labels agree (33%)
-    (reviewed_out / "review-policy.yaml").write_text("trust:\n  min_agreement: 0.3\n", encoding="utf-8")
-    rescore(reviewed_out, rubric_path_default())
+    (reviewed_out / "review-policy.yaml").write_text("trust:\n  min_agreement: 0.3\n  min_labelled: 3\n", encoding="utf-8")
+    rescore(reviewed_out, rubric_path_default(), reviews=DESK_REVIEWS)
     assert "自动判定不可信" not in (reviewed_out / "reports" / "index.html").read_text(encoding="utf-8")
     # the last call only (by call time: dev_06 on 03-07 13:00 after dev_10, dev_12 on 03-06): agrees
     (reviewed_out / "review-policy.yaml").write_text("trust:\n  last_n: 1\n  min_agreement: 0.9\n", encoding="utf-8")
-    rescore(reviewed_out, rubric_path_default())
+    rescore(reviewed_out, rubric_path_default(), reviews=DESK_REVIEWS)
     assert "自动判定不可信" not in (reviewed_out / "reports" / "index.html").read_text(encoding="utf-8")
     (reviewed_out / "review-policy.yaml").write_text("trust:\n  last_n: 3\n  min_agreement: 0.9\n", encoding="utf-8")
-    rescore(reviewed_out, rubric_path_default())
+    rescore(reviewed_out, rubric_path_default(), reviews=DESK_REVIEWS)
     assert "自动判定不可信" in (reviewed_out / "reports" / "index.html").read_text(encoding="utf-8")
 
 
 def test_a_bad_policy_file_leaves_the_night_on_the_default_rule(reviewed_out, caplog):
     (reviewed_out / "review-policy.yaml").write_text("trust:\n  min_agreement: high\n", encoding="utf-8")
-    rescore(reviewed_out, rubric_path_default())
+    rescore(reviewed_out, rubric_path_default(), reviews=DESK_REVIEWS)
     assert "review policy not used for trust" in caplog.text
-    assert {k for k, r in items_of(reviewed_out).items() if r["held"]} == {("dev_06", "dead_air")}
+    assert {k for k, r in items_of(reviewed_out).items() if r["held"]} == set()  # the default: 20 labelled calls
 
 
 def test_policy_trust_defaults_and_values():
@@ -154,3 +161,32 @@ def test_final_call_holds_only_undecided_fails_of_untrusted_items():
     assert [i.held for i in held.items] == [True, False, False, True]
     assert (held.score, held.passed, held.critical_failed) == (100.0, True, False)  # only closing counts
     assert held.as_score().items[0].result == FAIL  # shown as the machine said, with the hold beside it
+
+
+def test_one_label_is_no_measure_of_trust(tmp_path):
+    """Issue 22: a single override made self_introduction "not trusted", held dev_04's fail of it and
+    moved dev_04's final score 70.0 → 77.8. The rule now waits for min_labelled labelled calls."""
+    out = build_out(tmp_path / "out")
+    decide(out, "dev_07", "self_introduction", OVERRIDE, PASS)  # the one label: the machine was wrong once
+    assert CliRunner().invoke(app, ["score", str(out)]).exit_code == 0
+    calls, items = calls_of(out), items_of(out)
+    assert (calls["dev_04"]["score"], calls["dev_04"]["final_score"]) == (70.0, 70.0)
+    assert not any(r["held"] for r in items.values())
+    assert "自动判定不可信" not in (out / "reports" / "index.html").read_text(encoding="utf-8")
+    (out / "review-policy.yaml").write_text("trust:\n  min_labelled: 1\n", encoding="utf-8")  # the old rule
+    assert CliRunner().invoke(app, ["score", str(out)]).exit_code == 0
+    calls, items = calls_of(out), items_of(out)
+    assert (calls["dev_04"]["score"], calls["dev_04"]["final_score"]) == (70.0, 77.8)
+    assert {k for k, r in items.items() if r["held"]} == {("dev_04", "self_introduction"), ("dev_12", "self_introduction")}
+
+
+def test_trust_is_judged_from_min_labelled_calls_on():
+    scores = [make_score(f"c{k:02d}", started_at=f"2025-03-{1 + k % 28:02d}T10:00:00+08:00") for k in range(25)]
+    greeting = next(i for i in scores[0].items if i.item_id == "greeting")
+    labels = [Label(s.call_id, "greeting", PASS if greeting.result == FAIL else FAIL) for s in scores]  # always disagree
+    judged = calibrate(labels, scores).judged
+    rule = TrustRule(last_n=50, min_agreement=0.8, min_labelled=20)
+    assert item_trust(judged[:19], ["greeting"], rule)["greeting"].trusted  # 19 labelled calls: not judged yet
+    at_20 = item_trust(judged[:20], ["greeting"], rule)["greeting"]
+    assert (at_20.recent_calls, at_20.recent_rate, at_20.trusted) == (20, 0.0, False)
+    assert not item_trust(judged[:5], ["greeting"], TrustRule(last_n=5, min_labelled=20))["greeting"].trusted  # at most last_n

@@ -7,7 +7,7 @@ from cli import app
 
 runner = CliRunner()
 COMMANDS = [["run"], ["transcribe"], ["demo"], ["score"], ["rubric", "check"], ["review"], ["users", "add"],
-            ["users", "list"], ["policy", "check"]]
+            ["users", "list"], ["users", "passwd"], ["users", "disable"], ["users", "enable"], ["policy", "check"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c))

@@ -39,7 +39,7 @@ def test_every_format_decodes_to_16k_with_its_channels(tmp_path, codec, ext, con
 def test_amr_narrowband_decodes(tmp_path):
     path = encode(tmp_path / "x.amr", tone(440, 1.5, 8000)[None, :], 8000, codec="amr_nb", container="amr")
     audio = decode(path)
-    assert (audio.n_channels, audio.source_codec) == (1, "amrnb")
+    assert (audio.n_channels, audio.source_codec) == (1, "libopencore_amrnb")
     assert 1.45 <= audio.duration_s <= 1.6
 
 

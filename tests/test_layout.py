@@ -94,6 +94,44 @@ def test_the_checks_see_a_cycle_and_the_package_has_none(tmp_path, monkeypatch):
     assert find_cycle(graph()) is not None
 
 
+# Layers, lowest first: a module imports its own layer and the ones below, never one above. The
+# stages (audio … scoring) and the small shared modules are the ground floor; the fold of final
+# verdicts (machine ⊕ decisions ⊕ trust) sits under the outputs, the batch, and the desk and
+# calibration that all use it, so neither the batch nor the outputs import the desk or calibration.
+LAYERS = (
+    ("qa_pipeline.final_verdicts",),
+    ("qa_pipeline.output", "qa_pipeline.mood.table", "qa_pipeline.reasons.table"),
+    ("qa_pipeline.batch", "qa_pipeline.morning", "qa_pipeline.alerts"),
+    ("qa_pipeline.calibration", "qa_pipeline.review"),
+)
+
+
+def layer(module: str) -> int:
+    for n, members in enumerate(LAYERS, start=1):
+        if any(module == m or module.startswith(m + ".") for m in members):
+            return n
+    return 0
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} (layer {layer(m)}) imports {t} (layer {layer(t)})"
+                  for m, targets in edges.items() for t in targets if layer(t) > layer(m))
+
+
+def test_no_lower_layer_imports_a_higher_one(tmp_path, monkeypatch):
+    edges = graph()
+    assert "qa_pipeline.final_verdicts" in edges["qa_pipeline.output.tables"]
+    assert "qa_pipeline.final_verdicts" in edges["qa_pipeline.review.app"]
+    assert upward_imports(edges) == []
+    # the circle issue 22 found: the batch folding decisions by importing the desk
+    store = PACKAGE / "batch" / "store.py"
+    copy = tmp_path / "store.py"
+    copy.write_text(store.read_text(encoding="utf-8") + "\nfrom qa_pipeline.review.export import batch_finals\n",
+                    encoding="utf-8")
+    monkeypatch.setitem(MODULES, "qa_pipeline.batch.store", copy)
+    assert upward_imports(graph()) == ["qa_pipeline.batch.store (layer 3) imports qa_pipeline.review.export (layer 4)"]
+
+
 def private_uses(module: str) -> list[str]:
     """Where `module` imports a private (_x) name of another qa_pipeline module, or reads one
     through a module it imported (`mod._x`)."""

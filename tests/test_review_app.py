@@ -8,7 +8,7 @@ import html
 import re
 import shutil
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -21,7 +21,7 @@ from review_out import CALLS, USERS, add_users, build_out
 from qa_pipeline.review.app import create_app, make_desk
 from qa_pipeline.review.auth import LoginThrottle
 from qa_pipeline.review.db import ReviewDB
-from qa_pipeline.review.policy import Policy
+from qa_pipeline.review.policy import Policy, parse_policy
 
 TODAY = date(2025, 3, 8)  # the morning after the night of 2025-03-07
 TOKEN = re.compile(r'name="csrftoken" value="([^"]+)"')
@@ -261,40 +261,148 @@ def test_an_agent_sees_only_their_own_calls(out: Path):
     assert events(out) == []
 
 
-def test_dispute_once_within_the_window_then_a_final_resolution(out: Path):
+def audit_actions(b: Browser, call_id: str) -> list[tuple[str, str]]:
+    page = html.unescape(b.get(f"/audit?call={call_id}").text)
+    rows = re.findall(r'<tr><td class="num">\d+</td><td class="mono">[^<]*</td><td>([^<]*)</td><td>([^<]*)</td>', page)
+    return [(who, action) for who, action in reversed(rows) if action != "机器判定"]
+
+
+def event_day(out: Path, action: str) -> date:
+    with sqlite3.connect(out / "review.db") as conn:
+        at = conn.execute("SELECT at FROM events WHERE action = ? ORDER BY id DESC LIMIT 1", (action,)).fetchone()[0]
+    return date.fromisoformat(at[:10])
+
+
+def test_a_dispute_goes_to_another_inspector_then_once_to_a_supervisor_whose_word_is_final(out: Path):
     app = desk_app(out)
+    lina, zhao, zhou = signed_in(app, "lina"), signed_in(app, "zhaoqiang"), signed_in(app, "zhoumin")
     agent = signed_in(app, "wangxy")  # A1001: dev_11 is theirs
+    assert lina.act("dev_11", action="confirm", item_id="closing", version=version_of(lina, "dev_11", "closing")).status_code == 303
     page = agent.get("/calls/dev_11").text
     assert 'value="dispute"' in page and 'value="override"' not in page
-    version = version_of(agent, "dev_11", "closing")
-    assert agent.act("dev_11", action="dispute", item_id="closing", reason="结尾问了还有什么需要", version=version).status_code == 303
+    assert "申诉截至 2025-03-14" in page  # the call's day + window_days
+    assert agent.act("dev_11", action="dispute", item_id="closing", reason="结尾问了还有什么需要",
+                     version=version_of(agent, "dev_11", "closing")).status_code == 303
     again = agent.act("dev_11", action="dispute", item_id="closing", reason="再申诉", version=version_of(agent, "dev_11", "closing"))
     assert again.status_code == 409 and "每个评分项只能申诉一次" in again.text
     passed_item = agent.act("dev_11", action="dispute", item_id="ask_need", reason="x", version=version_of(agent, "dev_11", "ask_need"))
     assert "只能对未通过的评分项申诉" in passed_item.text
 
-    inspector = signed_in(app, "lina")
-    blocked = inspector.act("dev_11", action="override", item_id="closing", result="pass", reason="x",
-                            version=version_of(inspector, "dev_11", "closing"))
+    # 一审: not lina, whose decision is disputed; another inspector answers, and the queue shows the due date
+    due = (event_day(out, "dispute") + timedelta(days=3)).isoformat()
+    queue = html.unescape(lina.get("/queue").text)
+    assert "待处理申诉（1，按期限）" in queue and f"一审应于 {due} 前答复" in queue and "申诉待一审" in queue
+    own = lina.act("dev_11", action="reject", item_id="closing", reason="我维持", version=version_of(lina, "dev_11", "closing"))
+    assert own.status_code == 403 and "一审须由作出原结论以外的人处理" in own.text
+    assert 'value="reject"' not in lina.get("/calls/dev_11").text
+    blocked = lina.act("dev_11", action="override", item_id="closing", result="pass", reason="x",
+                       version=version_of(lina, "dev_11", "closing"))
     assert "该项有待处理的申诉" in blocked.text
-    assert "1 条申诉待处理" in inspector.get("/queue").text
-    supervisor = signed_in(app, "zhoumin")
-    assert supervisor.act("dev_11", action="accept", item_id="closing", result="pass", reason="录音里问了，采纳",
-                          version=version_of(supervisor, "dev_11", "closing")).status_code == 303
-    final = supervisor.act("dev_11", action="override", item_id="closing", result="fail", reason="改回",
-                           version=version_of(supervisor, "dev_11", "closing"))
-    assert "裁决结论为最终结论" in final.text
-    mine = agent.get("/agents/A1001").text
-    assert "申诉：待处理 0 · 采纳 1 · 驳回 0" in mine
-    card = agent.get("/calls/dev_11").text
-    assert "申诉已采纳" in card and "录音里问了，采纳" in card
-    assert [e[2] for e in events(out)] == ["dispute", "accept"]
+    assert zhao.act("dev_11", action="reject", item_id="closing", reason="录音里没有问还有什么需要",
+                    version=version_of(zhao, "dev_11", "closing")).status_code == 303
+    locked = lina.act("dev_11", action="override", item_id="closing", result="pass", reason="x",
+                      version=version_of(lina, "dev_11", "closing"))
+    assert locked.status_code == 409 and "该项申诉已由一审裁决；如有异议，由坐席申请二审" in locked.text
+    card = html.unescape(agent.get("/calls/dev_11").text)
+    assert "一审已驳回" in card and "录音里没有问还有什么需要" in card
+    assert f"申请二审截至 {(event_day(out, 'reject') + timedelta(days=3)).isoformat()}" in card
 
-    late = desk_app(out, today=date(2025, 3, 20))  # the 7-day window has passed
+    # 二审: the agent escalates once; an inspector may not answer it, a supervisor does, and that is final
+    assert agent.act("dev_11", action="escalate", item_id="closing", reason="请主管听录音第40秒",
+                     version=version_of(agent, "dev_11", "closing")).status_code == 303
+    twice = agent.act("dev_11", action="escalate", item_id="closing", reason="再次",
+                      version=version_of(agent, "dev_11", "closing"))
+    assert twice.status_code == 409 and "每个评分项只能申请一次二审" in twice.text
+    inspector = zhao.act("dev_11", action="accept", item_id="closing", result="pass", reason="x",
+                         version=version_of(zhao, "dev_11", "closing"))
+    assert inspector.status_code == 403 and "二审由主管裁决" in inspector.text
+    disputes = html.unescape(zhou.get("/disputes").text)
+    assert "二审待处理" in disputes and f"二审应于 {(event_day(out, 'escalate') + timedelta(days=5)).isoformat()} 前答复" in disputes
+    before = final_score_on(zhou.get("/calls/dev_11").text)
+    assert zhou.act("dev_11", action="accept", item_id="closing", result="pass", reason="第40秒问了，采纳",
+                    version=version_of(zhou, "dev_11", "closing")).status_code == 303
+    assert final_score_on(zhou.get("/calls/dev_11").text) != before
+    final = zhou.act("dev_11", action="override", item_id="closing", result="fail", reason="改回",
+                     version=version_of(zhou, "dev_11", "closing"))
+    assert final.status_code == 409 and "该项申诉已由二审裁决，为最终结论" in final.text
+    assert 'value="escalate"' not in agent.get("/calls/dev_11").text
+    mine = agent.get("/agents/A1001").text
+    assert "申诉：待处理 0 · 采纳 1 · 驳回 0" in mine and "二审已采纳（最终）" in mine
+    assert audit_actions(zhou, "dev_11") == [("质检员 lina", "确认"), ("坐席 wangxy", "申诉"),
+                                             ("质检员 zhaoqiang", "一审驳回申诉"), ("坐席 wangxy", "申请二审"),
+                                             ("主管 zhoumin", "二审采纳申诉")]
+    assert [e[2] for e in events(out)] == ["confirm", "dispute", "reject", "escalate", "accept"]
+
+
+def test_closed_windows_say_so_with_the_date(out: Path):
+    agent = signed_in(desk_app(out), "wangxy")
+    assert agent.act("dev_11", action="dispute", item_id="greeting", reason="说了您好",
+                     version=version_of(agent, "dev_11", "greeting")).status_code == 303
+    zhao = signed_in(desk_app(out), "zhaoqiang")
+    assert zhao.act("dev_11", action="reject", item_id="greeting", reason="转写与录音一致",
+                    version=version_of(zhao, "dev_11", "greeting")).status_code == 303
+    escalate_until = event_day(out, "reject") + timedelta(days=3)
+    late = desk_app(out, today=escalate_until + timedelta(days=1))
     late_agent = signed_in(late, "wangxy")
-    response = late_agent.act("dev_11", action="dispute", item_id="greeting", reason="晚了",
-                              version=version_of(late_agent, "dev_11", "greeting"))
-    assert "已超过申诉期限" in response.text
+    card = html.unescape(late_agent.get("/calls/dev_11").text)
+    assert f"二审申请期已截止（截至 {escalate_until.isoformat()}）" in card and 'value="escalate"' not in card
+    assert "申诉期已截止（截至 2025-03-14）" in card and 'value="dispute"' not in card  # the call's other fails
+    refused = late_agent.act("dev_11", action="escalate", item_id="greeting", reason="晚了",
+                             version=version_of(late_agent, "dev_11", "greeting"))
+    assert refused.status_code == 409 and f"二审申请期已截止（截至 {escalate_until.isoformat()}）" in html.unescape(refused.text)
+    refused = late_agent.act("dev_11", action="dispute", item_id="closing", reason="晚了",
+                             version=version_of(late_agent, "dev_11", "closing"))
+    assert "申诉期已截止（截至 2025-03-14）" in html.unescape(refused.text)
+    page = html.unescape(late_agent.get("/agents/A1001").text)
+    assert re.search(r'<tr data-call="dev_11">.*?<td class="window">申诉期已截止（截至 2025-03-14）</td>', page, re.S)
+    assert [e[2] for e in events(out)] == ["dispute", "reject"]
+
+
+def test_the_policy_sets_who_may_answer(out: Path):
+    policy = parse_policy("duties:\n  first_review: [supervisor]\n  second_review: [manager]\n")
+    app = create_app(make_desk(out, policy, today=lambda: TODAY, refresh_every_s=0.0))
+    agent, lina, zhou, boss = (signed_in(app, n) for n in ("wangxy", "lina", "zhoumin", "boss"))
+    assert agent.act("dev_11", action="dispute", item_id="closing", reason="问了",
+                     version=version_of(agent, "dev_11", "closing")).status_code == 303
+    refused = lina.act("dev_11", action="reject", item_id="closing", reason="x", version=version_of(lina, "dev_11", "closing"))
+    assert refused.status_code == 403 and "您没有权限执行此操作" in refused.text  # inspectors answer nothing here
+    assert 'value="reject"' not in lina.get("/calls/dev_11").text
+    assert zhou.act("dev_11", action="reject", item_id="closing", reason="没问",
+                    version=version_of(zhou, "dev_11", "closing")).status_code == 303
+    assert agent.act("dev_11", action="escalate", item_id="closing", reason="请经理听",
+                     version=version_of(agent, "dev_11", "closing")).status_code == 303
+    refused = zhou.act("dev_11", action="accept", item_id="closing", result="pass", reason="x",
+                       version=version_of(zhou, "dev_11", "closing"))
+    assert refused.status_code == 403 and "二审由经理裁决" in refused.text
+    assert boss.act("dev_11", action="accept", item_id="closing", result="pass", reason="采纳",
+                    version=version_of(boss, "dev_11", "closing")).status_code == 303
+    assert [e[:3] for e in events(out)][-1] == ("boss", "manager", "accept")
+
+
+def test_the_agent_acknowledges_an_evaluation_and_a_change_asks_again(out: Path):
+    app = desk_app(out)
+    agent, lina = signed_in(app, "wangxy"), signed_in(app, "lina")
+    page = agent.get("/agents/A1001").text
+    waiting = re.findall(r'<tr data-call="([^"]+)"><td><a class="mono"', page.split('id="unacknowledged"')[1].split("</section>")[0])
+    assert "dev_11" in waiting and "dev_01" in waiting
+    card = agent.get("/calls/dev_11").text
+    assert 'value="acknowledge"' in card and "未签收" in card
+    assert 'value="acknowledge"' not in lina.get("/calls/dev_11").text  # the agent's, not the inspector's
+    assert agent.post("/calls/dev_11/act", {"action": "acknowledge"}).status_code == 303
+    card = agent.get("/calls/dev_11").text
+    assert "已签收（" in card and 'value="acknowledge"' not in card
+    again = agent.post("/calls/dev_11/act", {"action": "acknowledge"})
+    assert again.status_code == 409 and "本次评价已签收" in again.text
+    page = agent.get("/agents/A1001").text
+    assert 'data-call="dev_11"' not in page.split('id="unacknowledged"')[1].split("</section>")[0]
+    refused = lina.post("/calls/dev_11/act", {"action": "acknowledge"})
+    assert refused.status_code == 403
+    # the evaluation changes: it waits for a new 签收
+    assert lina.act("dev_11", action="override", item_id="greeting", result="pass", reason="说了您好",
+                    version=version_of(lina, "dev_11", "greeting")).status_code == 303
+    page = agent.get("/agents/A1001").text
+    assert 'data-call="dev_11"' in page.split('id="unacknowledged"')[1].split("</section>")[0]
+    assert audit_actions(lina, "dev_11")[:1] == [("坐席 wangxy", "坐席签收")]
 
 
 def test_a_manager_reads_everything_and_changes_nothing(out: Path):
@@ -505,8 +613,11 @@ def test_the_permission_matrix():
         auth.DECIDE: (True, True, False, False, False),
         auth.NOTE: (True, True, False, False, False),
         auth.MARK_REVIEWED: (True, True, False, False, False),
-        auth.RESOLVE: (True, True, False, False, False),
+        auth.RESOLVE_FIRST: (True, True, False, False, False),
+        auth.RESOLVE_SECOND: (False, True, False, False, False),
         auth.DISPUTE: (False, False, False, True, False),
+        auth.ESCALATE: (False, False, False, True, False),
+        auth.ACKNOWLEDGE: (False, False, False, True, False),
     }
     assert set(expect) == set(auth.ACTIONS)
     agent = auth.Actor("wangxy", auth.AGENT, "A1001")

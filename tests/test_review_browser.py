@@ -8,17 +8,29 @@ browser's own.
 
 Scenario: an inspector opens the queue, opens a call, plays the evidence, overrides an item with
 a reason and sees the score change on the card and on the agent page; the agent disputes another
-item; a supervisor accepts it; another agent gets a 404 for that call.
+item (申诉); another inspector rejects it (一审); the agent escalates (二审); a supervisor accepts
+it, finally; the agent signs for the evaluation (签收) and it leaves their list of unacknowledged
+ones; another agent gets a 404 for that call.
+
+Attack: a page served from 127.0.0.1:<another port> (same site, another origin; cookies ignore
+ports) plants the cookie and token it fetched anonymously from the desk and auto-submits an
+override in a signed-in supervisor's browser: refused, nothing recorded.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import socket
+import sqlite3
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -41,8 +53,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def desk_url(tmp_path_factory) -> Iterator[str]:
-    out = build_out(tmp_path_factory.mktemp("desk") / "out")
+def desk_out(tmp_path_factory) -> Path:
+    return build_out(tmp_path_factory.mktemp("desk") / "out")
+
+
+@pytest.fixture(scope="module")
+def desk_url(desk_out: Path) -> Iterator[str]:
+    out = desk_out
     add_users(out)
     app = create_app(make_desk(out, Policy(), today=lambda: TODAY, refresh_every_s=0.0))
     port = _free_port()
@@ -185,26 +202,60 @@ def test_inspector_agent_supervisor_and_another_agent(browser: Browser, desk_url
         assert row == after
         logout(page)
 
-        # the agent: disputes another failed item of their own call
+        # the agent: disputes another failed item of their own call (申诉)
         login(page, desk_url, "wangxy")
         assert page.evaluate("location.pathname") == "/agents/A1001"
+        assert page.evaluate("!!document.querySelector('#unacknowledged tr[data-call=dev_11]')")
         goto(page, f"{desk_url}/calls/dev_11")
         assert page.evaluate("document.querySelectorAll('button[value=override]').length") == 0
+        assert "申诉截至 2025-03-14" in text(page)
         fill(page, "#item-closing textarea[name=reason]", "最后问了客户还有没有其他问题")
         click_and_wait(page, item_form("closing", "dispute"))
-        assert "申诉待处理" in text(page)
+        assert "申诉待一审" in text(page)
         assert page.evaluate("document.querySelectorAll('#item-closing button[value=dispute]').length") == 0  # once
         logout(page)
 
-        # the supervisor: accepts the dispute
+        # another inspector: 一审, from the queue's list of disputes with their due dates
+        login(page, desk_url, "zhaoqiang")
+        assert "待处理申诉（1，按期限）" in text(page) and "一审应于" in text(page)
+        click_and_wait(page, "#pending-disputes a[href='/calls/dev_11#item-closing']")
+        fill(page, "#item-closing textarea[name=reason]", "录音里没有问还有什么需要")
+        click_and_wait(page, item_form("closing", "reject"))
+        assert "一审已驳回" in text(page)
+        logout(page)
+
+        # the agent: escalates once (二审)
+        login(page, desk_url, "wangxy")
+        goto(page, f"{desk_url}/calls/dev_11")
+        assert "申请二审截至" in text(page)
+        fill(page, "#item-closing textarea[name=reason]", "请主管听录音结尾")
+        click_and_wait(page, item_form("closing", "escalate"))
+        assert "二审待处理" in text(page)
+        assert page.evaluate("document.querySelectorAll('#item-closing button[value=escalate]').length") == 0  # once
+        logout(page)
+
+        # the supervisor: 二审 accepts it, and that is final
         login(page, desk_url, "zhoumin")
         goto(page, f"{desk_url}/disputes")
-        assert "申诉待处理" in text(page)
+        assert "二审待处理" in text(page) and "二审应于" in text(page)
         click_and_wait(page, "#disputes a[href='/calls/dev_11#item-closing']")
         fill(page, "#item-closing textarea[name=reason]", "核实录音，采纳")
         click_and_wait(page, item_form("closing", "accept"))
-        assert "申诉已采纳" in text(page) and "核实录音，采纳" in text(page)
+        assert "二审已采纳（最终）" in text(page) and "核实录音，采纳" in text(page)
+        assert "一审驳回" in text(page) and "申请二审" in text(page)  # every step on the card and in its trail
         assert final_score(page) == "75.0"  # closing's 10 points too: 60 of 80
+        assert page.evaluate("document.querySelectorAll('#item-closing form.decide').length") == 0
+        logout(page)
+
+        # the agent signs for the evaluation (签收)
+        login(page, desk_url, "wangxy")
+        goto(page, f"{desk_url}/calls/dev_11")
+        assert "未签收" in text(page)
+        click_and_wait(page, "#acknowledgement button[value=acknowledge]")
+        assert "已签收（" in text(page)
+        goto(page, f"{desk_url}/agents/A1001")
+        assert not page.evaluate("!!document.querySelector('#unacknowledged tr[data-call=dev_11]')")
+        assert page.evaluate("document.querySelector('#calls tr[data-call=dev_11] .ack').textContent") == "已签收"
         logout(page)
 
         # another agent: the call is not there for them
@@ -218,6 +269,75 @@ def test_inspector_agent_supervisor_and_another_agent(browser: Browser, desk_url
         assert [e for e in page.errors if "Failed to load resource" not in e] == []  # no script error, no CSP refusal
         assert page.dialogs == []
         assert all(u.startswith(desk_url) or u.startswith("data:") for u in page.requests), page.requests
+    finally:
+        browser.on_event = None
+        browser.call("Target.closeTarget", {"targetId": page.target})
+
+
+@pytest.fixture()
+def attacker() -> Iterator[tuple[str, dict]]:
+    """Another web server on 127.0.0.1, another port: serves ``page["html"]`` at /."""
+    page = {"html": ""}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = page["html"].encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", page
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def overrides(out: Path, call_id: str) -> list[tuple]:
+    with sqlite3.connect(out / "review.db") as conn:
+        return conn.execute("SELECT actor, item_id FROM events WHERE action = 'override' AND call_id = ?",
+                            (call_id,)).fetchall()
+
+
+def test_a_page_on_another_localhost_port_cannot_change_anything(browser: Browser, desk_url: str, desk_out: Path,
+                                                                 attacker):
+    attacker_url, served = attacker
+    with urllib.request.urlopen(f"{desk_url}/login") as response:  # anyone may fetch the sign-in page
+        token = html.unescape(re.search(r'name="csrftoken" value="([^"]+)"', response.read().decode()).group(1))
+        cookies = [c.split(";")[0] for c in response.headers.get_all("set-cookie") or []]
+    plant = "".join(f"document.cookie = {json.dumps(c + '; path=/')};" for c in [*cookies, f"csrftoken={token}"])
+    fields = {"csrftoken": token, "action": "override", "item_id": "self_introduction", "result": "pass",
+              "reason": "attack"}
+    inputs = "".join(f'<input name="{k}" value="{html.escape(v)}">' for k, v in fields.items())
+    served["html"] = (f'<!doctype html><meta charset="utf-8"><form id="f" method="post" '
+                      f'action="{desk_url}/calls/dev_07/act">{inputs}</form>'
+                      f"<script>{plant} document.getElementById('f').submit();</script>")
+    before = overrides(desk_out, "dev_07")
+    page = open_page(browser)
+    try:
+        goto(page, f"{desk_url}/login")
+        if page.evaluate("location.pathname") != "/login":
+            logout(page)
+        login(page, desk_url, "zhoumin")
+        assert page.evaluate("location.pathname") == "/queue"
+        goto(page, attacker_url)
+        deadline = time.monotonic() + 20
+        while not (page.evaluate("location.href").startswith(desk_url)
+                   and page.evaluate("document.readyState") == "complete"):
+            assert time.monotonic() < deadline, "the attacker's form was not submitted"
+            time.sleep(0.1)
+        assert status(page) == 403
+        assert "跨站请求" in text(page)
+        assert overrides(desk_out, "dev_07") == before  # nothing recorded, nobody blamed
+        goto(page, f"{desk_url}/calls/dev_07")
+        assert "attack" not in text(page)
+        logout(page)
     finally:
         browser.on_event = None
         browser.call("Target.closeTarget", {"targetId": page.target})

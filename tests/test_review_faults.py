@@ -63,6 +63,7 @@ def _session(server: Server, name: str) -> tuple[httpx.Client, str]:
 def _override(client: httpx.Client, token: str, call_id: str, item_id: str) -> httpx.Response:
     page = client.get(f"/calls/{call_id}").text
     version = re.search(rf'id="item-{item_id}" data-version="(\d+)"', page).group(1)
+    token = html.unescape(TOKEN.search(page).group(1))  # the page's token: bound to this session
     return client.post(f"/calls/{call_id}/act", data={"csrftoken": token, "action": "override", "item_id": item_id,
                                                      "result": "pass", "reason": "复核改判", "version": version})
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from factories import make_score
 from qa_pipeline.records import FAIL, NA, PASS, ItemResult
-from qa_pipeline.review.final import (ACCEPT, ACCEPTED, CONFIRM, DISPUTE, MACHINE, NOTE, OPEN, OVERRIDE, REJECT,
-                                      REJECTED, REVIEWED, Event, final_call)
+from qa_pipeline.final_verdicts import (ACCEPT, ACCEPTED, CONFIRM, DISPUTE, MACHINE, NOTE, OPEN, OVERRIDE, REJECT,
+                                        REJECTED, REVIEWED, Event, final_call)
 from qa_pipeline.review.labels import labels_from_events
 from qa_pipeline.scoring.score import call_outcome
 

@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from qa_pipeline.review.policy import Policy, PolicyError, Sample, load_policy, parse_policy, policy_for
+from qa_pipeline.review.policy import (DisputePolicy, Duties, Policy, PolicyError, Sample, load_policy, parse_policy,
+                                       policy_for)
 
 FULL = """\
 queue:
@@ -20,6 +21,15 @@ queue:
     seed: 华东中心
 disputes:
   window_days: 3
+  first_review_days: 2
+  escalate_days: 4
+  second_review_days: 6
+duties:
+  review: [inspector]
+  first_review: [inspector, inspector]
+  second_review: [supervisor, manager]
+trust:
+  min_labelled: 30
 """
 
 
@@ -33,17 +43,33 @@ def test_every_key():
     p = parse_policy(FULL, "p.yaml")
     assert (p.queue.needs_review, p.queue.critical_failures, p.queue.below_pass) == (False, True, False)
     assert p.queue.sample == Sample(per_agent=None, percent=12.5, seed="华东中心")
-    assert p.disputes.window_days == 3
+    assert p.disputes == DisputePolicy(window_days=3, first_review_days=2, escalate_days=4, second_review_days=6)
+    assert p.duties == Duties(review=("inspector",), first_review=("inspector",), second_review=("supervisor", "manager"))
+    assert p.trust.min_labelled == 30
+
+
+def test_defaults_of_disputes_duties_and_trust():
+    p = Policy()
+    assert (p.disputes.first_review_days, p.disputes.escalate_days, p.disputes.second_review_days) == (3, 3, 5)
+    assert (p.duties.review, p.duties.first_review, p.duties.second_review) == (
+        ("inspector", "supervisor"), ("inspector", "supervisor"), ("supervisor",))
+    assert (p.trust.last_n, p.trust.min_agreement, p.trust.min_labelled) == (50, 0.8, 20)
 
 
 @pytest.mark.parametrize(
     ("text", "error"),
     [
         ("queue:\n  sampel: {per_agent: 2}\n", "p.yaml:2: queue: unknown key 'sampel' (allowed: needs_review, critical_failures, below_pass, sample)"),
-        ("trsut: {}\n", "p.yaml:1: policy: unknown key 'trsut' (allowed: queue, disputes, trust)"),
+        ("trsut: {}\n", "p.yaml:1: policy: unknown key 'trsut' (allowed: queue, disputes, duties, trust, reasons, notify)"),
+        ("duties:\n  second_review: [agent]\n", "p.yaml:2: duties.second_review: 'agent' is not a role that may take it (allowed: inspector, supervisor, manager)"),
+        ("duties:\n  first_review: []\n", "p.yaml:2: duties.first_review must be a list of roles (inspector, supervisor, manager)"),
+        ("duties:\n  first_review: supervisor\n", "p.yaml:2: duties.first_review must be a list of roles (inspector, supervisor, manager)"),
+        ("duties:\n  appeal: [supervisor]\n", "p.yaml:2: duties: unknown key 'appeal' (allowed: review, first_review, second_review)"),
+        ("disputes:\n  escalate_days: -1\n", "p.yaml:2: disputes.escalate_days must be >= 0"),
+        ("trust:\n  min_labelled: 0\n", "p.yaml:2: trust.min_labelled must be >= 1"),
         ("trust:\n  min_agreement: 80\n", "p.yaml:2: trust.min_agreement must be between 0 and 1"),
         ("trust:\n  last_n: 0\n", "p.yaml:2: trust.last_n must be >= 1"),
-        ("trust:\n  last: 20\n", "p.yaml:2: trust: unknown key 'last' (allowed: last_n, min_agreement)"),
+        ("trust:\n  last: 20\n", "p.yaml:2: trust: unknown key 'last' (allowed: last_n, min_agreement, min_labelled)"),
         ("queue:\n  needs_review: yes please\n", "p.yaml:2: queue.needs_review must be true or false"),
         ("queue:\n  sample:\n    per_agent: 2\n    percent: 5\n", "p.yaml:3: queue.sample takes per_agent or percent, not both"),
         ("queue:\n  sample: {percent: 150}\n", "p.yaml:2: queue.sample.percent must be between 0 and 100"),

@@ -9,7 +9,7 @@ import pytest
 
 from factories import make_score
 from review_out import build_out
-from qa_pipeline.review.final import CONFIRM, MACHINE, REVIEWED, Event, final_call, final_calls
+from qa_pipeline.final_verdicts import CONFIRM, MACHINE, REVIEWED, Event, final_call, final_calls
 from qa_pipeline.review.policy import Policy, QueuePolicy, Sample
 from qa_pipeline.review.queue import (BELOW_PASS, CRITICAL, DONE, KINDS, NEEDS_REVIEW, SAMPLE, TODO, build_queue,
                                       filter_queue, sampled)

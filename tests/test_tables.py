@@ -37,6 +37,8 @@ def test_transcript_schema_exact():
         ),
         ("dropped", "bool", False),
         ("drop_reason", "string", True),
+        ("pitch_hz", "double", True),
+        ("level_db", "double", True),
     ]
 
 
@@ -56,6 +58,11 @@ def test_transcript_calls_schema_exact():
         ),
         ("n_utterances", "int32", False),
         ("n_dropped", "int32", False),
+        ("decoded_s", "double", False),
+        ("container_s", "double", True),
+        ("lost_s", "double", False),
+        ("decode_errors", "int32", False),
+        ("audio_note", "string", True),
     ]
 
 
@@ -84,6 +91,10 @@ CALLS_FILE_COLUMNS = [
     ("reviewed_by", "string", True),
     ("reviewed_at", "string", True),
     ("n_changed", "int32", False),
+    ("held_reason", "string", True),
+    ("frustration_peak", "double", True),
+    ("frustration_end", "double", True),
+    ("deescalated", "bool", True),
 ]
 
 ITEMS_FILE_COLUMNS = [
@@ -244,6 +255,7 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path):
         "scores/calls/call_date=2025-03-03/part-0.parquet",
         "scores/calls/call_date=2025-03-04/part-0.parquet",
         "scores/items/call_date=2025-03-03/part-0.parquet",
+        "scores/items/call_date=2025-03-04/part-0.parquet",  # the failed call's day: no items, the schema
         "transcripts/transcripts.parquet",
     ]
     assert len(tables.read_scores(tmp_path)) == 2

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from qa_pipeline.batch.stages import failed_score
 from qa_pipeline.batch.store import now, output_lock, read_run_file, remove_temp_files, write_outputs
+from qa_pipeline.final_verdicts import MACHINE_ONLY, Reviews
 from qa_pipeline.output.tables import CALLS_DIR, read_scores, read_transcripts
 from qa_pipeline.parallel import map_chunks
 from qa_pipeline.records import BatchSummary, CallMeta, CallScore, CallTranscript
@@ -15,9 +17,9 @@ from qa_pipeline.scoring.rubric import Rubric, load_rubric
 from qa_pipeline.scoring.score import score_call
 
 
-def rescore(out: Path, rubric_path: Path) -> BatchSummary:
+def rescore(out: Path, rubric_path: Path, *, reviews: Reviews = MACHINE_ONLY) -> BatchSummary:
     """Score the transcripts of an earlier run into `out` again with `rubric_path`; a call without
-    a transcript keeps its failure."""
+    a transcript keeps its failure. `reviews`: what people decided, folded into the final verdicts."""
     started = time.monotonic()
     rubric = load_rubric(rubric_path)
     calls = read_run_file(out)
@@ -29,13 +31,17 @@ def rescore(out: Path, rubric_path: Path) -> BatchSummary:
         scored = score_many([(transcripts[m.call_id], m) for m in calls if m.call_id in transcripts], rubric, processed_at)
         scores: list[CallScore] = []
         for meta in calls:
+            before = earlier.get(meta.call_id)
             if meta.call_id in scored:
-                scores.append(scored[meta.call_id])
+                score = scored[meta.call_id]
             else:
-                error = earlier[meta.call_id].error if meta.call_id in earlier else "no transcript in the earlier run"
-                scores.append(failed_score(meta, rubric, error or "failed in the earlier run", model=None,
-                                           processed_at=processed_at))
-        index = write_outputs(out, calls, transcripts, scores)
+                error = before.error if before is not None else "no transcript in the earlier run"
+                score = failed_score(meta, rubric, error or "failed in the earlier run", model=None,
+                                     processed_at=processed_at)
+            if before is not None and before.processed_at:  # the call's first processing: its day stays
+                score = replace(score, processed_at=before.processed_at)
+            scores.append(score)
+        index = write_outputs(out, calls, transcripts, scores, reviews)
     failures = tuple((s.call_id, s.error or "") for s in scores if s.status != "ok")
     return BatchSummary(out, len(scores), len(scores) - len(failures), len(failures),
                         sum(t.duration_s for t in transcripts.values()), time.monotonic() - started, failures, index)

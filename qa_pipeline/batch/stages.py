@@ -25,15 +25,17 @@ from qa_pipeline.batch.crashes import CRASHED_ERROR
 from qa_pipeline.batch.store import TranscriptCache, cache_key, fault, now
 from qa_pipeline.errors import CallFailed, ModelError, NoSpeech
 from qa_pipeline.heap import share_one_arena
+from qa_pipeline.mood.voice import VOICE_VERSION, voice_tracks, with_voice
 from qa_pipeline.records import CachedAudio, CallMeta, CallOutcome, CallPart, CallScore, RawSegment, StageResult, Todo
 from qa_pipeline.scoring.rubric import Rubric
+from qa_pipeline.meaning.judge import default_judge, embeddings_dir
 from qa_pipeline.scoring.score import score_call
 from qa_pipeline.speakers.diarize import SpeakerModelMissing, call_regions, default_embedder, diarize, speaker_model_id
 from qa_pipeline.speakers.roles import build_transcript, channel_levels
 
 logger = logging.getLogger("qa_pipeline")
 
-Decoded = tuple[str, DecodedAudio, float]  # (audio digest, audio, seconds spent decoding)
+Decoded = tuple[str, DecodedAudio, float]  # (the run's digest of the audio, audio, seconds spent decoding)
 
 DECODED_DIR = "decoded"  # under the transcript cache: calls decoded to raw files while they are worked on
 DECODED_MAX_AGE_S = 2 * 86400  # a folder left this long by a run that died is removed
@@ -55,6 +57,7 @@ class TranscribeStage:
         self._transcriber = transcriber
         self._embedder = None  # SpeakerEmbedder, False when missing, None before the first mono call
         self._prefilled: dict[str, dict[str, float]] = {}  # cache key → stage seconds, from prefill()
+        self._handed: dict[str, Decoded] = {}  # cache key → a call prefill() decoded but did not transcribe
         if transcriber is not None:
             self.model_label = transcriber.describe()
         else:  # the same label whether or not this run ends up loading the model
@@ -69,7 +72,7 @@ class TranscribeStage:
         c = self.config
         return {"model": c.model, "model_label": self.model_label, "device": c.device.value,
                 "compute_type": c.compute_type, "transcribe": c.options.cache_key(),
-                "diarizer": speaker_model_id(), "max_duration_s": c.max_duration_s, "cpu_threads": c.cpu_threads}
+                "diarizer": speaker_model_id(), "voice": VOICE_VERSION, "max_duration_s": c.max_duration_s, "cpu_threads": c.cpu_threads}
 
     def cache_key(self, digest: str) -> str:
         # the threads per model replica are part of the key: on some CPUs (Intel MKL) they change
@@ -95,17 +98,32 @@ class TranscribeStage:
         `decoded`: what decode_group(work) returned, when a worker thread ran it ahead of time."""
         if self.config.options.decoder != "packed":
             return
+        self.release()  # what the previous group left untaken
         pending = decoded if decoded is not None else self.decode_group(work)
+        audible = [d for d in pending if not is_silent(d[1])]
         try:
-            if len(pending) >= 2:
+            if len(audible) >= 2:
                 for meta, _digest in work:
                     fault("transcribe", meta.call_id)
-            self._prefill(pending)
+            self._prefill(audible)
         finally:
-            for _digest, audio, _s in pending:
-                discard(audio)
+            # a call decoded here that the model was not given (alone in its group, or silent) is handed
+            # to run(), which would otherwise decode it again; the calls of a group the model failed on
+            # are tried alone from the start, as if the group had not been
+            for d in pending:
+                if len(audible) < 2 or is_silent(d[1]):
+                    self._handed[self.cache_key(d[0])] = d
+                else:
+                    discard(d[1])
+
+    def release(self) -> None:
+        """Remove the decoded calls prefill() handed over that no run() took."""
+        for _digest, audio, _s in self._handed.values():
+            discard(audio)
+        self._handed.clear()
 
     def _prefill(self, pending: list[Decoded]) -> None:
+        """Transcribe `pending` together and cache each call."""
         if len(pending) < 2:
             return
         t0 = time.monotonic()
@@ -120,12 +138,14 @@ class TranscribeStage:
         for (digest, audio, decode_s), segments in zip(pending, results):
             stages = {"decode": decode_s, "transcribe": transcribe_s * audio.duration_s / total_audio}
             entry = self._entry(audio, segments, stages)
-            self.cache.put(self.cache_key(digest), entry)
-            self._prefilled[self.cache_key(digest)] = stages
+            key = self.cache_key(audio.digest or digest)  # what was decoded, should the file have changed since
+            self.cache.put(key, entry)
+            self._prefilled[key] = stages
 
     def decode_group(self, work: Sequence[tuple[CallMeta, str | None]]) -> list[Decoded]:
-        """(digest, audio, seconds) of each uncached, decodable, non-silent call of `work`; safe to
-        run in a worker thread while the model works on the previous group."""
+        """(digest, audio, seconds) of each uncached, decodable call of `work` (a silent one's files
+        already removed: its peak says all); safe to run in a worker thread while the model works on
+        the previous group."""
         if self.config.options.decoder != "packed":
             return []
         pending = []
@@ -139,8 +159,7 @@ class TranscribeStage:
                 continue
             if is_silent(audio):
                 discard(audio)
-            else:
-                pending.append((digest, audio, time.monotonic() - t0))
+            pending.append((digest, audio, time.monotonic() - t0))
         return pending
 
     def _entry(self, audio: DecodedAudio, segments: Sequence[RawSegment], stages: dict[str, float]) -> CachedAudio:
@@ -148,8 +167,18 @@ class TranscribeStage:
         t0 = time.monotonic()
         events = [e for i, ch in enumerate(audio.channels) for e in find_busy_tones(ch, audio.sample_rate, channel=i)]
         stages["tones"] = time.monotonic() - t0
-        entry = CachedAudio(audio.duration_s, audio.n_channels, tuple(segments), tuple(events))
-        return self._diarized(self._levelled(self._unlooped(entry, audio, stages), audio, stages), audio, stages)
+        entry = _with_decode(CachedAudio(audio.duration_s, audio.n_channels, tuple(segments), tuple(events)), audio)
+        entry = self._diarized(self._levelled(self._unlooped(entry, audio, stages), audio, stages), audio, stages)
+        return self._voiced(entry, audio, stages)
+
+    def _voiced(self, entry: CachedAudio, audio: DecodedAudio, stages: dict[str, float]) -> CachedAudio:
+        """Each channel's pitch and level tracks, for the customer's mood (mood.voice)."""
+        if entry.voice is not None and entry.voice.version == VOICE_VERSION:
+            return entry
+        t0 = time.monotonic()
+        tracks = voice_tracks(audio.channels, audio.sample_rate)
+        stages["voice"] = time.monotonic() - t0
+        return replace(entry, voice=tracks)
 
     def _unlooped(self, entry: CachedAudio, audio: DecodedAudio, stages: dict[str, float]) -> CachedAudio:
         """Where the decode looped, the stretch decoded again (asr.loops)."""
@@ -215,9 +244,12 @@ class TranscribeStage:
             model=self.model_label, events=entry.events, split_gap_s=self.config.options.split_gap_s,
             speaker_turns=entry.speaker_turns, levels=entry.levels, centre_prompts=centre_prompts,
         )
+        transcript = replace(with_voice(transcript, entry.voice), decoded_s=entry.decoded_s, container_s=entry.container_s,
+                             lost_s=entry.lost_s, decode_errors=entry.decode_errors, audio_note=entry.audio_note)
         stages["speakers"] = time.monotonic() - t0
         if not transcript.utterances:
-            raise NoSpeech("no usable speech: every segment was rejected as a hallucination")
+            raise NoSpeech("no usable speech: every segment was rejected as a hallucination"
+                           + _lost_words(entry.decoded_s, entry.lost_s, entry.audio_note))
         return StageResult(transcript, from_cache, stages)
 
     def entry(self, meta: CallMeta, digest: str | None = None,
@@ -227,17 +259,35 @@ class TranscribeStage:
         stages = {} if stages is None else stages
         digest = digest or audio_digest(meta.path)
         key = self.cache_key(digest)
+        handed = self._handed.pop(key, None)
+        audio = handed[1] if handed is not None else None
+        if handed is not None:
+            stages["decode"] = handed[2]
         entry = self.cache.get(key)
         from_cache = entry is not None and key not in self._prefilled
         stages.update(self._prefilled.pop(key, {}))
-        audio = None
         try:
+            if entry is not None and entry.decoded_s is None:  # cached before decoding said what it lost
+                audio = audio or self._decoded(meta, stages)
+                entry = _checked(entry, audio)
+                if entry is not None:
+                    self.cache.put(key, entry)
+                from_cache = entry is not None
             if entry is None:
-                t0 = time.monotonic()
-                audio = self.decode(meta)
-                stages["decode"] = time.monotonic() - t0
+                audio = audio or self._decoded(meta, stages)
+                if audio.digest and audio.digest != digest:
+                    # the file changed after the run hashed it: what was decoded is cached under its own key
+                    logger.warning("%s: the file changed since this run read it; working on it as it is now",
+                                   meta.call_id)
+                    key = self.cache_key(audio.digest)
+                    entry = self.cache.get(key)
+                    entry = None if entry is None or entry.decoded_s is None else entry
+                    from_cache = entry is not None and key not in self._prefilled
+                    stages.update(self._prefilled.pop(key, {}))
+            if entry is None:
                 if is_silent(audio):
-                    raise NoSpeech(f"silent recording: nothing louder than -60 dBFS in {audio.duration_s:.0f} s of audio")
+                    raise NoSpeech(f"silent recording: nothing louder than -60 dBFS in {audio.duration_s:.0f} s of "
+                                   f"audio{_lost_words(audio.decoded_s, audio.lost_s, audio.note)}")
                 t0 = time.monotonic()
                 model = self.load_model()  # ModelError here stops the batch: every call would fail alike
                 fault("transcribe", meta.call_id)
@@ -249,7 +299,8 @@ class TranscribeStage:
                 entry = self._entry(audio, segments, stages)
                 self.cache.put(key, entry)
             if not entry.segments:
-                raise NoSpeech("no speech found in the recording (silent or not speech)")
+                raise NoSpeech("no speech found in the recording (silent or not speech)"
+                               + _lost_words(entry.decoded_s, entry.lost_s, entry.audio_note))
             if not entry.loops_redecoded:  # cached before loops were decoded again
                 if loop_spans(entry.segments):
                     audio = audio or self.decode(meta)
@@ -264,10 +315,42 @@ class TranscribeStage:
                 audio = audio or self.decode(meta)
                 entry = self._levelled(entry, audio, stages)
                 self.cache.put(key, entry)
+            if entry.voice is None or entry.voice.version != VOICE_VERSION:  # cached before voices were measured
+                audio = audio or self.decode(meta)
+                entry = self._voiced(entry, audio, stages)
+                self.cache.put(key, entry)
         finally:
             if audio is not None:
                 discard(audio)
         return entry, from_cache
+
+    def _decoded(self, meta: CallMeta, stages: dict[str, float]) -> DecodedAudio:
+        t0 = time.monotonic()
+        audio = self.decode(meta)
+        stages["decode"] = stages.get("decode", 0.0) + time.monotonic() - t0
+        return audio
+
+
+def _with_decode(entry: CachedAudio, audio: DecodedAudio) -> CachedAudio:
+    """`entry` with what decoding `audio` said: seconds decoded and lost, errors, notes."""
+    return replace(entry, decoded_s=round(audio.decoded_s, 3), container_s=audio.container_s,
+                   lost_s=round(audio.lost_s, 3), decode_errors=audio.decode_errors, audio_note=audio.note)
+
+
+def _checked(entry: CachedAudio, audio: DecodedAudio) -> CachedAudio | None:
+    """An entry cached before decoding said what it lost, with that added; None when its transcript
+    is not of this decode (an older decode stopped at a damaged frame, or heard the channels otherwise)."""
+    if entry.n_channels != audio.n_channels or abs(entry.duration_s - audio.duration_s) > 0.1:
+        return None
+    return _with_decode(entry, audio)
+
+
+def _lost_words(decoded_s: float | None, lost_s: float, note: str | None) -> str:
+    """What a failure's message adds when the audio was not all decoded: a decoder's errors never
+    pass for a recording without speech."""
+    if not lost_s or decoded_s is None:
+        return ""
+    return f"; only {decoded_s:.1f} s of {decoded_s + lost_s:.1f} s could be decoded ({note})"
 
 
 def _remove_stale(root: Path) -> None:
@@ -296,7 +379,8 @@ def process_call(item: Todo, stage: TranscribeStage, rubric: Rubric) -> CallOutc
         stages.update(result.stages)
         from_cache = result.from_cache
         t0 = time.monotonic()
-        score = score_call(result.transcript, meta, rubric, processed_at=processed_at)
+        judge = default_judge(rubric.encoder, embeddings_dir(stage.cache.root)) if rubric.uses_meaning else None
+        score = score_call(result.transcript, meta, rubric, processed_at=processed_at, judge=judge)
         stages["score"] = time.monotonic() - t0
         part = CallPart(meta.call_id, item.fingerprint, score, result.transcript, inputs=item.inputs)
     except CallFailed as e:

@@ -6,7 +6,8 @@ failed.csv, and the outputs written from the parts.
   so that a killed run loses at most the calls in flight. A later run reuses a part whose
   fingerprint still matches; a part whose failure may be passing (``retry``) is never reused.
 - the transcript cache (``<cache root>/transcripts/``): Whisper's expensive output per (audio
-  content, model, options), shared by every OUT.
+  content, model, options), shared by every OUT. The audio content is the digest of the bytes the
+  decoder read (DecodedAudio.digest), not of an earlier look at the file.
 - ``OUT/.lock`` (flock): one writer per output folder. The kernel drops a flock when its process
   dies, however it dies, so a crash never leaves a stale lock; the file's text (pid, host, since,
   command) only tells a second command who holds the folder.
@@ -38,15 +39,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from qa_pipeline.calibration.nightly import night_trust, untrusted
 from qa_pipeline.errors import InputError, OutputError, OutputLocked
+from qa_pipeline.final_verdicts import MACHINE_ONLY, Reviews, untrusted
 from qa_pipeline.files import remove_temp_files as remove_temp_files_in
-from qa_pipeline.files import fit_stem, write_atomic
+from qa_pipeline.morning import Morning
+from qa_pipeline.files import fit_stem, json_bytes, readable, write_atomic
 from qa_pipeline.output.report import render_reports
 from qa_pipeline.output.tables import read_scores, write_scores, write_transcripts
-from qa_pipeline.review.export import batch_finals
 from qa_pipeline.records import (AudioEvent, CachedAudio, CallMeta, CallPart, CallScore, CallTranscript, ItemResult,
-                                 RawSegment, RawWord, Utterance, Word)
+                                 RawSegment, RawWord, Utterance, VoiceTracks, Word)
 
 PART_FORMAT = 2  # 2: items carry reason_code
 PARTS_DIR = "parts"
@@ -57,7 +58,8 @@ FAILED_FILE = "failed.csv"
 CACHE_FORMAT = 1
 # OUT's folders that the pipeline writes (the tables', the reports' and its own); temp files are
 # cleared in these only, and at OUT's top level (run.json, failed.csv)
-OWN_FOLDERS = (PARTS_DIR, LOGS_DIR, "transcripts", "recordings", "scores", "reports", "reviews", "calibration")
+OWN_FOLDERS = (PARTS_DIR, LOGS_DIR, "transcripts", "recordings", "scores", "reports", "reviews", "calibration",
+               "mood", "reasons", "alerts")
 
 
 def make_output_folder(out: Path) -> None:
@@ -187,10 +189,25 @@ class TranscriptCache:
             levels=tuple(tuple(int(v) for v in ch) for ch in data["levels"]) if data.get("levels") is not None else None,
             diarizer=data.get("diarizer"),
             loops_redecoded=bool(data.get("loops_redecoded", False)),
+            voice=_voice(data.get("voice")),
+            decoded_s=data.get("decoded_s"),
+            container_s=data.get("container_s"),
+            lost_s=float(data.get("lost_s", 0.0)),
+            decode_errors=int(data.get("decode_errors", 0)),
+            audio_note=data.get("audio_note"),
         )
 
     def put(self, key: str, entry: CachedAudio) -> None:
         write_atomic(self._path(key), json.dumps(asdict(entry), ensure_ascii=False))
+
+
+def _voice(data: dict | None) -> VoiceTracks | None:
+    """The voice tracks of a cache entry; None (measured again) when absent or unreadable."""
+    try:
+        return VoiceTracks(str(data["version"]), tuple(tuple(int(v) for v in ch) for ch in data["pitch"]),
+                           tuple(tuple(int(v) for v in ch) for ch in data["level"])) if data else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 # --- the lock ------------------------------------------------------------------------------------
@@ -228,7 +245,7 @@ class RunLog:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self.path = Path(out) / LOGS_DIR / f"run-{stamp}-{os.getpid()}.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open(self.path, "a", encoding="utf-8", errors="backslashreplace")  # a GBK file name: \udcXX
 
     def write(self, event: str, **fields: Any) -> None:
         record = {"event": event, "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **fields}
@@ -259,33 +276,41 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 # --- the outputs, run.json, failed.csv -----------------------------------------------------------
 
 
-def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallTranscript], scores: list[CallScore]) -> Path:
+def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallTranscript], scores: list[CallScore],
+                  reviews: Reviews = MACHINE_ONLY) -> Path:
     """Add this batch to OUT's tables (replacing earlier rows of the same calls) and render its
-    call cards; the index and agent pages cover every night in OUT. Final verdicts (people's
-    decisions in OUT/review.db applied) go into the tables and pages beside the machine's."""
+    call cards; the index and agent pages cover every night in OUT. Final verdicts (what
+    ``reviews`` says people decided, e.g. the desk's decisions in OUT/review.db) go into the
+    tables and pages beside the machine's."""
     write_transcripts(out, [transcripts[c.call_id] for c in calls if c.call_id in transcripts],
                       replaces=[c.call_id for c in calls])
     fault("outputs")
-    trust = night_trust(out, scores)  # labels vs every call in OUT, this night's verdicts included
+    trust = reviews.trust(out, scores)  # labels vs every call in OUT, this night's verdicts included
     held = untrusted(trust)
-    write_scores(out, scores, finals=batch_finals(out, scores, export=False, untrusted=held))
+    morning = Morning.of_night(out, transcripts, scores)  # the customer's mood, each call's request
+    write_scores(out, scores, finals=reviews.finals(out, scores, export=False, untrusted=held), moods=morning.moods)
     everything = read_scores(out)
+    morning.write(out, scores)  # mood turns, reasons of the days this batch touched
+    pages = morning.pages(out, transcripts)
+    finals = reviews.finals(out, everything, untrusted=held)
     render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=everything,
-                   finals=batch_finals(out, everything, untrusted=held), item_trust=trust)
+                   finals=finals, item_trust=trust, morning=pages)
+    morning.notify(out, [finals[s.call_id].as_score() if s.call_id in finals else s for s in scores], transcripts)
     return out / "reports" / "index.html"
 
 
 def write_run_file(out: Path, audio_dir: Path, model: str, calls: list[CallMeta]) -> None:
-    """OUT/run.json: every call ever run into OUT (the latest run's metadata wins), for `qa score`."""
+    """OUT/run.json: every call ever run into OUT (the latest run's metadata wins), for `qa score`.
+    Paths are absolute, so `qa review` or a re-run started in another folder finds the audio."""
     latest = {c.call_id for c in calls}
     earlier = read_run_file(out) if (out / RUN_FILE).is_file() else []
     merged = [c for c in earlier if c.call_id not in latest] + list(calls)
     payload = {
-        "audio_dir": str(audio_dir),
+        "audio_dir": str(Path(audio_dir).resolve()),
         "model": model,
         "calls": [{**asdict(c), "path": str(c.path)} for c in merged],
     }
-    write_atomic(out / RUN_FILE, json.dumps(payload, ensure_ascii=False, indent=1))
+    write_atomic(out / RUN_FILE, json_bytes(json.dumps(payload, ensure_ascii=False, indent=1)))
 
 
 def read_run_file(out: Path) -> list[CallMeta]:
@@ -300,6 +325,15 @@ def read_run_file(out: Path) -> list[CallMeta]:
         raise InputError(f"{path}: not a readable run file ({why}); run `qa run` into {out} again") from e
 
 
+def earlier_paths(out: Path) -> dict[str, Path]:
+    """The recording of each call already run into OUT (run.json), by call_id; none when OUT has
+    no readable run file (a run file that cannot be read is written again at the end)."""
+    try:
+        return {c.call_id: c.path for c in read_run_file(out)} if (Path(out) / RUN_FILE).is_file() else {}
+    except InputError:
+        return {}
+
+
 def write_failed_list(out: Path, calls: list[CallMeta], results: dict[str, CallPart]) -> Path:
     """OUT/failed.csv: call_id, path, error, retry (whether the next run tries it again); header only if none."""
     buffer = io.StringIO()
@@ -308,7 +342,7 @@ def write_failed_list(out: Path, calls: list[CallMeta], results: dict[str, CallP
     for meta in calls:
         part = results[meta.call_id]
         if part.score.status != "ok":
-            writer.writerow([csv_cell(meta.call_id), csv_cell(str(meta.path)), csv_cell(part.score.error or ""),
+            writer.writerow([csv_cell(meta.call_id), csv_cell(readable(str(meta.path))), csv_cell(part.score.error or ""),
                              "yes" if part.retry else "no"])
     path = out / FAILED_FILE
     write_atomic(path, buffer.getvalue())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from qa_pipeline.records import CallMeta, CallScore, CandidateComparison, Label,
 from qa_pipeline.scoring.rubric import Rubric
 
 
-def _metas(out: Path, call_ids: set[str]) -> dict[str, CallMeta]:
+def metas_of(out: Path, call_ids: set[str]) -> dict[str, CallMeta]:
     """The calls' metadata from OUT/run.json; a folder filled by `qa transcribe` has none, and its
     calls are scored without metadata (the hang-up side then comes from the audio)."""
     known = {m.call_id: m for m in read_run_file(out)} if (Path(out) / RUN_FILE).is_file() else {}
@@ -32,7 +33,7 @@ def rescore_labelled(out: Path, labels: Sequence[Label], rubric: Rubric) -> tupl
     without one). Calls in neither OUT's transcripts nor its scores are left to the caller."""
     wanted = {label.call_id for label in labels}
     transcripts = read_transcripts(out, call_ids=wanted)
-    metas = _metas(out, set(transcripts))
+    metas = metas_of(out, set(transcripts))
     work = [(transcripts[c], metas[c]) for c in sorted(transcripts)]
     scored = score_many(work, rubric, now())
     return [scored[c] for c in sorted(scored)], sorted(wanted - set(transcripts))
@@ -75,7 +76,9 @@ def compare_candidate(out: Path, labels: Sequence[Label], rubric: Rubric, *, sou
     before = [s for s in current if s.call_id in labelled]
     candidate = {s.call_id: s for s in rescored}
     in_out = {s.call_id for s in before}
-    after = [candidate.get(s.call_id, s) for s in before] + [s for s in rescored if s.call_id not in in_out]
+    # a re-scored call keeps the day it is filed under (its first processing, when it has no started_at)
+    after = ([replace(candidate[s.call_id], processed_at=s.processed_at) if s.call_id in candidate else s
+              for s in before] + [s for s in rescored if s.call_id not in in_out])
     shown = [s for s in after if since is None or call_date(s.started_at, s.processed_at) >= since]
     return CandidateComparison(
         rubric_path=rubric.path or "",

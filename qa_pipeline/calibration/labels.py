@@ -99,6 +99,8 @@ def parse_json(text: str, path: str = "<labels>") -> list[Label]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise LabelError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from e
+    except RecursionError as e:  # [[[[… 100,000 deep: Python's parser gives up, and so do we, in one line
+        raise LabelError(f"{path}: JSON nested too deep (labels are {{call_id: {{\"items\": {{item_id: result}}}}}})") from e
     if not isinstance(data, dict):
         raise LabelError(f"{path}: expected an object of calls ({{call_id: {{\"items\": {{item_id: result}}}}}})")
     labels: list[Label] = []

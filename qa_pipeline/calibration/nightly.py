@@ -10,7 +10,7 @@ refuse the same file with its line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from qa_pipeline.calibration.compare import item_order, match
@@ -60,8 +60,3 @@ def night_trust(out: Path, latest: Sequence[CallScore]) -> dict[str, ItemTrust]:
         return {}
     earlier = read_scores(out) if (Path(out) / CALLS_DIR).is_dir() else []
     return trust_in(out, merge_scores(earlier, latest))
-
-
-def untrusted(trust: Mapping[str, ItemTrust]) -> frozenset[str]:
-    """The items whose automatic verdict is not trusted."""
-    return frozenset(item_id for item_id, t in trust.items() if not t.trusted)

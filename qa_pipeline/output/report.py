@@ -43,10 +43,10 @@ from qa_pipeline.records import (
     ItemTrust,
     Utterance,
 )
-from qa_pipeline.output.redact import CallRedactor, mask_pii
+from qa_pipeline.output.redact import CallRedactor, mask_id, mask_pii
 from qa_pipeline.output.tables import call_date
-from qa_pipeline.review.final import FinalCall
-from qa_pipeline.review.views import call_review_view, dispute_counts, review_item_view
+from qa_pipeline.final_verdicts import FinalCall
+from qa_pipeline.output.review_views import call_review_view, dispute_counts, review_item_view
 
 log = logging.getLogger("qa_pipeline")
 
@@ -89,6 +89,16 @@ def printable(value: Any) -> Any:
     if isinstance(value, markupsafe.Markup):
         return markupsafe.Markup(_CONTROL.sub("\ufffd", value))
     return _CONTROL.sub("\ufffd", value) if isinstance(value, str) else value
+
+
+def card_stem(call_id: str) -> str:
+    """The file name (without .html) of a call's card: no customer's number in it (redact.mask_id,
+    whose letters keep two such calls apart, so no hash of the id is added)."""
+    label = mask_id(call_id)
+    if label == call_id:
+        return safe_name(call_id)
+    stem = re.sub(r"[^\w\-]", "_", label)
+    return fit_stem(stem, stem)  # cut only if too long
 
 
 def href(name: str) -> str:
@@ -139,7 +149,7 @@ def default_audio_href(meta: CallMeta, page_dir: Path) -> str:
         rel = os.path.relpath(audio.resolve(), page_dir.resolve())
     except ValueError:  # another drive on Windows
         return audio.resolve().as_uri()
-    return quote(Path(rel).as_posix())
+    return quote(os.fsencode(Path(rel).as_posix()))  # the name's own bytes, UTF-8 or not (a GBK name)
 
 
 def pass_rate(items: Iterable[ItemResult]) -> float | None:
@@ -235,9 +245,11 @@ def call_view(
         duration = transcript.duration_s
     return {
         "call_id": score.call_id,
+        "call_label": mask_id(score.call_id),  # what the page shows: no customer's number in it
         "status": score.status,
         "failed": score.status != "ok",
         "error": mask(score.error),
+        "held_reason": mask(score.held_reason),
         "agent": _agent_label(score),
         "agent_href": f"../agents/{href(agent_file)}.html",
         "team": _mask(score.team) or "—",
@@ -257,6 +269,7 @@ def call_view(
         "dropped": dropped,
         "has_transcript": transcript is not None,
         "audio_src": audio_src,
+        "mood": None,  # the customer's mood curve (output.manager.mood_card), when the batch measured it
     }
 
 
@@ -268,7 +281,8 @@ def _row(score: CallScore) -> dict[str, Any]:
     """One call as a line in a list (index, agent page)."""
     return {
         "call_id": score.call_id,
-        "href": f"calls/{href(safe_name(score.call_id))}.html",
+        "call_label": mask_id(score.call_id),
+        "href": f"calls/{href(card_stem(score.call_id))}.html",
         "agent": _agent_label(score),
         "agent_href": f"agents/{href(safe_name(_agent_key(score)))}.html",
         "team": _mask(score.team) or "—",
@@ -564,6 +578,7 @@ def render_reports(
     all_scores: Sequence[CallScore] | None = None,
     item_trust: Mapping[str, ItemTrust] | None = None,
     finals: Mapping[str, FinalCall] | None = None,
+    morning=None,
 ) -> Path:
     """Write ``out/reports/index.html``, ``calls/<call_id>.html`` and ``agents/<agent_id>.html``.
 
@@ -576,11 +591,13 @@ def render_reports(
     of ``meta.path`` relative to the card, and no player when that file does not exist.  Returns
     the index page's path.
 
-    ``finals`` (call_id → :class:`~qa_pipeline.review.final.FinalCall`) are the final verdicts
+    ``finals`` (call_id → :class:`~qa_pipeline.final_verdicts.FinalCall`) are the final verdicts
     where people reviewed calls: every page then shows those, a card says "机器：未通过 →
     质检员 …：通过（理由）" where a person changed a verdict, and agent pages count disputes.
     ``item_trust`` (item_id → agreement with people's labels) adds agreement and "not trusted"
-    marks to the index's rubric items.
+    marks to the index's rubric items. ``morning`` (:class:`qa_pipeline.morning.MorningPages`) adds
+    the customer's mood to the cards, trends and de-escalation to the agent pages, trends and reasons
+    to the index, and writes the reason pages.
     """
     root = Path(out) / "reports"
     env = make_environment()
@@ -590,7 +607,9 @@ def render_reports(
     finals = finals or {}
     calls_dir = root / "calls"
     work = [(s, transcripts.get(s.call_id), metas.get(s.call_id), finals.get(s.call_id)) for s in scores]
-    map_chunks(partial(_write_call_cards, calls_dir=calls_dir, audio_href=audio_href, template=call_tpl), work)
+    moods = morning.cards if morning is not None else {}
+    map_chunks(partial(_write_call_cards, calls_dir=calls_dir, audio_href=audio_href, template=call_tpl,
+                       moods=moods), work)
 
     machine = merge_scores(all_scores or (), scores)
     everything = [finals[s.call_id].as_score() if s.call_id in finals else s for s in machine]
@@ -603,23 +622,29 @@ def render_reports(
         for key, a in agents.items():
             a["disputes"] = dispute_counts(by_agent.get(key, ()))
             a["n_changed"] = sum(1 for f in by_agent.get(key, ()) for i in f.items if i.changed)
-    for a in agents.values():
+    for key, a in agents.items():
+        a["morning"] = morning.agents.get(key) if morning is not None else None
         _write_page(root / "agents" / f"{a['file']}.html", agent_tpl.render(agent=a, **generated))
 
     index_path = root / "index.html"
-    _write_page(index_path, index_tpl.render(index=index_view(everything, agents, item_trust, machine=machine), **generated))
+    index = index_view(everything, agents, item_trust, machine=machine)
+    index["morning"] = morning.index if morning is not None else None
+    _write_page(index_path, index_tpl.render(index=index, **generated))
+    for rel, template, context in (morning.extra if morning is not None else ()):
+        _write_page(root / rel, env.get_template(template).render(**context, **generated))
     log.info("wrote %d call cards; index and %d agent pages over %d calls under %s",
              len(scores), len(agents), len(everything), root)
     return index_path
 
 
-def _write_call_cards(work, *, calls_dir: Path, audio_href, template) -> list[None]:
+def _write_call_cards(work, *, calls_dir: Path, audio_href, template, moods=None) -> list[None]:
     for score, transcript, meta, final in work:
         view = call_view(final.as_score() if final else score, transcript, meta,
                          _audio_src(meta, calls_dir, audio_href))
+        view["mood"] = (moods or {}).get(score.call_id)
         if final is not None:
             add_review(view, final)
-        _write_page(calls_dir / f"{safe_name(score.call_id)}.html",
+        _write_page(calls_dir / f"{card_stem(score.call_id)}.html",
                           template.render(call=view, generated_by="qa-pipeline"))
     return []
 

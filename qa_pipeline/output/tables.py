@@ -40,8 +40,8 @@ import pyarrow.parquet as pq
 
 from qa_pipeline.errors import InputError
 from qa_pipeline.files import write_atomic
-from qa_pipeline.records import AudioEvent, CallScore, CallTranscript, ItemResult, Utterance, Word
-from qa_pipeline.review.final import FinalCall, final_call
+from qa_pipeline.final_verdicts import FinalCall, final_call
+from qa_pipeline.records import AudioEvent, CallMood, CallScore, CallTranscript, ItemResult, Utterance, Word
 
 log = logging.getLogger("qa_pipeline")
 
@@ -78,6 +78,8 @@ TRANSCRIPT_SCHEMA = pa.schema(
         pa.field("words", pa.list_(pa.field("item", WORD_TYPE, nullable=False)), nullable=False),
         pa.field("dropped", pa.bool_(), nullable=False),
         pa.field("drop_reason", pa.string()),  # null unless dropped
+        pa.field("pitch_hz", pa.float64()),  # median pitch over its words (mood.voice); null: unvoiced or not measured
+        pa.field("level_db", pa.float64()),  # speech level over its words, dBFS; null: not measured
     ]
 )
 
@@ -92,6 +94,12 @@ TRANSCRIPT_CALLS_SCHEMA = pa.schema(
         pa.field("events", pa.list_(pa.field("item", EVENT_TYPE, nullable=False)), nullable=False),
         pa.field("n_utterances", pa.int32(), nullable=False),
         pa.field("n_dropped", pa.int32(), nullable=False),
+        # what decoding said (audio.decode): seconds decoded beside what the container states, and lost
+        pa.field("decoded_s", pa.float64(), nullable=False),
+        pa.field("container_s", pa.float64()),  # null: the container states none, or only estimates it
+        pa.field("lost_s", pa.float64(), nullable=False),
+        pa.field("decode_errors", pa.int32(), nullable=False),
+        pa.field("audio_note", pa.string()),
     ]
 )
 
@@ -116,7 +124,7 @@ CALLS_FILE_SCHEMA = pa.schema(
         pa.field("processed_at", pa.string()),
         pa.field("n_review", pa.int32(), nullable=False),
         pa.field("pass_score", pa.float64()),  # the rubric's pass mark the call was judged against
-        # final verdicts: the machine's with people's decisions applied (review.final.final_call)
+        # final verdicts: the machine's with people's decisions applied (final_verdicts.final_call)
         pa.field("final_score", pa.float64()),
         pa.field("final_passed", pa.bool_()),
         pa.field("final_critical_failed", pa.bool_()),
@@ -124,6 +132,11 @@ CALLS_FILE_SCHEMA = pa.schema(
         pa.field("reviewed_by", pa.string()),
         pa.field("reviewed_at", pa.string()),
         pa.field("n_changed", pa.int32(), nullable=False),  # items whose final result differs from the machine's
+        pa.field("held_reason", pa.string()),  # why the whole call waits for a person (audio lost); null otherwise
+        # the customer's mood (mood.model): null when the call failed or the customer said nothing
+        pa.field("frustration_peak", pa.float64()),
+        pa.field("frustration_end", pa.float64()),
+        pa.field("deescalated", pa.bool_()),  # frustrated at the peak, calmer at the end
     ]
 )
 CALLS_SCHEMA = CALLS_FILE_SCHEMA.append(PARTITION_FIELD)  # as read: the partition column last
@@ -229,6 +242,8 @@ def _utterance_row(u: Utterance, dropped: bool, drop_reason: str | None) -> dict
         "words": [{"word": w.text, "start": w.start, "end": w.end, "prob": w.prob} for w in u.words],
         "dropped": dropped,
         "drop_reason": drop_reason,
+        "pitch_hz": u.pitch_hz,
+        "level_db": u.level_db,
     }
 
 
@@ -260,6 +275,11 @@ def transcript_calls_to_table(transcripts: Iterable[CallTranscript]) -> pa.Table
             ],
             "n_utterances": len(t.utterances),
             "n_dropped": len(t.dropped),
+            "decoded_s": t.decoded_s if t.decoded_s is not None else t.duration_s,
+            "container_s": t.container_s,
+            "lost_s": t.lost_s,
+            "decode_errors": t.decode_errors,
+            "audio_note": t.audio_note,
         }
         for t in transcripts
     ]
@@ -267,13 +287,14 @@ def transcript_calls_to_table(transcripts: Iterable[CallTranscript]) -> pa.Table
 
 
 def scores_to_tables(scores: Iterable[CallScore], today: date | None = None,
-                     finals: Mapping[str, FinalCall] | None = None) -> tuple[pa.Table, pa.Table]:
+                     finals: Mapping[str, FinalCall] | None = None,
+                     moods: Mapping[str, CallMood] | None = None) -> tuple[pa.Table, pa.Table]:
     """``(calls, items)`` tables in :data:`CALLS_SCHEMA` and :data:`ITEMS_SCHEMA`.
 
     ``today`` is the fallback ``call_date`` for calls with neither ``started_at`` nor
     ``processed_at`` (default: the local date now). ``finals`` gives the final verdicts of the
-    calls people reviewed (:func:`qa_pipeline.review.final.final_call`); any other call's final
-    verdicts are the machine's.
+    calls people reviewed (:func:`qa_pipeline.final_verdicts.final_call`); any other call's final
+    verdicts are the machine's. ``moods``: the customer's mood per call (mood.model.call_mood).
     """
     calls: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
@@ -306,6 +327,8 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None,
                 "reviewed_by": final.reviewed.actor if final.reviewed else None,
                 "reviewed_at": final.reviewed.at if final.reviewed else None,
                 "n_changed": sum(1 for f in final.items if f.changed),
+                "held_reason": s.held_reason,
+                **_mood_columns((moods or {}).get(s.call_id)),
                 "call_date": day,
             }
         )
@@ -349,6 +372,13 @@ def scores_to_tables(scores: Iterable[CallScore], today: date | None = None,
     )
 
 
+def _mood_columns(mood: CallMood | None) -> dict[str, Any]:
+    if mood is None:
+        return {"frustration_peak": None, "frustration_end": None, "deescalated": None}
+    return {"frustration_peak": mood.peak, "frustration_end": mood.end,
+            "deescalated": mood.deescalated if mood.peak is not None else None}
+
+
 # ---------------------------------------------------------------------------------------------
 # tables -> records (pure)
 
@@ -370,6 +400,8 @@ def table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, Cal
             avg_logprob=row["avg_logprob"],
             no_speech_prob=row["no_speech_prob"],
             words=tuple(Word(w["word"], w["start"], w["end"], w["prob"]) for w in row.get("words") or ()),
+            pitch_hz=row["pitch_hz"],
+            level_db=row["level_db"],
         )
         if row["dropped"]:
             dropped.append(u)
@@ -396,6 +428,11 @@ def table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, Cal
             agent_channel_method=row["agent_channel_method"],
             dropped=tuple(dropped),
             drop_reasons=tuple(reasons),
+            decoded_s=row["decoded_s"],
+            container_s=row["container_s"],
+            lost_s=row["lost_s"],
+            decode_errors=row["decode_errors"],
+            audio_note=row["audio_note"],
         )
     if by_call:
         raise InputError(f"utterances for calls missing from the transcript call table: {sorted(by_call)[:5]}")
@@ -444,6 +481,7 @@ def tables_to_scores(calls: pa.Table, items: pa.Table) -> list[CallScore]:
             model=row["model"],
             processed_at=row["processed_at"],
             items=tuple(by_call.pop(row["call_id"], ())),
+            held_reason=row["held_reason"],
         )
         for row in calls.to_pylist()
     ]
@@ -502,14 +540,38 @@ _ADDED_COLUMNS = {
     "dispute": lambda t: pa.nulls(t.num_rows, pa.string()),
     "reason_code": lambda t: pa.nulls(t.num_rows, pa.string()),
     "held": lambda t: pa.array([False] * t.num_rows, pa.bool_()),
+    "held_reason": lambda t: pa.nulls(t.num_rows, pa.string()),
+    "frustration_peak": lambda t: pa.nulls(t.num_rows, pa.float64()),
+    "frustration_end": lambda t: pa.nulls(t.num_rows, pa.float64()),
+    "deescalated": lambda t: pa.nulls(t.num_rows, pa.bool_()),
 }
 _CALL_COLUMNS_ADDED = ("pass_score", "final_score", "final_passed", "final_critical_failed", "review_state",
-                       "reviewed_by", "reviewed_at", "n_changed")
+                       "reviewed_by", "reviewed_at", "n_changed", "held_reason", "frustration_peak", "frustration_end",
+                       "deescalated")
+# recordings written before decoding said what it lost: everything decoded, as that decode believed
+_RECORDING_COLUMNS_ADDED = {
+    "decoded_s": lambda t: t.column("duration_s"),
+    "container_s": lambda t: pa.nulls(t.num_rows, pa.float64()),
+    "lost_s": lambda t: pa.array([0.0] * t.num_rows, pa.float64()),
+    "decode_errors": lambda t: pa.array([0] * t.num_rows, pa.int32()),
+    "audio_note": lambda t: pa.nulls(t.num_rows, pa.string()),
+}
 
 
 def _upgrade(table: pa.Table) -> pa.Table:
-    """A score table written before the final-verdict columns existed, with them added."""
+    """A score or recordings table written before some of its columns existed, with them added (and a
+    transcripts table written before voices were measured, with null voices)."""
     names = table.column_names
+    if "utterance_id" in names:
+        for name in ("pitch_hz", "level_db"):
+            if name not in names:
+                table = table.append_column(name, pa.nulls(table.num_rows, pa.float64()))
+        return table
+    if "n_utterances" in names:
+        for name, make in _RECORDING_COLUMNS_ADDED.items():
+            if name not in names:
+                table = table.append_column(name, make(table))
+        return table
     kind = "calls" if "passed" in names else "items" if "result" in names else None
     if kind is None:
         return table
@@ -653,7 +715,7 @@ def read_partitioned(root: Path, file_schema: pa.Schema) -> pa.Table:
 
 
 def write_scores(out: Path, scores: list[CallScore], today: date | None = None,
-                 finals: Mapping[str, FinalCall] | None = None) -> None:
+                 finals: Mapping[str, FinalCall] | None = None, moods: Mapping[str, CallMood] | None = None) -> None:
     """Add ``scores`` to ``out/scores/calls/`` and ``out/scores/items/`` (one folder per call date).
 
     A call already there (any day) is replaced, with all its items; other calls are kept, so
@@ -661,10 +723,13 @@ def write_scores(out: Path, scores: list[CallScore], today: date | None = None,
     ``finals``: the calls' final verdicts where people reviewed them (see :func:`scores_to_tables`).
     """
     out = Path(out)
-    calls, items = scores_to_tables(scores, today, finals)
+    calls, items = scores_to_tables(scores, today, finals, moods)
     replaces = _call_ids(s.call_id for s in scores)
     write_partitioned(items, out / ITEMS_DIR, ITEMS_FILE_SCHEMA, replaces)
     write_partitioned(calls, out / CALLS_DIR, CALLS_FILE_SCHEMA, replaces)
+    for day, _path in partitions(out / CALLS_DIR):  # a day whose calls all failed: its items, none, with the schema
+        if not partition_path(out / ITEMS_DIR, day).exists():
+            atomic_write_table(ITEMS_FILE_SCHEMA.empty_table(), partition_path(out / ITEMS_DIR, day))
 
 
 def read_score_tables(out: Path) -> tuple[pa.Table, pa.Table]:

@@ -12,7 +12,7 @@ Only the batch-facing parts are imported here; the web app (Starlette, uvicorn) 
 """
 
 from qa_pipeline.review.db import DB_FILE, ReviewDB, open_if_exists
-from qa_pipeline.review.final import Event, FinalCall, FinalItem, final_call, final_calls
+from qa_pipeline.final_verdicts import Event, FinalCall, FinalItem, final_call, final_calls
 from qa_pipeline.review.labels import Label, read_labels
 from qa_pipeline.review.policy import Policy, PolicyError, load_policy, parse_policy, policy_for
 

@@ -4,8 +4,9 @@ A thin layer: every page is built from the same records the batch writes (scores
 run.json) and the audit trail, with :func:`final.final_call` for the final verdicts and
 :func:`actions.act` for every change. Each request carries an actor (``request.scope["actor"]``,
 None when signed out) resolved in one place, :class:`ActorMiddleware`; every permission question
-goes to :func:`auth.allowed`; every POST passes asgi-csrf's check first; a page for a call the
-actor may not see is a 404, the same as for a call that does not exist.
+goes to :func:`auth.allowed`; every request's body is capped and every POST passes the origin
+check and the session-bound form token first (:mod:`qa_pipeline.review.guard`); a page for a
+call the actor may not see is a 404, the same as for a call that does not exist.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
-from asgi_csrf import asgi_csrf
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -31,18 +31,21 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qa_pipeline.calibration.nightly import trust_in, untrusted
+from qa_pipeline.calibration.nightly import trust_in
+from qa_pipeline.final_verdicts import (ACKNOWLEDGE, ESCALATE, FIRST, NOTE, OPEN, REVIEWED, FinalCall, final_call,
+                                        final_calls, untrusted)
 from qa_pipeline.output import report
-from qa_pipeline.records import CallScore
+from qa_pipeline.output.review_views import (ROLE_LABELS, call_review_view, dispute_counts, dispute_label, event_view,
+                                             fmt_time, mask, result_label, review_item_view, who)
+from qa_pipeline.records import FAIL, CallScore
 from qa_pipeline.review import auth
-from qa_pipeline.review.actions import Refused, Request as Action, act, available, resource
+from qa_pipeline.review.actions import Refused, Request as Action, act, available, may, resource
 from qa_pipeline.review.data import OutFolder
-from qa_pipeline.review.db import Conflict, ReviewDB
-from qa_pipeline.review.final import OPEN, FinalCall, final_call, final_calls
+from qa_pipeline.review.db import Conflict, ReviewDB, signing_key
+from qa_pipeline.review.deadlines import closed_line, dispute_until, escalate_until, open_line, review_due
+from qa_pipeline.review.guard import BodyLimit, CsrfGuard
 from qa_pipeline.review.policy import Policy
 from qa_pipeline.review.queue import KIND_LABELS, STATE_LABELS, STATES, build_queue, day_of, filter_queue
-from qa_pipeline.review.views import (DISPUTE_LABELS, call_review_view, dispute_counts, event_view, fmt_time, mask,
-                                      result_label, review_item_view, who)
 
 log = logging.getLogger("qa_pipeline")
 
@@ -126,9 +129,14 @@ def _cookies(scope: Scope) -> dict[str, str]:
     return {k: m.value for k, m in jar.items()}
 
 
+ANON_COOKIE = "qa_anon"  # the signed-out visitor's id: the sign-in form's token is bound to it
+
+
 class ActorMiddleware:
-    """Resolves the request's actor from the signed login cookie, once, into ``scope["actor"]``;
-    adds a CSP nonce and the security headers to every response."""
+    """Resolves the request's actor from the signed login cookie, once, into ``scope["actor"]`` (a
+    cookie of an ended session or a disabled user is no login) and names what the form token is
+    bound to (``scope["csrf_binding"]``: the session, or the signed-out visitor); adds a CSP nonce
+    and the security headers to every response."""
 
     def __init__(self, app: ASGIApp, desk: Desk, sessions: auth.Sessions) -> None:
         self.app = app
@@ -139,14 +147,24 @@ class ActorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        name = self.sessions.load(_cookies(scope).get(auth.SESSION_COOKIE))
+        cookies = _cookies(scope)
+        session = self.sessions.load(cookies.get(auth.SESSION_COOKIE))
         actor = None
-        if name is not None:
-            user = await run_in_threadpool(self.desk.db.user, name)
-            if user is not None:
+        if session is not None:
+            user = await run_in_threadpool(self.desk.db.user, session.user)
+            if user is not None and not user.disabled and user.session_gen == session.generation:
                 actor = auth.Actor(user.name, user.role, user.agent_id)
+        extra: list[tuple[bytes, bytes]] = []
+        if actor is not None:
+            binding = f"session:{session.sid}"
+        else:
+            visitor = cookies.get(ANON_COOKIE, "")
+            if not 16 <= len(visitor) <= 64 or not visitor.replace("-", "").replace("_", "").isalnum():
+                visitor = secrets.token_urlsafe(18)
+                extra.append((b"set-cookie", f"{ANON_COOKIE}={visitor}; Path=/; HttpOnly; SameSite=Strict".encode()))
+            binding = f"visitor:{visitor}"
         nonce = secrets.token_urlsafe(16)
-        scope = {**scope, "actor": actor, "csp_nonce": nonce}
+        scope = {**scope, "actor": actor, "csrf_binding": binding, "csp_nonce": nonce}
         csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; media-src 'self'; "
                "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -155,18 +173,11 @@ class ActorMiddleware:
                 headers = list(message.get("headers") or [])
                 headers += [(b"content-security-policy", csp.encode()), (b"x-content-type-options", b"nosniff"),
                             (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY"),
-                            (b"cache-control", b"no-store")]
+                            (b"cache-control", b"no-store"), *extra]
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-class _EveryPath:
-    """asgi-csrf checks a POST without any cookie only on the paths listed: list them all."""
-
-    def __contains__(self, path: object) -> bool:
-        return True
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -182,8 +193,8 @@ def _environment() -> jinja2.Environment:
 
 def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
                throttle: auth.LoginThrottle | None = None) -> ASGIApp:
-    """The desk as an ASGI app (CSRF middleware outermost)."""
-    secret = desk.db.setting("secret") or secrets.token_urlsafe(48)
+    """The desk as an ASGI app: actor → body cap → origin and form token → the views."""
+    secret = signing_key(desk.folder.out)
     sessions = auth.Sessions(secret)
     links = links or auth.OneTimeLinks()
     throttle = throttle or auth.LoginThrottle()
@@ -207,9 +218,9 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
 
-    def signed_in(request: Request, response: Response, name: str) -> Response:
-        response.set_cookie(auth.SESSION_COOKIE, sessions.dump(name), max_age=sessions.max_age_s, path="/",
-                            httponly=True, samesite="lax")
+    def signed_in(request: Request, response: Response, user) -> Response:
+        response.set_cookie(auth.SESSION_COOKIE, sessions.dump(user.name, user.session_gen), max_age=sessions.max_age_s,
+                            path="/", httponly=True, samesite="lax")
         return response
 
     # --- sign in and out ---
@@ -233,19 +244,25 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         if not ok or user is None:
             throttle.failed(name, address)
             return render(request, "login.html.j2", 401, next=target, name=name, error="用户名或密码错误")
+        if user.disabled:
+            return render(request, "login.html.j2", 403, next=target, name=name, error="该账号已停用，请联系主管")
         throttle.succeeded(name)
-        return signed_in(request, RedirectResponse(target, status_code=303), user.name)
+        return signed_in(request, RedirectResponse(target, status_code=303), user)
 
     async def logout(request: Request) -> Response:
+        actor = actor_of(request)
+        if actor is not None:  # every session of the user ends, not just this browser's
+            await run_in_threadpool(desk.db.end_sessions, actor.name)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="lax")
         return response
 
     async def sign_in_link(request: Request) -> Response:
         name = links.redeem(request.query_params.get("token", ""))
-        if name is None or await run_in_threadpool(desk.db.user, name) is None:
+        user = await run_in_threadpool(desk.db.user, name) if name is not None else None
+        if user is None or user.disabled:
             return render(request, "message.html.j2", 403, title="链接无效", message="登录链接无效或已使用过，请重新生成。")
-        return signed_in(request, RedirectResponse("/", status_code=303), name)
+        return signed_in(request, RedirectResponse("/", status_code=303), user)
 
     # --- pages ---
 
@@ -294,8 +311,12 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
             "item": q.get("item", ""), "item_choices": sorted(item_names.items()),
             "state": state, "states": [(s, STATE_LABELS[s]) for s in STATES] + [("all", "全部")],
         }
+        today = desk.today()
+        pending = [_dispute_row(f, i, desk.policy, today) for f in finals.values() for i in f.items
+                   if i.dispute is not None and i.dispute.state == OPEN]
+        pending.sort(key=lambda r: (r["due"], r["at"]))
         return render(request, "queue.html.j2", rows=rows, filters=filters, mask=mask,
-                      open_disputes=sum(f.open_disputes for f in finals.values()))
+                      open_disputes=len(pending), pending=pending)
 
     def card(request: Request, call_id: str, *, message: str = "", status: int = 200) -> Response:
         actor = actor_of(request)
@@ -307,20 +328,26 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         view = report.call_view(final.as_score(), transcripts.get(call_id), meta, audio)
         view["agent_href"] = f"/agents/{quote(final.machine.agent_id or report.UNKNOWN_AGENT, safe='')}"
         today = desk.today()
+        agent_view = actor.role == auth.AGENT
         for v, item in zip(view["verdicts"], final.items):
             v["review"] = review_item_view(item)
             v["version"] = item.version
             v["machine_result"] = item.machine.result
             v["machine_label"] = result_label(item.machine.result)
             v["can"] = sorted(available(actor, final.machine, item, policy=desk.policy, today=today))
+            v["windows"] = _item_windows(item, final.machine, desk.policy, today) if agent_view else []
+            if v["review"] and v["review"]["dispute"]:
+                v["review"]["dispute"].update(_due(item.dispute, desk.policy, today))
         events = desk.db.events(call_id)
         names = {i.machine.item_id: i.machine.item_name for i in final.items}
+        escalations = frozenset(e.id for e in events if e.action == ESCALATE)
         return render(request, "desk-call.html.j2", status, call=view, review=call_review_view(final),
                       version=final.version, flash=message,
-                      can_note=auth.allowed(actor, auth.NOTE, resource(final.machine)),
-                      can_mark=auth.allowed(actor, auth.MARK_REVIEWED, resource(final.machine)),
-                      audit=[event_view(e, names) for e in reversed(events)],
-                      window_days=desk.policy.disputes.window_days)
+                      can_note=may(actor, NOTE, final.machine, desk.policy),
+                      can_mark=may(actor, REVIEWED, final.machine, desk.policy),
+                      can_acknowledge=may(actor, ACKNOWLEDGE, final.machine, desk.policy)
+                      and final.machine.status == "ok" and not final.acknowledged_current,
+                      audit=[event_view(e, names, escalations) for e in reversed(events)])
 
     def visible_call(request: Request) -> tuple[auth.Actor | None, CallScore | None]:
         actor = actor_of(request)
@@ -346,10 +373,9 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         if score is None:
             return not_found(request)
         form = await request.form()
-        version = str(form.get("version") or "")
         req = Action(action=str(form.get("action", "")), item_id=str(form.get("item_id") or "") or None,
                      result=str(form.get("result") or "") or None, reason=str(form.get("reason") or ""),
-                     version=int(version) if version.isdigit() else None)
+                     version=parse_version(form.get("version")))
         try:
             await run_in_threadpool(act, desk.db, actor, score, req, policy=desk.policy, today=desk.today())
         except Conflict as c:
@@ -387,8 +413,16 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
             f = by_id[row["call_id"]]
             row["href"] = _call_href(row["call_id"])
             row["review"] = call_review_view(f)
-        disputes = [_dispute_row(f, i) for f in mine for i in f.items if i.dispute is not None]
+        today = desk.today()
+        for row in view["worst"]:
+            f = by_id[row["call_id"]]
+            row["acknowledged"] = f.acknowledged_current
+            row["window"] = _call_window(f, desk.policy, today)
+        disputes = [_dispute_row(f, i, desk.policy, today) for f in mine for i in f.items if i.dispute is not None]
+        unacknowledged = [{"call_id": r["call_id"], "href": r["href"], "started_at": r["started_at"], "score": r["score"]}
+                          for r in view["worst"] if not r["acknowledged"]]
         return render(request, "desk-agent.html.j2", agent=view, disputes=disputes, counts=dispute_counts(mine),
+                      unacknowledged=unacknowledged,
                       n_changed=sum(1 for f in mine for i in f.items if i.changed),
                       machine_avg=_fmt_score(_mean([f.machine.score for f in mine if f.machine.status == "ok"])))
 
@@ -417,9 +451,10 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
             return not_found(request)
         desk.sync()
         finals = desk.finals()
-        rows = [_dispute_row(f, i) for f in finals.values() for i in f.items if i.dispute is not None]
-        rows.sort(key=lambda r: (r["state"] != OPEN, r["at"]))
-        return render(request, "disputes.html.j2", disputes=rows, labels=DISPUTE_LABELS)
+        today = desk.today()
+        rows = [_dispute_row(f, i, desk.policy, today) for f in finals.values() for i in f.items if i.dispute is not None]
+        rows.sort(key=lambda r: (r["state"] != OPEN, r["due"] or "", r["at"]))
+        return render(request, "disputes.html.j2", disputes=rows)
 
     def audit_page(request: Request) -> Response:
         actor = actor_of(request)
@@ -430,7 +465,8 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         call_id = request.query_params.get("call") or None
         events = desk.db.events(call_id)
         names = _item_names(desk.finals().values())
-        rows = [event_view(e, names) for e in reversed(events[-AUDIT_PAGE:])]
+        escalations = frozenset(e.id for e in events if e.action == ESCALATE)
+        rows = [event_view(e, names, escalations) for e in reversed(events[-AUDIT_PAGE:])]
         for r in rows:
             r["href"] = _call_href(r["call_id"])
         return render(request, "audit.html.j2", rows=rows, total=len(events), call=call_id or "")
@@ -449,24 +485,12 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         Route("/disputes", disputes_page),
         Route("/audit", audit_page),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(ActorMiddleware, desk=desk, sessions=sessions)])
+    app = Starlette(routes=routes, middleware=[Middleware(ActorMiddleware, desk=desk, sessions=sessions),
+                                               Middleware(BodyLimit), Middleware(CsrfGuard, secret=secret)])
     app.state.desk = desk
     app.state.links = links
     app.state.throttle = throttle
-    return _with_csrf(app, secret)
-
-
-def _with_csrf(app: Starlette, secret: str) -> ASGIApp:
-    async def refused(scope: Scope, send: Send, message_id: Any) -> None:
-        body = ("<!doctype html><meta charset='utf-8'><title>请求被拒绝</title>"
-                "<p>请求被拒绝：表单已过期或来源不明（CSRF 校验失败）。请返回页面刷新后再试。</p>").encode()
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"text/html; charset=utf-8")]})
-        await send({"type": "http.response.body", "body": body})
-
-    wrapped = asgi_csrf(app, signing_secret=secret, always_protect=_EveryPath(), send_csrf_failed=refused)
-    wrapped.state = app.state  # type: ignore[attr-defined]  # tests reach the desk through it
-    return wrapped
+    return app
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -482,6 +506,13 @@ def _nav(actor: auth.Actor | None) -> list[tuple[str, str]]:
 
 def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+
+
+def parse_version(value: object) -> int | None:
+    """The page's version field: ASCII digits only (not '²', '-1' or '1e3'); None otherwise, which
+    :func:`actions.act` refuses for every action that needs one."""
+    text = value if isinstance(value, str) else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 def _parse_day(value: str | None) -> date | None:
@@ -521,16 +552,57 @@ def _item_names(finals) -> dict[str, str]:
     return names
 
 
-def _dispute_row(f: FinalCall, item) -> dict[str, Any]:
+def _due(dispute, policy: Policy, today: date) -> dict[str, Any]:
+    """The open level's due date, as a line and whether it has passed."""
+    due = review_due(dispute, policy)
+    if due is None:
+        return {"deadline": "", "late": False, "due": ""}
+    level = "二审" if dispute.level == 2 else "一审"
+    late = today > due
+    return {"deadline": f"{level}应于 {due.isoformat()} 前答复" + ("（已超期）" if late else ""), "late": late,
+            "due": due.isoformat()}
+
+
+def _item_windows(item, score: CallScore, policy: Policy, today: date) -> list[dict[str, Any]]:
+    """What an agent may still ask about an item, and until when (or since when they may not)."""
+    lines = []
+    if item.dispute is None and item.result == FAIL:
+        until = dispute_until(score, policy)
+        lines.append({"closed": today > until,
+                      "line": closed_line("申诉期", until) if today > until else open_line("申诉", until)})
+    elif item.dispute is not None and item.dispute.level == FIRST and item.dispute.state != OPEN and item.result == FAIL:
+        until = escalate_until(item.dispute, policy)
+        if until is not None:
+            lines.append({"closed": today > until,
+                          "line": closed_line("二审申请期", until) if today > until else open_line("申请二审", until)})
+    return lines
+
+
+def _call_window(final: FinalCall, policy: Policy, today: date) -> str:
+    """The call's dispute window, for a call with a failed item nobody has disputed yet."""
+    if final.machine.status != "ok" or not any(i.result == FAIL and i.dispute is None for i in final.items):
+        return ""
+    until = dispute_until(final.machine, policy)
+    return closed_line("申诉期", until) if today > until else open_line("申诉", until)
+
+
+def _dispute_row(f: FinalCall, item, policy: Policy, today: date) -> dict[str, Any]:
     d = item.dispute
     res = d.resolution
-    return {
+    row = {
         "call_id": f.call_id, "href": _call_href(f.call_id, item.machine.item_id),
-        "item": mask(item.machine.item_name), "state": d.state, "state_label": DISPUTE_LABELS[d.state],
+        "item": mask(item.machine.item_name), "state": d.state, "state_label": dispute_label(d), "level": d.level,
         "by": who(d.opened.actor, d.opened.role), "at": fmt_time(d.opened.at), "comment": mask(d.opened.reason),
+        "first": f"{who(d.first.actor, d.first.role)}：{mask(d.first.reason)}" if d.first else "",
+        "escalation": mask(d.escalation.reason) if d.escalation else "",
         "resolver": who(res.actor, res.role) if res else "", "reply": mask(res.reason) if res else "",
-        "result": result_label(item.result),
+        "result": result_label(item.result), **_due(d, policy, today),
+        "handlers": "、".join(ROLE_LABELS.get(r, r) for r in (policy.duties.second_review if d.level == 2
+                                                              else policy.duties.first_review)),
     }
+    windows = _item_windows(item, f.machine, policy, today)
+    row["window"] = windows[0]["line"] if windows else ""
+    return row
 
 
 # --- serving ------------------------------------------------------------------------------------
@@ -551,13 +623,21 @@ def root_link(app: ASGIApp, base_url: str) -> str:
     return f"{base_url}/sign-in?{urlencode({'token': token})}"
 
 
+def server_config(app: ASGIApp, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, behind_proxy: bool = False):
+    """uvicorn's settings for the desk. X-Forwarded-For / -Proto are believed only ``behind_proxy``
+    (from a proxy on this machine): otherwise anyone could pick the address the login throttle counts."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                          proxy_headers=behind_proxy, forwarded_allow_ips="127.0.0.1" if behind_proxy else "")
+
+
 def serve(app: ASGIApp, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          on_ready: Callable[[str], None] | None = None) -> None:
+          on_ready: Callable[[str], None] | None = None, *, behind_proxy: bool = False) -> None:
     """Run the desk with uvicorn until interrupted; ``on_ready(base_url)`` once it listens."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, host, port, behind_proxy=behind_proxy))
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
 
     if on_ready is not None:

@@ -1,10 +1,15 @@
 """Who may do what on the review desk: passwords, login cookies, the one permission check.
 
 - Passwords are kept as argon2id hashes (argon2-cffi), never as text.
-- A login is a cookie holding the user's name signed with itsdangerous (and timed): a forged or
-  edited cookie is no login. The cookie is HttpOnly and SameSite=Lax; the actor is resolved from
-  it in one place (the app's middleware) and re-read from the database on every request, so a
-  changed role applies at once.
+- A login is a cookie holding the user's name, their session generation and a random session id,
+  signed with itsdangerous (and timed) under the key in OUT/review.key (0600, never in the
+  database): a forged or edited cookie is no login. The cookie is HttpOnly and SameSite=Lax; the
+  actor is resolved from it in one place (the app's middleware) and re-read from the database on
+  every request, so a changed role applies at once, and a cookie whose generation is not the
+  user's current one is no login: signing out, a new password and ``qa users disable`` move the
+  generation on and end every session of that user at once.
+- The form token (CSRF) is an HMAC of the session id under the same key (:func:`form_token`):
+  a token is good for one session only, and a page of another origin can neither read nor set it.
 - :func:`allowed` is the only permission check: actor × action × resource.
 - :class:`LoginThrottle` refuses logins for a name or an address after repeated wrong passwords.
 """
@@ -12,11 +17,13 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import secrets
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -24,12 +31,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from qa_pipeline.choices import Role
+from qa_pipeline.output.review_views import ROLE_LABELS
 
 INSPECTOR = Role.inspector.value
 SUPERVISOR = Role.supervisor.value
 AGENT = Role.agent.value
 MANAGER = Role.manager.value
-ROLE_LABELS = {INSPECTOR: "质检员", SUPERVISOR: "主管", AGENT: "坐席", MANAGER: "经理", "machine": "机器"}
 
 SESSION_COOKIE = "qa_session"
 SESSION_MAX_AGE_S = 12 * 3600
@@ -85,23 +92,31 @@ VIEW_AUDIT = "view-audit"  # the whole audit trail
 DECIDE = "decide"  # confirm or override an item
 NOTE = "note"
 MARK_REVIEWED = "mark-reviewed"
-DISPUTE = "dispute"
-RESOLVE = "resolve"
+DISPUTE = "dispute"  # 申诉 (the agent, on their own call)
+ESCALATE = "escalate"  # ask for 二审 (the agent, once)
+ACKNOWLEDGE = "acknowledge"  # 签收 an evaluation (the agent)
+RESOLVE_FIRST = "resolve-first"  # 一审: accept or reject a dispute
+RESOLVE_SECOND = "resolve-second"  # 二审: final
 
 _DESK = frozenset({INSPECTOR, SUPERVISOR})
 _READERS = frozenset({INSPECTOR, SUPERVISOR, MANAGER})
-_RULES: dict[str, frozenset[str]] = {
+_AGENT = frozenset({AGENT})
+RULES: dict[str, frozenset[str]] = {
     VIEW_QUEUE: _READERS,
     VIEW_AUDIT: _READERS,
-    VIEW_CALL: _READERS | {AGENT},
-    VIEW_AGENT: _READERS | {AGENT},
+    VIEW_CALL: _READERS | _AGENT,
+    VIEW_AGENT: _READERS | _AGENT,
     DECIDE: _DESK,
     NOTE: _DESK,
     MARK_REVIEWED: _DESK,
-    RESOLVE: _DESK,
-    DISPUTE: frozenset({AGENT}),
+    RESOLVE_FIRST: _DESK,
+    RESOLVE_SECOND: frozenset({SUPERVISOR}),
+    DISPUTE: _AGENT,
+    ESCALATE: _AGENT,
+    ACKNOWLEDGE: _AGENT,
 }
-ACTIONS = tuple(_RULES)
+ACTIONS = tuple(RULES)
+DUTIES = (DECIDE, RESOLVE_FIRST, RESOLVE_SECOND)  # the review policy may give these to other roles (never agents)
 
 
 @dataclass(frozen=True)
@@ -115,13 +130,15 @@ class Resource:
 DESK = Resource(whole_desk=True)
 
 
-def allowed(actor: Actor | None, action: str, resource: Resource = DESK) -> bool:
-    """Whether ``actor`` may do ``action`` on ``resource``. Agents act only on their own calls."""
+def allowed(actor: Actor | None, action: str, resource: Resource = DESK,
+            rules: Mapping[str, frozenset[str]] = RULES) -> bool:
+    """Whether ``actor`` may do ``action`` on ``resource`` under ``rules`` (role sets per action:
+    :data:`RULES`, with the review policy's duties, ``Policy.rules``). Agents act only on their own calls."""
     if actor is None:
         return False
-    if action not in _RULES:
-        raise ValueError(f"unknown action {action!r} (known: {', '.join(_RULES)})")
-    if actor.role not in _RULES[action]:
+    if action not in rules:
+        raise ValueError(f"unknown action {action!r} (known: {', '.join(rules)})")
+    if actor.role not in rules[action]:
         return False
     if actor.role == AGENT:
         return not resource.whole_desk and resource.agent_id is not None and resource.agent_id == actor.agent_id
@@ -131,25 +148,43 @@ def allowed(actor: Actor | None, action: str, resource: Resource = DESK) -> bool
 # --- login cookies ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Session:
+    """What a login cookie says: who, at which of their session generations, and the session's id."""
+
+    user: str
+    generation: int
+    sid: str
+
+
 class Sessions:
     """Signs and reads the login cookie's value."""
 
     def __init__(self, secret: str, max_age_s: int = SESSION_MAX_AGE_S) -> None:
-        self._signer = URLSafeTimedSerializer(secret, salt="qa-review-login")
+        self._signer = URLSafeTimedSerializer(secret, salt="qa-review-session")
         self.max_age_s = max_age_s
 
-    def dump(self, name: str) -> str:
-        return self._signer.dumps({"user": name})
+    def dump(self, name: str, generation: int) -> str:
+        return self._signer.dumps({"user": name, "gen": generation, "sid": secrets.token_urlsafe(18)})
 
-    def load(self, value: str | None) -> str | None:
+    def load(self, value: str | None) -> Session | None:
         if not value:
             return None
         try:
             data = self._signer.loads(value, max_age=self.max_age_s)
         except BadSignature:  # includes SignatureExpired
             return None
-        name = data.get("user") if isinstance(data, dict) else None
-        return name if isinstance(name, str) else None
+        if not isinstance(data, dict):
+            return None
+        name, generation, sid = data.get("user"), data.get("gen"), data.get("sid")
+        if not isinstance(name, str) or type(generation) is not int or not isinstance(sid, str) or not sid:
+            return None
+        return Session(name, generation, sid)
+
+
+def form_token(secret: str, binding: str) -> str:
+    """The CSRF token of the session (or the anonymous visitor) ``binding`` names."""
+    return hmac.new(secret.encode(), b"qa-review-form:" + binding.encode(), hashlib.sha256).hexdigest()
 
 
 class OneTimeLinks:

@@ -5,8 +5,13 @@ Tables (see :data:`SCHEMA`):
 - ``events``: the audit trail, append-only (triggers refuse UPDATE and DELETE). Every machine
   verdict the desk or a batch saw, every confirm, override, dispute, resolution, note and
   "reviewed" mark is one row: who, role, when, call, item, from, to, reason.
-- ``users``: name, role, agent_id (agents), an argon2 hash of the password.
-- ``settings``: the schema version and the secret that signs login cookies.
+- ``users``: name, role, agent_id (agents), an argon2 hash of the password, the session
+  generation (moved on to end every session of the user) and when the account was disabled.
+- ``settings``: the schema version.
+
+The key that signs login cookies and form tokens is not in the database (whose file a backup or a
+copy carries around) but in ``OUT/review.key`` beside it. Both, and SQLite's -wal and -shm files,
+are created 0600 whatever the umask, and an older, wider file is narrowed to 0600 when opened.
 
 Writes go through :meth:`ReviewDB.write`, one ``BEGIN IMMEDIATE`` transaction each, so a
 writer sees the rows it checks against and nobody else writes in between (across processes,
@@ -30,10 +35,12 @@ from pathlib import Path
 from qa_pipeline.errors import OutputError
 from qa_pipeline.records import CallScore
 from qa_pipeline.review.auth import ROLES
-from qa_pipeline.review.final import ACTIONS, MACHINE, Event
+from qa_pipeline.final_verdicts import ACTIONS, MACHINE, Event
 
 DB_FILE = "review.db"
-SCHEMA_VERSION = 1
+KEY_FILE = "review.key"
+SCHEMA_VERSION = 3
+PRIVATE = 0o600
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS settings (
@@ -46,6 +53,8 @@ CREATE TABLE IF NOT EXISTS users (
     agent_id      TEXT,
     password_hash TEXT NOT NULL,
     created_at    TEXT NOT NULL,
+    session_gen   INTEGER NOT NULL DEFAULT 0,
+    disabled_at   TEXT,
     CHECK ((role = 'agent') = (agent_id IS NOT NULL))
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -73,6 +82,9 @@ BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 _COLUMNS = "id, at, actor, role, action, call_id, item_id, from_result, to_result, points, reason, basis_id, ref_id"
 
 
+_USER_COLUMNS = "name, role, agent_id, password_hash, created_at, session_gen, disabled_at"
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -80,6 +92,12 @@ class User:
     agent_id: str | None
     password_hash: str
     created_at: str
+    session_gen: int = 0
+    disabled_at: str | None = None
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
 
 
 class Conflict(Exception):
@@ -103,6 +121,41 @@ def db_path(out: Path) -> Path:
     return Path(out) / DB_FILE
 
 
+def private_file(path: Path) -> None:
+    """Make ``path`` exist with mode 0600 (created so, whatever the umask; an existing wider one
+    narrowed)."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), PRIVATE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != PRIVATE:
+            os.fchmod(fd, PRIVATE)
+    finally:
+        os.close(fd)
+
+
+def signing_key(out: Path) -> str:
+    """The secret of OUT's desk (OUT/review.key, 0600), made on first use."""
+    path = Path(out) / KEY_FILE
+    if not path.exists():
+        key = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), PRIVATE)
+        except FileExistsError:
+            pass  # another process made it first: read theirs
+        else:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(key)
+                f.flush()
+                os.fsync(f.fileno())
+    private_file(path)
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise OutputError(f"cannot read the desk's key {path}: {e}") from e
+    if len(key) < 32:
+        raise OutputError(f"{path}: not a key this desk wrote (remove it to make a new one; everyone signs in again)")
+    return key
+
+
 def _fault(point: str) -> None:
     """Fault injection for tests: with QA_FAULT_KILL=POINT the process SIGKILLs itself there.
     Point `review-save`: a decision's row is inserted, its transaction not yet committed."""
@@ -117,13 +170,24 @@ class ReviewDB:
         self.path = Path(path)
         self._local = threading.local()
         try:
+            for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                if p == self.path or p.exists():  # SQLite makes -wal and -shm with the database's mode
+                    private_file(p)
             conn = self._connect_new()
             try:
+                found = conn.execute("SELECT value FROM settings WHERE key = 'schema_version'").fetchone() \
+                    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'settings'").fetchone() else None
+                if found is not None and found[0] == "1":
+                    _migrate_1_to_2(conn)
+                    found = ("2",)
+                if found is not None and found[0] == "2":
+                    _migrate_2_to_3(conn)
                 conn.executescript(SCHEMA)
                 conn.execute("INSERT OR IGNORE INTO settings VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                conn.execute("INSERT OR IGNORE INTO settings VALUES ('secret', ?)", (secrets.token_urlsafe(48),))
             finally:
                 conn.close()
+        except OSError as e:
+            raise OutputError(f"cannot open the review database {self.path}: {e.strerror or e}") from e
         except sqlite3.Error as e:
             raise OutputError(f"cannot open the review database {self.path}: {e}") from e
         found = self.setting("schema_version")
@@ -183,17 +247,15 @@ class ReviewDB:
     # --- users --------------------------------------------------------------------------------
 
     def user(self, name: str) -> User | None:
-        row = self.conn.execute(
-            "SELECT name, role, agent_id, password_hash, created_at FROM users WHERE name = ?", (name,)
-        ).fetchone()
+        row = self.conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,)).fetchone()
         return User(*row) if row else None
 
     def users(self) -> list[User]:
-        rows = self.conn.execute("SELECT name, role, agent_id, password_hash, created_at FROM users ORDER BY name")
+        rows = self.conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name")
         return [User(*r) for r in rows]
 
     def put_user(self, name: str, role: str, agent_id: str | None, password_hash: str) -> User:
-        """Add a user, or replace the role and password of an existing one."""
+        """Add a user, or replace the role and password of an existing one (which ends their sessions)."""
         if role not in ROLES:
             raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
         if (role == "agent") != bool(agent_id):
@@ -202,12 +264,33 @@ class ReviewDB:
             conn.execute(
                 "INSERT INTO users (name, role, agent_id, password_hash, created_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET role = excluded.role, agent_id = excluded.agent_id, "
-                "password_hash = excluded.password_hash",
+                "password_hash = excluded.password_hash, session_gen = session_gen + 1",
                 (name, role, agent_id or None, password_hash, now()),
             )
         user = self.user(name)
         assert user is not None
         return user
+
+    def _change_user(self, name: str, sql: str, args: tuple = ()) -> User | None:
+        with self.write() as conn:
+            changed = conn.execute(f"UPDATE users SET {sql}, session_gen = session_gen + 1 WHERE name = ?",
+                                   (*args, name)).rowcount
+        return self.user(name) if changed else None
+
+    def set_password(self, name: str, password_hash: str) -> User | None:
+        """A new password; every session of the user ends. None when there is no such user."""
+        return self._change_user(name, "password_hash = ?", (password_hash,))
+
+    def disable(self, name: str) -> User | None:
+        """The user can no longer sign in; every session ends. None when there is no such user."""
+        return self._change_user(name, "disabled_at = coalesce(disabled_at, ?)", (now(),))
+
+    def enable(self, name: str) -> User | None:
+        return self._change_user(name, "disabled_at = NULL")
+
+    def end_sessions(self, name: str) -> None:
+        """Sign the user out everywhere (their session generation moves on)."""
+        self._change_user(name, "session_gen = session_gen")
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -269,6 +352,49 @@ class ReviewDB:
                 rows,
             )
         return len(rows)
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Version 1 kept the cookie secret in ``settings`` and had no session generation: the secret
+    goes (the key file signs from now on, under another salt, so the old secret signs nothing and
+    everyone signs in again), the columns come."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(users)")}
+        if "session_gen" not in columns:
+            conn.execute("ALTER TABLE users ADD COLUMN session_gen INTEGER NOT NULL DEFAULT 0")
+        if "disabled_at" not in columns:
+            conn.execute("ALTER TABLE users ADD COLUMN disabled_at TEXT")
+        conn.execute("DELETE FROM settings WHERE key = 'secret'")
+        conn.execute("UPDATE settings SET value = '2' WHERE key = 'schema_version'")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Version 3 knows more actions (escalate, acknowledge): the audit trail's CHECK is rebuilt, the
+    way SQLite's manual says (a new table, every row copied in order, the old one dropped), in one
+    transaction with foreign keys off; no row changes."""
+    conn.execute("PRAGMA foreign_keys=OFF")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        events_sql = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS events"):SCHEMA.index(");", SCHEMA.index(
+            "CREATE TABLE IF NOT EXISTS events")) + 2]
+        conn.execute(events_sql.replace("CREATE TABLE IF NOT EXISTS events", "CREATE TABLE events_v3"))
+        conn.execute(f"INSERT INTO events_v3 ({_COLUMNS}) SELECT {_COLUMNS} FROM events ORDER BY id")
+        conn.execute("DROP TABLE events")  # its triggers and index go with it; SCHEMA makes them again
+        conn.execute("ALTER TABLE events_v3 RENAME TO events")
+        conn.execute("UPDATE settings SET value = '3' WHERE key = 'schema_version'")
+        if conn.execute("PRAGMA foreign_key_check").fetchall():
+            raise sqlite3.IntegrityError("the audit trail's references do not hold after the rebuild")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        conn.execute("PRAGMA foreign_keys=ON")
+        raise
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA foreign_keys=ON")
 
 
 def _astuple(e: Event) -> tuple:

@@ -1,5 +1,7 @@
 """What the batch writes about reviews: final verdicts for its tables and reports, and the audit
 trail as ``OUT/reviews/reviews.parquet`` (:data:`REVIEWS_SCHEMA`, one row per audit row, in order).
+:data:`DESK_REVIEWS` is what the CLI hands the batch (``final_verdicts.Reviews``): the desk's
+decisions and the trust the labels in OUT give.
 
 The batch never creates the review database: until someone opens the desk in OUT, every final
 verdict is the machine's and there is no audit trail to export.
@@ -7,14 +9,15 @@ verdict is the machine's and there is no audit trail to export.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 
-from qa_pipeline.records import CallScore
+from qa_pipeline.calibration.nightly import night_trust
+from qa_pipeline.final_verdicts import Event, FinalCall, final_calls
+from qa_pipeline.records import CallScore, ItemTrust
 from qa_pipeline.review.db import open_if_exists
-from qa_pipeline.review.final import Event, FinalCall, final_calls
 
 REVIEWS_FILE = Path("reviews") / "reviews.parquet"
 
@@ -24,7 +27,7 @@ REVIEWS_SCHEMA = pa.schema(
         pa.field("at", pa.string(), nullable=False),  # ISO 8601 with offset
         pa.field("actor", pa.string(), nullable=False),  # user name, or "machine"
         pa.field("role", pa.string(), nullable=False),  # inspector | supervisor | agent | manager | machine
-        pa.field("action", pa.string(), nullable=False),  # machine | confirm | override | dispute | accept | reject | note | reviewed
+        pa.field("action", pa.string(), nullable=False),  # machine | confirm | override | dispute | accept | reject | escalate | note | reviewed | acknowledge
         pa.field("call_id", pa.string(), nullable=False),
         pa.field("item_id", pa.string()),  # null for note / reviewed
         pa.field("from_result", pa.string()),
@@ -32,7 +35,7 @@ REVIEWS_SCHEMA = pa.schema(
         pa.field("points", pa.float64()),  # machine rows: the machine's points
         pa.field("reason", pa.string()),
         pa.field("basis_id", pa.int64()),  # the machine row a decision or dispute judged
-        pa.field("ref_id", pa.int64()),  # accept / reject: the dispute resolved
+        pa.field("ref_id", pa.int64()),  # accept / reject: the dispute (一审) or escalation (二审) answered; escalate: the dispute
     ]
 )
 
@@ -67,3 +70,17 @@ def batch_finals(out: Path, scores: Sequence[CallScore], *, export: bool = True,
     if export:
         write_reviews(out, events)
     return final_calls(scores, events, untrusted)
+
+
+class DeskReviews:
+    """:class:`qa_pipeline.final_verdicts.Reviews` from OUT/review.db and the labels in OUT."""
+
+    def trust(self, out: Path, latest: Sequence[CallScore]) -> Mapping[str, ItemTrust]:
+        return night_trust(out, latest)
+
+    def finals(self, out: Path, scores: Sequence[CallScore], *, export: bool = True,
+               untrusted: Collection[str] = frozenset()) -> dict[str, FinalCall]:
+        return batch_finals(out, scores, export=export, untrusted=untrusted)
+
+
+DESK_REVIEWS = DeskReviews()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa_pipeline.review.db import open_if_exists
-from qa_pipeline.review.final import MACHINE, Event, fold_item, is_stale
+from qa_pipeline.final_verdicts import MACHINE, Event, fold_item, is_stale
 
 
 @dataclass(frozen=True)

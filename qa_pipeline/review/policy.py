@@ -1,4 +1,5 @@
-"""The review policy: what goes in the inspector's queue, and how long agents may dispute.
+"""The review policy: what goes in the inspector's queue, who may do what, and the deadlines of
+disputes (申诉: 一审, then 二审).
 
 A small YAML file, every key optional (defaults below), validated like the rubric: anything it
 does not understand is refused with one line ``FILE:LINE: what is wrong (allowed: …)``.
@@ -13,10 +14,18 @@ queue:
     # percent: 10           # … P % of them, rounded up; give one of the two
     seed: qa-sample         # mixed with the day and the agent: the same day gives the same sample
 disputes:
-  window_days: 7            # an agent may dispute an item up to this many days after the call
+  window_days: 7            # 申诉: an agent may dispute a failed item up to N days after the call
+  first_review_days: 3      # 一审 is due N days after the dispute (shown; late ones flagged)
+  escalate_days: 3          # 二审: the agent may escalate up to N days after the 一审 answer
+  second_review_days: 5     # 二审 is due N days after the escalation
+duties:                     # which roles may (agents never; a person never judges their own decision)
+  review: [inspector, supervisor]         # confirm / override, notes, mark a call reviewed
+  first_review: [inspector, supervisor]   # 一审: not the person whose decision is disputed
+  second_review: [supervisor]             # 二审, final: not the 一审's answerer nor the disputed decision's maker
 trust:                      # an item's automatic verdict is trusted while people agree with it
   last_n: 50                # over the labels of the item's last N labelled calls …
   min_agreement: 0.8        # … agreement under this: 自动判定不可信, its fails wait for a person
+  min_labelled: 20          # … judged only once that many of those calls are labelled (at most last_n)
 ```
 
 The file is built from sections, each parsed by its own function in :data:`SECTIONS`; a new
@@ -33,7 +42,9 @@ from typing import Any
 
 import yaml
 
+from qa_pipeline.alerts.config import NotifyConfig, parse_notify
 from qa_pipeline.calibration.trust import TrustRule
+from qa_pipeline.reasons.pinned import ReasonsConfig, parse_reasons
 from qa_pipeline.yaml_nodes import LineError, NodeReader, compose_text, read_text
 
 POLICY_FILE = "review-policy.yaml"  # looked for in OUT when no --policy is given
@@ -61,13 +72,29 @@ class QueuePolicy:
 @dataclass(frozen=True)
 class DisputePolicy:
     window_days: int = 7
+    first_review_days: int = 3
+    escalate_days: int = 3
+    second_review_days: int = 5
+
+
+DUTY_ROLES = ("inspector", "supervisor", "manager")  # the roles a duty may go to
+
+
+@dataclass(frozen=True)
+class Duties:
+    review: tuple[str, ...] = ("inspector", "supervisor")
+    first_review: tuple[str, ...] = ("inspector", "supervisor")
+    second_review: tuple[str, ...] = ("supervisor",)
 
 
 @dataclass(frozen=True)
 class Policy:
     queue: QueuePolicy = field(default_factory=QueuePolicy)
     disputes: DisputePolicy = field(default_factory=DisputePolicy)
+    duties: Duties = field(default_factory=Duties)
     trust: TrustRule = field(default_factory=TrustRule)
+    reasons: ReasonsConfig = field(default_factory=ReasonsConfig)  # 来电原因: the centre's pinned reasons (reasons.pinned)
+    notify: NotifyConfig | None = None  # 预警: where alerts go (alerts.config); None: none are sent
     path: str | None = None
 
 
@@ -107,26 +134,48 @@ def _queue(r: Reader, node: yaml.Node, policy: Policy) -> Policy:
 
 
 def _disputes(r: Reader, node: yaml.Node, policy: Policy) -> Policy:
-    m = r.mapping(node, "disputes", ("window_days",))
-    if "window_days" in m:
-        return replace(policy, disputes=DisputePolicy(r.integer(m["window_days"], "disputes.window_days")))
-    return policy
+    keys = ("window_days", "first_review_days", "escalate_days", "second_review_days")
+    m = r.mapping(node, "disputes", keys)
+    return replace(policy, disputes=replace(policy.disputes, **{k: r.integer(m[k], f"disputes.{k}") for k in keys if k in m}))
+
+
+def _roles(r: Reader, node: yaml.Node, what: str) -> tuple[str, ...]:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        raise r.error(node, f"{what} must be a list of roles ({', '.join(DUTY_ROLES)})")
+    roles = []
+    for item in node.value:
+        role = r.string(item, what)
+        if role not in DUTY_ROLES:
+            raise r.error(item, f"{what}: {role!r} is not a role that may take it (allowed: {', '.join(DUTY_ROLES)})")
+        roles.append(role)
+    return tuple(dict.fromkeys(roles))
+
+
+def _duties(r: Reader, node: yaml.Node, policy: Policy) -> Policy:
+    keys = ("review", "first_review", "second_review")
+    m = r.mapping(node, "duties", keys)
+    return replace(policy, duties=replace(policy.duties, **{k: _roles(r, m[k], f"duties.{k}") for k in keys if k in m}))
 
 
 def _trust(r: Reader, node: yaml.Node, policy: Policy) -> Policy:
-    m = r.mapping(node, "trust", ("last_n", "min_agreement"))
+    m = r.mapping(node, "trust", ("last_n", "min_agreement", "min_labelled"))
     kw: dict[str, Any] = {}
     if "last_n" in m:
         kw["last_n"] = r.integer(m["last_n"], "trust.last_n", minimum=1)
     if "min_agreement" in m:
         kw["min_agreement"] = r.number(m["min_agreement"], "trust.min_agreement", maximum=1.0)
+    if "min_labelled" in m:
+        kw["min_labelled"] = r.integer(m["min_labelled"], "trust.min_labelled", minimum=1)
     return replace(policy, trust=replace(policy.trust, **kw))
 
 
 SECTIONS: dict[str, Callable[[Reader, yaml.Node, Policy], Policy]] = {
     "queue": _queue,
     "disputes": _disputes,
+    "duties": _duties,
     "trust": _trust,
+    "reasons": lambda r, node, policy: replace(policy, reasons=parse_reasons(r, node)),
+    "notify": lambda r, node, policy: replace(policy, notify=parse_notify(r, node)),
 }
 
 

@@ -1,6 +1,8 @@
 """The inspector's queue: what to listen to first, per day, by the review policy.
 
-In this order: items the machine marked as unsure (``needs_review``), items whose decision was
+In this order: calls part of whose audio could not be decoded (``audio_lost``: every fail held
+until a person has listened; always listed, whatever the policy), items the machine marked as
+unsure (``needs_review``), items whose decision was
 made on an earlier machine verdict (``stale``), the machine's fails of items whose automatic
 verdict is not trusted (``untrusted``: held, not counted until a person decides), calls with a
 critical failure, calls under the pass mark, and a random sample of each agent's calls (抽检), drawn with a seed made of the
@@ -19,18 +21,20 @@ from dataclasses import dataclass
 from datetime import date
 
 from qa_pipeline.records import FAIL
-from qa_pipeline.review.final import OPEN, FinalCall, FinalItem
+from qa_pipeline.final_verdicts import OPEN, FinalCall, FinalItem
 from qa_pipeline.review.policy import Policy, Sample
 from qa_pipeline.output.tables import call_date
 
+AUDIO_LOST = "audio_lost"
 NEEDS_REVIEW = "needs_review"
 STALE = "stale"
 UNTRUSTED = "untrusted"
 CRITICAL = "critical"
 BELOW_PASS = "below_pass"
 SAMPLE = "sample"
-KINDS = (NEEDS_REVIEW, STALE, UNTRUSTED, CRITICAL, BELOW_PASS, SAMPLE)
+KINDS = (AUDIO_LOST, NEEDS_REVIEW, STALE, UNTRUSTED, CRITICAL, BELOW_PASS, SAMPLE)
 KIND_LABELS = {
+    AUDIO_LOST: "音频不完整",
     NEEDS_REVIEW: "机器不确定",
     STALE: "机器结论已变，需重新确认",
     UNTRUSTED: "自动判定不可信",
@@ -115,10 +119,12 @@ def build_queue(finals: Mapping[str, FinalCall], policy: Policy) -> list[QueueEn
                 by_kind[STALE].append(entry(STALE, _item_state(item), item.machine.item_id))
             elif q.needs_review and item.machine.needs_review:
                 by_kind[NEEDS_REVIEW].append(entry(NEEDS_REVIEW, _item_state(item), item.machine.item_id))
-            elif item.untrusted:
+            elif item.untrusted and s.held_reason is None:  # a held call's fails: its own entry below
                 by_kind[UNTRUSTED].append(entry(UNTRUSTED, _item_state(item), item.machine.item_id))
         kind = None
-        if q.critical_failures and s.critical_failed:
+        if s.held_reason is not None:
+            kind = AUDIO_LOST
+        elif q.critical_failures and s.critical_failed:
             kind = CRITICAL
         elif q.below_pass and s.passed is False:  # not critical, so under the pass mark
             kind = BELOW_PASS

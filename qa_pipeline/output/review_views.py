@@ -11,17 +11,23 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from qa_pipeline.records import FAIL, NA, PASS
+from qa_pipeline.choices import Role
+from qa_pipeline.final_verdicts import (ACCEPT, ACCEPTED, ACKNOWLEDGE, CONFIRM, DISPUTE, ESCALATE, FIRST, MACHINE,
+                                        NOTE, OPEN, OVERRIDE, REJECT, REJECTED, REVIEWED, REVIEWED_STATE, SECOND,
+                                        DISPUTED, IN_REVIEW, UNREVIEWED, Dispute, Event, FinalCall, FinalItem)
 from qa_pipeline.output.redact import mask_pii
-from qa_pipeline.review.auth import ROLE_LABELS
-from qa_pipeline.review.final import (ACCEPT, ACCEPTED, CONFIRM, DISPUTE, MACHINE, NOTE, OPEN, OVERRIDE, REJECT,
-                                      REJECTED, REVIEWED, REVIEWED_STATE, DISPUTED, IN_REVIEW, UNREVIEWED, Event,
-                                      FinalCall, FinalItem)
+from qa_pipeline.records import FAIL, NA, PASS
 
+ROLE_LABELS = {Role.inspector.value: "质检员", Role.supervisor.value: "主管", Role.agent.value: "坐席", Role.manager.value: "经理",
+               MACHINE: "机器"}
 RESULT_LABELS = {PASS: "通过", FAIL: "未通过", NA: "不适用", "reviewed": "已复核"}
-ACTION_LABELS = {MACHINE: "机器判定", CONFIRM: "确认", OVERRIDE: "改判", DISPUTE: "申诉", ACCEPT: "采纳申诉",
-                 REJECT: "驳回申诉", NOTE: "备注", REVIEWED: "标记已复核"}
-DISPUTE_LABELS = {OPEN: "申诉待处理", ACCEPTED: "申诉已采纳", REJECTED: "申诉已驳回"}
+ACTION_LABELS = {MACHINE: "机器判定", CONFIRM: "确认", OVERRIDE: "改判", DISPUTE: "申诉", ACCEPT: "一审采纳申诉",
+                 REJECT: "一审驳回申诉", ESCALATE: "申请二审", NOTE: "备注", REVIEWED: "标记已复核",
+                 ACKNOWLEDGE: "坐席签收"}
+SECOND_LEVEL_LABELS = {ACCEPT: "二审采纳申诉", REJECT: "二审驳回申诉"}
+DISPUTE_LABELS = {(FIRST, OPEN): "申诉待一审", (FIRST, ACCEPTED): "一审已采纳", (FIRST, REJECTED): "一审已驳回",
+                  (SECOND, OPEN): "二审待处理", (SECOND, ACCEPTED): "二审已采纳（最终）",
+                  (SECOND, REJECTED): "二审已驳回（最终）"}
 REVIEW_STATE_LABELS = {UNREVIEWED: "未复核", IN_REVIEW: "复核中", REVIEWED_STATE: "已复核", DISPUTED: "申诉中"}
 HELD_LINE = "自动判定不可信：机器判为未通过，待人工复核，暂不计入得分"
 
@@ -66,27 +72,47 @@ def review_item_view(item: FinalItem) -> dict[str, Any] | None:
             view["stale_line"] = (f"基于较早的机器结论（当时：{result_label(d.judged_result)}）作出的决定；"
                                   f"机器现在的结论：{result_label(item.machine.result)}，需重新确认")
     if dispute is not None:
-        res = dispute.resolution
-        view["dispute"] = {
-            "state": dispute.state,
-            "label": DISPUTE_LABELS[dispute.state],
-            "by": who(dispute.opened.actor, dispute.opened.role),
-            "at": fmt_time(dispute.opened.at),
-            "comment": mask(dispute.opened.reason),
-            "resolver": who(res.actor, res.role) if res else "",
-            "resolved_at": fmt_time(res.at) if res else "",
-            "reply": mask(res.reason) if res else "",
-        }
+        view["dispute"] = dispute_view(dispute)
     return view
 
 
-def event_view(e: Event, item_names: Mapping[str, str] | None = None) -> dict[str, Any]:
+def dispute_label(dispute: Dispute) -> str:
+    return DISPUTE_LABELS[(dispute.level, dispute.state)]
+
+
+def dispute_view(dispute: Dispute) -> dict[str, Any]:
+    """A dispute's steps: the agent's 申诉, the 一审 answer, the escalation and the 二审 answer."""
+    res, first, up = dispute.resolution, dispute.first, dispute.escalation
+    return {
+        "state": dispute.state,
+        "level": dispute.level,
+        "label": dispute_label(dispute),
+        "by": who(dispute.opened.actor, dispute.opened.role),
+        "at": fmt_time(dispute.opened.at),
+        "comment": mask(dispute.opened.reason),
+        "first": {"resolver": who(first.actor, first.role), "at": fmt_time(first.at), "reply": mask(first.reason),
+                  "label": "一审采纳" if first.action == ACCEPT else "一审驳回"} if first else None,
+        "escalation": {"by": who(up.actor, up.role), "at": fmt_time(up.at), "comment": mask(up.reason)} if up else None,
+        "resolver": who(res.actor, res.role) if res else "",
+        "resolved_at": fmt_time(res.at) if res else "",
+        "reply": mask(res.reason) if res else "",
+        "deadline": "",  # the desk adds the open level's due date (the review policy's)
+        "late": False,
+    }
+
+
+def event_view(e: Event, item_names: Mapping[str, str] | None = None,
+               escalations: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """One audit row for a page; ``escalations``: ids of the escalate rows (an answer to one is 二审)."""
     names = item_names or {}
+    label = ACTION_LABELS.get(e.action, e.action)
+    if e.action in SECOND_LEVEL_LABELS and e.ref_id in escalations:
+        label = SECOND_LEVEL_LABELS[e.action]
     return {
         "id": e.id,
         "at": fmt_time(e.at),
         "who": "机器" if e.role == MACHINE else who(e.actor, e.role),
-        "action": ACTION_LABELS.get(e.action, e.action),
+        "action": label,
         "call_id": e.call_id,
         "item": mask(names.get(e.item_id or "", e.item_id or "")) if e.item_id else "（整通）",
         "from": result_label(e.from_result) if e.from_result else "",
@@ -114,6 +140,8 @@ def call_review_view(final: FinalCall) -> dict[str, Any]:
         "n_stale": sum(1 for i in final.items if i.stale),
         "open_disputes": final.open_disputes,
         "notes": note_views(final),
+        "acknowledged": final.acknowledged_current,
+        "acknowledged_at": fmt_time(final.acknowledged.at) if final.acknowledged_current and final.acknowledged else "",
     }
 
 

@@ -1,16 +1,24 @@
-"""Final verdicts: the machine's verdicts with people's decisions applied, scored by the rubric's rules.
+"""Final verdicts: the machine's verdicts with people's decisions and trust applied, scored by the
+rubric's rules.
 
 :func:`final_call` is the one place where a call's final item results, score, pass/fail and
-critical flag are worked out; the review desk, `qa run`, `qa score` and the static reports all
-call it. It is a pure function of the machine's :class:`CallScore` and the call's rows of the
-audit trail (:class:`Event`).
+critical flag are worked out; the review desk, `qa run`, `qa score`, calibration and the static
+reports all call it. It is a pure function of the machine's :class:`CallScore`, the call's rows of
+the audit trail (:class:`Event`) and the items not trusted. This module sits below the batch, the
+desk and calibration and imports none of them: the batch is handed a :class:`Reviews` (the desk's
+reads OUT/review.db and OUT's labels; the CLI passes it) instead of importing the desk.
 
 Rules, per item (events taken in the order they were written):
 
 - ``confirm`` / ``override`` by an inspector or supervisor sets the item's decision (the latest
   one wins); ``confirm`` keeps the machine's verdict, ``override`` sets pass, fail or n/a.
-- ``dispute`` by the agent opens a dispute; ``accept`` (the verdict changes to the resolver's
-  result) or ``reject`` (it stays) closes it, and the resolution is the item's decision.
+- ``dispute`` by the agent opens a dispute (申诉, first level, 一审); ``accept`` (the verdict
+  changes to the resolver's result) or ``reject`` (it stays) closes it, and the resolution is the
+  item's decision. ``escalate`` by the agent reopens it once at the second level (二审); the
+  second level's ``accept`` / ``reject`` is final. An ``accept`` / ``reject`` row's ``ref_id`` is
+  the row it answers (the dispute, or the escalation).
+- ``acknowledge`` (签收) by the agent: they have seen the call's evaluation. It holds until the
+  evaluation changes (a machine row, a decision or a "reviewed" mark after it).
 - A decision is tied to the machine verdict it judged (its ``basis_id`` machine row). When the
   machine's current verdict differs (another rubric or model), the decision still stands but is
   ``stale``: shown as "decided on an earlier verdict", and the item goes back in the queue.
@@ -23,14 +31,18 @@ Rules, per item (events taken in the order they were written):
   with people under the policy's floor, ``qa_pipeline.calibration.trust``) is ``held`` until a
   person decides it: it goes to the review queue and, meanwhile, does not count in the call's
   score, pass/fail or critical flag (as if n/a); the machine's verdict stays on record.
+- A call held as a whole (``CallScore.held_reason``: part of its audio could not be decoded) has
+  every fail held the same way, until a person decides the item or marks the call reviewed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
 
-from qa_pipeline.records import FAIL, PASS, CallScore, ItemResult
+from qa_pipeline.records import FAIL, PASS, CallScore, ItemResult, ItemTrust
 from qa_pipeline.scoring.score import call_outcome
 
 # actions in the audit trail
@@ -40,12 +52,19 @@ OVERRIDE = "override"
 DISPUTE = "dispute"
 ACCEPT = "accept"
 REJECT = "reject"
+ESCALATE = "escalate"
 NOTE = "note"
 REVIEWED = "reviewed"
-ITEM_ACTIONS = (MACHINE, CONFIRM, OVERRIDE, DISPUTE, ACCEPT, REJECT)
-CALL_ACTIONS = (NOTE, REVIEWED)
+ACKNOWLEDGE = "acknowledge"
+ITEM_ACTIONS = (MACHINE, CONFIRM, OVERRIDE, DISPUTE, ACCEPT, REJECT, ESCALATE)
+CALL_ACTIONS = (NOTE, REVIEWED, ACKNOWLEDGE)
 ACTIONS = ITEM_ACTIONS + CALL_ACTIONS
 DECISIONS = (CONFIRM, OVERRIDE, ACCEPT, REJECT)
+EVALUATION = (MACHINE, *DECISIONS, REVIEWED)  # the rows that change what an agent acknowledges
+
+# dispute levels
+FIRST = 1  # 一审: an inspector other than the one whose decision is disputed
+SECOND = 2  # 二审: a supervisor, final
 
 # dispute states
 OPEN = "open"
@@ -111,9 +130,18 @@ class Decision:
 
 @dataclass(frozen=True)
 class Dispute:
-    opened: Event
-    state: str  # open | accepted | rejected
-    resolution: Event | None = None
+    opened: Event  # the agent's dispute
+    state: str  # open | accepted | rejected, at the current level
+    resolution: Event | None = None  # the current level's answer
+    level: int = FIRST
+    first: Event | None = None  # escalated: the first level's answer
+    escalation: Event | None = None
+    disputed: Decision | None = None  # the decision in force when the agent disputed (None: the machine's)
+
+    @property
+    def final(self) -> bool:
+        """The second level has answered: nothing changes the item any more (but a new machine verdict)."""
+        return self.level == SECOND and self.state != OPEN
 
 
 @dataclass(frozen=True)
@@ -149,7 +177,9 @@ class FinalCall:
     critical_failed: bool | None
     reviewed: Event | None = None  # the latest "reviewed" mark
     notes: tuple[Event, ...] = ()
-    version: int = 0  # id of the call's latest row other than notes
+    version: int = 0  # id of the call's latest row other than notes and acknowledgements
+    acknowledged: Event | None = None  # the agent's latest 签收
+    evaluated: int = 0  # id of the latest row that changed the evaluation (see EVALUATION)
 
     @property
     def call_id(self) -> str:
@@ -158,6 +188,11 @@ class FinalCall:
     @property
     def open_disputes(self) -> int:
         return sum(1 for i in self.items if i.dispute is not None and i.dispute.state == OPEN)
+
+    @property
+    def acknowledged_current(self) -> bool:
+        """The agent has acknowledged the evaluation as it stands now."""
+        return self.acknowledged is not None and self.acknowledged.id > self.evaluated
 
     @property
     def review_state(self) -> str:
@@ -197,9 +232,12 @@ def fold_item(events: Sequence[Event], by_id: dict[int, Event]) -> tuple[Decisio
             result = e.to_result if e.to_result is not None else (decision.result if decision else e.from_result)
             decision = Decision(e, result or "", judged, judged_points)
             if e.action in (ACCEPT, REJECT) and dispute is not None:
-                dispute = Dispute(dispute.opened, ACCEPTED if e.action == ACCEPT else REJECTED, e)
+                dispute = replace(dispute, state=ACCEPTED if e.action == ACCEPT else REJECTED, resolution=e)
         elif e.action == DISPUTE:
-            dispute = Dispute(e, OPEN)
+            dispute = Dispute(e, OPEN, disputed=decision)
+        elif e.action == ESCALATE and dispute is not None and dispute.level == FIRST:
+            dispute = replace(dispute, state=OPEN, resolution=None, level=SECOND, first=dispute.resolution,
+                              escalation=e)
     return decision, dispute
 
 
@@ -233,18 +271,23 @@ def final_call(score: CallScore, events: Iterable[Event], untrusted: Collection[
     for e in rows:
         if e.item_id is not None:
             per_item.setdefault(e.item_id, []).append(e)
-    items = tuple(_final_item(m, per_item.get(m.item_id, ()), by_id, m.item_id in untrusted) for m in score.items)
     reviewed = next((e for e in reversed(rows) if e.action == REVIEWED), None)
+    held_call = score.held_reason is not None and reviewed is None
+    items = tuple(_final_item(m, per_item.get(m.item_id, ()), by_id, held_call or m.item_id in untrusted)
+                  for m in score.items)
     notes = tuple(e for e in rows if e.action == NOTE)
-    version = max((e.id for e in rows if e.action != NOTE), default=0)
+    version = max((e.id for e in rows if e.action not in (NOTE, ACKNOWLEDGE)), default=0)
+    people = {"reviewed": reviewed, "notes": notes, "version": version,
+              "acknowledged": next((e for e in reversed(rows) if e.action == ACKNOWLEDGE), None),
+              "evaluated": max((e.id for e in rows if e.action in EVALUATION), default=0)}
     if score.status != "ok" or not items:
-        return FinalCall(score, items, score.score, score.passed, score.critical_failed, reviewed, notes, version)
+        return FinalCall(score, items, score.score, score.passed, score.critical_failed, **people)
     if not any(i.changed or i.points != i.machine.points or i.held for i in items):
-        return FinalCall(score, items, score.score, score.passed, score.critical_failed, reviewed, notes, version)
+        return FinalCall(score, items, score.score, score.passed, score.critical_failed, **people)
     total, passed, critical = call_outcome([i.as_item() for i in items if not i.held], score.pass_score or 0.0)
     if score.pass_score is None:  # written before the pass mark was recorded: pass/fail cannot be redone
         passed = None
-    return FinalCall(score, items, total, passed, critical, reviewed, notes, version)
+    return FinalCall(score, items, total, passed, critical, **people)
 
 
 def final_calls(scores: Iterable[CallScore], events: Iterable[Event], untrusted: Collection[str] = frozenset()
@@ -254,3 +297,35 @@ def final_calls(scores: Iterable[CallScore], events: Iterable[Event], untrusted:
     for e in events:
         by_call.setdefault(e.call_id, []).append(e)
     return {s.call_id: final_call(s, by_call.get(s.call_id, ()), untrusted) for s in scores}
+
+
+def untrusted(trust: Mapping[str, ItemTrust]) -> frozenset[str]:
+    """The items whose automatic verdict is not trusted."""
+    return frozenset(item_id for item_id, t in trust.items() if not t.trusted)
+
+
+class Reviews(Protocol):
+    """What people said about OUT's calls, as the batch folds it into the night's tables and pages."""
+
+    def trust(self, out: Path, latest: Sequence[CallScore]) -> Mapping[str, ItemTrust]:
+        """item_id → trust over the labels in OUT, with ``latest`` replacing those calls' verdicts."""
+        ...
+
+    def finals(self, out: Path, scores: Sequence[CallScore], *, export: bool = True,
+               untrusted: Collection[str] = frozenset()) -> dict[str, FinalCall]:
+        """Final verdicts of ``scores`` (the machine's recorded first; with ``export``, the trail written)."""
+        ...
+
+
+class MachineOnly:
+    """No people: every final verdict is the machine's (less the fails of ``untrusted`` items)."""
+
+    def trust(self, out: Path, latest: Sequence[CallScore]) -> Mapping[str, ItemTrust]:
+        return {}
+
+    def finals(self, out: Path, scores: Sequence[CallScore], *, export: bool = True,
+               untrusted: Collection[str] = frozenset()) -> dict[str, FinalCall]:
+        return final_calls(scores, (), untrusted)
+
+
+MACHINE_ONLY = MachineOnly()
