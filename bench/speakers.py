@@ -33,6 +33,7 @@ Reference speech is the labelled turns (10 ms frames). Per call and per folder Ã
               (lost to the hallucination guards);
   confusion   raw diarization: reference frames under the wrong cluster, clusters mapped to roles the
               best way;
+  GSM/AMR 8k  a totals row over every folder: the mono calls whose labels' format is GSM 06.10 or AMR-NB;
   prompt      recorded announcements (labels' `prompt` events): seconds of them our utterances give the
               agent / the customer, of all prompt seconds (the agent must get none).
 
@@ -71,6 +72,7 @@ from qa_pipeline.speakers.roles import build_transcript, channel_levels  # noqa:
 
 FRAME = 0.01
 BARS = {"stereo": 0.99, "mono": 0.97, "mixdown": 0.97}
+GSM_AMR = "GSM/AMR 8k"  # a totals row of the mono calls in GSM 06.10 or AMR-NB (labels' format), every folder
 
 
 @dataclass(frozen=True)
@@ -405,8 +407,11 @@ def main() -> int:
                             label_ = (f"{name}/{regions_kind}/{options.pruning}/{options.channel_features}" if name == "campplus"
                                       else f"{name}/{regions_kind}")
                             rows.append((kind, label_, *measure(ref, transcript, duration, turns, events)))
+            narrowband = any(codec in label.get("format", {}).get("name", "") for codec in ("gsm", "amr"))
             for kind_, system, tally, repeats, guard in rows:
                 totals.setdefault((folder.name, kind_, system), Tally()).add(tally)
+                if narrowband and kind_ == "mono":  # the issue's "8 kHz GSM/AMR mono", over every folder
+                    totals.setdefault((GSM_AMR, kind_, system), Tally()).add(tally)
                 if meta.call_id not in set_aside:
                     apart.setdefault((folder.name, kind_, system), Tally()).add(tally)
                 print(f"{folder.name:<12} {meta.call_id:<7} {kind_:<7} {system:<26} {tally.line()}", flush=True)
