@@ -180,6 +180,24 @@ def test_a_call_whose_only_greeting_is_in_the_announcement_fails_greeting():
     assert results["agent greets"]["greeting"].evidence_start >= 7.0
 
 
+def test_the_greetings_ten_seconds_count_from_the_end_of_a_long_announcement():
+    # an 11 s announcement: the agent's 您好 at 11.6 s is the first thing the agent says
+    long_prompt = "您好，欢迎致电阳光新能源，为了提高服务质量，本次通话将被录音，正在为您转接人工服务，请稍候。"
+    segments = [seg(1, 0.4, 11.0, long_prompt), seg(1, 11.6, 15.0, "您好，阳光新能源，工号五三七，请讲"),
+                seg(0, 15.6, 18.0, "我家的逆变器一直在响"), seg(1, 18.5, 21.0, "好的，还有其他问题吗？再见")]
+    t = build_transcript(meta(agent_channel=1), segments, duration_s=22, n_channels=2, model="base")
+    assert [u.speaker for u in t.utterances][:2] == ["system", "agent"]
+    greeting = {i.item_id: i for i in score_call(t, meta(agent_channel=1), load_rubric(rubric_path_default()),
+                                                 processed_at="2025-07-03T10:00:00").items}["greeting"]
+    assert greeting.result == "pass" and greeting.evidence_start >= 11.6
+    # the same words 11.6 s into a call without an announcement are past the greeting's window
+    plain = build_transcript(meta(agent_channel=1), [seg(1, 0.4, 11.0, "嗯，嗯，稍等")] + segments[1:],
+                             duration_s=22, n_channels=2, model="base")
+    late = {i.item_id: i for i in score_call(plain, meta(agent_channel=1), load_rubric(rubric_path_default()),
+                                             processed_at="2025-07-03T10:00:00").items}["greeting"]
+    assert late.result == "fail"
+
+
 def test_on_mono_the_announcement_is_taken_out_before_the_roles_are_chosen():
     # the announcement's voice fell into the customer's cluster; its 欢迎致电 / 为您 must not make
     # that cluster the agent's
