@@ -125,7 +125,7 @@ def run(
 
       qa run /shared/recordings/2025-03-03 --out /shared/qa-out/2025-03-03 --engine ray --ray-address auto
     """
-    _pin_threads(cpu_threads)
+    _prepare_process(cpu_threads)
     from qa_pipeline.scoring.rubric import load_rubric, rubric_hotwords
 
     _setup_logging(verbose)
@@ -159,10 +159,14 @@ def _run_batch(config, engine, progress):
     return run_batch(config, engine, on_progress=progress, reviews=DESK_REVIEWS)
 
 
-def _pin_threads(cpu_threads: int) -> None:
-    """Give the numeric libraries' thread pools (OpenMP under CTranslate2, numpy's BLAS) the threads
-    of a model replica, whatever the shell or a cluster had set, before any of them is loaded: on
-    some CPUs (Intel MKL) Whisper's numbers change with the count."""
+def _prepare_process(cpu_threads: int) -> None:
+    """Before any numeric library is loaded or any thread started: give the libraries' thread pools
+    (OpenMP under CTranslate2, numpy's BLAS) the threads of a model replica, whatever the shell or a
+    cluster had set (on some CPUs, Intel MKL, Whisper's numbers change with the count), and have
+    every thread share one heap, so that Whisper's decoding can reuse its buffers (qa_pipeline.heap)."""
+    from qa_pipeline.heap import share_one_arena
+
+    share_one_arena()
     if cpu_threads >= 1:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[name] = str(cpu_threads)
@@ -215,7 +219,7 @@ def transcribe(
 
       qa transcribe recordings/2025-03-03 --out qa-out/2025-03-03 --manifest recordings/2025-03-03/manifest.csv
     """
-    _pin_threads(cpu_threads)
+    _prepare_process(cpu_threads)
     from qa_pipeline.batch.transcribe_only import transcribe_batch
 
     _setup_logging(verbose)
@@ -236,7 +240,7 @@ def demo(
 
       qa demo --out /tmp/qa-demo
     """
-    _pin_threads(2)  # the default --cpu-threads of qa run
+    _prepare_process(2)  # the default --cpu-threads of qa run
     from qa_pipeline.batch.config import Inputs, RunConfig
     from qa_pipeline.batch.local import LocalEngine
     from qa_pipeline.demo import demo_dir

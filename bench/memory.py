@@ -14,7 +14,8 @@ it (on 2 CPU cores, about 1 s per 2 s of speech), the memory should not.
 
 Each call then runs alone: `/usr/bin/time -v qa run FOLDER --out OUT --cache-dir (fresh)` with the
 base model on the CPU, and the table gives the peak resident memory (`Maximum resident set size`),
-the wall time and the run's summary line.
+the wall time, the CPU time in user space and in the kernel, the minor page faults and the run's
+summary line.
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ def peak_rss_mb(stderr: str) -> float | None:
     return int(m.group(1)) / 1024 if m else None
 
 
+def time_field(stderr: str, name: str) -> float | None:
+    """A number from /usr/bin/time -v's report, e.g. 'System time (seconds)'."""
+    m = re.search(re.escape(name) + r": ([\d.]+)", stderr)
+    return float(m.group(1)) if m else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hours", type=float, nargs="+", default=[0.5, 1, 2, 4])
@@ -114,12 +121,16 @@ def main() -> int:
         done = subprocess.run(command, capture_output=True, text=True)
         wall = time.monotonic() - t0
         summary = next((line for line in done.stdout.splitlines() if " calls: " in line), done.stdout.strip()[-200:])
-        rows.append((hours, peak_rss_mb(done.stderr), wall, done.returncode, summary))
+        user, kernel = time_field(done.stderr, "User time (seconds)"), time_field(done.stderr, "System time (seconds)")
+        faults = time_field(done.stderr, "Minor (reclaiming a frame) page faults")
+        rows.append((hours, peak_rss_mb(done.stderr), wall, user, kernel, faults, done.returncode, summary))
         print(f"{hours:g} h: {rows[-1][1]} MB, {wall:.0f} s, exit {done.returncode}: {summary}", file=sys.stderr)
 
-    print(f"{'call':>6} {'peak RSS':>10} {'wall':>8} {'exit':>4}  summary")
-    for hours, rss, wall, code, summary in rows:
-        print(f"{hours:>5g}h {rss if rss is None else f'{rss:.0f} MB':>10} {wall:>7.0f}s {code:>4}  {summary}")
+    print(f"{'call':>6} {'peak RSS':>10} {'wall':>8} {'user':>8} {'kernel':>13} {'faults':>8} {'exit':>4}  summary")
+    for hours, rss, wall, user, kernel, faults, code, summary in rows:
+        share = f"{kernel:.0f}s {kernel / ((user + kernel) or 1):4.0%}" if user is not None and kernel is not None else "?"
+        print(f"{hours:>5g}h {rss if rss is None else f'{rss:.0f} MB':>10} {wall:>7.0f}s {user or 0:>7.0f}s {share:>13} "
+              f"{(faults or 0) / 1e6:>7.2f}M {code:>4}  {summary}")
     worst = max((r[1] or 0) for r in rows)
     print(f"largest peak: {worst:.0f} MB (limit {LIMIT_MB} MB)")
     return 0 if worst <= LIMIT_MB else 1

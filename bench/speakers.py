@@ -32,7 +32,14 @@ Reference speech is the labelled turns (10 ms frames). Per call and per folder �
   guard-lost  reference turns that kept utterances cover < 50 % in time but kept + dropped cover >= 50 %
               (lost to the hallucination guards);
   confusion   raw diarization: reference frames under the wrong cluster, clusters mapped to roles the
-              best way.
+              best way;
+  GSM/AMR 8k  a totals row over every folder: the mono calls whose labels' format is GSM 06.10 or AMR-NB;
+  prompt      recorded announcements (labels' `prompt` events): seconds of them our utterances give the
+              agent / the customer, of all prompt seconds (the agent must get none).
+
+The totals end with one line per folder × kind against the issue-24 bar: ≥ 97 % of the speech on the
+right role for mono, ≥ 99 % for stereo (the first system of each kind: the pipeline's defaults
+when --regions words --prunings fixed --channel-features level).
 """
 
 from __future__ import annotations
@@ -64,6 +71,8 @@ from qa_pipeline.speakers.fbank import fbank  # noqa: E402
 from qa_pipeline.speakers.roles import build_transcript, channel_levels  # noqa: E402
 
 FRAME = 0.01
+BARS = {"stereo": 0.99, "mono": 0.97, "mixdown": 0.97}
+GSM_AMR = "GSM/AMR 8k"  # a totals row of the mono calls in GSM 06.10 or AMR-NB (labels' format), every folder
 
 
 @dataclass(frozen=True)
@@ -224,9 +233,13 @@ class Tally:
     wrong: int = 0  # raw diarization confusion, frames
     covered: int = 0
     calls: int = 0
+    prompt_agent: int = 0  # frames of recorded announcements under agent utterances
+    prompt_customer: int = 0
+    prompt: int = 0
 
     def add(self, other: "Tally") -> None:
-        for name in ("ends_lost", "ends", "repeats", "guard_lost", "wrong", "covered", "calls"):
+        for name in ("ends_lost", "ends", "repeats", "guard_lost", "wrong", "covered", "calls",
+                     "prompt_agent", "prompt_customer", "prompt"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.score = self.score + other.score
 
@@ -235,17 +248,44 @@ class Tally:
         role = s.right / s.attributed if s.attributed else float("nan")
         cov = s.attributed / s.reference if s.reference else float("nan")
         conf = f"  confusion {self.wrong / self.covered:6.2%}" if self.covered else ""
+        prompt = (f"  prompt → agent {self.prompt_agent * FRAME:.1f} s, → customer {self.prompt_customer * FRAME:.1f} s "
+                  f"of {self.prompt * FRAME:.1f} s" if self.prompt else "")
         return (f"role {role:7.2%}  coverage {cov:6.1%}  ends on customer {self.ends_lost:2d}/{self.ends:<3d}  "
-                f"repeats kept {self.repeats}  guard-lost {self.guard_lost}{conf}  ({s.reference * FRAME:6.1f} s ref, {self.calls} calls)")
+                f"repeats kept {self.repeats}  guard-lost {self.guard_lost}{conf}{prompt}  "
+                f"({s.reference * FRAME:6.1f} s ref, {self.calls} calls)")
+
+    @property
+    def role(self) -> float:
+        return self.score.right / self.score.attributed if self.score.attributed else float("nan")
 
 
-def measure(reference: list[dict], transcript, duration: float, turns=None) -> tuple[Tally, list[tuple[str, int]], list[dict]]:
+def prompt_cover(events: list[dict], hypothesis: list[tuple[float, float, str]], duration: float) -> tuple[int, int, int]:
+    """(frames of the labelled prompts under agent utterances, under customer utterances, prompt frames)."""
+    n = int(np.ceil(duration / FRAME)) + 1
+    cover = {AGENT: np.zeros(n, bool), CUSTOMER: np.zeros(n, bool)}
+    for start, end, role in hypothesis:
+        if role in cover:
+            cover[role][int(round(start / FRAME)):int(round(end / FRAME))] = True
+    agent = customer = total = 0
+    for event in events:
+        if event.get("type") == "prompt":
+            sl = slice(int(round(event["start"] / FRAME)), int(round(event["end"] / FRAME)))
+            agent += int(np.sum(cover[AGENT][sl]))
+            customer += int(np.sum(cover[CUSTOMER][sl]))
+            total += len(cover[AGENT][sl])
+    return agent, customer, total
+
+
+def measure(reference: list[dict], transcript, duration: float, turns=None,
+            events: list[dict] = ()) -> tuple[Tally, list[tuple[str, int]], list[dict]]:
     hyp = [(u.start, u.end, u.speaker) for u in transcript.utterances]
     lost, total = turn_ends(reference, hyp, duration)
     repeats = kept_repeats(reference, transcript)
     guard = lost_to_guards(reference, transcript)
     wrong, covered = confusion(reference, turns, duration) if turns is not None else (0, 0)
-    return Tally(score(reference, hyp, duration), lost, total, len(repeats), len(guard), wrong, covered, 1), repeats, guard
+    p_agent, p_customer, p_total = prompt_cover(list(events), hyp, duration)
+    return (Tally(score(reference, hyp, duration), lost, total, len(repeats), len(guard), wrong, covered, 1,
+                  p_agent, p_customer, p_total), repeats, guard)
 
 
 def embedded_cached(cache: Path | None, name: str, samples: np.ndarray, regions, embedder) -> Embedded:
@@ -290,6 +330,8 @@ def main() -> int:
     parser.add_argument("--regions", default="words,vad", help="what is embedded (DiarizeOptions.regions) to compare")
     parser.add_argument("--mixdown", action="store_true", help="also diarize stereo calls averaged down to mono")
     parser.add_argument("--calls", default="", help="comma-separated call ids (default: all)")
+    parser.add_argument("--rubric", type=Path, default=None,
+                        help="a rubric / centre file whose `centre: prompts` are the recorded announcements' texts")
     parser.add_argument("--embed-cache", type=Path, default=None,
                         help="keep each call's speaker embeddings here (.npz) and reuse them on the next run")
     args = parser.parse_args()
@@ -297,6 +339,9 @@ def main() -> int:
         args.dev_calls = [Path("../shared/dev-calls")]
 
     from qa_pipeline.models import cache_root
+    from qa_pipeline.scoring.rubric import load_rubric
+
+    prompts = load_rubric(args.rubric).centre.prompts if args.rubric else ()
 
     segments_of = Segments(args.cache_dir or cache_root() / "transcripts", args.model)
     embedders = {name: SpeakerEmbedder(args.speaker_model) if name == "campplus" else MfccStatsEmbedder()
@@ -320,17 +365,20 @@ def main() -> int:
             audio = decode(meta.path)
             duration = audio.duration_s
             ref = label["turns"]
+            events = label.get("events", [])
             rows: list[tuple[str, str, Tally, list, list]] = []
             if audio.n_channels == 2:
                 segments = segments_of.of_call(meta)
                 transcript = build_transcript(meta, segments, duration_s=duration, n_channels=2, model="bench",
-                                              levels=channel_levels(audio.channels, audio.sample_rate))
-                rows.append(("stereo", "channels", *measure(ref, transcript, duration)))
+                                              levels=channel_levels(audio.channels, audio.sample_rate),
+                                              centre_prompts=prompts)
+                rows.append(("stereo", "channels", *measure(ref, transcript, duration, events=events)))
                 if meta.agent_channel is not None:  # the agent's channel as the content decides it
                     transcript = build_transcript(replace(meta, agent_channel=None), segments, duration_s=duration,
                                                   n_channels=2, model="bench",
-                                                  levels=channel_levels(audio.channels, audio.sample_rate))
-                    rows.append(("stereo", "content", *measure(ref, transcript, duration)))
+                                                  levels=channel_levels(audio.channels, audio.sample_rate),
+                                                  centre_prompts=prompts)
+                    rows.append(("stereo", "content", *measure(ref, transcript, duration, events=events)))
                 if not args.mixdown:
                     mono = None
                 else:
@@ -354,12 +402,16 @@ def main() -> int:
                             options = replace(options, regions=regions_kind)
                             turns = cluster_turns(embedded, options)
                             transcript = build_transcript(mono_meta, segments, duration_s=duration, n_channels=1,
-                                                          model="bench", speaker_turns=[tuple(t) for t in turns])
+                                                          model="bench", speaker_turns=[tuple(t) for t in turns],
+                                                          centre_prompts=prompts)
                             label_ = (f"{name}/{regions_kind}/{options.pruning}/{options.channel_features}" if name == "campplus"
                                       else f"{name}/{regions_kind}")
-                            rows.append((kind, label_, *measure(ref, transcript, duration, turns)))
+                            rows.append((kind, label_, *measure(ref, transcript, duration, turns, events)))
+            narrowband = any(codec in label.get("format", {}).get("name", "") for codec in ("gsm", "amr"))
             for kind_, system, tally, repeats, guard in rows:
                 totals.setdefault((folder.name, kind_, system), Tally()).add(tally)
+                if narrowband and kind_ == "mono":  # the issue's "8 kHz GSM/AMR mono", over every folder
+                    totals.setdefault((GSM_AMR, kind_, system), Tally()).add(tally)
                 if meta.call_id not in set_aside:
                     apart.setdefault((folder.name, kind_, system), Tally()).add(tally)
                 print(f"{folder.name:<12} {meta.call_id:<7} {kind_:<7} {system:<26} {tally.line()}", flush=True)
@@ -377,6 +429,16 @@ def main() -> int:
             print(f"{folder:<12} {kind:<7} {system:<26} {tally.line()}")
     for name, seconds in timing.items():
         print(f"{name}: embedding {seconds:.1f} s for {mono_audio_s:.0f} s of mono audio")
+    print("\n== against the bar (issue 24: mono >= 97 %, stereo >= 99 % of the speech on the right role) ==")
+    first: dict[tuple[str, str], tuple[str, Tally]] = {}
+    for (folder, kind, system), tally in totals.items():
+        if (folder, kind) not in first and system != "content":
+            first[(folder, kind)] = (system, tally)
+    for (folder, kind), (system, tally) in sorted(first.items()):
+        bar = BARS.get(kind, BARS["mono"])
+        mark = "ok" if tally.role >= bar else "BELOW"
+        prompt = f", prompt → agent {tally.prompt_agent * FRAME:.1f} s" if tally.prompt else ""
+        print(f"{folder:<16} {kind:<7} {system:<26} {tally.role:7.2%} (bar {bar:.0%}) {mark}{prompt}")
     return 0
 
 

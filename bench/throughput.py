@@ -10,6 +10,8 @@
     fresh OUT with a fresh transcript cache, as a subprocess.
 Prints audio seconds per wall second for both, their ratio, and the share of (b)'s time per stage
 (from OUT/logs/run-*.jsonl). Both load the model once; (a)'s load time is excluded, (b)'s included.
+For each, the CPU time in user space and in the kernel (its share of the CPU time) and the minor page
+faults: (b)'s from the `qa run` process (and any it forked), (a)'s from this process while it ran.
 """
 
 from __future__ import annotations
@@ -17,19 +19,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def baseline(paths: list[Path], model: str, device: str, compute_type: str | None) -> tuple[float, float]:
-    """(audio seconds, wall seconds) of plain sequential faster-whisper over every channel."""
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds in user space and in the kernel, and minor page faults, of one side."""
+    user_s: float
+    sys_s: float
+    minor_faults: int
+
+    @classmethod
+    def between(cls, before: resource.struct_rusage, after: resource.struct_rusage) -> "Cpu":
+        return cls(after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, after.ru_minflt - before.ru_minflt)
+
+    def describe(self) -> str:
+        total = self.user_s + self.sys_s
+        return (f"CPU {total:6.1f} s: user {self.user_s:6.1f} s, kernel {self.sys_s:5.1f} s ({self.sys_s / (total or 1):4.0%}), "
+                f"{self.minor_faults / 1e6:5.2f} M minor page faults")
+
+
+def baseline(paths: list[Path], model: str, device: str, compute_type: str | None) -> tuple[float, float, Cpu]:
+    """(audio seconds, wall seconds, CPU) of plain sequential faster-whisper over every channel."""
     import av
     from faster_whisper import WhisperModel, decode_audio
 
@@ -39,7 +60,7 @@ def baseline(paths: list[Path], model: str, device: str, compute_type: str | Non
     device = pick_device(device)
     whisper = WhisperModel(resolve_model(model), device=device, compute_type=pick_compute_type(device, compute_type))
     audio_s = 0.0
-    started = time.monotonic()
+    started, usage = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
     for path in paths:
         with av.open(str(path)) as container:
             stereo = container.streams.audio[0].codec_context.channels == 2
@@ -49,18 +70,22 @@ def baseline(paths: list[Path], model: str, device: str, compute_type: str | Non
             list(segments)
         audio_s += len(channels[0]) / 16000
         print(f"  (a) {path.name}: {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
-    return audio_s, time.monotonic() - started
+    wall = time.monotonic() - started
+    return audio_s, wall, Cpu.between(usage, resource.getrusage(resource.RUSAGE_SELF))
 
 
-def ours(dev_calls: Path, extra: list[str]) -> tuple[float, float, dict[str, float]]:
-    """(audio seconds, wall seconds, seconds per stage) of `qa run` end to end."""
+def ours(dev_calls: Path, extra: list[str]) -> tuple[float, float, dict[str, float], Cpu]:
+    """(audio seconds, wall seconds, seconds per stage, CPU) of `qa run` end to end."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         command = [sys.executable, str(ROOT / "cli.py"), "run", str(dev_calls / "audio"), "--out", str(out),
                    "--manifest", str(dev_calls / "manifest.csv"), "--cache-dir", str(Path(tmp) / "cache"), *extra]
         started = time.monotonic()
-        subprocess.run(command, check=False, stdout=subprocess.DEVNULL)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        _pid, _status, usage = os.wait4(process.pid, 0)
+        process.returncode = 0  # reaped by wait4
         wall = time.monotonic() - started
+        cpu = Cpu(usage.ru_utime, usage.ru_stime, usage.ru_minflt)
         stages: dict[str, float] = defaultdict(float)
         audio_s = 0.0
         for log in (out / "logs").glob("run-*.jsonl"):
@@ -71,7 +96,7 @@ def ours(dev_calls: Path, extra: list[str]) -> tuple[float, float, dict[str, flo
                     for name, seconds in (record.get("stages") or {}).items():
                         stages[name] += seconds
         stages["outputs + start-up"] = wall - sum(stages.values())
-    return audio_s, wall, dict(stages)
+    return audio_s, wall, dict(stages), cpu
 
 
 def main() -> int:
@@ -87,11 +112,13 @@ def main() -> int:
     paths = sorted(p for p in (args.dev_calls / "audio").iterdir() if p.is_file())
     extra = ["--model", args.model, "--device", args.device] + (["--compute-type", args.compute_type] if args.compute_type else [])
     print(f"{len(paths)} files, model {args.model}, device {args.device}, {os.cpu_count()} CPUs", flush=True)
-    b_audio, b_wall, stages = ours(args.dev_calls, extra + args.qa_args)
+    b_audio, b_wall, stages, b_cpu = ours(args.dev_calls, extra + args.qa_args)
     print(f"(b) qa run end to end:       {b_audio:7.1f} s audio in {b_wall:6.1f} s = {b_audio / b_wall:5.2f} audio s / wall s")
+    print(f"    {b_cpu.describe()}")
     if not args.skip_baseline:
-        a_audio, a_wall = baseline(paths, args.model, args.device, args.compute_type)
+        a_audio, a_wall, a_cpu = baseline(paths, args.model, args.device, args.compute_type)
         print(f"(a) plain faster-whisper:    {a_audio:7.1f} s audio in {a_wall:6.1f} s = {a_audio / a_wall:5.2f} audio s / wall s")
+        print(f"    {a_cpu.describe()}")
         print(f"ratio (b)/(a): {(b_audio / b_wall) / (a_audio / a_wall):.2f}x")
     total = sum(stages.values())
     print("share of (b)'s wall time: " + ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])))

@@ -16,6 +16,7 @@ from pathlib import Path
 AGENT = "agent"
 CUSTOMER = "customer"
 UNKNOWN = "unknown"
+SYSTEM = "system"  # the phone system: a recorded announcement (speakers.prompts), no party of the call
 
 PASS = "pass"
 FAIL = "fail"

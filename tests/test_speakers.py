@@ -67,11 +67,16 @@ def test_choose_agent_without_evidence():
     assert choose_agent({}).agent is None
     undecided = choose_agent({0: [(0.0, "嗯")], 1: [(1.0, "哦")]}, "inbound")
     assert undecided.agent == 0 and not undecided.decided
-    # Outbound, no formula either side: who spoke first does not tell (the callee answers).
-    outbound = choose_agent({0: [(3.0, "好的好的")], 1: [(0.5, "喂哪位")]}, "outbound")
+    # Outbound, no formula either side: who spoke first does not tell when it is no phone answer …
+    outbound = choose_agent({0: [(3.0, "好的好的")], 1: [(0.5, "对对对")]}, "outbound")
     assert outbound.agent == 0 and not outbound.decided
-    assert agent_channel([seg(0, 3.0, 4.0, "好的好的"), seg(1, 0.5, 1.0, "喂哪位")],
+    assert agent_channel([seg(0, 3.0, 4.0, "好的好的"), seg(1, 0.5, 1.0, "对对对")],
                          CallMeta(call_id="c1", path=Path("c1.wav"), direction="outbound"), 2) == (0, "default")
+    # … and when it is, the lane that picked up is the callee's (issue 24)
+    picked_up = choose_agent({0: [(3.0, "好的好的")], 1: [(0.5, "喂哪位")]}, "outbound")
+    assert picked_up.agent == 0 and picked_up.decided
+    assert agent_channel([seg(0, 3.0, 4.0, "好的好的"), seg(1, 0.5, 1.0, "喂哪位")],
+                         CallMeta(call_id="c1", path=Path("c1.wav"), direction="outbound"), 2) == (0, "content")
 
 
 def test_transcript_roles_ids_and_order():

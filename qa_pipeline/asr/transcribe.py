@@ -15,6 +15,7 @@ from qa_pipeline.audio.decode import SAMPLE_RATE
 from qa_pipeline.audio.stream import NoisyChannel
 from qa_pipeline.choices import Decoder, Device
 from qa_pipeline.errors import CallFailed, ModelError
+from qa_pipeline.heap import held
 from qa_pipeline.models import resolve_model
 from qa_pipeline.records import RawSegment, RawWord
 
@@ -158,15 +159,16 @@ class Transcriber:
         windows = pack_windows(regions, max_s=opts.max_window_s, pause_s=opts.window_pause_s)
         if not windows:
             return []
-        pieces = self._decode_windows(windows, prepared)
-        # Whisper now and then ends a window early and skips its last region (a closing 再见);
-        # every region that got no word is decoded again on its own.
-        missed = [p for w in windows for p in w.placements
-                  if p.length >= MIN_RETRY_S and not any(piece.channel == p.channel and p.start - 0.05 <= piece.start <= p.end
-                                                        for piece in pieces)]
-        if missed:
-            retried = self._decode_windows([Window((replace(p, at=0.0),)) for p in missed], prepared)
-            pieces += [piece for piece in retried if piece.no_speech_prob < RETRY_MAX_NO_SPEECH]
+        with held():  # the decoder's buffers reused from batch to batch, not faulted in again (qa_pipeline.heap)
+            pieces = self._decode_windows(windows, prepared)
+            # Whisper now and then ends a window early and skips its last region (a closing 再见);
+            # every region that got no word is decoded again on its own.
+            missed = [p for w in windows for p in w.placements
+                      if p.length >= MIN_RETRY_S and not any(piece.channel == p.channel and p.start - 0.05 <= piece.start <= p.end
+                                                            for piece in pieces)]
+            if missed:
+                retried = self._decode_windows([Window((replace(p, at=0.0),)) for p in missed], prepared)
+                pieces += [piece for piece in retried if piece.no_speech_prob < RETRY_MAX_NO_SPEECH]
         return [(piece.channel, piece) for piece in pieces]
 
     def _decode_windows(self, windows: Sequence[Window], lanes: Sequence) -> list[RawSegment]:
@@ -182,43 +184,45 @@ class Transcriber:
         opts = self.options
         joined, clips, placed = render_windows(windows, lanes, pause_s=opts.window_pause_s, noise_floor=opts.noise_floor)
         pipeline = BatchedInferencePipeline(self._model)
-        try:
-            result, _info = pipeline.transcribe(
-                joined,
-                language=opts.language,
-                beam_size=opts.beam_size,
-                initial_prompt=opts.initial_prompt,
-                hotwords=opts.hotwords,
-                clip_timestamps=clips,
-                vad_filter=False,
-                without_timestamps=opts.without_timestamps,
-                word_timestamps=True,
-                batch_size=opts.batch_size,
-            )
-            raw = list(result)  # lazy: the work happens here
-        except RuntimeError as e:
-            raise CallFailed(f"speech model failed: {e}") from e
+        with held():  # (within _transcribe_packed's: the decoder's per-layer buffers reused)
+            try:
+                result, _info = pipeline.transcribe(
+                    joined,
+                    language=opts.language,
+                    beam_size=opts.beam_size,
+                    initial_prompt=opts.initial_prompt,
+                    hotwords=opts.hotwords,
+                    clip_timestamps=clips,
+                    vad_filter=False,
+                    without_timestamps=opts.without_timestamps,
+                    word_timestamps=True,
+                    batch_size=opts.batch_size,
+                )
+                raw = list(result)  # lazy: the work happens here
+            except RuntimeError as e:
+                raise CallFailed(f"speech model failed: {e}") from e
         return [piece for s in raw for piece in unpack_segment(s, placed)]
 
     def _transcribe_channel(self, channel: int, samples) -> list[RawSegment]:
         opts = self.options
         # faster-whisper's own loop takes the whole channel: --decoder sequential is not memory-bounded
         audio = with_noise_floor(np.asarray(samples[0:len(samples)], dtype=np.float32), opts.noise_floor)
-        try:
-            result, _info = self._model.transcribe(
-                audio,
-                language=opts.language,
-                beam_size=opts.beam_size,
-                initial_prompt=opts.initial_prompt,
-                hotwords=opts.hotwords,
-                condition_on_previous_text=opts.condition_on_previous_text,
-                vad_filter=True,
-                vad_parameters=asdict(opts.vad),
-                word_timestamps=True,
-            )
-            raw = list(result)  # transcribe() is lazy: the work happens here
-        except RuntimeError as e:
-            raise CallFailed(f"speech model failed on channel {channel}: {e}") from e
+        with held():
+            try:
+                result, _info = self._model.transcribe(
+                    audio,
+                    language=opts.language,
+                    beam_size=opts.beam_size,
+                    initial_prompt=opts.initial_prompt,
+                    hotwords=opts.hotwords,
+                    condition_on_previous_text=opts.condition_on_previous_text,
+                    vad_filter=True,
+                    vad_parameters=asdict(opts.vad),
+                    word_timestamps=True,
+                )
+                raw = list(result)  # transcribe() is lazy: the work happens here
+            except RuntimeError as e:
+                raise CallFailed(f"speech model failed on channel {channel}: {e}") from e
         return [_raw_segment(s, channel) for s in raw]
 
 
@@ -232,14 +236,15 @@ class Transcriber:
         import ctranslate2
 
         ctranslate2.set_random_seed(0)  # the fallback samples: the same stretch decodes the same way every run
-        try:
-            result, _info = self._model.transcribe(
-                audio, language=opts.language, beam_size=max(5, opts.beam_size), condition_on_previous_text=False,
-                vad_filter=True, vad_parameters=asdict(opts.vad), word_timestamps=True,
-            )
-            raw = list(result)
-        except RuntimeError as e:
-            raise CallFailed(f"speech model failed on channel {channel}: {e}") from e
+        with held():
+            try:
+                result, _info = self._model.transcribe(
+                    audio, language=opts.language, beam_size=max(5, opts.beam_size), condition_on_previous_text=False,
+                    vad_filter=True, vad_parameters=asdict(opts.vad), word_timestamps=True,
+                )
+                raw = list(result)
+            except RuntimeError as e:
+                raise CallFailed(f"speech model failed on channel {channel}: {e}") from e
         offset = first / SAMPLE_RATE
         return [_raw_segment(s, channel, offset) for s in raw]
 

@@ -8,7 +8,6 @@ this process, the Ray one inside its workers.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import secrets
 import shutil
@@ -25,6 +24,7 @@ from qa_pipeline.batch.config import TranscribeConfig
 from qa_pipeline.batch.crashes import CRASHED_ERROR
 from qa_pipeline.batch.store import TranscriptCache, cache_key, fault, now
 from qa_pipeline.errors import CallFailed, ModelError, NoSpeech
+from qa_pipeline.heap import share_one_arena
 from qa_pipeline.mood.voice import VOICE_VERSION, voice_tracks, with_voice
 from qa_pipeline.records import CachedAudio, CallMeta, CallOutcome, CallPart, CallScore, RawSegment, StageResult, Todo
 from qa_pipeline.scoring.rubric import Rubric
@@ -39,20 +39,6 @@ Decoded = tuple[str, DecodedAudio, float]  # (the run's digest of the audio, aud
 
 DECODED_DIR = "decoded"  # under the transcript cache: calls decoded to raw files while they are worked on
 DECODED_MAX_AGE_S = 2 * 86400  # a folder left this long by a run that died is removed
-
-
-def keep_heap_small() -> None:
-    """Have glibc map (and unmap when freed) every block of 64 KB or more, instead of keeping
-    freed blocks in its heaps with a threshold that grows to 32 MB: otherwise the transient buffers
-    of one stage (Silero's batches, Whisper's windows, word alignment) pile up under the next one's
-    and the peak memory of a long call grows with it (a 4-hour call: 2.2 GB without, see bench/memory.py)."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 64 * 1024)
-    except (OSError, AttributeError):
-        pass  # not glibc: its allocator decides
-
-
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 def discard(audio: DecodedAudio) -> None:
@@ -79,7 +65,7 @@ class TranscribeStage:
             self.model_label = f"{config.model} ({device}, {pick_compute_type(device, config.compute_type)})"
         self._decoded_root = Path(cache.root) / DECODED_DIR
         _remove_stale(self._decoded_root)
-        keep_heap_small()
+        share_one_arena()  # a no-op after `qa run` set it; in a Ray worker, whatever its threads allow
 
     def settings(self) -> dict:
         """What a call's result depends on besides its audio, metadata and rubric."""
@@ -247,15 +233,16 @@ class TranscribeStage:
                                             options=c.options, cpu_threads=c.cpu_threads)
         return self._transcriber
 
-    def run(self, meta: CallMeta, digest: str | None = None) -> StageResult:
-        """The call's transcript, whether it came from the cache, and each stage's seconds."""
+    def run(self, meta: CallMeta, digest: str | None = None, centre_prompts: Sequence[str] = ()) -> StageResult:
+        """The call's transcript, whether it came from the cache, and each stage's seconds.
+        `centre_prompts`: the texts of the centre's recorded announcements (rubric `centre: prompts`)."""
         stages: dict[str, float] = {}
         entry, from_cache = self.entry(meta, digest, stages)
         t0 = time.monotonic()
         transcript = build_transcript(
             meta, entry.segments, duration_s=entry.duration_s, n_channels=entry.n_channels,
             model=self.model_label, events=entry.events, split_gap_s=self.config.options.split_gap_s,
-            speaker_turns=entry.speaker_turns, levels=entry.levels,
+            speaker_turns=entry.speaker_turns, levels=entry.levels, centre_prompts=centre_prompts,
         )
         transcript = replace(with_voice(transcript, entry.voice), decoded_s=entry.decoded_s, container_s=entry.container_s,
                              lost_s=entry.lost_s, decode_errors=entry.decode_errors, audio_note=entry.audio_note)
@@ -388,7 +375,7 @@ def process_call(item: Todo, stage: TranscribeStage, rubric: Rubric) -> CallOutc
     stages: dict[str, float] = {}
     from_cache = False
     try:
-        result = stage.run(meta, item.digest or audio_digest(meta.path))
+        result = stage.run(meta, item.digest or audio_digest(meta.path), rubric.centre.prompts)
         stages.update(result.stages)
         from_cache = result.from_cache
         t0 = time.monotonic()

@@ -21,6 +21,7 @@ _REASONS = (
     (re.compile(r"repeated across segments \((?P<n>\d+)x"), "drop.repeated"),
     (re.compile(r"channel bleed \((?P<db>-?\d+) dB"), "drop.bleed"),
     (re.compile(r"noise-like audio \((?P<db>-?\d+) dB"), "drop.noise"),
+    (re.compile(r"line echo \(the other channel (?P<db>-?\d+) dB down, (?P<ms>\d+) ms late"), "drop.echo"),
 )
 
 

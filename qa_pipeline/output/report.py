@@ -35,6 +35,7 @@ from qa_pipeline.records import (
     FAIL,
     NA,
     PASS,
+    SYSTEM,
     CallMeta,
     CallScore,
     CallTranscript,
@@ -52,7 +53,7 @@ log = logging.getLogger("qa_pipeline")
 UNKNOWN_AGENT = "_unknown"
 
 RESULT_LABELS = {PASS: "通过", FAIL: "未通过", NA: "不适用"}
-SPEAKER_LABELS = {AGENT: "坐席", CUSTOMER: "客户"}
+SPEAKER_LABELS = {AGENT: "坐席", CUSTOMER: "客户", SYSTEM: "系统提示音"}
 MATCHED_BY_LABELS = {
     "text": "文字匹配",
     "pinyin": "拼音匹配",
@@ -176,7 +177,7 @@ def _agent_label(score: CallScore) -> str:
 
 
 def _utterance_view(u: Utterance, text: str) -> dict[str, Any]:
-    side = u.speaker if u.speaker in (AGENT, CUSTOMER) else "unknown"
+    side = u.speaker if u.speaker in (AGENT, CUSTOMER, SYSTEM) else "unknown"
     return {
         "side": side,
         "speaker": SPEAKER_LABELS.get(u.speaker, "未知"),

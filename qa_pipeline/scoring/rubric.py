@@ -88,7 +88,7 @@ _WHEN_KEYS = ("customer_says", "agent_says", "customer_intent", "wait_over_s", "
 _EXAMPLE_KEYS = ("text", "source", "critical")
 MEANING_CHECKS = ("phrase", "forbidden")  # the check kinds whose items may carry examples
 MAX_EXAMPLE_CHARS = 200
-_CENTRE_KEYS = ("companies", "description")
+_CENTRE_KEYS = ("companies", "prompts", "description")
 _COMPANY_KEYS = ("name", "aliases", "teams")
 
 
@@ -172,6 +172,14 @@ def _intents(c: RubricReader, node: yaml.Node, what: str) -> tuple[str, ...]:
 
 def _centre(c: RubricReader, node: yaml.Node) -> Centre:
     m = c.mapping(node, "centre", _CENTRE_KEYS)
+    prompts: tuple[str, ...] = ()
+    if "prompts" in m:
+        pnode = m["prompts"]
+        if not isinstance(pnode, yaml.SequenceNode) or not pnode.value:
+            raise c.error(pnode, "centre: prompts must be a non-empty list of announcement texts")
+        prompts = tuple(c.string(p, "centre: prompt") for p in pnode.value)
+        if "companies" not in m:
+            return Centre((), prompts)
     seq = c.require(m, node, "companies", "centre")
     if not isinstance(seq, yaml.SequenceNode) or not seq.value:
         raise c.error(seq, "centre: companies must be a non-empty list")
@@ -193,7 +201,7 @@ def _centre(c: RubricReader, node: yaml.Node) -> Centre:
                 raise c.error(tnode, f"centre: company '{name}': teams must be a non-empty list of team names")
             teams = tuple(c.string(t, f"centre: company '{name}': team") for t in tnode.value)
         companies.append(Company(name, aliases, teams))
-    return Centre(tuple(companies))
+    return Centre(tuple(companies), prompts)
 
 
 def _item(c: RubricReader, node: yaml.Node, n: int) -> Item:

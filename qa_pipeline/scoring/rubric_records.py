@@ -97,9 +97,11 @@ class Company:
 
 @dataclass(frozen=True)
 class Centre:
-    """Who the centre is: its companies (one for an in-house centre, several for an outsourcer)."""
+    """Who the centre is: its companies (one for an in-house centre, several for an outsourcer), and
+    the texts of the recorded announcements its phone system plays (speakers.prompts)."""
 
     companies: tuple[Company, ...] = ()
+    prompts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

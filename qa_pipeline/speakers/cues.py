@@ -10,10 +10,15 @@ Evidence for a lane being the agent's, each from the lane's kept utterances:
             says of their own need; in characters only, as short words heard by sound match too much
   first     +FIRST_WEIGHT for the lane that speaks first (its first utterance of two characters or
             more starts earliest) on an inbound call, or one of unknown direction: the agent answers
-            after pickup. Not on outbound calls, where the callee may answer first.
+            after pickup.
+  answers   -FIRST_WEIGHT, its outbound twin, for the lane that picks up an outbound call: the lane
+            whose first utterance opens the call and is nothing but a phone answer (喂 / 你好 / 哪位 /
+            找谁, by sound: Whisper writes 喂 as 为). An outbound agent who speaks first says more
+            (您好，请问是王先生吗) and is not marked.
 
 The lane with the highest score is the agent's; on a tie, the lane that speaks first (inbound or
-unknown direction), else the lowest lane, undecided (stereo then says `default`). FIRST_WEIGHT is
+unknown direction) or the one that did not pick up (outbound), else the lowest lane, undecided
+(stereo then says `default`). FIRST_WEIGHT is
 two formulae: an agent whose opening Whisper garbled (no formula heard) still outweighs a customer
 whose 您好 fell inside the opening window, while a call whose agent is heard saying three or more
 formulae never turns on who happened to speak first.
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from qa_pipeline.scoring.matching import match_cue
+from qa_pipeline.scoring.normalize import to_pinyin
 
 # What an agent says and a customer does not; 您好 counts in the opening only (customers answer
 # 你好). 我是 is not a cue: customers say 对，我是. One list for stereo channels and mono clusters.
@@ -37,6 +43,15 @@ OPENING_S = 20.0
 CUSTOMER_CUES = ("我想", "我要", "我家", "我们家", "你们", "帮我", "给我", "投诉", "我刚", "我买")
 FIRST_WEIGHT = 2.0
 MIN_FIRST_CHARS = 2  # a first utterance shorter than this (嗯, a stray 喂) does not say who answered
+# How a callee picks up, as toneless syllables: 喂 (为 / 位 / 味 …), 你好 / 您好, 哪位, 谁 / 找谁, and the
+# particles around them. An answer is made of these alone and says 喂, 哪位, 谁 or 你好; a question
+# back (请问你是哪位 / 你找谁) only with 哪位 or 谁 in it. A short utterance that opens with 喂 is an
+# answer whatever Whisper made of the rest (喂，哪位呀 heard as 喂，老妹呀).
+ANSWER_SYLLABLES = frozenset({"wei", "ni", "nin", "hao", "na", "nei", "shui", "shei", "zhao", "a", "ya", "ne", "o",
+                              "ou", "ai", "en", "ei", "la"})
+ASKING_BACK = frozenset({"qing", "wen", "shi", "you", "shen", "me", "shir"})
+ANSWER_MAX_SYLLABLES = 10
+WEI_ANSWER_MAX_SYLLABLES = 5
 
 
 def agent_cues(text: str, start: float) -> int:
@@ -45,6 +60,21 @@ def agent_cues(text: str, start: float) -> int:
     variants, no confusion costs: matching.match_cue)."""
     cues = AGENT_CUES + (OPENING_CUES if start < OPENING_S else ())
     return sum(match_cue(text, cue) for cue in cues)
+
+
+def is_phone_answer(text: str) -> bool:
+    """Whether an utterance is nothing but picking up the phone: 喂？/ 喂，你好？/ 你好，哪位？/ 喂，找谁？"""
+    syllables = to_pinyin(_compact(text))
+    if syllables[:1] == ["wei"] and len(syllables) <= WEI_ANSWER_MAX_SYLLABLES:
+        return True
+    said = set(syllables)
+    if not syllables or len(syllables) > ANSWER_MAX_SYLLABLES or not said <= ANSWER_SYLLABLES | ASKING_BACK:
+        return False
+    joined = " ".join(syllables)
+    asks_who = bool({"shui", "shei"} & said) or "na wei" in joined or "nei wei" in joined
+    if said & ASKING_BACK and not asks_who:
+        return False
+    return asks_who or "wei" in said or "ni hao" in joined or "nin hao" in joined
 
 
 def customer_cues(text: str) -> int:
@@ -61,10 +91,12 @@ class LaneEvidence:
     request: int  # customer request formulae heard
     first: bool  # speaks first after pickup (inbound or unknown direction)
     starts_at: float  # its first utterance of MIN_FIRST_CHARS+ characters (inf: none)
+    answers: bool = False  # picks up an outbound call (its first words open the call and are a phone answer)
 
     @property
     def score(self) -> float:
-        return self.service - self.request + (FIRST_WEIGHT if self.first else 0.0)
+        return (self.service - self.request + (FIRST_WEIGHT if self.first else 0.0)
+                - (FIRST_WEIGHT if self.answers else 0.0))
 
 
 @dataclass(frozen=True)
@@ -75,7 +107,7 @@ class RoleChoice:
 
     def describe(self) -> str:
         return "; ".join(f"lane {e.lane}: {e.score:+.1f} (service {e.service}, request {e.request}"
-                         f"{', first' if e.first else ''})" for e in self.evidence)
+                         f"{', first' if e.first else ''}{', picks up' if e.answers else ''})" for e in self.evidence)
 
 
 def choose_agent(lanes: Mapping[int, Sequence[tuple[float, str]]], direction: str | None = None) -> RoleChoice:
@@ -83,7 +115,9 @@ def choose_agent(lanes: Mapping[int, Sequence[tuple[float, str]]], direction: st
     starts = {lane: min((start for start, text in said if len(_compact(text)) >= MIN_FIRST_CHARS), default=float("inf"))
               for lane, said in lanes.items()}
     answered = min(starts.values(), default=float("inf"))
-    first_counts = (direction or "inbound").strip().lower() != "outbound" and answered < float("inf")
+    outbound = (direction or "inbound").strip().lower() == "outbound"
+    first_counts = not outbound and answered < float("inf")
+    picked_up = _picks_up(lanes) if outbound else None
     evidence = tuple(
         LaneEvidence(
             lane,
@@ -91,6 +125,7 @@ def choose_agent(lanes: Mapping[int, Sequence[tuple[float, str]]], direction: st
             sum(customer_cues(text) for _start, text in said),
             first_counts and starts[lane] == answered,
             starts[lane],
+            lane == picked_up,
         )
         for lane, said in sorted(lanes.items())
     )
@@ -103,6 +138,17 @@ def choose_agent(lanes: Mapping[int, Sequence[tuple[float, str]]], direction: st
     if first_counts and len({e.starts_at for e in tied}) == len(tied):  # the one who answers first
         return RoleChoice(min(tied, key=lambda e: e.starts_at).lane, evidence, True)
     return RoleChoice(tied[0].lane, evidence, False)  # nothing tells them apart: the lowest lane
+
+
+def _picks_up(lanes: Mapping[int, Sequence[tuple[float, str]]]) -> int | None:
+    """The lane that picks up an outbound call: its first utterance opens the call (no other lane
+    has spoken before it) and is a phone answer; None when the call opens otherwise."""
+    opening = min(((start, lane, text) for lane, said in lanes.items() for start, text in said if _compact(text)),
+                  default=None)
+    if opening is None:
+        return None
+    _start, lane, text = opening
+    return lane if is_phone_answer(text) else None
 
 
 def _compact(text: str) -> str:

@@ -13,12 +13,14 @@ import numpy as np
 
 from qa_pipeline.asr.guards import GuardOptions, check_segment, repeated_runs, trim_loop
 from qa_pipeline.asr.transcribe import join_pieces, split_on_pauses
-from qa_pipeline.records import (AGENT, CUSTOMER, UNKNOWN, AudioEvent, CallMeta, CallTranscript, RawSegment, RawWord,
+from qa_pipeline.records import (AGENT, CUSTOMER, SYSTEM, UNKNOWN, AudioEvent, CallMeta, CallTranscript, RawSegment, RawWord,
                                  Utterance, Word)
 from qa_pipeline.scoring.normalize import normalize_text, to_pinyin, to_simplified
 from qa_pipeline.audio.stream import blocks, chunks_of
 from qa_pipeline.speakers.cues import choose_agent
 from qa_pipeline.speakers.diarize import split_by_speaker
+from qa_pipeline.speakers.echo import echo_paths, is_echo
+from qa_pipeline.speakers.prompts import JOIN_GAP_S, OPENING_S, split_prompt
 
 logger = logging.getLogger("qa_pipeline")
 
@@ -178,6 +180,24 @@ def bleed_below_db(piece: RawSegment, text: str, others: Sequence[tuple[RawSegme
     return float(median(diffs))
 
 
+def _without_echo(
+    kept: list[tuple[RawSegment, str]], levels: Levels
+) -> tuple[list[tuple[RawSegment, str]], list[tuple[RawSegment, str, str]]]:
+    """Kept pieces that are not the line echo of the other channel (speakers.echo), and those that are, with why."""
+    paths = echo_paths(levels)
+    if not paths:
+        return kept, []
+    out: list[tuple[RawSegment, str]] = []
+    echoed: list[tuple[RawSegment, str, str]] = []
+    for piece, text in kept:
+        path = paths.get(piece.channel)
+        if path is not None and is_echo(_frames(piece), levels, path):
+            echoed.append((piece, text, path.describe()))
+        else:
+            out.append((piece, text))
+    return out, echoed
+
+
 def _without_bleed(
     kept: list[tuple[RawSegment, str]], levels: Levels
 ) -> tuple[list[tuple[RawSegment, str]], list[tuple[RawSegment, str, str]]]:
@@ -284,6 +304,51 @@ def _repeats(segments: Sequence[RawSegment]) -> dict[int, str]:
     return reasons
 
 
+def _take_prompts(
+    kept: list[tuple[RawSegment, str]], agent_lane: int | None, centre_prompts: Sequence[str]
+) -> tuple[list[tuple[RawSegment, str]], list[tuple[RawSegment, str]]]:
+    """(kept pieces without the recorded announcement that opens the call, the announcement). The
+    opening block is the first pieces of `agent_lane` (any lane when None: a mono call before its
+    roles are chosen) in the first OPENING_S seconds, each following the last within JOIN_GAP_S
+    (pause and speaker splits cut an announcement into several); pieces of two characters or fewer
+    before it (喂, 嗯) are passed over. When speakers.prompts takes the block for a prompt, it is cut
+    after the prompt's sentence: the words before the cut are the announcement, those after it stay
+    with their pieces."""
+    ordered = sorted(kept, key=lambda pair: (pair[0].start, pair[0].channel))
+    block: list[tuple[RawSegment, str]] = []
+    for piece, text in ordered:
+        if piece.start >= OPENING_S:
+            break
+        if agent_lane is not None and piece.channel != agent_lane:
+            continue
+        if not block and len(_compact(text)) <= 2:
+            continue
+        if block and piece.start - block[-1][0].end > JOIN_GAP_S:
+            break
+        block.append((piece, text))
+    if not block:
+        return kept, []
+    joined = block[0][0]
+    for piece, _text in block[1:]:
+        joined = join_pieces(joined, piece)
+    prompt, _rest = split_prompt(joined, to_simplified, centre_prompts)
+    if prompt is None:
+        return kept, []
+    in_block = {id(piece) for piece, _text in block}
+    out = [pair for pair in ordered if id(pair[0]) not in in_block]
+    for piece, _text in block:
+        after = tuple(w for w in piece.words if w.start >= prompt.end)
+        if piece.start >= prompt.end or not piece.words:
+            if piece.start >= prompt.end:
+                out.append((piece, to_simplified(piece.text)))
+        elif after:
+            rest = RawSegment(piece.channel, after[0].start, after[-1].end, "".join(w.text for w in after).strip(),
+                              piece.avg_logprob, piece.no_speech_prob, piece.compression_ratio, after)
+            out.append((rest, to_simplified(rest.text)))
+    out.sort(key=lambda pair: (pair[0].start, pair[0].channel))
+    return out, [(prompt, to_simplified(prompt.text))]
+
+
 def _lanes(kept: Sequence[tuple[RawSegment, str]]) -> dict[int, list[tuple[float, str]]]:
     lanes: dict[int, list[tuple[float, str]]] = {}
     for piece, text in kept:
@@ -303,6 +368,7 @@ def build_transcript(
     guard_options: GuardOptions = GuardOptions(),
     speaker_turns: Sequence[tuple[float, float, int]] | None = None,
     levels: Levels | None = None,
+    centre_prompts: Sequence[str] = (),
 ) -> CallTranscript:
     """Assemble one call's transcript: split on pauses, simplify, guard, label roles, number in time order.
 
@@ -311,7 +377,8 @@ def build_transcript(
     one that says the agent's lines; mono without them: one 'unknown' speaker. Stereo with
     `levels` (channel_levels of the audio): faint copies of the other channel are dropped as
     channel bleed, and unsure words that do not stand out of their channel's noise floor as
-    noise-like audio."""
+    noise-like audio. Recorded announcements in the agent's opening (speakers.prompts; also the
+    centre's own `centre_prompts` texts) get the speaker `system`."""
     reasons = _repeats(segments)
     repeats = [(segment, reasons[i]) for i, segment in enumerate(segments) if i in reasons]
     segments = [segment for i, segment in enumerate(segments) if i not in reasons]
@@ -350,13 +417,15 @@ def build_transcript(
             dropped.append((piece, text, reason))
     if n_channels == 2 and levels is not None and not speaker_turns:
         kept, bled = _without_bleed(kept, levels)
+        kept, echoed = _without_echo(kept, levels)
         kept, noise = _without_noise(kept, levels)
-        for piece, text, reason in bled + noise:
+        for piece, text, reason in bled + echoed + noise:
             logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, piece.start, piece.end, text, reason)
-        dropped.extend(bled + noise)
+        dropped.extend(bled + echoed + noise)
     kept.sort(key=lambda pair: (pair[0].start, pair[0].channel))
     # Roles are decided on what the guards kept: a hallucinated 您好 or 感谢您的来电 says nothing.
     if diarized:
+        kept, prompts = _take_prompts(kept, None, centre_prompts)
         choice = choose_agent({0: [], 1: [], **_lanes(kept)}, meta.direction)
         logger.debug("%s: agent cluster evidence: %s", meta.call_id, choice.describe())
         agent = 0 if choice.agent is None else choice.agent
@@ -365,10 +434,15 @@ def build_transcript(
     else:
         channel, method = agent_channel([piece for piece, _text in kept], meta, n_channels)
         lanes = {} if channel is None else {channel: AGENT, 1 - channel: CUSTOMER}
+        kept, prompts = _take_prompts(kept, channel, centre_prompts) if channel is not None else (kept, [])
+    for piece, text in prompts:
+        logger.debug("%s: recorded announcement %.1f-%.1f %r", meta.call_id, piece.start, piece.end, text)
+    announced = {id(piece) for piece, _text in prompts}
+    kept = sorted(kept + prompts, key=lambda pair: (pair[0].start, pair[0].channel))
     dropped.sort(key=lambda triple: (triple[0].start, triple[0].channel))
 
     def role(segment: RawSegment) -> str:
-        return lanes.get(segment.channel, UNKNOWN)
+        return SYSTEM if id(segment) in announced else lanes.get(segment.channel, UNKNOWN)
 
     def utterance(n: int, segment: RawSegment, text: str, prefix: str = "") -> Utterance:
         return Utterance(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from qa_pipeline import messages
-from qa_pipeline.records import AGENT, CUSTOMER, UNKNOWN, CallMeta, CallTranscript, Utterance
+from qa_pipeline.records import AGENT, CUSTOMER, SYSTEM, UNKNOWN, CallMeta, CallTranscript, Utterance
 from qa_pipeline.scoring.matching import BY_TEXT, Match, Phrase, PreparedText, find_all, is_pattern, prepare
 from qa_pipeline.meaning.judge import CallMeaning, Closest, MeaningJudge, default_judge
 from qa_pipeline.scoring.normalize import normalize_text, normalize_with_map
@@ -107,6 +107,9 @@ class Call:
             segs.append(Seg(n, u, p, _word_map(u, p)))
         self.segs: tuple[Seg, ...] = tuple(segs)
         self.speech_end = max((s.utt.end for s in segs), default=0.0)
+        # the call's opening starts when the agent is put through, after the recorded announcements
+        # (speaker `system`, found in the opening only): `first_seconds` windows count from there
+        self.opening_at = max((s.utt.end for s in segs if s.utt.speaker == SYSTEM), default=0.0)
 
     # -- language --
     def say(self, code: str, **params: object) -> str:
@@ -301,14 +304,14 @@ def window_segs(call: Call, speaker: str, w: Window) -> tuple[Seg, ...]:
     if w.last_turns is not None:
         segs = segs[-w.last_turns :]
     if w.first_seconds is not None:
-        segs = tuple(s for s in segs if s.utt.start < w.first_seconds)
+        segs = tuple(s for s in segs if s.utt.start < call.opening_at + w.first_seconds)
     if w.last_seconds is not None:
         segs = tuple(s for s in segs if s.utt.end > call.speech_end - w.last_seconds)
     return segs
 
 
 def in_window(call: Call, hit: Hit, w: Window) -> bool:
-    if w.first_seconds is not None and hit.start >= w.first_seconds:
+    if w.first_seconds is not None and hit.start >= call.opening_at + w.first_seconds:
         return False
     if w.last_seconds is not None and hit.end <= call.speech_end - w.last_seconds:
         return False

@@ -1,0 +1,127 @@
+"""How glibc's allocator holds this process's memory: small and flat between stages, reused inside
+Whisper's decoding.
+
+Between stages (issue 12): every block of 64 KB or more is mapped alone and unmapped when freed, so
+that one stage's transient buffers (Silero's batches, the level profiles, the speaker embeddings)
+never pile up under the next one's and a 4-hour call stays under 2 GB (bench/memory.py).
+
+Inside Whisper's decoding (issue 24) that costs a third of the CPU time in the kernel: CTranslate2
+allocates and frees the same large buffers for every layer of every batch (an encoder layer's
+attention scores are 72 MB per 30 s window, over 1 GB for a batch of 16), and a block mapped alone
+is faulted in a page at a time each time (`qa run` on the dev calls: 15.5 M minor faults). So while
+a group of windows is decoded (:func:`held`), no block is mapped alone and a freed top of the heap
+is kept: each buffer is the previous layer's; afterwards the freed memory is handed back
+(malloc_trim) and the mapping policy returns.
+
+That needs the decoding thread (CTranslate2's worker) to allocate from the heap that :func:`held`
+governs: :func:`share_one_arena` has every thread use glibc's main arena. It must run before the
+process starts its threads (`qa run` does it first thing); once threads own arenas of their own
+they keep them (a thread's arena is a 64 MB heap that maps anything bigger alone anyway).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import re
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+logger = logging.getLogger("qa_pipeline")
+
+# glibc's malloc.h and its defaults
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+M_MMAP_MAX = -4
+M_ARENA_MAX = -8
+DEFAULT_MMAP_MAX = 65536
+DEFAULT_TRIM_THRESHOLD = 128 * 1024
+
+MAPPED_THRESHOLD = 64 * 1024  # between stages: every block from this size on mapped alone, returned when freed
+HELD_TRIM_THRESHOLD = 2**31 - 1  # while decoding: a freed top of the heap is kept (mallopt takes an int: 2 GB; a batch of 16 windows frees 1.2 GB at once)
+
+
+@dataclass(frozen=True)
+class HeapPolicy:
+    one_arena: bool  # every thread allocates from the main arena (False: threads owned arenas already)
+    arenas: int  # malloc arenas when the policy was set (0: unknown, or not glibc)
+    glibc: bool = True
+
+
+_policy: HeapPolicy | None = None
+_lock = threading.Lock()
+_held = 0  # nesting depth of held()
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 (glibc's, or not glibc)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def share_one_arena() -> HeapPolicy:
+    """Set this process's allocator policy (once; later calls return the first answer): one arena
+    for every thread when no thread owns one yet, and blocks of 64 KB or more mapped alone."""
+    global _policy
+    with _lock:
+        if _policy is None:
+            libc = _libc()
+            if libc is None:
+                _policy = HeapPolicy(False, 0, glibc=False)  # not glibc: its allocator decides
+            else:
+                arenas = arena_count(libc)
+                if arenas == 1:
+                    libc.mallopt(M_ARENA_MAX, 1)
+                libc.mallopt(M_MMAP_THRESHOLD, MAPPED_THRESHOLD)
+                _policy = HeapPolicy(arenas == 1, arenas)
+            logger.debug("heap policy: %s", _policy)
+        return _policy
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Within: freed memory stays in the heap for the next allocation (Whisper's per-layer buffers);
+    on leaving the outermost one: handed back, and big blocks mapped alone again."""
+    global _held
+    libc = _libc() if share_one_arena().glibc else None
+    if libc is None:
+        yield
+        return
+    with _lock:
+        _held += 1
+        if _held == 1:
+            libc.mallopt(M_MMAP_MAX, 0)
+            libc.mallopt(M_TRIM_THRESHOLD, HELD_TRIM_THRESHOLD)
+    try:
+        yield
+    finally:
+        with _lock:
+            _held -= 1
+            if _held == 0:
+                libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+                libc.mallopt(M_MMAP_THRESHOLD, MAPPED_THRESHOLD)
+                libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+                libc.malloc_trim(0)
+
+
+def arena_count(libc: ctypes.CDLL | None = None) -> int:
+    """How many malloc arenas the process has (glibc's malloc_info), 0 when it cannot tell."""
+    try:
+        libc = libc or ctypes.CDLL("libc.so.6")
+        buffer, size = ctypes.c_void_p(), ctypes.c_size_t()
+        libc.open_memstream.restype = ctypes.c_void_p
+        stream = libc.open_memstream(ctypes.byref(buffer), ctypes.byref(size))
+        if not stream:
+            return 0
+        libc.malloc_info(0, ctypes.c_void_p(stream))
+        libc.fclose(ctypes.c_void_p(stream))
+        text = ctypes.string_at(buffer, size.value).decode("ascii", "replace")
+        libc.free(buffer)
+    except (OSError, AttributeError):
+        return 0
+    return len(re.findall(r'<heap nr="\d+">', text))
