@@ -13,6 +13,18 @@ a group of windows is decoded (:func:`held`), no block is mapped alone and a fre
 is kept: each buffer is the previous layer's; afterwards the freed memory is handed back
 (malloc_trim) and the mapping policy returns.
 
+What the held heap keeps must still fit issue 12's bound (a 4-hour call under 2 GB): a full batch
+of 16 windows of noise takes the process to about 2 GB while it is encoded, and the decoding and
+the word alignment that follow, each started on a heap that kept the encoder's freed buffers, went
+past it (a 4 h call: 2.7 GB). So the heap is eased between CTranslate2's passes, after encoding
+and after decoding (:func:`ease`: the freed memory handed back once the process holds more than
+HELD_RSS_CAP), the word alignment maps its blocks of 32 MB or more alone (:func:`big_blocks_mapped`:
+held, it grew the heap by 2 GB), and leaving each held() (a batch) hands the freed memory back.
+Batches that stay under the cap keep their buffers from pass to pass. What is left is the passes'
+own live memory: for 16 windows filled with 448 tokens each, the encoder takes the process to about
+2.0 GB and the word alignment to about 2.15 GB whatever the heap does (mapped at 64 KB as between
+stages: the same), so the 4 h call of noise is still just over 2 GB (bench/memory.py).
+
 That needs the decoding thread (CTranslate2's worker) to allocate from the heap that :func:`held`
 governs: :func:`share_one_arena` has every thread use glibc's main arena. It must run before the
 process starts its threads (`qa run` does it first thing); once threads own arenas of their own
@@ -23,6 +35,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import re
 import threading
 from contextlib import contextmanager
@@ -38,8 +51,11 @@ M_MMAP_MAX = -4
 M_ARENA_MAX = -8
 DEFAULT_MMAP_MAX = 65536
 DEFAULT_TRIM_THRESHOLD = 128 * 1024
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 MAPPED_THRESHOLD = 64 * 1024  # between stages: every block from this size on mapped alone, returned when freed
+HELD_RSS_CAP = 1024 * 2**20  # inside held(): over this resident size, freed memory is handed back between passes
+HELD_MAPPED_THRESHOLD = 32 * 2**20  # inside big_blocks_mapped(): blocks from this size on mapped alone
 HELD_TRIM_THRESHOLD = 2**31 - 1  # while decoding: a freed top of the heap is kept (mallopt takes an int: 2 GB; a batch of 16 windows frees 1.2 GB at once)
 
 
@@ -106,7 +122,43 @@ def held() -> Iterator[None]:
                 libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
                 libc.mallopt(M_MMAP_THRESHOLD, MAPPED_THRESHOLD)
                 libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
-                libc.malloc_trim(0)
+            libc.malloc_trim(0)  # each held() is one batch: the next one starts from what is live
+
+
+def ease() -> None:
+    """Inside held(): hand the freed memory back if the process holds more than HELD_RSS_CAP
+    (between two passes of the decoder, so that the next one does not grow on top of it)."""
+    libc = _libc() if share_one_arena().glibc else None
+    if libc is not None and _held and resident_bytes() > HELD_RSS_CAP:
+        libc.malloc_trim(0)
+
+
+@contextmanager
+def big_blocks_mapped() -> Iterator[None]:
+    """Inside held(): blocks of HELD_MAPPED_THRESHOLD or more mapped alone (and returned when
+    freed), smaller ones still from the held heap."""
+    libc = _libc() if share_one_arena().glibc else None
+    if libc is None or not _held:
+        yield
+        return
+    with _lock:
+        libc.mallopt(M_MMAP_THRESHOLD, HELD_MAPPED_THRESHOLD)
+        libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+    try:
+        yield
+    finally:
+        with _lock:
+            if _held:
+                libc.mallopt(M_MMAP_MAX, 0)
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (0 when /proc cannot tell)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def arena_count(libc: ctypes.CDLL | None = None) -> int:

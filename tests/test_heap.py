@@ -71,3 +71,52 @@ def test_set_late_threads_keep_their_arenas():
     one_arena, arenas, arenas_after, mapped, held, _inside, _after = run("late")
     assert (one_arena, arenas) == (False, 2)
     assert mapped > 7 * ONE_BUFFER
+
+
+EASED = textwrap.dedent("""
+    import ctypes, resource, threading
+    from qa_pipeline import heap
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    SIZE = 300 * 2**20
+
+    def rss_mb():
+        return heap.resident_bytes() // 2**20
+
+    def in_thread(rounds):  # CTranslate2's worker: a big buffer allocated, written, freed
+        def work():
+            for _ in range(rounds):
+                buffer = libc.malloc(SIZE)
+                ctypes.memset(buffer, 1, SIZE)
+                libc.free(buffer)
+        worker = threading.Thread(target=work)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        worker.start(); worker.join()
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    heap.share_one_arena()
+    with heap.held():
+        in_thread(1)
+        kept = rss_mb()
+        heap.ease()  # under the cap: kept
+        under_cap = rss_mb()
+        heap.HELD_RSS_CAP = 0
+        heap.ease()  # over it: handed back
+        eased = rss_mb()
+        with heap.big_blocks_mapped():
+            mapped_faults = in_thread(4)
+            after_mapped = rss_mb()
+        held_faults = in_thread(4)  # held again: faulted in once
+    print(kept, under_cap, eased, mapped_faults, after_mapped, held_faults)
+""")
+
+
+def test_ease_hands_back_over_the_cap_and_big_blocks_map_alone_when_asked():
+    out = subprocess.run([sys.executable, "-c", EASED], capture_output=True, text=True, check=True).stdout
+    kept, under_cap, eased, mapped_faults, after_mapped, held_faults = map(int, out.split())
+    assert kept >= 300 and under_cap >= 300  # the freed buffer stays while the process is under the cap
+    assert eased < kept - 250  # over the cap: handed back
+    assert mapped_faults > 3 * ONE_BUFFER and after_mapped < kept - 250  # mapped alone: faulted in every time, returned
+    assert held_faults < 2 * ONE_BUFFER  # after big_blocks_mapped(), the held heap's policy again

@@ -15,7 +15,7 @@ from qa_pipeline.audio.decode import SAMPLE_RATE
 from qa_pipeline.audio.stream import NoisyChannel
 from qa_pipeline.choices import Decoder, Device
 from qa_pipeline.errors import CallFailed, ModelError
-from qa_pipeline.heap import held
+from qa_pipeline.heap import big_blocks_mapped, ease, held
 from qa_pipeline.models import resolve_model
 from qa_pipeline.records import RawSegment, RawWord
 
@@ -117,6 +117,7 @@ class Transcriber:
                 cpu_threads=cpu_threads or (os.cpu_count() or 1),
                 local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")),
             )
+            self._model.model = EasedWhisper(self._model.model)
         except Exception as e:  # faster-whisper raises many kinds (hub, ctranslate2, OS)
             hint = ""
             if location == model:  # a hub name: downloading it failed or was not allowed
@@ -247,6 +248,32 @@ class Transcriber:
                 raise CallFailed(f"speech model failed on channel {channel}: {e}") from e
         offset = first / SAMPLE_RATE
         return [_raw_segment(s, channel, offset) for s in raw]
+
+
+class EasedWhisper:
+    """CTranslate2's Whisper as faster-whisper calls it, with the held heap eased between its
+    passes (qa_pipeline.heap): after encoding and after decoding, and the word alignment with its
+    big blocks mapped alone. Everything else is the model's own."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def encode(self, *args, **kwargs):
+        out = self._model.encode(*args, **kwargs)
+        ease()
+        return out
+
+    def generate(self, *args, **kwargs):
+        out = self._model.generate(*args, **kwargs)
+        ease()
+        return out
+
+    def align(self, *args, **kwargs):
+        with big_blocks_mapped():
+            return self._model.align(*args, **kwargs)
 
 
 def _raw_segment(s, channel: int, offset: float = 0.0) -> RawSegment:
