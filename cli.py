@@ -488,6 +488,7 @@ def calibrate(
     labels: Annotated[Optional[Path], typer.Option(help="Labels: CSV call_id,item_id,result[,inspector] or labels.json. [default: the review desk's decisions in OUT, OUT/labels.csv, OUT/labels.json]")] = None,
     rubric: Annotated[Optional[Path], typer.Option(help="Candidate rubric: re-score the labelled calls from their transcripts and compare.")] = None,
     since: Annotated[Optional[str], typer.Option(help="Only calls from this day on (YYYY-MM-DD).")] = None,
+    propose_thresholds: Annotated[bool, typer.Option(help="Propose each meaning item's threshold and margin from the labels (the --rubric, else the default rubric).")] = False,
 ) -> None:
     """How often the machine agrees with the inspectors, per rubric item (and a candidate rubric's).
 
@@ -499,6 +500,8 @@ def calibrate(
       qa calibrate qa-out --labels labels.csv
 
       qa calibrate qa-out --labels labels.csv --rubric rubrics/candidate.zh.yaml --since 2025-03-01
+
+      qa calibrate qa-out --labels labels.csv --propose-thresholds
     """
     from rich.console import Console
 
@@ -534,6 +537,17 @@ def calibrate(
             typer.echo(f"no transcript to re-score: {', '.join(cand.no_transcript)}")
     typer.echo(f"tables: {run.tables.resolve()}")
     typer.echo(f"report: {run.page.resolve()}")
+    if propose_thresholds:
+        from qa_pipeline.calibration.thresholds import proposal_lines, propose
+        from qa_pipeline.scoring.rubric import load_rubric
+
+        try:
+            lines = proposal_lines(propose(out, label_source(out, labels).read(), load_rubric(rubric or _default_rubric())))
+        except QaError as e:
+            _fail(str(e))
+        typer.echo("meaning thresholds (agreement with the labels of each item, re-scored alone):")
+        for line in lines or ["no item with examples has labels"]:
+            typer.echo("  " + line)
 
 
 def _day(value: str):
@@ -545,12 +559,49 @@ def _day(value: str):
         _fail(f"--since {value!r}: expected a day as YYYY-MM-DD")
 
 
+@rubric_app.command("suggest")
+def rubric_suggest(
+    out: Annotated[Path, typer.Argument(help="Output folder whose review desk (review.db) holds the overrides.")],
+    since: Annotated[Optional[str], typer.Option(help="Only decisions from this day on (YYYY-MM-DD).")] = None,
+    rubric: Annotated[Optional[Path], typer.Option(help="The live rubric. [default: rubrics/default.zh.yaml]")] = None,
+    write: Annotated[Optional[Path], typer.Option(help="Where to write the candidate. [default: OUT/rubric-candidate.yaml]")] = None,
+) -> None:
+    """Write a candidate rubric with the inspectors' overrides as new examples and near-misses.
+
+    The live rubric is not changed. Then compare: `qa calibrate OUT --rubric CANDIDATE` and
+    `qa rubric test CANDIDATE --labels … --transcripts OUT`.
+
+    Example:
+
+      qa rubric suggest qa-out --since 2025-03-01 --rubric rubrics/my-centre.zh.yaml
+    """
+    from qa_pipeline.calibration.suggest import suggest
+    from qa_pipeline.files import write_atomic
+
+    live = rubric or _default_rubric()
+    target = write or Path(out) / "rubric-candidate.yaml"
+    if not Path(out).is_dir():
+        _fail(f"{out}: no such output folder")
+    try:
+        result = suggest(Path(out), live, _day(since) if since else None)
+    except QaError as e:
+        _fail(str(e))
+    for a in result.added:
+        typer.echo(f"+ {a.item_id} {a.where}: {a.text}   ({a.source})")
+    for line in result.skipped:
+        typer.echo(f"  skipped {line}")
+    write_atomic(target, result.text.encode("utf-8"))
+    typer.echo(f"{len(result.added)} new examples / near-misses; candidate: {target}")
+    typer.echo(f"compare: qa calibrate {out} --rubric {target}")
+
+
 @rubric_app.command("test")
 def rubric_test(
     file: Annotated[Path, typer.Argument(help="Rubric YAML to test.")],
     labels: Annotated[Path, typer.Option(help="Labels: CSV call_id,item_id,result[,inspector] or labels.json.")],
     transcripts: Annotated[Path, typer.Option(help="Output folder holding the labelled calls' transcripts (`qa run` or `qa transcribe`).")],
     min_agreement: Annotated[Optional[float], typer.Option(help="Floor for every item (0-1), instead of the rubric's min_agreement.")] = None,
+    before: Annotated[Optional[Path], typer.Option(help="The live rubric: also print each item's agreement under it (before → after).")] = None,
 ) -> None:
     """Score labelled calls with a rubric; exit 1 when an item's agreement is under its floor.
 
@@ -573,6 +624,19 @@ def rubric_test(
     except QaError as e:
         _fail(str(e))
     Console(width=max(Console().width, 100)).print(show.rubric_test_table(result))
+    if before is not None:
+        try:
+            live = run_test(load_rubric(before), source.read(), transcripts, source=source.name, min_agreement=min_agreement or 0.0)
+        except QaError as e:
+            _fail(str(e))
+        was = {f.item.item_id: f.item.stats for f in live.items}
+        typer.echo(f"before ({before}) → after ({file}):")
+        for f in result.items:
+            b, a = was.get(f.item.item_id), f.item.stats
+            if b is not None and b.n:
+                typer.echo(f"  {f.item.item_id:<26} {b.agree}/{b.n} → {a.agree}/{a.n}")
+        b, a = live.calibration.overall.stats, result.calibration.overall.stats
+        typer.echo(f"  {'overall':<26} {b.agree}/{b.n} → {a.agree}/{a.n}")
     c = result.calibration
     if c.unmatched:
         typer.echo(f"{len(c.unmatched)} labels not compared:")

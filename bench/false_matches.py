@@ -18,6 +18,12 @@ A match is supported when the labels back it:
     the reference turn does not back is false, in the reference text (the matcher read too much
     into it) or in the Whisper text (a sound match of something else).
 Prints the counts and every unsupported match.
+
+Then the same turns against the forbidden item's examples (`examples:` / `near_misses:`, judged by
+the sentence encoder as the scorer judges them: every clause and pair of clauses, the item's
+threshold and margin): matches on agent turns, how many the labels do not back (0 expected on
+turns of calls labelled clean), and, for reference, the same count on customer turns (the scorer
+never judges those against the agent).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from qa_pipeline.scoring.matching import BY_TEXT, find_all, prepare  # noqa: E402
 from qa_pipeline.scoring.rubric import ForbiddenCheck, PhraseCheck, load_rubric, rubric_path_default  # noqa: E402
 
-_CITED = re.compile(r"in the turn starting ([\d.]+) s")
+_CITED = re.compile(r"(?:in the turn starting|' at) ([\d.]+) s")  # dev-calls(-2) / dev-calls-3 wording
 
 
 @dataclass(frozen=True)
@@ -70,14 +76,15 @@ def turns_of(corpus: Path, out: Path | None) -> list[dict]:
     turns = []
     for call_id, lab in sorted(labels.items()):
         violated = lab["items"].get("forbidden_phrases") == "fail"
-        cited = _CITED.search(lab["why"].get("forbidden_phrases", "")) if violated else None
+        cited = _CITED.findall(lab["why"].get("forbidden_phrases", "")) if violated else []
         for t in lab["turns"]:
             over = [r for r in rows if r["call_id"] == call_id
                     and min(r["end"], t["end"]) - max(r["start"], t["start"]) > 0.5 * min(r["end"] - r["start"], t["end"] - t["start"])]
             turns.append(dict(t, call_id=call_id, corpus=corpus.name,
                               whisper="，".join(r["text"] for r in over) if out is not None else None,
                               violated=violated and t["speaker"] == "agent",
-                              cited=bool(cited) and t["speaker"] == "agent" and abs(t["start"] - float(cited.group(1))) < 0.3))
+                              cited=t["speaker"] == "agent" and any(
+                                  t["start"] - 0.3 <= float(c) <= t["end"] + 0.3 for c in cited)))
     return turns
 
 
@@ -94,9 +101,63 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", action="append", required=True, help="DIR or DIR=OUT")
     parser.add_argument("--rubric", type=Path, default=rubric_path_default())
+    parser.add_argument("--sweep", action="store_true",
+                        help="also count, per (threshold, margin), meaning matches on clean and on cited turns")
     args = parser.parse_args()
-    report(args.corpus, load_rubric(args.rubric))
+    rubric = load_rubric(args.rubric)
+    report(args.corpus, rubric)
+    meaning_report(args.corpus, rubric, sweep=args.sweep)
     return 0
+
+
+def meaning_report(corpora: list[str], rubric, sweep: bool = False) -> dict:
+    """Forbidden examples matched by meaning over every turn: (speaker, text kind) → [matches, unsupported]."""
+    from qa_pipeline.meaning.judge import default_judge
+
+    item = next((i for i in rubric.items if isinstance(i.check, ForbiddenCheck) and i.meaning is not None), None)
+    if item is None:
+        print("\nno forbidden examples in the rubric")
+        return {}
+    judge = default_judge(rubric.encoder)
+    turns = [t for spec in corpora for t in turns_of(Path(spec.partition("=")[0]),
+                                                     Path(spec.partition("=")[2]) if spec.partition("=")[2] else None)]
+    counts: dict[tuple[str, str], list[int]] = {}
+    lines = []
+    cited = found_cited = 0
+    if sweep:
+        _sweep(judge, item.meaning, turns)
+    for kind in ("reference", "whisper"):
+        texts = [t["text"] if kind == "reference" else (t["whisper"] or "") for t in turns]
+        call = judge.call(texts)
+        hits = {}
+        for c in call.closest(item.meaning, range(len(turns))):
+            if c.counts(item.meaning):
+                hits.setdefault(c.seg, c)
+        for n, t in enumerate(turns):
+            if kind == "reference" and t["cited"]:
+                cited += 1
+                found_cited += n in hits
+            if n not in hits:
+                continue
+            c = hits[n]
+            ok = t["violated"] and t["cited"]
+            row = counts.setdefault((t["speaker"], kind), [0, 0])
+            row[0] += 1
+            if not ok:
+                row[1] += 1
+                lines.append(f"  {kind:<9} {t['corpus']} {t['call_id']} {t['speaker']:<8} {t['start']:6.1f} s  "
+                             f"'{texts[n][c.unit.start:c.unit.end]}' ~ '{c.example.text}' {c.similarity:.2f} "
+                             f"(near-miss {c.near_similarity:.2f})")
+    print(f"\nforbidden examples by meaning over {len(turns)} turns (threshold {item.meaning.threshold}, margin "
+          f"{item.meaning.margin}, {len(item.meaning.examples)} examples, {len(item.meaning.near_misses)} near-misses)")
+    print(f"  {'speaker':<10}{'text':<10}{'matches':>8}{'unsupported':>13}")
+    for (speaker, kind), (n, bad) in sorted(counts.items()):
+        print(f"  {speaker:<10}{kind:<10}{n:>8}{bad:>13}")
+    print(f"  cited violation turns found by meaning (reference text): {found_cited}/{cited}")
+    print("unsupported meaning matches:" if lines else "unsupported meaning matches: none")
+    for line in lines:
+        print(line)
+    return {k: tuple(v) for k, v in counts.items()}
 
 
 def report(corpora: list[str], rubric) -> dict:
@@ -132,6 +193,30 @@ def report(corpora: list[str], rubric) -> dict:
     for line in false:
         print(line)
     return {k: tuple(v) for k, v in counts.items()}
+
+
+def _sweep(judge, meaning, turns) -> None:
+    """Agent turns of calls labelled clean that some unit would flag, and cited violation turns
+    found, for a grid of (threshold, margin); reference and Whisper text."""
+    best = {}
+    for kind in ("reference", "whisper"):
+        texts = [t["text"] if kind == "reference" else (t["whisper"] or "") for t in turns]
+        agent = [n for n, t in enumerate(turns) if t["speaker"] == "agent"]
+        for c in judge.call(texts).closest(meaning, agent):
+            best.setdefault((kind, c.seg), []).append((c.similarity, c.gap))
+    print("\nsweep: clean agent turns flagged / cited violation turns found (reference | whisper)")
+    for threshold in (0.55, 0.6, 0.62, 0.64, 0.66, 0.68, 0.7, 0.75):
+        row = []
+        for margin in (0.0, 0.05, 0.1, 0.15):
+            cells = []
+            for kind in ("reference", "whisper"):
+                hit = {n for (k, n), v in best.items() if k == kind and any(s >= threshold and g >= margin for s, g in v)}
+                clean = sum(1 for n in hit if not turns[n]["violated"])
+                cited = [n for n, t in enumerate(turns) if t["cited"]]
+                cells.append(f"{clean}/{sum(n in hit for n in cited)}")
+            row.append(f"m {margin:.2f}: {' | '.join(cells):<11}")
+        print(f"  t {threshold:.2f}  " + "  ".join(row))
+    print(f"  ({sum(1 for t in turns if t['cited'])} cited violation turns)")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ with `qa run DIR/audio --manifest DIR/manifest.csv` when OUT has no run yet; tra
 so later runs only score).  The cached transcripts are scored in-process with:
 
   default          rubrics/default.zh.yaml, no per-corpus configuration
-  centre           bench/centres/<corpus>.yaml: the default plus the centre's company names
+  centre           DIR/centre.yaml, else bench/centres/<corpus>.yaml: the default plus the centre's company names
   centre only      the centre's names alone name the company (the default's generic forms removed)
   strict 您好      the greeting requires 您 heard as 您 (strict_you: true): the cost of strictness
   no model         the complaint classifier switched off (customer_says and waits only)
@@ -61,7 +61,9 @@ def _with_check(rubric: Rubric, item_id: str, **changes) -> Rubric:
 def variants(corpus: Path) -> dict[str, Rubric]:
     default = load_rubric(rubric_path_default())
     out = {"default": default}
-    centre_file = ROOT / "bench" / "centres" / f"{corpus.name}.yaml"
+    centre_file = corpus / "centre.yaml"
+    if not centre_file.is_file():
+        centre_file = ROOT / "bench" / "centres" / f"{corpus.name}.yaml"
     if centre_file.is_file():
         centre = load_rubric(centre_file)
         out["centre"] = centre

@@ -9,13 +9,16 @@ agents in 4 teams, a date in a 30-day month, and small time jitter), then times
 tables and rendering every call card, agent page and the index. The bound in issue 7/8: under 60 s
 for 10,000 calls on the 2-core machine; issue 23: at least 300 calls/s.  Besides wall time it prints
 the CPU seconds of this process and its scoring workers (a shared machine's wall time says little),
-and with --profile the CPU seconds of the parts of `qa score`, scoring itself measured apart.
+and with --profile the CPU seconds of the parts of `qa score`, scoring itself measured apart.  The default
+rubric judges clauses by meaning: the first pass encodes every call's clauses into --embeddings, a
+second run finds them there (warm).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -92,6 +95,32 @@ def write_synthetic_out(out: Path, calls) -> list[CallMeta]:
     return list(metas)
 
 
+def meaning_share(calls) -> int:
+    """CPU seconds per call of score_call with the default rubric and with its examples taken out."""
+    from dataclasses import replace
+
+    from qa_pipeline.scoring.rubric import load_rubric, rubric_path_default
+    from qa_pipeline.scoring.score import score_call
+
+    rubric = load_rubric(rubric_path_default())
+    plain = replace(rubric, items=tuple(replace(i, meaning=None, when=replace(i.when, meaning=None) if i.when else None)
+                                        for i in rubric.items))
+    for meta, t in calls:  # warm: every call's vectors encoded and stored once
+        score_call(t, meta, rubric, processed_at="bench")
+    spent = {"with examples": 0.0, "without": 0.0}
+    for _round in range(2):
+        for name, r in (("with examples", rubric), ("without", plain)):
+            started = time.process_time()
+            for meta, t in calls:
+                score_call(t, meta, r, processed_at="bench")
+            spent[name] += time.process_time() - started
+    n = 2 * len(calls)
+    a, b = spent["with examples"] / n * 1000, spent["without"] / n * 1000
+    print(f"score_call, warm vectors, {len(calls)} calls x 2 rounds: {a:.2f} ms CPU per call with examples, "
+          f"{b:.2f} without: the meaning layer is {(a - b) / a:.0%} of scoring")
+    return 0
+
+
 def cpu_seconds() -> float:
     """User + system CPU of this process and of its finished children (the scoring workers)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -123,10 +152,18 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=10000)
     parser.add_argument("--dev-labels", type=Path, default=ROOT / "tests" / "data" / "dev_labels.json")
     parser.add_argument("--out", type=Path, default=None, help="keep the OUT folder here (default: a temp dir)")
+    parser.add_argument("--embeddings", type=Path, default=Path(tempfile.gettempdir()) / "qa-bench-embeddings",
+                        help="cache root for the sentence vectors (kept between runs, so a second run is warm)")
+    parser.add_argument("--meaning-share", type=int, default=0, metavar="N",
+                        help="only time score_call in this process on N calls (warm vectors), the default rubric "
+                             "against the same without examples, interleaved: the meaning layer's share of scoring")
     parser.add_argument("--profile", action="store_true",
                         help="also print the CPU seconds of reading, scoring and writing, and of scoring "
                              "the same calls in this process alone")
     args = parser.parse_args()
+    # The scorer keeps vectors in <cache root>/transcripts/embeddings: a bench root of its own, so that
+    # "warm" means warmed by this bench; the first pass encodes what is missing, the second is warm.
+    os.environ["QA_CACHE_DIR"] = str(args.embeddings)
 
     from qa_pipeline.batch import rescore as rescoring, store
     from qa_pipeline.batch.rescore import rescore
@@ -142,6 +179,8 @@ def main() -> int:
         profile_parts(Morning, WRITE_PARTS[3:], spent)
 
     base = reference_transcripts(json.loads(args.dev_labels.read_text(encoding="utf-8")))
+    if args.meaning_share:
+        return meaning_share(list(synthetic(args.meaning_share, base)))
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "out"
         out.mkdir(parents=True, exist_ok=True)
@@ -149,7 +188,7 @@ def main() -> int:
         write_synthetic_out(out, synthetic(args.calls, base))
         print(f"built {args.calls} transcribed calls in {time.monotonic() - started:.1f} s", flush=True)
         started, cpu = time.monotonic(), cpu_seconds()
-        summary = rescore(out, rubric_path_default())
+        summary = rescore(out, rubric_path_default())  # a second run with the same --embeddings is warm
         wall, cpu = time.monotonic() - started, cpu_seconds() - cpu
         pages = sum(1 for _ in (out / "reports").rglob("*.html"))
         print(f"qa score: {summary.total} calls scored ({summary.failed} failed), {pages} HTML pages, in {wall:.1f} s "

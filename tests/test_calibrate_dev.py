@@ -61,11 +61,13 @@ def test_calibrate_gives_the_figures_of_agreement_py(run_out, data_dir):
 
 def test_candidate_without_a_forbidden_phrase_changes_the_call_that_said_it(run_out, data_dir, tmp_path):
     # dev_07's agent says 你没听明白 (test_end_to_end: forbidden_phrases fails on it), and no other
-    # forbidden phrase; dev_11 says none. Without that phrase, exactly dev_07's verdict flips.
+    # forbidden phrase; dev_11 says none. Without that phrase (and its variant 你…没听明白), and with the
+    # item's examples out of reach (their meaning would still catch it), exactly dev_07's verdict flips.
     text = rubric_path_default().read_text(encoding="utf-8")
     candidate = tmp_path / "candidate.yaml"
-    candidate.write_text("".join(line for line in text.splitlines(keepends=True) if "你没听明白" not in line),
-                         encoding="utf-8")
+    assert text.count("    threshold: 0.68\n") == 1  # the forbidden item's
+    candidate.write_text("".join(line for line in text.replace("    threshold: 0.68\n", "    threshold: 0.99\n")
+                                 .splitlines(keepends=True) if "没听明白" not in line), encoding="utf-8")
     assert candidate.read_text(encoding="utf-8") != text
     result = CliRunner().invoke(app, ["calibrate", str(run_out), "--labels", str(data_dir / "dev_labels.json"),
                                       "--rubric", str(candidate)])

@@ -335,7 +335,7 @@ def test_extends_of_a_file_that_is_no_rubric_never_shows_its_content(tmp_path, s
         rubric.write_text("extends: /etc/shadow\nid: x\n", encoding="utf-8")
         line = refused_rubric(tmp_path, rubric).replace(str(tmp_path), "")
         assert line.endswith("extends: /etc/shadow is not a rubric file (valid YAML whose top level holds only id, "
-                             "name, version, language, pass_score, items, description, centre, extends, min_agreement)")
+                             "name, version, language, pass_score, items, description, centre, extends, min_agreement, encoder)")
         shadow = Path("/etc/shadow").read_text(encoding="utf-8", errors="replace")
         hashes = [row.split(":")[1] for row in shadow.splitlines() if row.count(":") > 1]
         assert not any(h in line for h in hashes if len(h) > 3)

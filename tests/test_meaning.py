@@ -41,3 +41,25 @@ def test_a_set_is_encoded_alone_so_other_texts_do_not_move_its_vectors():
 def test_unknown_encoder_is_one_line():
     with pytest.raises(ValueError, match="unknown sentence encoder 'nope'; choose one of: e5-small, use-m3"):
         load_encoder("nope")
+
+
+def test_one_cache_serves_the_threads_of_a_process(tmp_path):
+    """A Ray actor scores two calls at once in two threads, through one process-wide cache."""
+    import threading
+
+    cache = EmbeddingCache(load_encoder(), tmp_path)
+    got, errors = {}, []
+
+    def work(n: int) -> None:
+        try:
+            got[n] = cache.vectors([TEXTS[n], "好的"])
+        except Exception as e:  # noqa: BLE001 - the test reports any
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(got) == 3
+    assert np.array_equal(got[0], EmbeddingCache(load_encoder(), tmp_path).vectors([TEXTS[0], "好的"]))

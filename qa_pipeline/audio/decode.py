@@ -204,7 +204,10 @@ def _decode_file(f, name: str, max_duration_s: float, sink, *, peek=None) -> Dec
     try:
         container = av.open(f, mode="r", metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        raise DecodeError(f"not a readable audio file: {name} ({_short(e)})") from e
+        # FFmpeg's own words, without the "input" it names: for an open file that is its descriptor
+        # number ('5'), which moves with whatever else the process has open (the reason must not)
+        detail = e.strerror if isinstance(e, av.FFmpegError) and e.strerror else _short(e)
+        raise DecodeError(f"not a readable audio file: {name} ({detail})") from e
     with container:
         streams = list(container.streams.audio)
         if not streams:

@@ -28,6 +28,7 @@ from qa_pipeline.errors import CallFailed, ModelError, NoSpeech
 from qa_pipeline.mood.voice import VOICE_VERSION, voice_tracks, with_voice
 from qa_pipeline.records import CachedAudio, CallMeta, CallOutcome, CallPart, CallScore, RawSegment, StageResult, Todo
 from qa_pipeline.scoring.rubric import Rubric
+from qa_pipeline.meaning.judge import default_judge, embeddings_dir
 from qa_pipeline.scoring.score import score_call
 from qa_pipeline.speakers.diarize import SpeakerModelMissing, call_regions, default_embedder, diarize, speaker_model_id
 from qa_pipeline.speakers.roles import build_transcript, channel_levels
@@ -391,7 +392,8 @@ def process_call(item: Todo, stage: TranscribeStage, rubric: Rubric) -> CallOutc
         stages.update(result.stages)
         from_cache = result.from_cache
         t0 = time.monotonic()
-        score = score_call(result.transcript, meta, rubric, processed_at=processed_at)
+        judge = default_judge(rubric.encoder, embeddings_dir(stage.cache.root)) if rubric.uses_meaning else None
+        score = score_call(result.transcript, meta, rubric, processed_at=processed_at, judge=judge)
         stages["score"] = time.monotonic() - t0
         part = CallPart(meta.call_id, item.fingerprint, score, result.transcript, inputs=item.inputs)
     except CallFailed as e:

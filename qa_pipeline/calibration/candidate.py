@@ -21,7 +21,7 @@ from qa_pipeline.records import CallMeta, CallScore, CandidateComparison, Label,
 from qa_pipeline.scoring.rubric import Rubric
 
 
-def _metas(out: Path, call_ids: set[str]) -> dict[str, CallMeta]:
+def metas_of(out: Path, call_ids: set[str]) -> dict[str, CallMeta]:
     """The calls' metadata from OUT/run.json; a folder filled by `qa transcribe` has none, and its
     calls are scored without metadata (the hang-up side then comes from the audio)."""
     known = {m.call_id: m for m in read_run_file(out)} if (Path(out) / RUN_FILE).is_file() else {}
@@ -33,7 +33,7 @@ def rescore_labelled(out: Path, labels: Sequence[Label], rubric: Rubric) -> tupl
     without one). Calls in neither OUT's transcripts nor its scores are left to the caller."""
     wanted = {label.call_id for label in labels}
     transcripts = read_transcripts(out, call_ids=wanted)
-    metas = _metas(out, set(transcripts))
+    metas = metas_of(out, set(transcripts))
     work = [(transcripts[c], metas[c]) for c in sorted(transcripts)]
     scored = score_many(work, rubric, now())
     return [scored[c] for c in sorted(scored)], sorted(wanted - set(transcripts))

@@ -1,6 +1,6 @@
 """Vectors of a set of texts, computed once: an SQLite file per encoder version beside the transcript cache.
 
-    <cache root>/embeddings/<encoder version, as a file name>.sqlite   table batches(key, vectors)
+    <transcript cache>/embeddings/<encoder version, as a file name>.sqlite   table batches(key, vectors)
 
 The encoders batch texts for speed, and a text's vector moves by ~1e-7 with the texts batched
 beside it (BLAS blocking).  So a set of texts — one call's utterances, one rubric's examples — is
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -39,11 +40,14 @@ class EmbeddingCache:
         self.encoder = encoder
         self._memory: dict[str, np.ndarray] = {}
         self._db: sqlite3.Connection | None = None
+        # One connection shared by the threads of a process (a Ray actor scores two calls at once).
+        self._lock = threading.Lock()
         if root is not None:
             root = Path(root)
             root.mkdir(parents=True, exist_ok=True)
             stem = re.sub(r"[^A-Za-z0-9._-]", "_", encoder.version)
-            self._db = sqlite3.connect(root / f"{stem}.sqlite", timeout=60, isolation_level=None)
+            self._db = sqlite3.connect(root / f"{stem}.sqlite", timeout=60, isolation_level=None,
+                                       check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS batches (key TEXT PRIMARY KEY, vectors BLOB NOT NULL)")
 
@@ -55,15 +59,17 @@ class EmbeddingCache:
     def _stored(self, key: str, n: int) -> np.ndarray | None:
         if self._db is None:
             return None
-        row = self._db.execute("SELECT vectors FROM batches WHERE key = ?", (key,)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT vectors FROM batches WHERE key = ?", (key,)).fetchone()
         if row is None or len(row[0]) != n * self.encoder.dim * 2:
             return None
         return np.frombuffer(row[0], dtype=np.float16).reshape(n, self.encoder.dim).astype(np.float32)
 
     def _store(self, key: str, vectors: np.ndarray) -> None:
         if self._db is not None:
-            self._db.execute("INSERT OR IGNORE INTO batches (key, vectors) VALUES (?, ?)",
-                             (key, vectors.astype(np.float16).tobytes()))
+            with self._lock:
+                self._db.execute("INSERT OR IGNORE INTO batches (key, vectors) VALUES (?, ?)",
+                                 (key, vectors.astype(np.float16).tobytes()))
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32 rows, one per text in order: the canonical batch of `texts`."""

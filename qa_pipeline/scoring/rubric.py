@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from qa_pipeline.meaning.encoder import encoder_version
 from qa_pipeline.messages import LANGUAGES
 from qa_pipeline.scoring.checks import KINDS, kind_of
 from qa_pipeline.scoring.checks.confirmation import ConfirmationCheck
@@ -27,7 +28,8 @@ from qa_pipeline.scoring.checks.silence import SilenceCheck
 from qa_pipeline.scoring.checks.speech_rate import SpeechRateCheck
 from qa_pipeline.scoring.matching import LITERAL
 from qa_pipeline.scoring.rubric_reader import MAX_COUNT, MAX_NUMBER, RubricError, RubricReader
-from qa_pipeline.scoring.rubric_records import Centre, CheckOptions, Company, Item, Rubric, When, Window
+from qa_pipeline.scoring.rubric_records import (DEFAULT_MARGIN, DEFAULT_THRESHOLD, Centre, CheckOptions, Company, Example,
+                                                Item, Meaning, Rubric, When, Window)
 from qa_pipeline.yaml_nodes import Unreadable, compose_text, read_limited, read_text
 
 log = logging.getLogger("qa_pipeline")
@@ -38,7 +40,7 @@ MAX_EXTENDS = 16  # rubric files extending one another
 # The records and the built-in kinds' options, importable from here as before the kinds had modules.
 __all__ = [
     "ITEM_SPEAKERS", "MAX_COUNT", "MAX_NUMBER", "Centre", "CheckOptions", "Company",
-    "ConfirmationCheck", "ForbiddenCheck", "ForbiddenPhrase", "HangupCheck", "HoldCheck", "InterruptionCheck",
+    "ConfirmationCheck", "Example", "ForbiddenCheck", "Meaning", "ForbiddenPhrase", "HangupCheck", "HoldCheck", "InterruptionCheck",
     "IntroductionCheck", "Item", "PhraseCheck", "Rubric", "RubricError", "SilenceCheck", "SpeechRateCheck", "When",
     "Window", "load_rubric", "parse_rubric", "rubric_hotwords", "rubric_path_default",
 ]
@@ -77,11 +79,15 @@ def rubric_path_default() -> Path:
 
 
 _TOP_KEYS = ("id", "name", "version", "language", "pass_score", "items", "description", "centre", "extends",
-             "min_agreement")
+             "min_agreement", "encoder")
 _REQUIRED_TOP = ("id", "name", "version", "language", "pass_score", "items")
+_MEANING_KEYS = ("examples", "near_misses", "threshold", "margin")
 _ITEM_KEYS = ("id", "name", "weight", "speaker", "critical", "check", "when", "source", "description",
-              "min_agreement")
-_WHEN_KEYS = ("customer_says", "agent_says", "customer_intent", "wait_over_s", "reason")
+              "min_agreement") + _MEANING_KEYS
+_WHEN_KEYS = ("customer_says", "agent_says", "customer_intent", "wait_over_s", "reason") + _MEANING_KEYS
+_EXAMPLE_KEYS = ("text", "source", "critical")
+MEANING_CHECKS = ("phrase", "forbidden")  # the check kinds whose items may carry examples
+MAX_EXAMPLE_CHARS = 200
 _CENTRE_KEYS = ("companies", "description")
 _COMPANY_KEYS = ("name", "aliases", "teams")
 
@@ -102,16 +108,55 @@ def _check(c: RubricReader, node: yaml.Node, where: str, weight: float) -> Check
 
 def _when(c: RubricReader, node: yaml.Node, where: str) -> When:
     m = c.mapping(node, f"{where}: when", _WHEN_KEYS)
-    triggers = [k for k in ("customer_says", "agent_says", "customer_intent", "wait_over_s") if k in m]
+    triggers = [k for k in ("customer_says", "agent_says", "customer_intent", "wait_over_s", "examples") if k in m]
     if not triggers:
         raise c.error(node, f"{where}: when needs a trigger (allowed: customer_says, agent_says, customer_intent, "
-                            "wait_over_s)")
+                            "wait_over_s, examples)")
     return When(
         customer_says=c.phrases(m["customer_says"], f"{where}: when customer_says") if "customer_says" in m else (),
         agent_says=c.phrases(m["agent_says"], f"{where}: when agent_says") if "agent_says" in m else (),
         customer_intent=_intents(c, m["customer_intent"], f"{where}: when customer_intent") if "customer_intent" in m else (),
         wait_over_s=c.number(m["wait_over_s"], f"{where}: when wait_over_s", above=True) if "wait_over_s" in m else None,
         reason=c.string(m["reason"], f"{where}: when reason") if "reason" in m else None,
+        meaning=_meaning(c, node, m, f"{where}: when"),
+    )
+
+
+def _examples(c: RubricReader, node: yaml.Node, what: str, *, critical_ok: bool) -> tuple[Example, ...]:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        raise c.error(node, f"{what} must be a non-empty list of {{text, source}}")
+    out = []
+    for entry in node.value:
+        e = c.mapping(entry, what, _EXAMPLE_KEYS if critical_ok else _EXAMPLE_KEYS[:2])
+        text = c.string(c.require(e, entry, "text", what), f"{what}: text").strip()
+        if not text:
+            raise c.error(e["text"], f"{what}: text is empty")
+        if len(text) > MAX_EXAMPLE_CHARS:
+            raise c.error(e["text"], f"{what}: text is longer than {MAX_EXAMPLE_CHARS} characters (one sentence)")
+        source = c.string(c.require(e, entry, "source", what), f"{what}: source").strip()
+        if not source:
+            raise c.error(e["source"], f"{what}: source is empty (say which seed or decision it comes from)")
+        critical = c.boolean(e["critical"], f"{what}: critical") if "critical" in e else False
+        out.append(Example(text, source, critical, entry.start_mark.line + 1))
+    return tuple(out)
+
+
+def _meaning(c: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: str, *,
+             critical_ok: bool = False) -> Meaning | None:
+    given = [k for k in _MEANING_KEYS if k in m]
+    if not given:
+        return None
+    if "examples" not in m:
+        raise c.error(m[given[0]], f"{where}: {given[0]} needs examples")
+    threshold = _fraction(c, m["threshold"], f"{where}: threshold") if "threshold" in m else DEFAULT_THRESHOLD
+    if threshold <= 0:
+        raise c.error(m["threshold"], f"{where}: threshold must be above 0")
+    return Meaning(
+        examples=_examples(c, m["examples"], f"{where}: examples", critical_ok=critical_ok),
+        near_misses=(_examples(c, m["near_misses"], f"{where}: near_misses", critical_ok=False)
+                     if "near_misses" in m else ()),
+        threshold=threshold,
+        margin=_fraction(c, m["margin"], f"{where}: margin") if "margin" in m else DEFAULT_MARGIN,
     )
 
 
@@ -162,6 +207,13 @@ def _item(c: RubricReader, node: yaml.Node, n: int) -> Item:
     name = c.string(c.require(m, node, "name", where), f"{where}: name")
     weight = c.number(c.require(m, node, "weight", where), f"{where}: weight")
     check = _check(c, c.require(m, node, "check", where), where, weight)
+    meaning = _meaning(c, node, m, where, critical_ok=check.type == "forbidden")
+    if meaning is not None and check.type not in MEANING_CHECKS:
+        first = next(k for k in _MEANING_KEYS if k in m)
+        raise c.error(m[first], f"{where}: {first}: a {check.type} check does not use examples "
+                                f"(allowed on: {', '.join(MEANING_CHECKS)} checks, and in when)")
+    if meaning is not None and isinstance(check, PhraseCheck) and not check.any:
+        raise c.error(m["examples"], f"{where}: examples stand for a phrase check's `any` list, and this one has none")
     return Item(
         id=item_id,
         name=name,
@@ -172,6 +224,7 @@ def _item(c: RubricReader, node: yaml.Node, n: int) -> Item:
         when=_when(c, m["when"], where) if "when" in m else None,
         source=c.string(m["source"], f"{where}: source") if "source" in m else None,
         min_agreement=_fraction(c, m["min_agreement"], f"{where}: min_agreement") if "min_agreement" in m else None,
+        meaning=meaning,
     )
 
 
@@ -219,6 +272,10 @@ def _rubric(root: yaml.Node | None, text: str, path: str, _seen: tuple[str, ...]
     pass_score = c.number(top["pass_score"], "pass_score", maximum=100.0) if "pass_score" in top else base.pass_score
     language = c.choice(top["language"], "language", LANGUAGES) if "language" in top else base.language
     own = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    encoder = _encoder_name(c, top["encoder"]) if "encoder" in top else (base.encoder if base else "use-m3")
+    uses_meaning = any(i.meaning is not None or (i.when is not None and i.when.meaning is not None) for i in items)
+    # Verdicts decided by meaning depend on the encoder's release: it is part of what a stored result depends on.
+    model = encoder_version(encoder) if uses_meaning else ""
     return Rubric(
         id=c.string(top["id"], "id") if "id" in top else base.id,
         name=c.string(top["name"], "name") if "name" in top else base.name,
@@ -228,10 +285,17 @@ def _rubric(root: yaml.Node | None, text: str, path: str, _seen: tuple[str, ...]
         items=items,
         path=path,
         centre=_centre(c, top["centre"]) if "centre" in top else (base.centre if base else Centre()),
-        digest=hashlib.sha256(f"{own}:{base.digest if base else ''}".encode()).hexdigest(),
+        digest=hashlib.sha256(f"{own}:{base.digest if base else ''}{':' + model if model else ''}".encode()).hexdigest(),
         min_agreement=(_fraction(c, top["min_agreement"], "min_agreement") if "min_agreement" in top
                        else (base.min_agreement if base else None)),
+        encoder=encoder,
     )
+
+
+def _encoder_name(c: RubricReader, node: yaml.Node) -> str:
+    from qa_pipeline.meaning.encoder import ENCODERS
+
+    return c.choice(node, "encoder", tuple(sorted(ENCODERS)))
 
 
 def _base(c: RubricReader, node: yaml.Node, path: str, seen: tuple[str, ...]) -> Rubric:

@@ -30,6 +30,35 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Example:
+    """A sentence that counts (an example) or must not count (a near-miss), with where it comes from."""
+
+    text: str
+    source: str
+    critical: bool = False  # forbidden: a hit decided by this example is critical
+    line: int = 0  # where it is written (1-based), for messages
+
+
+# How close an utterance's clause must come to an item's examples (cosine, USE multilingual v3) and by
+# how much its closest example must beat its closest near-miss; a verdict within REVIEW_BAND of either
+# bound is held for review.  Per item in the rubric (`threshold`, `margin`), proposed by `qa calibrate`.
+DEFAULT_THRESHOLD = 0.75
+DEFAULT_MARGIN = 0.05
+REVIEW_BAND = 0.03
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """Examples and near-misses of what an item looks for, matched by a sentence encoder (meaning/judge.py)."""
+
+    examples: tuple[Example, ...]
+    near_misses: tuple[Example, ...] = ()
+    threshold: float = DEFAULT_THRESHOLD
+    margin: float = DEFAULT_MARGIN
+    review_band: float = REVIEW_BAND
+
+
+@dataclass(frozen=True)
 class When:
     """The item applies only if one of these happened; otherwise it is n/a with `reason`."""
 
@@ -38,6 +67,7 @@ class When:
     customer_intent: tuple[str, ...] = ()  # labels of the bundled intent model (intents.py), e.g. complaint
     wait_over_s: float | None = None
     reason: str | None = None  # shown when n/a; None: the catalogue's "not triggered"
+    meaning: Meaning | None = None  # examples of what the customer says (with customer_intent: see when.py)
 
 
 @dataclass(frozen=True)
@@ -51,6 +81,7 @@ class Item:
     when: When | None = None
     source: str | None = None
     min_agreement: float | None = None  # `qa rubric test` floor for this item (0-1); None: the rubric's
+    meaning: Meaning | None = None  # examples / near-misses of what the check looks for (phrase, forbidden)
 
 
 @dataclass(frozen=True)
@@ -83,3 +114,8 @@ class Rubric:
     centre: Centre = Centre()
     digest: str = ""  # of the file and of every file it extends (what a stored result depends on)
     min_agreement: float | None = None  # `qa rubric test` floor for every item (0-1) unless the item sets one
+    encoder: str = "use-m3"  # the sentence encoder that matches examples (qa_pipeline.meaning.encoder)
+
+    @property
+    def uses_meaning(self) -> bool:
+        return any(i.meaning is not None or (i.when is not None and i.when.meaning is not None) for i in self.items)

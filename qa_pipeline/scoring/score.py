@@ -16,19 +16,18 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from qa_pipeline import messages
+from qa_pipeline.meaning.judge import MeaningJudge
 from qa_pipeline.records import FAIL, NA, PASS, CallMeta, CallScore, CallTranscript, ItemResult
 from qa_pipeline.scoring.checks import kind_of
 from qa_pipeline.scoring.checks.context import Call, Verdict
 from qa_pipeline.scoring.rubric_records import Item, Rubric
 from qa_pipeline.scoring.when import trigger
 
-BY_MODEL = "model"
-
 
 def _verdict(call: Call, item: Item) -> Verdict:
     after = None
     prefix = ""
-    by_model = False
+    by_model: str | None = None
     if item.when is not None:
         trig = trigger(call, item.when)
         if trig is None:
@@ -38,9 +37,9 @@ def _verdict(call: Call, item: Item) -> Verdict:
     v = kind_of(item.check).judge(call, item, item.check, after)
     if prefix and v.result != NA:
         v = replace(v, reason=call.join([prefix, v.reason]),
-                    matched_by=BY_MODEL if by_model and v.result == FAIL else v.matched_by)
+                    matched_by=by_model if by_model and v.result == FAIL else v.matched_by)
     if v.needs_review:
-        v = replace(v, reason=call.join([v.reason, call.say("review.low_confidence")]))
+        v = replace(v, reason=call.join([v.reason, call.say(v.review_code)]))
     return v
 
 
@@ -98,9 +97,12 @@ def held_reason(transcript: CallTranscript, language: str) -> str | None:
                          total=f"{decoded + transcript.lost_s:.1f}")
 
 
-def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, processed_at: str) -> CallScore:
-    """One CallScore with one ItemResult per rubric item, in rubric order."""
-    call = Call(transcript, meta, rubric)
+def score_call(transcript: CallTranscript, meta: CallMeta, rubric: Rubric, *, processed_at: str,
+               judge: MeaningJudge | None = None) -> CallScore:
+    """One CallScore with one ItemResult per rubric item, in rubric order.  A rubric with examples
+    compares the call's clauses with them through `judge` (default: the process's judge for the
+    rubric's encoder, its vectors cached under <transcript cache>/embeddings)."""
+    call = Call(transcript, meta, rubric, judge)
     items = tuple(_item_result(call, item) for item in rubric.items)
     score, passed, critical_failed = call_outcome(items, rubric.pass_score)
     return CallScore(

@@ -11,14 +11,16 @@ the utterances' sentence vectors of the meaning layer.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cached_property
 
 from qa_pipeline import messages
 from qa_pipeline.records import AGENT, CUSTOMER, UNKNOWN, CallMeta, CallTranscript, Utterance
 from qa_pipeline.scoring.matching import BY_TEXT, Match, Phrase, PreparedText, find_all, is_pattern, prepare
+from qa_pipeline.meaning.judge import CallMeaning, Closest, MeaningJudge, default_judge
 from qa_pipeline.scoring.normalize import normalize_text, normalize_with_map
-from qa_pipeline.scoring.rubric_records import Rubric, Window
+from qa_pipeline.scoring.rubric_records import Meaning, Rubric, Window
 from qa_pipeline.scoring.timeline import Timeline, build_timeline
 
 LOW_WORD_PROB = 0.5
@@ -26,6 +28,7 @@ LOW_AVG_LOGPROB = -1.0
 QUOTE_CHARS = 60
 SLACK_S = 0.5  # timestamp slack when ordering phrases around a silence
 DETAIL_CHARS = 4  # a customer utterance with fewer characters than this, formulas aside, says nothing
+BY_MEANING = "meaning"  # decided by the sentence encoder: closest example and similarity in the reason
 
 # What a customer says that gives the agent nothing to confirm: greetings, yes/no, thanks, goodbyes.
 FORMULAIC = re.compile(
@@ -74,6 +77,7 @@ class Verdict:
     needs_review: bool = False
     deduction: float | None = None  # forbidden: points taken off instead of all-or-nothing
     critical_hit: bool = False
+    review_code: str = "review.low_confidence"  # why it is held for review (review.meaning_borderline)
 
 
 def _word_map(utt: Utterance, prep: PreparedText) -> tuple[int, ...] | None:
@@ -90,7 +94,9 @@ def _word_map(utt: Utterance, prep: PreparedText) -> tuple[int, ...] | None:
 
 
 class Call:
-    def __init__(self, transcript: CallTranscript, meta: CallMeta, rubric: Rubric) -> None:
+    def __init__(self, transcript: CallTranscript, meta: CallMeta, rubric: Rubric,
+                 judge: MeaningJudge | None = None) -> None:
+        self._judge = judge
         self.t = transcript
         self.meta = meta
         self.rubric = rubric
@@ -179,6 +185,30 @@ class Call:
     def hit_low(self, hit: Hit) -> bool:
         return self.low_confidence(hit.seg, hit.match.norm_start, hit.match.norm_end)
 
+    # -- meaning --
+    @cached_property
+    def meaning(self) -> CallMeaning:
+        """Every utterance's clauses and their vectors (one canonical batch of this call's texts)."""
+        judge = self._judge or default_judge(self.rubric.encoder)
+        meanings = [m for i in self.rubric.items for m in (i.meaning, i.when.meaning if i.when else None) if m]
+        return judge.call([s.utt.text for s in self.segs], meanings)
+
+    def by_meaning(self, meaning: Meaning, segs: tuple[Seg, ...]) -> list[Closest]:
+        """The units of `segs` that count under `meaning`, the most similar first."""
+        return [c for c in self.meaning.closest(meaning, [s.n for s in segs]) if c.counts(meaning)]
+
+    def meaning_hit(self, c: Closest) -> Hit:
+        seg = self.segs[c.seg]
+        p = seg.prep
+        ns, ne = bisect_left(p.index, c.unit.start), bisect_left(p.index, c.unit.end)
+        start, end = self.times(seg, ns, ne) if ne > ns else (seg.utt.start, seg.utt.end)
+        text = seg.utt.text[c.unit.start:c.unit.end]
+        return Hit(seg, Match(c.example.text, text, BY_MEANING, c.unit.start, c.unit.end, ns, ne), start, end)
+
+    def said_meaning(self, hit: Hit, c: Closest) -> str:
+        return self.say("said.meaning", quote=hit.match.text, t=f"{hit.start:.1f}", example=c.example.text,
+                        sim=f"{c.similarity:.2f}")
+
 
 # --- evidence ---------------------------------------------------------------------------------
 
@@ -235,6 +265,8 @@ def searched(segs: tuple[Seg, ...], speaker: str, call: Call) -> tuple[str, floa
 
 
 def how_matched(hits: list[Hit]) -> str:
+    if any(h.match.how == BY_MEANING for h in hits):
+        return BY_MEANING
     return BY_TEXT if all(h.match.how == BY_TEXT for h in hits) else "pinyin"
 
 

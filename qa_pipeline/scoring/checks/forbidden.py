@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from qa_pipeline.records import FAIL, PASS
+from qa_pipeline.meaning.judge import Closest
+from qa_pipeline.records import AGENT, FAIL, PASS
 from qa_pipeline.scoring.checks.context import (
     Call,
     Hit,
@@ -36,6 +37,7 @@ class ForbiddenPhrase:
 class ForbiddenCheck:
     phrases: tuple[ForbiddenPhrase, ...] = ()
     tolerance: float | None = 0
+    points_per_hit: float | None = None  # None: the item's weight (a hit by meaning deducts this)
     type: str = "forbidden"
 
 
@@ -60,7 +62,7 @@ def parse(r: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: str,
         else:
             out.append(ForbiddenPhrase(r.phrase(entry, f"{where}: phrases"), per_hit))
     tolerance = r.number(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else 0
-    return ForbiddenCheck(phrases=tuple(out), tolerance=tolerance)
+    return ForbiddenCheck(phrases=tuple(out), tolerance=tolerance, points_per_hit=per_hit)
 
 
 def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Verdict:
@@ -79,6 +81,20 @@ def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Ver
             found.append((h, fp.points, fp.critical))
             break
     who = call.who(item.speaker)
+    closest: dict[int, Closest] = {}  # id(hit) → the example a meaning hit came closest to
+    if item.meaning is not None:
+        # By meaning: the agent's own turns only (never the customer's words, nor unseparated speech),
+        # one hit per utterance, none where a listed phrase already matched.
+        mine = tuple(s for s in segs if s.utt.speaker == AGENT)
+        taken_segs = {h.seg.n for h, _, _ in found}
+        for close in call.by_meaning(item.meaning, mine):
+            if close.seg in taken_segs:
+                continue
+            taken_segs.add(close.seg)
+            h = call.meaning_hit(close)
+            closest[id(h)] = close
+            found.append((h, c.points_per_hit if c.points_per_hit is not None else item.weight,
+                          close.example.critical))
     if not found:
         text, start, end = searched(segs, item.speaker, call)
         return call.verdict(PASS, "forbidden.none", {"who": who}, evidence_text=text, start=start, end=end,
@@ -87,13 +103,16 @@ def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Ver
     hits = [h for h, _, _ in found]
     deduction = min(item.weight, sum(p for _, p, _ in found))
     critical = any(cr for _, _, cr in found)
-    said = [call.say("forbidden.hit_critical" if cr else "forbidden.hit", who=who, said=said_at(call, h))
+    said = [call.say("forbidden.hit_critical" if cr else "forbidden.hit", who=who,
+                     said=call.said_meaning(h, closest[id(h)]) if id(h) in closest else said_at(call, h))
             for h, _, cr in found]
+    borderline = any(b.borderline(item.meaning) for b in closest.values())
     reason = call.join(said + [call.say("forbidden.deduction", points=f"{deduction:g}")])
     return call.verdict(
         FAIL, "forbidden.said", reason=reason, evidence_text=quotes(hits), start=hits[0].start, end=hits[-1].end,
-        matched_by=how_matched(hits), needs_review=any(call.hit_low(h) for h in hits), deduction=deduction,
-        critical_hit=critical,
+        matched_by=how_matched(hits), needs_review=any(call.hit_low(h) for h in hits) or borderline,
+        deduction=deduction, critical_hit=critical,
+        review_code="review.meaning_borderline" if borderline else "review.low_confidence",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import yaml
@@ -25,7 +26,7 @@ from qa_pipeline.scoring.checks.context import (
     window_segs,
 )
 from qa_pipeline.scoring.checks.kind import Kind
-from qa_pipeline.scoring.matching import BY_TEXT, Phrase
+from qa_pipeline.scoring.matching import BY_TEXT, Phrase, find_all, prepare
 from qa_pipeline.scoring.rubric_reader import RubricReader
 from qa_pipeline.scoring.rubric_records import Centre, Item, Window
 
@@ -43,6 +44,11 @@ class IntroductionCheck:
     self: tuple[Phrase, ...] = ()
     window: Window = Window(first_seconds=20.0)
     use_metadata: bool = True
+    # a company match whose words hold one of these is not a company (the slot after 您好 may hold the
+    # customer's name: 您好王先生，我是…; a question: 您好请问是…吗)
+    not_company: tuple[Phrase, ...] = ()
+    # the words between the greeting and the self are the company (slot_company)
+    company_slot: bool = False
     type: str = "introduction"
 
 
@@ -55,6 +61,8 @@ def parse(r: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: str,
         self=r.phrases_at(m, "self", where),
         window=r.window(m["window"], where) if "window" in m else Window(first_seconds=20.0),
         use_metadata=r.boolean(m["use_metadata"], f"{where}: use_metadata") if "use_metadata" in m else True,
+        not_company=r.phrases_at(m, "not_company", where),
+        company_slot=r.boolean(m["company_slot"], f"{where}: company_slot") if "company_slot" in m else False,
     )
 
 
@@ -62,7 +70,9 @@ def opening(call: Call, speaker: str, w: Window) -> tuple[Seg, ...]:
     """The speaker's utterances in the window up to the customer's first words that say something
     (对，我是 to an outbound agent's 请问是孙先生吗 does not end the opening)."""
     segs = window_segs(call, speaker, w)
-    if not segs:
+    if not segs or call.meta.direction == "outbound":
+        # outbound: the customer answers first and confirms who they are (对，我是她妈妈); the agent's
+        # introduction follows, so the window alone bounds the opening
         return segs
     first = segs[0].utt.start
     replies = [s.utt.start for s in call.segs if s.utt.speaker == CUSTOMER and s.utt.start > first + SLACK_S
@@ -104,15 +114,54 @@ def self_from_meta(call: Call, segs: tuple[Seg, ...]) -> list[Hit]:
     return out
 
 
+_GREETED = re.compile(r"^喂?(?:[您你]好|早上好|上午好|中午好|下午好|晚上好)+")
+_NOT_A_NAME_START = "我这是很工请欢谢小您你喂为"
+SLOT_CHARS = (2, 8)
+
+
+def not_company(text: str, c: IntroductionCheck) -> bool:
+    p = prepare(text)
+    return any(find_all(p, phrase) for phrase in c.not_company)
+
+
+def slot_company(call: Call, segs: tuple[Seg, ...], selves: list[Hit], c: IntroductionCheck) -> list[Hit]:
+    """The words between the greeting and the self name the company (您好，云杉口腔，我是前台小周 /
+    星河保险，工号三零七): 2-8 characters, from the start of a greeted utterance or of the opening's
+    first one, up to the first self hit; not a customer's name nor a question (not_company)."""
+    out = []
+    for seg in segs:
+        starts = sorted(h.match.norm_start for h in selves if h.seg.n == seg.n)
+        greeted = _GREETED.match(seg.prep.norm)
+        if not starts or (greeted is None and seg is not segs[0]):
+            continue
+        a, b = (greeted.end() if greeted else 0), starts[0]
+        slot = seg.prep.norm[a:b]
+        if not (SLOT_CHARS[0] <= len(slot) <= SLOT_CHARS[1]) or not all("\u4e00" <= ch <= "\u9fff" for ch in slot):
+            continue
+        if slot[0] in _NOT_A_NAME_START or not_company(slot, c):
+            continue
+        out.append(call.hit_at(seg, slot, a, b))
+    return out
+
+
 def judge(call: Call, item: Item, c: IntroductionCheck, after: float | None) -> Verdict:
     segs = opening(call, item.speaker, c.window)
     where = describe(call, c.window, item.speaker)
     names, configured = company_phrases(call)
     company = call.hits(segs, names) + call.hits(segs, c.company) + call.hits(segs, c.organisations)
     company = [h for h in company if in_window(call, h, c.window)]
+    if c.not_company:
+        company = [h for h in company if not not_company(h.match.text, c)]
     selves = [h for h in call.hits(segs, c.self) if in_window(call, h, c.window)]
     if c.use_metadata:
         selves += self_from_meta(call, segs)
+    if c.company_slot and not company:
+        company = slot_company(call, segs, selves, c)
+        if configured:
+            # a centre file says who the company is: the slot counts when it sounds like one of its names,
+            # with half a syllable's tolerance per syllable (Whisper garbles brand names most: 乐票网 → 诺票网)
+            company = [h for h in company if any(
+                find_all(prepare(h.match.text), name, tolerance=len(name.text) / 2) for name in names)]
     # A stretch that names the agent is not also the company (工号三三零二为您服务).
     company = [h for h in company if not any(overlaps(h, s) for s in selves)]
     if company and selves:
@@ -132,5 +181,5 @@ def hotwords(c: IntroductionCheck, centre: Centre) -> tuple[Phrase, ...]:
     return tuple(p for company in centre.companies for p in company.aliases) + c.self + c.company
 
 
-KIND = Kind("introduction", IntroductionCheck, ("type", "company", "organisations", "self", "window", "use_metadata"),
-            parse, judge, hotwords)
+KIND = Kind("introduction", IntroductionCheck, ("type", "company", "organisations", "self", "window", "use_metadata",
+                                               "not_company", "company_slot"), parse, judge, hotwords)

@@ -3,10 +3,11 @@ window of the call (after the item's `when`, if it has one)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import yaml
 
+from qa_pipeline.meaning.judge import Closest
 from qa_pipeline.records import FAIL, PASS
 from qa_pipeline.scoring.checks.context import (
     Call,
@@ -81,8 +82,16 @@ def judge(call: Call, item: Item, c: PhraseCheck, after: float | None) -> Verdic
         return hits_verdict(call, FAIL, bad[:1], "phrase.disallowed",
                             {"who": who, "said": said_at(call, bad[0]), "where": where})
     chosen: list[Hit] = []
+    by_meaning: dict[int, Closest] = {}  # id(hit) → how it was found
     if c.any:
         hits = found(c.any)
+        if not hits and item.meaning is not None:
+            # the same meaning in words no list holds: the unit closest to an example, in the window
+            for close in call.by_meaning(item.meaning, segs):
+                h = call.meaning_hit(close)
+                if in_window(call, h, c.window) and (after is None or h.end >= after):
+                    hits, by_meaning[id(h)] = [h], close
+                    break
         if not hits:
             return fail("phrase.missing", who=who, wanted=alternatives(c.any), where=where)
         chosen.append(best(hits))
@@ -99,8 +108,12 @@ def judge(call: Call, item: Item, c: PhraseCheck, after: float | None) -> Verdic
         text, start, end = searched(segs, item.speaker, call)
         return call.verdict(PASS, "phrase.none_said", {"where": where}, evidence_text=text, start=start, end=end,
                             matched_by=BY_TEXT)
-    said = call.say("sep.list").join(said_at(call, h) for h in chosen)
-    return hits_verdict(call, PASS, chosen, "phrase.said", {"who": who, "said": said})
+    said = call.say("sep.list").join(call.said_meaning(h, by_meaning[id(h)]) if id(h) in by_meaning
+                                     else said_at(call, h) for h in chosen)
+    v = hits_verdict(call, PASS, chosen, "phrase.said", {"who": who, "said": said})
+    if any(b.borderline(item.meaning) for b in by_meaning.values()):
+        v = replace(v, needs_review=True, review_code="review.meaning_borderline")
+    return v
 
 
 def hotwords(c: PhraseCheck, centre: Centre) -> tuple[Phrase, ...]:

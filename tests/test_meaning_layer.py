@@ -1,0 +1,211 @@
+"""Judged by meaning (issue 23): examples and near-misses in the rubric, matched by the shipped
+sentence encoder, on calls scored with the real default rubric and the real encoder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from qa_pipeline.meaning.cache import EmbeddingCache
+from qa_pipeline.meaning.encoder import load_encoder
+from qa_pipeline.meaning.judge import MeaningJudge, units
+from qa_pipeline.records import AGENT, CUSTOMER, FAIL, NA, PASS
+from qa_pipeline.scoring.rubric import RubricError, load_rubric, parse_rubric, rubric_path_default
+from qa_pipeline.scoring.score import score_call
+from test_score import HEAD, item, meta, transcript, utt, words_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def default():
+    return load_rubric(rubric_path_default())
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return MeaningJudge(EmbeddingCache(load_encoder(), None))
+
+
+def call(*turns, call_id="c1", **kw):
+    """(speaker, text) turns, 3 s apart, each with word timestamps."""
+    utts, t = [], 0.5
+    for speaker, text in turns:
+        end = t + max(1.0, len(text) * 0.22)
+        utts.append(utt(speaker, t, end, text, words=words_for(text, t, end), call_id=call_id,
+                        channel=0 if speaker == AGENT else 1))
+        t = end + 0.6
+    return transcript(*utts, call_id=call_id, **kw)
+
+
+OPENING = (AGENT, "您好，这里是青禾物业客服中心，我是工号三零二的小林，请问有什么可以帮您？")
+
+
+def results(score) -> dict:
+    return {r.item_id: r for r in score.items}
+
+
+# --- the rubric format -------------------------------------------------------------------------
+
+
+def test_examples_are_validated_with_file_and_line():
+    base = item("f", "type: forbidden\nphrases: [你等着]")
+    with pytest.raises(RubricError, match=r"test.yaml:1[45]: item 'f': examples: missing 'source'"):
+        parse_rubric(HEAD + base + "    examples:\n      - {text: 没招了}\n", "test.yaml")
+    with pytest.raises(RubricError, match=r"test.yaml:1[45]: item 'f': near_misses needs examples"):
+        parse_rubric(HEAD + base + "    near_misses:\n      - {text: 请稍等, source: x}\n", "test.yaml")
+    with pytest.raises(RubricError, match=r"test.yaml:1[45]: item 'f': threshold must be a share between 0 and 1"):
+        parse_rubric(HEAD + base + "    threshold: 7\n    examples:\n      - {text: 没招了, source: x}\n", "test.yaml")
+    hold = item("h", "type: hold\nbefore: [稍等]\nafter: [久等]")
+    with pytest.raises(RubricError, match=r"test.yaml:\d+: item 'h': examples: a hold check does not use examples"):
+        parse_rubric(HEAD + hold + "    examples:\n      - {text: 请您稍等, source: x}\n", "test.yaml")
+
+
+def test_a_rubric_with_examples_depends_on_the_encoder_release(default):
+    text = rubric_path_default().read_text(encoding="utf-8")
+    assert default.uses_meaning
+    import qa_pipeline.scoring.rubric as rubric_mod
+
+    was = rubric_mod.encoder_version
+    try:
+        rubric_mod.encoder_version = lambda name=None: "use-m3/9.9.9"
+        other = parse_rubric(text, str(rubric_path_default()))
+    finally:
+        rubric_mod.encoder_version = was
+    assert other.digest != default.digest
+
+
+# --- forbidden phrases by meaning ---------------------------------------------------------------
+
+
+def test_a_colloquial_refusal_no_list_holds_fails_by_meaning_and_says_so(default, judge):
+    t = call(OPENING, (CUSTOMER, "我家楼上漏水好几天了，能不能派人来修一下？"),
+             (AGENT, "这个事我可管不了，上面就是这么定的。"), (CUSTOMER, "那好吧。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    assert r.result == FAIL and r.matched_by == "meaning"
+    assert "这个事我可管不了" in r.evidence_text
+    assert "最接近的例句" in r.reason and "相似度" in r.reason
+
+
+def test_the_customers_words_never_count_against_the_agent(default, judge):
+    t = call(OPENING, (CUSTOMER, "你们这事我可管不了，反正上面就是这么定的，对吧？"),
+             (AGENT, "您别着急，我马上帮您查一下。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    assert r.result == PASS
+
+
+@pytest.mark.parametrize("polite", [
+    "根据公司规定，退款会在三个工作日内到账，我帮您盯着。",  # a rule quoted as information while helping
+    "可能我刚才说得不够清楚，请允许我再给您解释一遍。",  # the polite re-explanation the seeds recommend
+    "这个问题是有办法的，我一步一步教您操作。",  # an offer that says there is a way
+    "对不起，这个业务需要到营业厅办理，我把地址发给您好吗？",  # a polite referral
+])
+def test_polite_near_misses_do_not_count(default, judge, polite):
+    t = call(OPENING, (CUSTOMER, "我想问一下退款的事。"), (AGENT, polite))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    assert r.result == PASS, r.reason
+
+
+# --- ask-need on an outbound call ---------------------------------------------------------------
+
+
+def test_outbound_purpose_and_convenience_is_the_ask_need(default, judge):
+    t = call((CUSTOMER, "喂，你好。"),
+             (AGENT, "您好，我是青禾物业的客服小林，给您打电话是想回访一下上周的维修，您现在说话方便吗？"),
+             (CUSTOMER, "方便，你说吧。"))
+    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["ask_need"]
+    assert r.result == PASS, r.reason
+
+
+# --- complaints -----------------------------------------------------------------------------------
+
+
+def test_a_neutral_urgent_question_is_not_a_complaint(default, judge):
+    t = call(OPENING, (CUSTOMER, "就是想问下明天几点能到。"), (AGENT, "明天上午十点前送到。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["apology"]
+    assert r.result == NA, r.reason
+
+
+def test_a_complaint_without_listed_words_needs_an_apology(default, judge):
+    t = call(OPENING, (CUSTOMER, "一个星期了还没给我修好，你们这服务也太敷衍了。"), (AGENT, "我帮您查一下进度。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["apology"]
+    assert r.result == FAIL, r.reason
+
+
+# --- who the centre is, without a centre file -------------------------------------------------------
+
+
+def test_the_slot_between_greeting_and_self_names_the_company(default, judge):
+    t = call((AGENT, "您好，云杉口腔，我是前台小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    assert r.result == PASS and "云杉口腔" in r.reason
+
+
+def test_the_customers_name_in_that_slot_is_not_a_company(default, judge):
+    t = call((AGENT, "您好，王先生，我是小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    assert r.result == FAIL
+
+
+# --- review near the threshold; determinism ---------------------------------------------------------
+
+
+def test_a_verdict_decided_by_meaning_near_the_threshold_is_held_for_review(default, judge):
+    t = call(OPENING, (CUSTOMER, "我家楼上漏水好几天了。"), (AGENT, "这事我可做不了主，反正就是这么定的。"))
+    got = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    assert got.result == FAIL and not got.needs_review, got.reason
+    sim = float(got.reason.split("相似度 ")[1][:4])
+    forbidden = next(i for i in default.items if i.id == "forbidden_phrases")
+    near = replace(forbidden, meaning=replace(forbidden.meaning, threshold=sim - 0.01, margin=0.0))
+    rubric = replace(default, items=tuple(near if i.id == near.id else i for i in default.items))
+    again = results(score_call(t, meta(), rubric, processed_at="t", judge=judge))["forbidden_phrases"]
+    assert again.result == FAIL and again.needs_review and "相似度接近阈值" in again.reason
+
+
+def test_clauses_and_neighbouring_pairs_are_the_units():
+    got = [u.text for u in units("好的，这个事我可管不了，上面定的。")]
+    assert got == ["好的这个事我可管不了", "这个事我可管不了", "这个事我可管不了上面定的", "上面定的"]
+
+
+def _verdicts(score):
+    return [(r.item_id, r.result, r.reason, r.needs_review, r.evidence_text) for r in score.items]
+
+
+def test_same_transcript_same_verdict_cold_warm_and_whatever_else_was_scored(default, tmp_path):
+    t = call(OPENING, (CUSTOMER, "一个星期了还没给我修好，你们怎么回事？"),
+             (AGENT, "这个事我可管不了，上面就是这么定的。"), (AGENT, "还有别的问题吗？再见。"))
+    other = call(OPENING, (CUSTOMER, "我想改一下收货地址。"), (AGENT, "这个事我可管不了，上面就是这么定的。"),
+                 call_id="c2")
+    in_memory = _verdicts(score_call(t, meta(), default, processed_at="t", judge=MeaningJudge(EmbeddingCache(load_encoder(), None))))
+    cold = MeaningJudge(EmbeddingCache(load_encoder(), tmp_path))
+    score_call(other, meta("c2"), default, processed_at="t", judge=cold)  # a neighbour first
+    assert _verdicts(score_call(t, meta(), default, processed_at="t", judge=cold)) == in_memory
+    warm = MeaningJudge(EmbeddingCache(load_encoder(), tmp_path))  # a restart: vectors read back from disk
+    assert _verdicts(score_call(t, meta(), default, processed_at="t", judge=warm)) == in_memory
+
+
+@pytest.mark.slow
+def test_same_verdict_with_one_thread_or_two(tmp_path):
+    script = (
+        "import sys, json; sys.path.insert(0, 'tests');"
+        "from test_meaning_layer import call, OPENING; from test_score import meta;"
+        "from qa_pipeline.records import AGENT, CUSTOMER;"
+        "from qa_pipeline.scoring.rubric import load_rubric, rubric_path_default;"
+        "from qa_pipeline.meaning.judge import MeaningJudge; from qa_pipeline.meaning.cache import EmbeddingCache;"
+        "from qa_pipeline.meaning.encoder import load_encoder; from qa_pipeline.scoring.score import score_call;"
+        "t = call(OPENING, (CUSTOMER, '一个星期了还没给我修好，你们怎么回事？'), (AGENT, '这个事我可管不了，上面就是这么定的。'));"
+        "s = score_call(t, meta(), load_rubric(rubric_path_default()), processed_at='t',"
+        " judge=MeaningJudge(EmbeddingCache(load_encoder(), None)));"
+        "print(json.dumps([(r.item_id, r.result, r.reason) for r in s.items], ensure_ascii=False))"
+    )
+    outs = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
+        outs.append(subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
+                                   text=True, check=True).stdout)
+    assert outs[0] == outs[1] and "forbidden_phrases" in outs[0]
