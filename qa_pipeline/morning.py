@@ -36,6 +36,7 @@ from qa_pipeline.mood.words import ExampleSimilarity
 from qa_pipeline.output.tables import call_date, read_score_tables, read_transcripts
 from qa_pipeline.parallel import map_chunks
 from qa_pipeline.reasons.assign import CallRequest, assign
+from qa_pipeline.reasons.groups import learn_words
 from qa_pipeline.reasons.pinned import PinnedVectors, ReasonsConfig
 from qa_pipeline.reasons.request import customer_request, request_vectors
 from qa_pipeline.reasons.table import read_reasons, write_reasons
@@ -176,6 +177,7 @@ class Morning:
         on_days = {r["call_id"]: r["call_date"] for r in ok.select(["call_id", "call_date"]).to_pylist()
                    if r["call_date"] in days}
         requests = self.requests_for(out, on_days)
+        learn_words(r.text for r in requests.values())  # the groups' names, every request's words at once
         pinned = self.pinned()
         reasons: list[CallReason] = []
         for day in sorted(days):
@@ -272,6 +274,7 @@ class Morning:
         prev = [f for f in facts if prev_month <= f.day < month_start]
         needed = {f.call_id for f in (*week, *earlier, *night, *prev_night, *month, *prev)}
         requests = self.requests_for(out, needed)
+        learn_words(r.text for r in requests.values())
         pinned = self.pinned()
         dim = self.embeddings.encoder.dim
 
