@@ -334,6 +334,7 @@ class CallRedactor:
         return _replace(text, spans)
 
 
+@lru_cache(maxsize=65536)
 def mask_id(call_id: str) -> str:
     """A call_id as a page shows it: a phone, ID-card or bank-card number in it (by its shape)
     replaced by its token, then 6 letters made from the whole id (no digits: they would make a
