@@ -298,16 +298,20 @@ def review(
     policy: Annotated[Optional[Path], typer.Option(help="Review policy YAML. [default: OUT/review-policy.yaml if present, else built-in]")] = None,
     root: Annotated[bool, typer.Option("--root", help="Print a one-time sign-in link as the supervisor 'root' (no password is ever set).")] = False,
     behind_proxy: Annotated[bool, typer.Option("--behind-proxy", help="The desk is reached through a reverse proxy on this machine: believe its X-Forwarded-For / -Proto (otherwise they are ignored).")] = False,
+    allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="Another name browsers reach the desk by (repeatable); only the --host address (with localhost's names) is answered otherwise, against DNS rebinding.")] = None,
 ) -> None:
     """Open the review desk on OUT: the queue, call cards with audio, overrides, disputes, audit trail.
 
     Example:
 
       qa review qa-out/2025-03-03 --root
+
+      qa review qa-out/2025-03-03 --host 0.0.0.0 --allow-host qa-desk.centre.local
     """
     import socket
 
     from qa_pipeline.review.app import create_app, make_desk, root_link, serve
+    from qa_pipeline.review.guard import desk_hosts
     from qa_pipeline.review.policy import policy_for
 
     try:
@@ -321,12 +325,13 @@ def review(
             probe.bind((host, port))
     except OSError as e:
         _fail(f"cannot listen on {host}:{port}: {e.strerror or e} (choose another --port)")
-    web = create_app(desk)
+    web = create_app(desk, hosts=desk_hosts(host, allow_host or ()))
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: listening on {host}: other machines can reach the sign-in page", err=True)
 
     def ready(base: str) -> None:
         desk.folder.preload()  # the night's transcripts, for the first call card, while the queue is looked at
+        desk.index_search()  # the search index (OUT/review-search.db), built again only when the transcripts changed
         n = len(desk.folder.scores)
         typer.echo(f"review desk for {out.resolve()} ({n} calls): {base}/   (Ctrl-C to stop)")
         if root:
@@ -523,6 +528,8 @@ def calibrate(
         con.print(show.raters_table(c.inspectors, "between inspectors (same call and item)"))
     if c.versus_machine:
         con.print(show.raters_table(c.versus_machine, "each inspector against the machine"))
+    if c.blind:
+        con.print(show.blind_table(c.blind))
     if c.unmatched:
         typer.echo(f"{len(c.unmatched)} labels not compared:")
         for line in show.unmatched_lines(c.unmatched):

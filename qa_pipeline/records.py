@@ -342,6 +342,32 @@ class Calibration:
     versus_machine: tuple[RaterAgreement, ...]  # each inspector against the machine
     since: date | None = None
     left_out: int = 0  # labels of calls before `since`
+    blind: tuple["BlindAgreement", ...] = ()  # blind double review: each pair of inspectors, beside the machine
+
+
+@dataclass(frozen=True)
+class BlindPair:
+    """Blind double review: two inspectors' verdicts on one item, neither having seen the other's."""
+
+    call_id: str
+    item_id: str
+    first: str
+    first_result: str
+    second: str
+    second_result: str
+
+
+@dataclass(frozen=True)
+class BlindAgreement:
+    """Two inspectors of a blind double review over the items both judged: with each other, and
+    each with the machine over the same items."""
+
+    first: str
+    second: str
+    between: Agreement
+    first_machine: Agreement
+    second_machine: Agreement
+    calls: int
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from qa_pipeline.review.policy import Policy, parse_policy
 
 TODAY = date(2025, 3, 8)  # the morning after the night of 2025-03-07
 TOKEN = re.compile(r'name="csrftoken" value="([^"]+)"')
+TEST_HOSTS = ("testserver",)  # the Host the ASGI test client sends
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ class Clock:
 
 def desk_app(out: Path, today: date = TODAY, throttle: LoginThrottle | None = None):
     desk = make_desk(out, Policy(), today=lambda: today, refresh_every_s=0.0)
-    return create_app(desk, throttle=throttle)
+    return create_app(desk, throttle=throttle, hosts=TEST_HOSTS)
 
 
 class Browser:
@@ -237,7 +238,10 @@ def test_two_inspectors_saving_the_same_item_one_is_told_and_nothing_is_lost(out
     assert ok.status_code == 303
     assert late.status_code == 409
     text = html.unescape(late.text)
-    assert len(re.findall("此项已被质检员 lina于 .* 修改，您的操作未保存。请刷新页面", text)) == 1
+    assert len(re.findall("此项已被质检员 lina于 .* 修改，您的操作未保存（您填写的内容仍在下方）", text)) == 1
+    kept = re.search(r'<div class="item[^"]*" id="item-greeting".*?<textarea name="reason"[^>]*>([^<]*)</textarea>', text, re.S)
+    assert kept.group(1) == "不适用"  # the refused save keeps what was typed, and the result chosen
+    assert re.search(r'id="item-greeting".*?<option value="na" selected>', text, re.S)
     assert [e[:7] for e in events(out)] == [("lina", "inspector", "override", "dev_11", "greeting", "fail", "pass")]
     page = second.get("/calls/dev_11").text  # after reloading, the second inspector sees the first's decision
     assert "机器：未通过 → 质检员 lina：通过（开头说了您好）" in html.unescape(page)
@@ -263,7 +267,7 @@ def test_an_agent_sees_only_their_own_calls(out: Path):
 
 def audit_actions(b: Browser, call_id: str) -> list[tuple[str, str]]:
     page = html.unescape(b.get(f"/audit?call={call_id}").text)
-    rows = re.findall(r'<tr><td class="num">\d+</td><td class="mono">[^<]*</td><td>([^<]*)</td><td>([^<]*)</td>', page)
+    rows = re.findall(r'<tr data-id="\d+"><td class="num">\d+</td><td class="mono">[^<]*</td><td>([^<]*)</td><td>([^<]*)</td>', page)
     return [(who, action) for who, action in reversed(rows) if action != "机器判定"]
 
 
@@ -360,7 +364,7 @@ def test_closed_windows_say_so_with_the_date(out: Path):
 
 def test_the_policy_sets_who_may_answer(out: Path):
     policy = parse_policy("duties:\n  first_review: [supervisor]\n  second_review: [manager]\n")
-    app = create_app(make_desk(out, policy, today=lambda: TODAY, refresh_every_s=0.0))
+    app = create_app(make_desk(out, policy, today=lambda: TODAY, refresh_every_s=0.0), hosts=TEST_HOSTS)
     agent, lina, zhou, boss = (signed_in(app, n) for n in ("wangxy", "lina", "zhoumin", "boss"))
     assert agent.act("dev_11", action="dispute", item_id="closing", reason="问了",
                      version=version_of(agent, "dev_11", "closing")).status_code == 303
@@ -618,6 +622,11 @@ def test_the_permission_matrix():
         auth.DISPUTE: (False, False, False, True, False),
         auth.ESCALATE: (False, False, False, True, False),
         auth.ACKNOWLEDGE: (False, False, False, True, False),
+        auth.SEARCH: (True, True, True, False, False),
+        auth.EXPORT: (True, True, True, False, False),
+        auth.VIEW_WORKLOAD: (False, True, True, False, False),
+        auth.ASSIGN_BLIND: (False, True, False, False, False),
+        auth.BLIND_REVIEW: (True, True, False, False, False),
     }
     assert set(expect) == set(auth.ACTIONS)
     agent = auth.Actor("wangxy", auth.AGENT, "A1001")

@@ -179,7 +179,7 @@ def test_inspector_agent_supervisor_and_another_agent(browser: Browser, desk_url
         assert page.evaluate("location.pathname") == "/queue"
         queue_calls = page.evaluate("[...document.querySelectorAll('#queue tr.entry')].map(r => r.dataset.call)")
         assert "dev_11" in queue_calls and "dev_03" == queue_calls[0]  # machine-unsure items first
-        click_and_wait(page, "#queue a[href='/calls/dev_11']")
+        click_and_wait(page, "#queue tr.entry[data-call=dev_11] a")
         assert page.evaluate("location.pathname") == "/calls/dev_11"
         assert page.evaluate(AUDIO_READY, await_promise=True) == pytest.approx(46.2, abs=0.2)
         stamps = page.evaluate("[...document.querySelectorAll('a.evidence.seek')].map(a => parseFloat(a.dataset.t))")
@@ -338,6 +338,171 @@ def test_a_page_on_another_localhost_port_cannot_change_anything(browser: Browse
         goto(page, f"{desk_url}/calls/dev_07")
         assert "attack" not in text(page)
         logout(page)
+    finally:
+        browser.on_event = None
+        browser.call("Target.closeTarget", {"targetId": page.target})
+
+
+def press(page: Page, key: str) -> None:
+    """A real key press as the keyboard sends it (keyDown with its text, then keyUp)."""
+    shift = key in "?+" or key.isupper()
+    down = {"type": "keyDown", "key": key, "text": key if len(key) == 1 else "", "modifiers": 8 if shift else 0}
+    if len(key) > 1:
+        down["code"] = key
+        down["windowsVirtualKeyCode"] = {"Escape": 27}.get(key, 0)
+    page.call("Input.dispatchKeyEvent", down)
+    page.call("Input.dispatchKeyEvent", {"type": "keyUp", "key": key, "modifiers": down["modifiers"]})
+
+
+def press_and_wait(page: Page, key: str) -> None:
+    before = _loads(page)
+    press(page, key)
+    _wait_load(page, before)
+
+
+def uncovered(page: Page, selector: str) -> bool:
+    """The element's top is in the window and below the sticky player (or there is no player)."""
+    return page.evaluate(
+        f"(() => {{ const el = document.querySelector({json.dumps(selector)}); const r = el.getBoundingClientRect();"
+        " const p = document.querySelector('.player'); const below = p ? p.getBoundingClientRect().bottom : 0;"
+        " return r.top >= below - 1 && r.top < window.innerHeight; })()")
+
+
+def settle(page: Page) -> None:
+    time.sleep(0.6)  # smooth scrolling and the audio element's first events
+
+
+def blind_rows(page: Page) -> list[dict]:
+    return page.evaluate("[...document.querySelectorAll('#blind-reviews tr[data-id]')].map(r => "
+                         "({call: r.dataset.call, id: r.dataset.id, status: r.querySelector('.status').textContent}))")
+
+
+def test_a_morning_next_in_queue_keys_search_and_blind_double_review(browser: Browser, desk_url: str, desk_out: Path):
+    page = open_page(browser)
+    try:
+        goto(page, f"{desk_url}/login")
+        if page.evaluate("location.pathname") != "/login":
+            logout(page)
+        # next-in-queue by keys: the first entry, help, a key typed in a text field is text, c confirms and moves on
+        login(page, desk_url, "zhaoqiang")
+        first = page.evaluate("document.querySelector('#queue tr.entry a').getAttribute('href')")
+        click_and_wait(page, "#start-queue")
+        assert page.evaluate("location.pathname + location.search + location.hash") == first
+        item = first.split("#item-")[1]
+        assert page.evaluate(f"document.getElementById('item-{item}').classList.contains('selected')")
+        press(page, "?")
+        assert page.evaluate("!document.getElementById('keys-help').hidden")
+        assert "键盘快捷键" in text(page)
+        press(page, "Escape")
+        assert page.evaluate("document.getElementById('keys-help').hidden")
+        page.evaluate(f"document.querySelector('#item-{item} textarea[name=reason]').focus()")
+        press(page, "c")
+        press(page, "n")
+        settle(page)
+        assert page.evaluate("location.pathname + location.search + location.hash") == first  # nothing fired
+        assert page.evaluate(f"document.querySelector('#item-{item} textarea[name=reason]').value") == "cn"
+        page.evaluate(f"(() => {{ const t = document.querySelector('#item-{item} textarea[name=reason]'); t.value = '';"
+                      " t.blur(); })()")
+        press_and_wait(page, "c")
+        second = page.evaluate("location.pathname + location.search + location.hash")
+        assert second != first and second.startswith("/calls/")
+        with sqlite3.connect(desk_out / "review.db") as conn:
+            assert conn.execute("SELECT count(*) FROM events WHERE actor = 'zhaoqiang' AND action = 'confirm' "
+                                "AND item_id = ?", (item,)).fetchone()[0] == 1
+        press_and_wait(page, "n")  # skip: the entry after this one
+        assert page.evaluate("location.pathname + location.search + location.hash") not in (first, second)
+
+        # search: the hit is linked to the second it was said; the player neither hides it nor the item jumped to
+        goto(page, f"{desk_url}/search")
+        fill(page, "input[name=q]", "营业厅")
+        click_and_wait(page, "#search-form button[type=submit]")
+        assert page.evaluate("document.querySelector('#hits mark').textContent") == "营业厅"
+        click_and_wait(page, "#hits tr[data-call=dev_11] a")
+        assert page.evaluate("location.pathname + location.hash") == "/calls/dev_11#t=36.16"
+        assert page.evaluate(AUDIO_READY, await_promise=True) == pytest.approx(46.2, abs=0.2)
+        settle(page)
+        assert page.evaluate("document.getElementById('audio').currentTime") == pytest.approx(36.16, abs=0.3)
+        current = page.evaluate("document.querySelector('.msg.current .bubble').textContent")
+        assert current.startswith("可以的，需要机主带身份证到营业厅办理停机")
+        assert uncovered(page, ".msg.current")
+        goto(page, f"{desk_url}/search?q=账号是")  # a customer's number said in pieces is masked in the hit
+        hit = page.evaluate("document.querySelector('#hits tr[data-call=dev_11] .text').textContent")
+        assert "零五七一" not in hit and "七七零九" not in hit and "账号是" in hit
+        goto(page, f"{desk_url}/queue")
+        goto(page, f"{desk_url}/calls/dev_11#item-closing")
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.evaluate("location.hash = ''; location.hash = '#item-closing'")
+        settle(page)
+        assert uncovered(page, "#item-closing")  # jumped to, and not under the sticky player
+        press(page, "=")
+        press(page, "=")
+        assert page.evaluate("[document.getElementById('speed').value, document.getElementById('audio').playbackRate]") \
+            == ["1.5", 1.5]
+        page.evaluate("document.getElementById('speed').value = '0.75';"
+                      "document.getElementById('speed').dispatchEvent(new Event('change'))")
+        assert page.evaluate("document.getElementById('audio').playbackRate") == 0.75
+
+        # p plays the selected item's evidence; o goes to its override reason, Ctrl+Enter saves the override
+        target = page.evaluate("(() => { const el = [...document.querySelectorAll('.cols .item')].find(i => "
+                               "i.querySelector('a.evidence.seek') && i.querySelector('button[value=override]'));"
+                               " return el && el.id; })()")
+        assert target
+        goto(page, f"{desk_url}/queue")
+        goto(page, f"{desk_url}/calls/dev_11#{target}")
+        assert page.evaluate(AUDIO_READY, await_promise=True) == pytest.approx(46.2, abs=0.2)
+        assert page.evaluate(f"document.getElementById('{target}').classList.contains('selected')")
+        said = page.evaluate(f"parseFloat(document.querySelector('#{target} a.evidence.seek').dataset.t)")
+        page.evaluate(f"document.getElementById('audio').currentTime = {(said + 20) % 46}")  # elsewhere first
+        press(page, "p")
+        settle(page)
+        assert page.evaluate("document.getElementById('audio').currentTime") == pytest.approx(said, abs=0.5)
+        page.evaluate("document.getElementById('audio').pause()")
+        press(page, "o")
+        assert page.evaluate(f"document.activeElement === document.querySelector('#{target} form.decide "
+                             "textarea[name=reason]')")
+        page.call("Input.insertText", {"text": "按键改判：录音核实"})
+        before = _loads(page)
+        for kind in ("keyDown", "keyUp"):
+            page.call("Input.dispatchKeyEvent", {"type": kind, "key": "Enter", "code": "Enter",
+                                                 "windowsVirtualKeyCode": 13, "modifiers": 2})
+        _wait_load(page, before)
+        item_id = target.removeprefix("item-")
+        with sqlite3.connect(desk_out / "review.db") as conn:
+            assert conn.execute("SELECT count(*) FROM events WHERE actor = 'zhaoqiang' AND action = 'override' "
+                                "AND call_id = 'dev_11' AND item_id = ? AND reason = ?",
+                                (item_id, "按键改判：录音核实")).fetchone()[0] == 1
+        assert "质检员 zhaoqiang" in text(page) and "按键改判：录音核实" in text(page)
+        logout(page)
+
+        # blind double review: the supervisor draws one call for two inspectors
+        login(page, desk_url, "zhoumin")
+        goto(page, f"{desk_url}/blind")
+        page.evaluate("(() => { const f = document.getElementById('blind-assign');"
+                      " f.day.value = '2025-03-07'; f.n.value = '1'; f.first.value = 'lina'; f.second.value = 'zhaoqiang'; })()")
+        before = {r["id"] for r in blind_rows(page)}
+        click_and_wait(page, "#blind-assign button[type=submit]")
+        [made] = [r for r in blind_rows(page) if r["id"] not in before]
+        call_id, rid = made["call"], made["id"]
+        logout(page)
+
+        for name, reason in (("lina", "甲：开头没有问候"), ("zhaoqiang", "乙：问候被打断")):
+            login(page, desk_url, name)
+            goto(page, f"{desk_url}/calls/{call_id}")  # sent to the blind form, not the card with verdicts
+            assert page.evaluate("location.pathname") == f"/blind/{rid}"
+            assert "甲：" not in text(page) and "机器结论" not in text(page)
+            page.evaluate("document.querySelectorAll('#blind-form .item').forEach((el, k) => "
+                          "el.querySelectorAll('input[type=radio]')[k === 0 && " + json.dumps(name == "lina")
+                          + " ? 1 : 0].checked = true)")
+            fill(page, "#blind-form input[type=text]", reason)
+            click_and_wait(page, "#blind-submit")
+            assert page.evaluate("location.pathname") == f"/blind/{rid}"
+            if name == "lina":
+                assert "您已提交，等待对方" in text(page)
+                logout(page)
+        assert "甲：开头没有问候" in text(page) and "乙：问候被打断" in text(page)
+        assert page.evaluate("document.querySelectorAll('#blind-result tr.disagree').length") == 1
+        logout(page)
+        assert [e for e in page.errors if "Failed to load resource" not in e] == []  # no script error, no CSP refusal
     finally:
         browser.on_event = None
         browser.call("Target.closeTarget", {"targetId": page.target})

@@ -140,7 +140,7 @@ def test_a_desk_of_the_first_version_loses_its_secret_and_its_loose_mode(tmp_pat
     assert mode(out / DB_FILE) == 0o644
     db = ReviewDB.open(out)
     assert mode(out / DB_FILE) == 0o600
-    assert db.setting("secret") is None and db.setting("schema_version") == "3"
+    assert db.setting("secret") is None and db.setting("schema_version") == "4"
     assert db.user("lina").session_gen == 0 and not db.user("lina").disabled
     assert [(e.id, e.actor, e.action, e.reason) for e in db.events() if e.action != "machine"] == [
         (1, "lina", "note", "写于第一版")]

@@ -1,5 +1,6 @@
 """`qa calibrate`: read the labels and OUT's verdicts, compare (and a candidate rubric's), write
-OUT/calibration/*.parquet and OUT/reports/calibration.html."""
+OUT/calibration/*.parquet and OUT/reports/calibration.html. The blind double reviews of the desk
+(OUT/review.db) are read whatever the labels' source: they are a measure of the inspectors."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from qa_pipeline.calibration.tables import write_calibration
 from qa_pipeline.errors import InputError
 from qa_pipeline.output.tables import CALLS_DIR, read_scores
 from qa_pipeline.records import CalibrationRun
+from qa_pipeline.review.blind import read_blind_pairs
 from qa_pipeline.scoring.rubric import load_rubric
 
 
@@ -32,10 +34,11 @@ def calibrate_out(out: Path, source: LabelSource, *, rubric: Path | None = None,
         if not (out / CALLS_DIR).is_dir():
             raise InputError(f"{out}: no scores (was this folder written by `qa run`?)")
         labels = source.read()
-        if not labels:
+        blind = read_blind_pairs(out)
+        if not labels and not blind:
             raise InputError(f"{source.name}: no labels in it")
         scores = read_scores(out)
-        result = calibrate(labels, scores, source=source.name, since=since)
+        result = calibrate(labels, scores, source=source.name, since=since, blind=blind)
         candidate = (compare_candidate(out, labels, candidate_rubric, source=source.name, since=since)
                      if candidate_rubric is not None else None)
         computed_at = now()

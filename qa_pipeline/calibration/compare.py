@@ -1,6 +1,9 @@
 """Labels matched to the machine's verdicts: per item and overall agreement, between inspectors,
 each inspector against the machine. Pure: (labels, call scores) → :class:`Calibration`.
 
+Blind double review (:func:`blind_agreement`): two inspectors' verdicts on the same items, neither
+having seen the other's, against each other and each against the machine.
+
 Every label is counted once: n is the number of labels, so a (call, item) judged by two
 inspectors counts twice against the machine.  A label that cannot be compared is kept in
 ``unmatched`` with why (unknown_call, call_failed, unknown_item), never dropped.
@@ -16,6 +19,8 @@ from itertools import combinations
 from qa_pipeline.calibration.stats import agreement
 from qa_pipeline.output.tables import call_date
 from qa_pipeline.records import (
+    BlindAgreement,
+    BlindPair,
     CallScore,
     Calibration,
     ItemCalibration,
@@ -100,8 +105,31 @@ def versus_machine(judged: Sequence[Judged]) -> list[RaterAgreement]:
     return [RaterAgreement(name, MACHINE, agreement(v)) for name, v in sorted(by_inspector.items())]
 
 
+def blind_agreement(pairs: Iterable[BlindPair], scores: Sequence[CallScore], since: date | None = None
+                    ) -> list[BlindAgreement]:
+    """Blind double review: for each pair of inspectors, their agreement over the items both judged
+    without seeing each other's verdicts, and each one's agreement with the machine over the same
+    items. Pairs on calls or items the scores do not have (or before ``since``) are left out."""
+    by_call = {s.call_id: s for s in scores if s.status == "ok"}
+    machine = {(s.call_id, i.item_id): i.result for s in by_call.values() for i in s.items}
+    grouped: dict[tuple[str, str], list[tuple[str, str, str, str]]] = defaultdict(list)
+    for p in pairs:
+        verdict = machine.get((p.call_id, p.item_id))
+        score = by_call.get(p.call_id)
+        if verdict is None or score is None:
+            continue
+        if since is not None and call_date(score.started_at, score.processed_at) < since:
+            continue
+        a, b, ra, rb = (p.first, p.second, p.first_result, p.second_result) if p.first <= p.second else (
+            p.second, p.first, p.second_result, p.first_result)
+        grouped[(a, b)].append((ra, rb, verdict, p.call_id))
+    return [BlindAgreement(a, b, agreement((x, y) for x, y, _, _ in rows), agreement((x, m) for x, _, m, _ in rows),
+                           agreement((y, m) for _, y, m, _ in rows), len({c for *_, c in rows}))
+            for (a, b), rows in sorted(grouped.items())]
+
+
 def calibrate(labels: Iterable[Label], scores: Sequence[CallScore], *, source: str = "",
-              since: date | None = None) -> Calibration:
+              since: date | None = None, blind: Iterable[BlindPair] = ()) -> Calibration:
     """Machine vs people over the calls in `scores`: per item (every item the scores have, in
     rubric order, n = 0 where nobody judged it), overall, between inspectors."""
     judged, unmatched, left_out = match(labels, scores, since)
@@ -119,4 +147,5 @@ def calibrate(labels: Iterable[Label], scores: Sequence[CallScore], *, source: s
         versus_machine=tuple(versus_machine(judged)),
         since=since,
         left_out=left_out,
+        blind=tuple(blind_agreement(blind, scores, since)),
     )

@@ -6,6 +6,7 @@ from rich.table import Table
 
 from qa_pipeline.calibration.stats import VERDICTS
 from qa_pipeline.records import (
+    BlindAgreement,
     CandidateComparison,
     Calibration,
     ItemCalibration,
@@ -52,6 +53,17 @@ def raters_table(raters: tuple[RaterAgreement, ...], title: str) -> Table:
         table.add_column(name, justify="left" if name in ("first", "second") else "right")
     for r in raters:
         table.add_row(r.first, r.second, str(r.stats.n), pct(r.stats.rate), kappa(r.stats.kappa))
+    return table
+
+
+def blind_table(blind: tuple[BlindAgreement, ...]) -> Table:
+    table = Table(title="blind double review: the two inspectors, and each against the machine (same items)",
+                  title_justify="left")
+    for name in ("first", "second", "calls", "items", "agreement", "κ", "κ first–machine", "κ second–machine"):
+        table.add_column(name, justify="left" if name in ("first", "second") else "right")
+    for b in blind:
+        table.add_row(b.first, b.second, str(b.calls), str(b.between.n), pct(b.between.rate), kappa(b.between.kappa),
+                      kappa(b.first_machine.kappa), kappa(b.second_machine.kappa))
     return table
 
 

@@ -18,6 +18,7 @@ from qa_pipeline.files import write_atomic
 from qa_pipeline.output.redact import mask_id, mask_pii
 from qa_pipeline.output.report import RESULT_LABELS, card_stem, fmt_clock, fmt_rate, href, make_environment
 from qa_pipeline.records import (
+    BlindAgreement,
     CandidateComparison,
     Calibration,
     ItemCalibration,
@@ -79,6 +80,15 @@ def _rater_row(r: RaterAgreement) -> dict[str, Any]:
         "n": r.stats.n,
         "agreement": fmt_rate(r.stats.rate),
         "kappa": fmt_kappa(r.stats.kappa),
+    }
+
+
+def _blind_row(b: BlindAgreement) -> dict[str, Any]:
+    return {
+        "first": _mask(b.first), "second": _mask(b.second), "calls": b.calls, "n": b.between.n,
+        "agreement": fmt_rate(b.between.rate), "kappa": fmt_kappa(b.between.kappa),
+        "first_machine": fmt_kappa(b.first_machine.kappa), "second_machine": fmt_kappa(b.second_machine.kappa),
+        "first_machine_rate": fmt_rate(b.first_machine.rate), "second_machine_rate": fmt_rate(b.second_machine.rate),
     }
 
 
@@ -168,6 +178,7 @@ def calibration_view(c: Calibration, computed_at: str, candidate: CandidateCompa
         "disagreements": [_disagreement(j) for j in disagreements],
         "inspectors": [_rater_row(r) for r in c.inspectors],
         "versus_machine": [_rater_row(r) for r in c.versus_machine],
+        "blind": [_blind_row(b) for b in c.blind],
         "unmatched": [
             {"call_id": u.label.call_id, "call_label": mask_id(u.label.call_id), "item_id": u.label.item_id, "why": WHY_LABELS.get(u.why, u.why),
              "where": _mask(u.label.where), "human": RESULT_LABELS.get(u.label.result, u.label.result)}

@@ -46,7 +46,7 @@ def duty_rules(policy: Policy) -> dict[str, frozenset[str]]:
     """:data:`auth.RULES` with the roles the policy gives each duty."""
     d = policy.duties
     review = frozenset(d.review)
-    return {**auth.RULES, auth.DECIDE: review, auth.NOTE: review, auth.MARK_REVIEWED: review,
+    return {**auth.RULES, auth.DECIDE: review, auth.NOTE: review, auth.MARK_REVIEWED: review, auth.BLIND_REVIEW: review,
             auth.RESOLVE_FIRST: frozenset(d.first_review), auth.RESOLVE_SECOND: frozenset(d.second_review)}
 
 

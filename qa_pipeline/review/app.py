@@ -20,7 +20,7 @@ from datetime import date
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import jinja2
 from starlette.applications import Starlette
@@ -31,28 +31,35 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from qa_pipeline.batch.store import RUN_FILE
 from qa_pipeline.calibration.nightly import trust_in
-from qa_pipeline.final_verdicts import (ACKNOWLEDGE, ESCALATE, FIRST, NOTE, OPEN, REVIEWED, FinalCall, final_call,
-                                        final_calls, untrusted)
+from qa_pipeline.final_verdicts import (ACCEPT, ACKNOWLEDGE, CONFIRM, ESCALATE, FIRST, NOTE, OPEN, OVERRIDE,
+                                        REJECT, REVIEWED, SECOND, FinalCall, final_call, final_calls, untrusted)
 from qa_pipeline.output import report
-from qa_pipeline.output.review_views import (ROLE_LABELS, call_review_view, dispute_counts, dispute_label, event_view,
-                                             fmt_time, mask, result_label, review_item_view, who)
+from qa_pipeline.output.review_views import (ACTION_LABELS, ROLE_LABELS, call_review_view, dispute_counts, dispute_label,
+                                             event_view, fmt_time, mask, result_label, review_item_view, who)
+from qa_pipeline.output.tables import TRANSCRIPT_CALLS_FILE, TRANSCRIPTS_FILE
 from qa_pipeline.records import FAIL, CallScore
-from qa_pipeline.review import auth
-from qa_pipeline.review.actions import Refused, Request as Action, act, available, may, resource
+from qa_pipeline.review import auth, blind
+from qa_pipeline.review.actions import Refused, Request as Action, act, available, duty_rules, may, resource
 from qa_pipeline.review.data import OutFolder
 from qa_pipeline.review.db import Conflict, ReviewDB, signing_key
 from qa_pipeline.review.deadlines import closed_line, dispute_until, escalate_until, open_line, review_due
-from qa_pipeline.review.guard import BodyLimit, CsrfGuard
+from qa_pipeline.review.guard import LOCAL_NAMES, BodyLimit, CsrfGuard, HostGuard
 from qa_pipeline.review.policy import Policy
-from qa_pipeline.review.queue import KIND_LABELS, STATE_LABELS, STATES, build_queue, day_of, filter_queue
+from qa_pipeline.review.queue import (KIND_LABELS, STATE_LABELS, STATES, TODO, QueueFilter, build_queue, day_of,
+                                      entry_of, next_entry)
+from qa_pipeline.review.search import SearchIndex, highlight, signature_of
+from qa_pipeline.review.sheets import review_sheets, to_csv, to_xlsx
+from qa_pipeline.review.workload import workloads
 
 log = logging.getLogger("qa_pipeline")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8377
 ROOT_USER = "root"
-AUDIT_PAGE = 500
+AUDIT_PAGE = 100
+SEARCH_WAIT_S = 3.0  # how long a search waits for an index being built before it says so
 
 
 class Desk:
@@ -69,6 +76,7 @@ class Desk:
         self._lock = threading.Lock()
         self._finals: tuple[tuple, dict[str, FinalCall]] | None = None
         self._untrusted: tuple[tuple, frozenset[str]] | None = None
+        self.search_index = SearchIndex(folder.out)
         self.db.record_machine(self.folder.scores.values())
 
     def sync(self) -> None:
@@ -83,6 +91,15 @@ class Desk:
 
     def score(self, call_id: str) -> CallScore | None:
         return self.folder.scores.get(call_id)
+
+    def days(self) -> dict[str, str]:
+        """call_id → the day (YYYY-MM-DD) the call counts for."""
+        return {f.call_id: day_of(f).isoformat() for f in self.finals().values()}
+
+    def index_search(self) -> threading.Thread | None:
+        """Start (re)building the search index when the transcripts changed; the thread, or None when current."""
+        signature = signature_of(self.folder.out, (TRANSCRIPTS_FILE, TRANSCRIPT_CALLS_FILE, RUN_FILE))
+        return self.search_index.ensure(signature, lambda: (self.folder.transcripts(), self.days()))
 
     def final(self, call_id: str) -> FinalCall | None:
         score = self.score(call_id)
@@ -191,9 +208,10 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
-               throttle: auth.LoginThrottle | None = None) -> ASGIApp:
-    """The desk as an ASGI app: actor → body cap → origin and form token → the views."""
+def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None, throttle: auth.LoginThrottle | None = None,
+               hosts: tuple[str, ...] | frozenset[str] = LOCAL_NAMES) -> ASGIApp:
+    """The desk as an ASGI app: Host allowlist (``hosts``, see :func:`guard.desk_hosts`) → actor →
+    body cap → origin and form token → the views."""
     secret = signing_key(desk.folder.out)
     sessions = auth.Sessions(secret)
     links = links or auth.OneTimeLinks()
@@ -208,7 +226,7 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         ctx.setdefault("flash", "")
         page = env.get_template(template).render(
             actor=actor, csrftoken=request.scope["csrftoken"](), nonce=request.scope.get("csp_nonce", ""),
-            nav=_nav(actor), path=request.url.path, **ctx)
+            nav=_nav(actor, desk.policy), path=request.url.path, **ctx)
         return HTMLResponse(page, status_code=status)
 
     def not_found(request: Request) -> HTMLResponse:
@@ -274,51 +292,74 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
             return RedirectResponse(f"/agents/{quote(actor.agent_id or '', safe='')}", status_code=303)
         return RedirectResponse("/queue", status_code=303)
 
+    def queue_state(request: Request) -> tuple[dict[str, FinalCall], list, QueueFilter, list[date]]:
+        desk.sync()
+        finals = desk.finals()
+        entries = build_queue(finals, desk.policy)
+        days = sorted({e.day for e in entries} | {day_of(f) for f in finals.values()}, reverse=True)
+        return finals, entries, QueueFilter.from_params(request.query_params, days[0] if days else None), days
+
     def queue_page(request: Request) -> Response:
         actor = actor_of(request)
         if actor is None:
             return to_login(request)
         if not auth.allowed(actor, auth.VIEW_QUEUE):
             return not_found(request)
-        desk.sync()
-        finals = desk.finals()
-        entries = build_queue(finals, desk.policy)
-        q = request.query_params
-        days = sorted({e.day for e in entries} | {day_of(f) for f in finals.values()}, reverse=True)
-        day = _parse_day(q.get("day")) if q.get("day") not in (None, "", "all") else None
-        if q.get("day") is None and days:
-            day = days[0]
-        state = q.get("state", "open")
-        chosen = filter_queue(entries, finals, day=day, team=q.get("team") or None, agent=q.get("agent") or None,
-                              item=q.get("item") or None, state=state if state in STATES else None)
+        finals, entries, chosen_filter, days = queue_state(request)
+        chosen = chosen_filter.apply(entries, finals)
+        context = urlencode(chosen_filter.params())
         labels = _agent_labels(finals.values())
         item_names = _item_names(finals.values())
         rows = []
         for e in chosen:
             f = finals[e.call_id]
             rows.append({
-                "call_id": e.call_id, "href": _call_href(e.call_id, e.item_id), "day": e.day.isoformat(),
+                "call_id": e.call_id, "href": _call_href(e.call_id, e.item_id, context), "day": e.day.isoformat(),
                 "agent": labels.get(e.agent_id or "", "未知坐席"), "team": mask(e.team) or "—",
                 "kind": e.kind, "kind_label": KIND_LABELS[e.kind],
                 "item": mask(item_names.get(e.item_id, e.item_id)) if e.item_id else "",
                 "machine_score": _fmt_score(f.machine.score), "final_score": _fmt_score(f.score),
                 "final_passed": f.passed, "state": e.state, "state_label": STATE_LABELS[e.state],
             })
+        q = request.query_params
         filters = {
-            "day": day.isoformat() if day else "all", "days": [d.isoformat() for d in days],
+            "day": chosen_filter.day.isoformat() if chosen_filter.day else "all", "days": [d.isoformat() for d in days],
             "team": q.get("team", ""), "teams": sorted({f.machine.team for f in finals.values() if f.machine.team}),
             "agent": q.get("agent", ""), "agents": sorted(labels.items(), key=lambda kv: kv[0]),
             "item": q.get("item", ""), "item_choices": sorted(item_names.items()),
-            "state": state, "states": [(s, STATE_LABELS[s]) for s in STATES] + [("all", "全部")],
+            "state": chosen_filter.state or "all", "states": [(s, STATE_LABELS[s]) for s in STATES] + [("all", "全部")],
         }
         today = desk.today()
         pending = [_dispute_row(f, i, desk.policy, today) for f in finals.values() for i in f.items
                    if i.dispute is not None and i.dispute.state == OPEN]
         pending.sort(key=lambda r: (r["due"], r["at"]))
-        return render(request, "queue.html.j2", rows=rows, filters=filters, mask=mask,
-                      open_disputes=len(pending), pending=pending)
+        first = next((r for r in rows if r["state"] == TODO), None)
+        return render(request, "queue.html.j2", rows=rows, filters=filters, mask=mask, open_disputes=len(pending),
+                      pending=pending, start_href=first["href"] if first else "", flash=request.query_params.get("done") and "队列中已没有待复核的条目。" or "",
+                      can_export=auth.allowed(actor, auth.EXPORT))
 
-    def card(request: Request, call_id: str, *, message: str = "", status: int = 200) -> Response:
+    def next_in_queue(request: Request) -> Response:
+        """The next open entry of the queue (its filters in the query string) after the entry
+        ``call`` / ``entry``; back to the queue, saying it is done, when there is none."""
+        actor = actor_of(request)
+        if actor is None:
+            return to_login(request)
+        if not auth.allowed(actor, auth.VIEW_QUEUE):
+            return not_found(request)
+        finals, entries, chosen_filter, _ = queue_state(request)
+        scope = chosen_filter.apply(entries, finals, state=None)
+        call_id = request.query_params.get("call", "")
+        item_id = request.query_params.get("entry") or None
+        context = urlencode(chosen_filter.params())
+        found = next_entry(scope, call_id, item_id)
+        if found is None:
+            return RedirectResponse(f"/queue?{urlencode({**chosen_filter.params(), 'done': '1'})}", status_code=303)
+        return RedirectResponse(_call_href(found.call_id, found.item_id, context), status_code=303)
+
+    def card(request: Request, call_id: str, *, message: str = "", status: int = 200,
+             typed: dict[str, str] | None = None, context: tuple[str, str] | None = None) -> Response:
+        """The call card; ``typed``: what a refused form said (shown again in it); ``context``: the
+        queue's filters and entry the card was opened from (for next-in-queue)."""
         actor = actor_of(request)
         final = desk.final(call_id)
         assert final is not None and actor is not None
@@ -341,8 +382,14 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         events = desk.db.events(call_id)
         names = {i.machine.item_id: i.machine.item_name for i in final.items}
         escalations = frozenset(e.id for e in events if e.action == ESCALATE)
+        q, entry = context if context is not None else _queue_context(request.query_params)
+        reader = auth.allowed(actor, auth.VIEW_QUEUE)
+        next_href = "/queue/next?" + urlencode({**dict(parse_qsl(q)), "call": call_id, "entry": entry or ""}) \
+            if reader else ""
+        blind_view = [_blind_view(r, actor, names) for r in blind.reviews(desk.db, call_id)] if reader else []
         return render(request, "desk-call.html.j2", status, call=view, review=call_review_view(final),
-                      version=final.version, flash=message,
+                      version=final.version, flash=message, typed=typed or NOTHING_TYPED, queue_q=q, queue_entry=entry or "",
+                      next_href=next_href, blind=[b for b in blind_view if b["revealed"]],
                       can_note=may(actor, NOTE, final.machine, desk.policy),
                       can_mark=may(actor, REVIEWED, final.machine, desk.policy),
                       can_acknowledge=may(actor, ACKNOWLEDGE, final.machine, desk.policy)
@@ -357,12 +404,16 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         return actor, score
 
     def call_page(request: Request) -> Response:
-        if actor_of(request) is None:
+        actor = actor_of(request)
+        if actor is None:
             return to_login(request)
         desk.sync()
         _, score = visible_call(request)
         if score is None:
             return not_found(request)
+        waiting = next((r for r in blind.reviews(desk.db, score.call_id) if r.waiting_for(actor.name)), None)
+        if waiting is not None:  # the card would show verdicts: hand in the blind review first
+            return RedirectResponse(f"/blind/{waiting.id}", status_code=303)
         return card(request, score.call_id)
 
     async def call_action(request: Request) -> Response:
@@ -376,15 +427,43 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         req = Action(action=str(form.get("action", "")), item_id=str(form.get("item_id") or "") or None,
                      result=str(form.get("result") or "") or None, reason=str(form.get("reason") or ""),
                      version=parse_version(form.get("version")))
+        context = _queue_context(form)
+        typed = {"action": req.action, "item_id": req.item_id or "", "reason": req.reason or "", "result": req.result or ""}
         try:
             await run_in_threadpool(act, desk.db, actor, score, req, policy=desk.policy, today=desk.today())
         except Conflict as c:
             message = (f"此项已被{who(c.latest.actor, c.latest.role)}于 {fmt_time(c.latest.at)} 修改，"
-                       "您的操作未保存。请刷新页面，看过最新结论后再操作。")
-            return await run_in_threadpool(card, request, score.call_id, message=message, status=409)
+                       "您的操作未保存（您填写的内容仍在下方）。请看过最新结论后再操作。")
+            return await run_in_threadpool(card, request, score.call_id, message=message, status=409, typed=typed,
+                                           context=context)
         except Refused as r:
-            return await run_in_threadpool(card, request, score.call_id, message=str(r), status=r.status)
-        return RedirectResponse(_call_href(score.call_id, req.item_id), status_code=303)
+            return await run_in_threadpool(card, request, score.call_id, message=str(r), status=r.status, typed=typed,
+                                           context=context)
+        if req.action in (CONFIRM, OVERRIDE, REVIEWED, ACCEPT, REJECT) and form.get("go") == "next" \
+                and auth.allowed(actor, auth.VIEW_QUEUE):
+            return RedirectResponse(await run_in_threadpool(_after_decision, score.call_id, req.item_id, context),
+                                    status_code=303)
+        return RedirectResponse(_call_href(score.call_id, req.item_id, context[0], context[1]), status_code=303)
+
+    def _after_decision(call_id: str, item_id: str | None, context: tuple[str, str]) -> str:
+        """Where a decision made from the queue leads: the next open entry once the one the card was
+        opened for is done, else the next undecided item of this call."""
+        q, entry = context
+        finals = desk.finals()
+        entries = build_queue(finals, desk.policy)
+        days = sorted({e.day for e in entries}, reverse=True)
+        chosen = QueueFilter.from_params(dict(parse_qsl(q)), days[0] if days else None)
+        scope = chosen.apply(entries, finals, state=None)
+        here = entry_of(scope, call_id, entry or None) or entry_of(scope, call_id, item_id)
+        if here is not None and here.state == TODO:
+            final = finals.get(call_id)
+            todo = [e.item_id for e in scope if e.call_id == call_id and e.item_id and e.state == TODO]
+            undecided = todo or ([i.machine.item_id for i in final.items if i.decision is None] if final else [])
+            return _call_href(call_id, undecided[0] if undecided else None, q, entry)
+        found = next_entry(scope, call_id, here.item_id if here is not None else None)
+        if found is None:
+            return f"/queue?{urlencode({**chosen.params(), 'done': '1'})}"
+        return _call_href(found.call_id, found.item_id, urlencode(chosen.params()))
 
     def audio(request: Request) -> Response:
         _, score = visible_call(request)
@@ -406,7 +485,9 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         views = report.agent_views([f.as_score() for f in finals.values()])
         view = views.get(key)
         if view is None:
-            return not_found(request)
+            if not (actor.role == auth.AGENT or any(u.agent_id == key for u in desk.db.users())):
+                return not_found(request)
+            view = _empty_agent_view(key)  # an agent with no calls (yet): their page, empty
         mine = [f for f in finals.values() if (f.machine.agent_id or report.UNKNOWN_AGENT) == key]
         by_id = {f.call_id: f for f in mine}
         for row in view["worst"] + view["failed_calls"]:
@@ -452,9 +533,26 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         desk.sync()
         finals = desk.finals()
         today = desk.today()
-        rows = [_dispute_row(f, i, desk.policy, today) for f in finals.values() for i in f.items if i.dispute is not None]
+        q = request.query_params
+        person, stage = q.get("person") or "", q.get("stage") or ""
+        since, until = _iso_day(q.get("since")), _iso_day(q.get("until"))
+        found = [(f, i) for f in finals.values() for i in f.items if i.dispute is not None]
+        people = sorted({n for _, i in found for n in _dispute_people(i.dispute)})
+        rows = []
+        for f, i in found:
+            d = i.dispute
+            day = d.opened.at[:10]
+            if person and person not in _dispute_people(d):
+                continue
+            if stage and _dispute_stage(d) != stage:
+                continue
+            if (since and day < since) or (until and day > until):
+                continue
+            rows.append(_dispute_row(f, i, desk.policy, today))
         rows.sort(key=lambda r: (r["state"] != OPEN, r["due"] or "", r["at"]))
-        return render(request, "disputes.html.j2", disputes=rows)
+        filters = {"person": person, "people": [(n, mask(n)) for n in people], "stage": stage,
+                   "stages": list(DISPUTE_STAGES.items()), "since": since or "", "until": until or ""}
+        return render(request, "disputes.html.j2", disputes=rows, filters=filters, total=len(found))
 
     def audit_page(request: Request) -> Response:
         actor = actor_of(request)
@@ -462,14 +560,218 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
             return to_login(request)
         if not auth.allowed(actor, auth.VIEW_AUDIT):
             return not_found(request)
-        call_id = request.query_params.get("call") or None
-        events = desk.db.events(call_id)
+        q = request.query_params
+        call_id = q.get("call") or None
+        person = q.get("person") or None
+        action = q.get("action") or ""
+        machine = q.get("machine") == "1" or action == "machine"
+        since, until = _iso_day(q.get("since")), _iso_day(q.get("until"))
+        before = parse_version(q.get("before"))
+        rows_found, more = desk.db.audit_page(
+            people_only=not machine, actor=person, actions=(action,) if action in ACTION_LABELS else (),
+            call_id=call_id, since=since, until=until, before=before, limit=AUDIT_PAGE)
         names = _item_names(desk.finals().values())
-        escalations = frozenset(e.id for e in events if e.action == ESCALATE)
-        rows = [event_view(e, names, escalations) for e in reversed(events[-AUDIT_PAGE:])]
+        escalations = frozenset(r[0] for r in desk.db.conn.execute("SELECT id FROM events WHERE action = 'escalate'"))
+        rows = [event_view(e, names, escalations) for e in rows_found]
         for r in rows:
             r["href"] = _call_href(r["call_id"])
-        return render(request, "audit.html.j2", rows=rows, total=len(events), call=call_id or "")
+        kept = {k: v for k, v in (("call", call_id), ("person", person), ("action", action),
+                                  ("machine", "1" if machine and action != "machine" else ""),
+                                  ("since", since), ("until", until)) if v}
+        older = f"/audit?{urlencode({**kept, 'before': rows_found[-1].id})}" if more and rows_found else ""
+        newest = f"/audit?{urlencode(kept)}" if before is not None else ""
+        filters = {"call": call_id or "", "person": person or "", "people": [(n, mask(n)) for n in desk.db.actors()],
+                   "action": action, "actions": list(ACTION_LABELS.items()), "machine": machine,
+                   "since": since or "", "until": until or ""}
+        exports = urlencode({"day": since}) if since and since == until else ""
+        return render(request, "audit.html.j2", rows=rows, filters=filters, older=older, newest=newest,
+                      can_export=auth.allowed(actor, auth.EXPORT), export_q=exports)
+
+    def search_page(request: Request) -> Response:
+        actor = actor_of(request)
+        if actor is None:
+            return to_login(request)
+        if not auth.allowed(actor, auth.SEARCH):
+            return not_found(request)
+        desk.sync()
+        q = request.query_params
+        query = (q.get("q") or "").strip()
+        day = _iso_day(q.get("day"))
+        page = parse_version(q.get("page")) or 1
+        days = sorted({d for d in desk.days().values()}, reverse=True)
+        building = desk.index_search()
+        if building is not None:
+            building.join(SEARCH_WAIT_S)
+        ready = building is None or not building.is_alive()
+        result, rows = None, []
+        if query and ready and desk.search_index.error is None:
+            result = desk.search_index.search(query, page=page, day=day)
+            finals = desk.finals()
+            labels = _agent_labels(finals.values())
+            for h in result.hits:
+                f = finals.get(h.call_id)
+                rows.append({"call_id": h.call_id, "href": f"/calls/{quote(h.call_id, safe='')}#t={h.start:.2f}",
+                             "t": f"{h.start:.2f}", "clock": report.fmt_clock(h.start), "day": h.day,
+                             "speaker": "坐席" if h.speaker == "agent" else "客户",
+                             "agent": labels.get(f.machine.agent_id or "", "未知坐席") if f else "",
+                             "pieces": highlight(h.text, result.terms)})
+        pages = {}
+        if result is not None and result.pages > 1:
+            base = {k: v for k, v in (("q", query), ("day", day)) if v}
+            if result.page > 1:
+                pages["prev"] = f"/search?{urlencode({**base, 'page': result.page - 1})}"
+            if result.page < result.pages:
+                pages["next"] = f"/search?{urlencode({**base, 'page': result.page + 1})}"
+        return render(request, "search.html.j2", query=query, day=day or "", days=days, result=result, rows=rows,
+                      pages=pages, building=not ready, error=desk.search_index.error)
+
+    def export(request: Request) -> Response:
+        actor = actor_of(request)
+        if actor is None:
+            return to_login(request)
+        name = request.path_params["name"]
+        if not auth.allowed(actor, auth.EXPORT) or name not in EXPORTS:
+            return not_found(request)
+        desk.sync()
+        day = _iso_day(request.query_params.get("day"))
+        finals = desk.finals()
+        calls, decisions = review_sheets(finals, desk.db.events(), desk.days(), _item_names(finals.values()), day)
+        stem = f"qa-review-{day or 'all'}"
+        if name == "review.xlsx":
+            body, kind, filename = to_xlsx((calls, decisions)), XLSX, f"{stem}.xlsx"
+        else:
+            sheet = calls if name == "calls.csv" else decisions
+            body, kind, filename = to_csv(sheet), "text/csv; charset=utf-8", f"{stem}-{name}"
+        return Response(body, media_type=kind, headers={"content-disposition": f'attachment; filename="{filename}"'})
+
+    def workload_page(request: Request) -> Response:
+        actor = actor_of(request)
+        if actor is None:
+            return to_login(request)
+        if not auth.allowed(actor, auth.VIEW_WORKLOAD):
+            return not_found(request)
+        desk.sync()
+        day = _iso_day(request.query_params.get("day")) or desk.today().isoformat()
+        reviewers = {u.name: u.role for u in desk.db.users() if u.role in desk.policy.duties.review and not u.disabled}
+        pending = {}
+        for r in blind.reviews(desk.db):
+            for n in (r.first, r.second):
+                if r.waiting_for(n):
+                    pending[n] = pending.get(n, 0) + 1
+        rows = [{"name": mask(w.name), "role": ROLE_LABELS.get(w.role, w.role), "decided": w.decided,
+                 "overrides": w.overrides, "rate": report.fmt_rate(w.override_rate), "reviewed": w.reviewed,
+                 "answered": w.answered, "disputed": w.disputed, "lost": w.lost, "overturned": w.overturned,
+                 "blind": pending.get(w.name, 0), "audit": f"/audit?{urlencode({'person': w.name, 'since': day, 'until': day})}"}
+                for w in workloads(desk.db.events(), desk.finals(), reviewers, date.fromisoformat(day))]
+        return render(request, "workload.html.j2", rows=rows, day=day)
+
+    def blind_page(request: Request) -> Response:
+        actor = actor_of(request)
+        if actor is None:
+            return to_login(request)
+        rules = duty_rules(desk.policy)
+        may_assign = auth.allowed(actor, auth.ASSIGN_BLIND)
+        if not (may_assign or auth.allowed(actor, auth.BLIND_REVIEW, rules=rules)):
+            return not_found(request)
+        desk.sync()
+        return blind_list(request, actor, may_assign)
+
+    def blind_list(request: Request, actor: auth.Actor, may_assign: bool, *, message: str = "", status: int = 200,
+                   done: str = "") -> Response:
+        finals = desk.finals()
+        names = _item_names(finals.values())
+        found = [r for r in blind.reviews(desk.db) if may_assign or r.involves(actor.name)]
+        found.sort(key=lambda r: (not r.waiting_for(actor.name), r.revealed, -r.id))
+        rows = []
+        for r in found:
+            f = finals.get(r.call_id)
+            view = _blind_view(r, actor, {i.machine.item_id: i.machine.item_name for i in f.items} if f else {})
+            view["href"] = f"/blind/{r.id}"
+            view["agreed"] = sum(1 for row in view["rows"] if row["agree"]) if r.revealed else None
+            view["n_items"] = len(view["rows"])
+            rows.append(view)
+        reviewers = sorted(u.name for u in desk.db.users() if u.role in desk.policy.duties.review and not u.disabled)
+        return render(request, "blind.html.j2", status, rows=rows, may_assign=may_assign, flash=message,
+                      reviewers=[(n, mask(n)) for n in reviewers], days=sorted(set(desk.days().values()), reverse=True),
+                      done=done, names=names)
+
+    async def blind_assign(request: Request) -> Response:
+        actor = actor_of(request)
+        if actor is None:
+            return render(request, "message.html.j2", 403, title="请先登录", message="请先登录后再操作。")
+        if not auth.allowed(actor, auth.ASSIGN_BLIND):
+            return not_found(request)
+        form = await request.form()
+        first, second = str(form.get("first") or ""), str(form.get("second") or "")
+        day = _iso_day(str(form.get("day") or "")) or ""
+        n = parse_version(form.get("n")) or 0
+
+        def assign() -> Response:
+            desk.sync()
+            users = {u.name: u for u in desk.db.users()}
+            for name in (first, second):
+                u = users.get(name)
+                if u is None or u.disabled or u.role not in desk.policy.duties.review:
+                    return blind_list(request, actor, True, message="请选择两位负责复核的质检员", status=400)
+            calls = blind.candidates(desk.finals().values(), desk.days(), day, first, second, blind.reviews(desk.db))
+            try:
+                ids = blind.assign(desk.db, by=actor.name, first=first, second=second, calls=calls, n=n)
+            except blind.BlindError as e:
+                return blind_list(request, actor, True, message=str(e), status=e.status)
+            return RedirectResponse(f"/blind?{urlencode({'made': len(ids)})}", status_code=303)
+
+        return await run_in_threadpool(assign)
+
+    def blind_card(request: Request, *, message: str = "", status: int = 200, typed: dict | None = None) -> Response:
+        actor = actor_of(request)
+        if actor is None:
+            return to_login(request)
+        rid = parse_version(request.path_params["review_id"])
+        r = blind.review(desk.db, rid) if rid is not None else None
+        may_assign = auth.allowed(actor, auth.ASSIGN_BLIND)
+        if r is None or not (r.involves(actor.name) or (may_assign and r.revealed) or
+                             (auth.allowed(actor, auth.VIEW_QUEUE) and r.revealed)):
+            return not_found(request)
+        final = desk.final(r.call_id)
+        if final is None:
+            return not_found(request)
+        desk.sync()
+        transcripts = desk.folder.transcripts()
+        meta = desk.folder.metas.get(r.call_id)
+        audio = f"/audio/{quote(r.call_id, safe='')}" if meta is not None and Path(meta.path).is_file() else None
+        view = report.call_view(final.machine, transcripts.get(r.call_id), meta, audio)
+        names = {i.machine.item_id: i.machine.item_name for i in final.items}
+        own = r.of(actor.name)
+        items = [{"item_id": i, "name": mask(n), "mine": result_label(own[i].result) if i in own else "",
+                  "mine_reason": mask(own[i].reason) if i in own else ""} for i, n in names.items()]
+        return render(request, "blind-call.html.j2", status, call=view, review=_blind_view(r, actor, names),
+                      items=items, waiting=r.waiting_for(actor.name), flash=message, typed=typed or {},
+                      rid=r.id)
+
+    async def blind_hand_in(request: Request) -> Response:
+        actor = actor_of(request)
+        if actor is None:
+            return render(request, "message.html.j2", 403, title="请先登录", message="请先登录后再操作。")
+        rid = parse_version(request.path_params["review_id"])
+        if rid is None or not auth.allowed(actor, auth.BLIND_REVIEW, rules=duty_rules(desk.policy)):
+            return not_found(request)
+        form = await request.form()
+
+        def hand_in() -> Response:
+            r = blind.review(desk.db, rid)
+            final = desk.final(r.call_id) if r is not None else None
+            if r is None or final is None or not r.involves(actor.name):
+                return not_found(request)
+            item_ids = [i.machine.item_id for i in final.items]
+            verdicts = {i: (str(form.get(f"result-{i}") or ""), str(form.get(f"reason-{i}") or "")) for i in item_ids}
+            try:
+                blind.hand_in(desk.db, rid, actor.name, verdicts, item_ids)
+            except blind.BlindError as e:
+                return blind_card(request, message=str(e), status=e.status,
+                                  typed={k: {"result": v[0], "reason": v[1]} for k, v in verdicts.items()})
+            return RedirectResponse(f"/blind/{rid}", status_code=303)
+
+        return await run_in_threadpool(hand_in)
 
     routes = [
         Route("/", home),
@@ -477,6 +779,14 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         Route("/logout", logout, methods=["POST"]),
         Route("/sign-in", sign_in_link),
         Route("/queue", queue_page),
+        Route("/queue/next", next_in_queue),
+        Route("/search", search_page),
+        Route("/export/{name}", export),
+        Route("/workload", workload_page),
+        Route("/blind", blind_page),
+        Route("/blind/assign", blind_assign, methods=["POST"]),
+        Route("/blind/{review_id}", blind_card),
+        Route("/blind/{review_id}/hand-in", blind_hand_in, methods=["POST"]),
         Route("/calls/{call_id:path}/act", call_action, methods=["POST"]),
         Route("/calls/{call_id:path}", call_page),
         Route("/audio/{call_id:path}", audio),
@@ -485,7 +795,8 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
         Route("/disputes", disputes_page),
         Route("/audit", audit_page),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(ActorMiddleware, desk=desk, sessions=sessions),
+    app = Starlette(routes=routes, middleware=[Middleware(HostGuard, hosts=hosts),
+                                               Middleware(ActorMiddleware, desk=desk, sessions=sessions),
                                                Middleware(BodyLimit), Middleware(CsrfGuard, secret=secret)])
     app.state.desk = desk
     app.state.links = links
@@ -496,12 +807,49 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None,
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _nav(actor: auth.Actor | None) -> list[tuple[str, str]]:
+def _nav(actor: auth.Actor | None, policy: Policy) -> list[tuple[str, str]]:
     if actor is None:
         return []
     if actor.role == auth.AGENT:
         return [(f"/agents/{quote(actor.agent_id or '', safe='')}", "我的通话")]
-    return [("/queue", "复核队列"), ("/disputes", "申诉"), ("/agents", "坐席"), ("/audit", "操作记录")]
+    nav = [("/queue", "复核队列"), ("/search", "检索"), ("/disputes", "申诉"), ("/agents", "坐席"), ("/audit", "操作记录")]
+    rules = duty_rules(policy)
+    if auth.allowed(actor, auth.BLIND_REVIEW, rules=rules) or auth.allowed(actor, auth.ASSIGN_BLIND):
+        nav.append(("/blind", "双盲复核"))
+    if auth.allowed(actor, auth.VIEW_WORKLOAD):
+        nav.append(("/workload", "工作量"))
+    return nav
+
+
+QUEUE_KEYS = ("day", "team", "agent", "item", "state")
+
+
+def _queue_context(params) -> tuple[str, str]:
+    """The queue filters (``q``, a query string of known keys only) and entry (``entry``: an item id,
+    or empty for a call's entry) a card was opened from, from a query string or a form."""
+    raw = params.get("q") or ""
+    q = urlencode([(k, v) for k, v in parse_qsl(str(raw))[:len(QUEUE_KEYS)] if k in QUEUE_KEYS])
+    return q, str(params.get("entry") or "")[:200]
+
+
+def _blind_view(r: blind.BlindReview, actor: auth.Actor, names: dict[str, str]) -> dict[str, Any]:
+    """A blind review as ``actor`` may see it: both verdicts once both handed in, else their own only."""
+    mine, theirs = r.of(r.first), r.of(r.second)
+    rows = []
+    for item_id, name in names.items():
+        a, b = mine.get(item_id), theirs.get(item_id)
+        rows.append({"item_id": item_id, "name": mask(name),
+                     "first": result_label(a.result) if a and r.revealed else "",
+                     "first_reason": mask(a.reason) if a and r.revealed else "",
+                     "second": result_label(b.result) if b and r.revealed else "",
+                     "second_reason": mask(b.reason) if b and r.revealed else "",
+                     "agree": bool(a and b and a.result == b.result)})
+    return {"id": r.id, "call_id": r.call_id, "first": mask(r.first), "second": mask(r.second),
+            "revealed": r.revealed, "rows": rows, "assigned_at": fmt_time(r.assigned_at),
+            "assigned_by": mask(r.assigned_by),
+            "status": "已揭晓" if r.revealed else ("待您提交" if r.waiting_for(actor.name) else
+                                                 "等待对方提交" if r.involves(actor.name) else
+                                                 f"已提交：{'、'.join(mask(n) for n in (r.first, r.second) if r.handed_in(n)) or '无'}")}
 
 
 def _safe_next(target: str) -> str:
@@ -515,6 +863,40 @@ def parse_version(value: object) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
+NOTHING_TYPED = {"action": "", "item_id": "", "reason": "", "result": ""}
+EXPORTS = ("calls.csv", "decisions.csv", "review.xlsx")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DISPUTE_STAGES = {"open1": "待一审", "open2": "待二审", "accepted": "已采纳", "rejected": "已驳回"}
+
+
+def _dispute_stage(d) -> str:
+    if d.state == OPEN:
+        return "open2" if d.level == SECOND else "open1"
+    return "accepted" if d.resolution is not None and d.resolution.action == ACCEPT else "rejected"
+
+
+def _dispute_people(d) -> set[str]:
+    """Everyone a dispute involves: the agent, the disputed decision's maker, who answered it."""
+    found = {d.opened.actor}
+    for e in (d.first, d.resolution, d.escalation):
+        if e is not None:
+            found.add(e.actor)
+    if d.disputed is not None:
+        found.add(d.disputed.actor)
+    return found
+
+
+def _iso_day(value: str | None) -> str | None:
+    day = _parse_day(value)
+    return day.isoformat() if day else None
+
+
+def _empty_agent_view(key: str) -> dict[str, Any]:
+    return {"key": key, "label": mask(key), "team": "—", "team_label": "全体", "n_calls": 0, "n_ok": 0, "n_failed": 0,
+            "avg_score": "—", "pass_rate": "—", "n_review": 0, "item_rates": [], "trend": None, "worst": [],
+            "failed_calls": []}
+
+
 def _parse_day(value: str | None) -> date | None:
     try:
         return date.fromisoformat(value or "")
@@ -522,8 +904,11 @@ def _parse_day(value: str | None) -> date | None:
         return None
 
 
-def _call_href(call_id: str, item_id: str | None = None) -> str:
-    return f"/calls/{quote(call_id, safe='')}" + (f"#item-{quote(item_id, safe='')}" if item_id else "")
+def _call_href(call_id: str, item_id: str | None = None, q: str = "", entry: str | None = None) -> str:
+    """A call card's address; with ``q`` (the queue's filters) it remembers the queue entry it is for."""
+    params = {"q": q, "entry": entry if entry is not None else (item_id or "")} if q else {}
+    return (f"/calls/{quote(call_id, safe='')}" + (f"?{urlencode(params)}" if params else "")
+            + (f"#item-{quote(item_id, safe='')}" if item_id else ""))
 
 
 def _fmt_score(value: float | None) -> str:

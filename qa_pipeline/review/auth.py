@@ -97,6 +97,11 @@ ESCALATE = "escalate"  # ask for 二审 (the agent, once)
 ACKNOWLEDGE = "acknowledge"  # 签收 an evaluation (the agent)
 RESOLVE_FIRST = "resolve-first"  # 一审: accept or reject a dispute
 RESOLVE_SECOND = "resolve-second"  # 二审: final
+SEARCH = "search"  # the night's transcripts by phrase
+EXPORT = "export"  # the reviewed calls and decisions as CSV / Excel
+VIEW_WORKLOAD = "view-workload"  # each reviewer's work
+ASSIGN_BLIND = "assign-blind"  # put a sample of calls to two inspectors (blind double review)
+BLIND_REVIEW = "blind-review"  # hand in a blind verdict (only the two named; review/blind.py)
 
 _DESK = frozenset({INSPECTOR, SUPERVISOR})
 _READERS = frozenset({INSPECTOR, SUPERVISOR, MANAGER})
@@ -114,6 +119,11 @@ RULES: dict[str, frozenset[str]] = {
     DISPUTE: _AGENT,
     ESCALATE: _AGENT,
     ACKNOWLEDGE: _AGENT,
+    SEARCH: _READERS,
+    EXPORT: _READERS,
+    VIEW_WORKLOAD: frozenset({SUPERVISOR, MANAGER}),
+    ASSIGN_BLIND: frozenset({SUPERVISOR}),
+    BLIND_REVIEW: _DESK,
 }
 ACTIONS = tuple(RULES)
 DUTIES = (DECIDE, RESOLVE_FIRST, RESOLVE_SECOND)  # the review policy may give these to other roles (never agents)

@@ -8,6 +8,9 @@ Tables (see :data:`SCHEMA`):
 - ``users``: name, role, agent_id (agents), an argon2 hash of the password, the session
   generation (moved on to end every session of the user) and when the account was disabled.
 - ``settings``: the schema version.
+- ``blind_reviews`` / ``blind_verdicts``: blind double review (:mod:`qa_pipeline.review.blind`): a
+  call put to two inspectors by a supervisor, and each one's verdicts, append-only too, kept out of
+  the audit trail so that no page of the trail shows one inspector's verdict to the other.
 
 The key that signs login cookies and form tokens is not in the database (whose file a backup or a
 copy carries around) but in ``OUT/review.key`` beside it. Both, and SQLite's -wal and -shm files,
@@ -39,7 +42,7 @@ from qa_pipeline.final_verdicts import ACTIONS, MACHINE, Event
 
 DB_FILE = "review.db"
 KEY_FILE = "review.key"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 PRIVATE = 0o600
 
 SCHEMA = f"""
@@ -77,6 +80,35 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE INDEX IF NOT EXISTS events_actor ON events (actor, id);
+CREATE TABLE IF NOT EXISTS blind_reviews (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id     TEXT NOT NULL,
+    first       TEXT NOT NULL,
+    second      TEXT NOT NULL,
+    assigned_by TEXT NOT NULL,
+    assigned_at TEXT NOT NULL,
+    CHECK (first <> second),
+    UNIQUE (call_id, first, second)
+);
+CREATE TABLE IF NOT EXISTS blind_verdicts (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    review_id INTEGER NOT NULL REFERENCES blind_reviews(id),
+    actor     TEXT NOT NULL,
+    item_id   TEXT NOT NULL,
+    result    TEXT NOT NULL CHECK (result IN ('pass','fail','na')),
+    reason    TEXT,
+    at        TEXT NOT NULL,
+    UNIQUE (review_id, actor, item_id)
+);
+CREATE TRIGGER IF NOT EXISTS blind_reviews_append_only_update BEFORE UPDATE ON blind_reviews
+BEGIN SELECT RAISE(ABORT, 'blind reviews are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS blind_reviews_append_only_delete BEFORE DELETE ON blind_reviews
+BEGIN SELECT RAISE(ABORT, 'blind reviews are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS blind_verdicts_append_only_update BEFORE UPDATE ON blind_verdicts
+BEGIN SELECT RAISE(ABORT, 'blind verdicts are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS blind_verdicts_append_only_delete BEFORE DELETE ON blind_verdicts
+BEGIN SELECT RAISE(ABORT, 'blind verdicts are append-only'); END;
 """
 
 _COLUMNS = "id, at, actor, role, action, call_id, item_id, from_result, to_result, points, reason, basis_id, ref_id"
@@ -182,7 +214,10 @@ class ReviewDB:
                     found = ("2",)
                 if found is not None and found[0] == "2":
                     _migrate_2_to_3(conn)
+                    found = ("3",)
                 conn.executescript(SCHEMA)
+                if found is not None and found[0] == "3":  # version 4 adds tables (blind double review) only
+                    conn.execute("UPDATE settings SET value = '4' WHERE key = 'schema_version'")
                 conn.execute("INSERT OR IGNORE INTO settings VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             finally:
                 conn.close()
@@ -235,6 +270,41 @@ class ReviewDB:
         else:
             rows = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE call_id = ? ORDER BY id", (call_id,))
         return [_event(r) for r in rows]
+
+    def audit_page(self, *, people_only: bool = True, actor: str | None = None, actions: tuple[str, ...] = (),
+                   call_id: str | None = None, since: str | None = None, until: str | None = None,
+                   before: int | None = None, limit: int = 100) -> tuple[list[Event], bool]:
+        """One page of the audit trail, newest first: rows with an id under ``before`` that match
+        every filter given (``since`` / ``until``: days, YYYY-MM-DD, of ``at``); with
+        ``people_only`` no machine rows. Returns the rows and whether older ones match too."""
+        where, args = [], []
+        if people_only:
+            where.append("action != 'machine'")
+        if actor:
+            where.append("actor = ?")
+            args.append(actor)
+        if actions:
+            where.append(f"action IN ({', '.join('?' for _ in actions)})")
+            args.extend(actions)
+        if call_id:
+            where.append("call_id = ?")
+            args.append(call_id)
+        if since:
+            where.append("substr(at, 1, 10) >= ?")
+            args.append(since)
+        if until:
+            where.append("substr(at, 1, 10) <= ?")
+            args.append(until)
+        if before is not None:
+            where.append("id < ?")
+            args.append(before)
+        sql = f"SELECT {_COLUMNS} FROM events" + (f" WHERE {' AND '.join(where)}" if where else "")
+        rows = [_event(r) for r in self.conn.execute(f"{sql} ORDER BY id DESC LIMIT ?", (*args, limit + 1))]
+        return rows[:limit], len(rows) > limit
+
+    def actors(self) -> list[str]:
+        """Everyone (but the machine) with a row in the audit trail, by name."""
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT actor FROM events WHERE action != 'machine' ORDER BY actor")]
 
     def latest_machine(self) -> dict[tuple[str, str], Event]:
         """The latest machine row of every (call, item)."""

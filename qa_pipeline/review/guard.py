@@ -1,12 +1,18 @@
-"""What every request to the desk passes before a view sees it: a cap on its body, and for every
-request that can change something (any method but GET, HEAD, OPTIONS) the origin check and the
-form token.
+"""What every request to the desk passes before a view sees it: a Host it answers to, a cap on its
+body, and for every request that can change something (any method but GET, HEAD, OPTIONS) the
+origin check and the form token.
 
 Why our own: asgi-csrf's token is a signed random value checked against its own cookie, so any
 page of the same host on another port (cookies ignore ports) could set that cookie and post its
 own valid pair; it has no way to bind the token to the login session, and it parsed multipart
 bodies with a python-multipart API that had moved (every multipart POST answered 500). Here:
 
+- :class:`HostGuard`: the request's ``Host`` must be one of the desk's names (the address it
+  listens on, localhost's names when that is a loopback address, and the names given with
+  ``qa review --allow-host``); anything else is 400. Without it a page of evil.example whose name
+  is made to resolve to 127.0.0.1 (DNS rebinding) is, to the browser, the same origin as the desk
+  it reaches: it reads every answer and passes the origin check (its Origin is its own Host), so
+  it could try passwords from inside the victim's machine and read what it signs into.
 - :class:`BodyLimit`: a body over ``max_bytes`` is refused with 413 before it is read (by its
   Content-Length), or as soon as a body sent without one passes the cap; anonymous requests too.
 - :class:`CsrfGuard`: a browser's ``Sec-Fetch-Site`` must be ``same-origin`` (or ``none``) and its
@@ -20,6 +26,8 @@ bodies with a python-multipart API that had moved (every multipart POST answered
 from __future__ import annotations
 
 import hmac
+import socket
+from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -58,6 +66,52 @@ def _replay(body: bytes) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
+
+
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
+LOOPBACK = frozenset(LOCAL_NAMES)
+ALL_INTERFACES = frozenset({"0.0.0.0", "::", ""})
+
+
+def host_name(host: str | None) -> str | None:
+    """The name in a Host header, lower-cased, without its port, brackets or trailing dot;
+    None when there is none."""
+    if not host:
+        return None
+    host = host.strip().lower()
+    if host.startswith("["):  # [::1]:8377
+        end = host.find("]")
+        name = host[1:end] if end > 0 else None
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # a bare IPv6 address keeps its colons
+    return name.rstrip(".") if name else None
+
+
+def desk_hosts(bound: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The names the desk answers to: the address it listens on (localhost's names with a
+    loopback address; this machine's names with every interface) and ``extra``."""
+    names = {host_name(bound) or bound}
+    if names & LOOPBACK:
+        names |= LOOPBACK
+    if names & ALL_INTERFACES:
+        names = set(LOOPBACK) | {socket.gethostname().lower(), socket.getfqdn().lower()}
+    names |= {n for n in (host_name(h) for h in extra) if n}
+    return frozenset(names)
+
+
+class HostGuard:
+    """Refuses (400) a request whose Host header is not one of ``hosts`` (see :func:`desk_hosts`)."""
+
+    def __init__(self, app: ASGIApp, hosts: Iterable[str] = LOCAL_NAMES) -> None:
+        self.app = app
+        self.hosts = frozenset(n for n in (host_name(h) for h in hosts) if n)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and host_name(_header(scope, b"host")) not in self.hosts:
+            await plain_page(send, 400, "请求被拒绝：本系统不以这个主机名提供服务（如需通过其他名称访问，"
+                                        "请用 qa review --allow-host 名称 启动）。")
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:

@@ -159,3 +159,60 @@ def filter_queue(entries: Iterable[QueueEntry], finals: Mapping[str, FinalCall],
                     continue
         out.append(e)
     return out
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """The queue's filters as a page's query string holds them (``day=all``: every day)."""
+
+    day: date | None = None
+    team: str | None = None
+    agent: str | None = None
+    item: str | None = None
+    state: str | None = TODO
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str], latest: date | None) -> "QueueFilter":
+        """Filters from a query string; no ``day`` means the latest day, no ``state`` the open entries."""
+        raw_day = params.get("day")
+        if raw_day is None:
+            day = latest
+        elif raw_day in ("", "all"):
+            day = None
+        else:
+            try:
+                day = date.fromisoformat(raw_day)
+            except ValueError:
+                day = None
+        state = params.get("state", TODO)
+        return cls(day, params.get("team") or None, params.get("agent") or None, params.get("item") or None,
+                   state if state in STATES else None)
+
+    def params(self) -> dict[str, str]:
+        """The query string that gives these filters back (state left out: the default, open)."""
+        out = {"day": self.day.isoformat() if self.day else "all"}
+        out.update({k: v for k, v in (("team", self.team), ("agent", self.agent), ("item", self.item)) if v})
+        if self.state != TODO:
+            out["state"] = self.state or "all"
+        return out
+
+    def apply(self, entries: Iterable[QueueEntry], finals: Mapping[str, FinalCall], *, state: str | None | bool = True
+              ) -> list[QueueEntry]:
+        return filter_queue(entries, finals, day=self.day, team=self.team, agent=self.agent, item=self.item,
+                            state=self.state if state is True else state)
+
+
+def next_entry(entries: list[QueueEntry], call_id: str, item_id: str | None) -> QueueEntry | None:
+    """The first open entry after the entry (call_id, item_id) in queue order, going round to the
+    start; never that entry itself. Where the entry is not in ``entries``, the first open one of
+    another call."""
+    here = next((k for k, e in enumerate(entries) if e.call_id == call_id and e.item_id == item_id), None)
+    order = entries[here + 1:] + entries[:here] if here is not None else entries
+    for e in order:
+        if e.state == TODO and (here is not None or e.call_id != call_id):
+            return e
+    return None
+
+
+def entry_of(entries: Iterable[QueueEntry], call_id: str, item_id: str | None) -> QueueEntry | None:
+    return next((e for e in entries if e.call_id == call_id and e.item_id == item_id), None)
