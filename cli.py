@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from qa_pipeline.choices import Decoder, Device, EngineKind, Role
-from qa_pipeline.errors import QaError
+from qa_pipeline.errors import QaError, Stopped
 
 app = typer.Typer(
     name="qa",
@@ -44,6 +47,17 @@ CpuThreadsOpt = Annotated[int, typer.Option(help="Threads of each model replica 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")]
 
 
+@app.callback()
+def _utf8() -> None:
+    # File names are bytes; a C/POSIX locale without Python's UTF-8 mode (PYTHONUTF8=0, some
+    # embedded Pythons) reads them and the terminal as ASCII, and a Chinese name would end the
+    # batch. The command then starts again, the same, in UTF-8 mode.
+    ascii_names = sys.getfilesystemencoding().lower().replace("-", "") != "utf8"
+    if ascii_names and os.environ.get("PYTHONUTF8") != "1" and Path(sys.argv[0]).name in ("qa", "cli.py"):
+        os.environ["PYTHONUTF8"] = "1"
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
 def _default_rubric() -> Path:
     from qa_pipeline.scoring.rubric import rubric_path_default
 
@@ -51,12 +65,32 @@ def _default_rubric() -> Path:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {shown(message)}", err=True)
     raise typer.Exit(code)
 
 
+# What never reaches the terminal raw, whatever a file name or a manifest holds: C0 and C1 control
+# characters (ESC starts a terminal command), DEL, the bidirectional overrides and isolates (an
+# RTL override shows a name backwards), and the lone surrogates a non-UTF-8 (GBK) file name leaves.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSHOWABLE_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def shown(text: object, *, lines: bool = False) -> str:
+    """``text`` safe for a terminal: every character of _UNSHOWABLE as U+FFFD (``lines``: line
+    breaks and tabs kept, for logs with tracebacks)."""
+    return (_UNSHOWABLE_IN_LINES if lines else _UNSHOWABLE).sub("\ufffd", str(text))
+
+
+class _ShownFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return shown(super().format(record), lines=True)
+
+
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_ShownFormatter("%(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
 
 
 @app.command()
@@ -78,6 +112,7 @@ def run(
     hotwords: Annotated[bool, typer.Option(help="Prime Whisper with the rubric's expected phrases (see README: measured, off by default).")] = False,
     engine: Annotated[EngineKind, typer.Option(help="local: this machine; ray: a Ray cluster (pip install 'qa-pipeline[ray]').")] = EngineKind.local,
     ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: 'auto' (the cluster this node is in) or HOST:PORT. [default: a local Ray instance]")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the calls that failed for good (retry=no in failed.csv, crashed twice).")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Transcribe and score every call under AUDIO_DIR; write OUT/transcripts, OUT/scores, OUT/reports.
@@ -102,7 +137,7 @@ def run(
         except QaError as e:
             _fail(str(e))
     config = _config(audio_dir, out, manifest, name_pattern, model, device, compute_type, cache_dir, max_duration,
-                     beam_size, decoder, batch_size, cpu_threads, rubric=rubric, hotwords=words)
+                     beam_size, decoder, batch_size, cpu_threads, rubric=rubric, hotwords=words, retry_failed=retry_failed)
     if engine is EngineKind.ray:
         try:
             from qa_pipeline.batch.ray import RayEngine
@@ -133,7 +168,7 @@ def _pin_threads(cpu_threads: int) -> None:
 
 
 def _config(audio_dir, out, manifest, name_pattern, model, device, compute_type, cache_dir, max_duration, beam_size,
-            decoder, batch_size, cpu_threads, *, rubric=None, hotwords=None):
+            decoder, batch_size, cpu_threads, *, rubric=None, hotwords=None, retry_failed=False):
     """The one RunConfig of `qa run` and `qa transcribe`, from their shared options."""
     from qa_pipeline.asr.transcribe import TranscribeOptions
     from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
@@ -148,6 +183,7 @@ def _config(audio_dir, out, manifest, name_pattern, model, device, compute_type,
                 options=TranscribeOptions(beam_size=beam_size, decoder=decoder, batch_size=batch_size, hotwords=hotwords),
             ),
             rubric=rubric,
+            retry_failed=retry_failed,
         )
     except QaError as e:
         _fail(str(e))
@@ -474,12 +510,13 @@ def rubric_test(
 
 
 def _run_and_report(job, *, done: str = "scored", result: str = "report") -> None:
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[audio]}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"))
     try:
-        with Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as bar:
+        with _stop_on_signals(), Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task("calls", total=None, audio="", eta="")
 
             def progress(p) -> None:
@@ -487,13 +524,15 @@ def _run_and_report(job, *, done: str = "scored", result: str = "report") -> Non
                 eta = "ETA ?" if p.eta_s is None and p.done < p.total else f"ETA {_duration(p.eta_s or 0.0)}"
                 how = " (earlier run)" if p.reused else " (cached)" if p.from_cache else ""
                 bar.update(task, total=p.total, completed=p.done, audio=audio, eta=eta,
-                           description=f"{p.call_id} {p.status}{how}")
+                           description=escape(f"{shown(p.call_id)} {p.status}{how}"))
                 if not sys.stderr.isatty():
-                    typer.echo(f"[{p.done}/{p.total}] {p.call_id}: {p.status}{how} — {audio}, {eta}", err=True)
+                    typer.echo(f"[{p.done}/{p.total}] {shown(p.call_id)}: {p.status}{how} — {audio}, {eta}", err=True)
 
             summary = job(progress)
     except QaError as e:
         _fail(str(e))
+    except Stopped as e:
+        _fail(f"{e}; run the same command again to finish (calls done so far are kept)", code=e.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted; run the same command again to finish (calls done so far are kept)", code=130)
     speed = (f", {summary.audio_s / summary.wall_s:.1f}× real time"
@@ -502,19 +541,44 @@ def _run_and_report(job, *, done: str = "scored", result: str = "report") -> Non
     typer.echo(f"{summary.total} calls: {summary.ok} {done}, {summary.failed} failed "
                f"({summary.audio_s / 60:.1f} min of audio in {summary.wall_s:.0f} s{speed}{reused})")
     for call_id, error in summary.failures[:MAX_FAILURES_SHOWN]:
-        typer.echo(f"  failed {call_id}: {error}")
+        typer.echo(f"  failed {shown(call_id)}: {shown(error)}")
     if len(summary.failures) > MAX_FAILURES_SHOWN:
         typer.echo(f"  … and {len(summary.failures) - MAX_FAILURES_SHOWN} more")
     if summary.failed and summary.failed_list:
-        typer.echo(f"failed calls: {summary.failed_list.resolve()} (run the same command again to retry those marked retry=yes)")
+        typer.echo(f"failed calls: {shown(summary.failed_list.resolve())} (run the same command again to retry "
+                   "those marked retry=yes; add --retry-failed for the others)")
     if summary.run_log:
-        typer.echo(f"run log: {summary.run_log.resolve()}")
-    typer.echo(f"{result}: {summary.report_index.resolve()}")
+        typer.echo(f"run log: {shown(summary.run_log.resolve())}")
+    typer.echo(f"{result}: {shown(summary.report_index.resolve())}")
     if summary.failed:
         raise typer.Exit(1)
 
 
 MAX_FAILURES_SHOWN = 20
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # handled as SIGINT (Ctrl-C): a scheduler's stop, a shutdown, a closed terminal
+
+
+@contextmanager
+def _stop_on_signals():
+    """While a batch runs, SIGTERM and SIGHUP stop it as Ctrl-C does (errors.Stopped): the work in
+    hand is put down cleanly (in-flight calls are not counted as crashes), the run log gets its
+    abort record, and the command exits 128 + the signal's number. A second signal while the
+    batch stops is ignored (SIGKILL still ends it at once)."""
+    stopping = []
+
+    def stop(signum, _frame) -> None:
+        if stopping:
+            return
+        stopping.append(signum)
+        name = signal.Signals(signum).name
+        raise Stopped(name, 128 + signum)
+
+    previous = {name: signal.signal(getattr(signal, name), stop) for name in STOP_SIGNALS if hasattr(signal, name)}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
 
 
 def _duration(seconds: float) -> str:

@@ -54,3 +54,14 @@ class NoSpeech(CallFailed):
 
 class ModelError(QaError):
     """The speech model could not be found or loaded."""
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM from a scheduler or a shutdown, SIGHUP from a closed
+    terminal): the batch ends as on Ctrl-C (SIGINT), finished calls kept, nothing counted against a
+    call. A KeyboardInterrupt, so that whatever cleans up after Ctrl-C cleans up after it too."""
+
+    def __init__(self, signal_name: str, exit_code: int) -> None:
+        super().__init__(f"stopped by {signal_name}")
+        self.signal_name = signal_name
+        self.exit_code = exit_code  # 128 + the signal's number, as a shell reports a process it killed

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
@@ -86,3 +87,23 @@ def fit_stem(stem: str, original: str, *, digest_chars: int = 10) -> str:
     budget = MAX_STEM_BYTES - len(digest) - 1
     cut = stem.encode("utf-8")[:budget].decode("utf-8", "ignore")  # never half a character
     return f"{cut}-{digest}"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def readable(text: str) -> str:
+    """``text`` as valid Unicode: the bytes of a file name that are not UTF-8 (a GBK name; Python
+    holds them as lone surrogates, see os.fsdecode) shown as U+FFFD, so that any writer of UTF-8
+    (Parquet, a page, the terminal) takes it."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name made
+        return _SURROGATE.sub("\ufffd", text)
+
+
+def json_bytes(text: str) -> bytes:
+    """The UTF-8 of JSON text written with ensure_ascii=False, where a path's undecodable bytes
+    (lone surrogates, only ever inside a JSON string) are written as \\udcXX escapes, which
+    json.loads reads back as the same surrogates: the path still opens the file."""
+    return text.encode("utf-8", "backslashreplace")

@@ -388,6 +388,7 @@ class Todo:
     cached: bool  # its transcript is in the cache: quick
     inputs: dict[str, str] = field(default_factory=dict)
     redo: str | None = None  # why an earlier run's part was not reused, e.g. "rubric changed"
+    first_processed_at: str | None = None  # when an earlier run into this OUT first processed the call
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ cannot use with one line ``FILE:LINE: what is wrong``, raised as the caller's :c
 from __future__ import annotations
 
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +28,59 @@ class LineError(InputError):
         self.message = message
 
 
+MAX_BYTES = 4 << 20  # a rubric of 10,000 items is about 1.5 MB
+MAX_DEPTH = 64  # lists and mappings inside each other; a rubric needs 6
+
+
+class Unreadable(ValueError):
+    """A file that cannot be taken as YAML text; str() says why, never what the file holds.
+    `opened`: False when the system refused to open or read it (str() is then its reason)."""
+
+    def __init__(self, why: str, line: int = 0, *, opened: bool = True) -> None:
+        super().__init__(why)
+        self.line = line
+        self.opened = opened
+
+
+def read_limited(path: Path) -> str:
+    """The UTF-8 text of a regular file of at most MAX_BYTES; Unreadable otherwise (a folder, a
+    device such as /dev/zero, a pipe, a file too large or not UTF-8), read no further than needed."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise Unreadable("is not a regular file")
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise Unreadable(str(e.strerror or e), opened=False) from e
+    if len(data) > MAX_BYTES:
+        raise Unreadable(f"is larger than {MAX_BYTES >> 20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Unreadable("is not UTF-8 text", 1) from e
+
+
 def read_text(path: Path, error: type[LineError], what: str) -> str:
     """The file's text; `error` (line 0: cannot read, line 1: not UTF-8) naming it as `what`."""
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise error(str(path), 0, f"cannot read {what}: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise error(str(path), 1, f"{what} is not UTF-8 text") from e
+        return read_limited(path)
+    except Unreadable as e:
+        raise error(str(path), e.line, f"{what} {e}" if e.opened else f"cannot read {what}: {e}") from e
 
 
 def compose_text(text: str, path: str, error: type[LineError]) -> yaml.Node | None:
-    """The YAML text's root node (None: empty); `error` at the line YAML stumbled on."""
+    """The YAML text's root node (None: empty); `error` at the line YAML stumbled on, or where it
+    nests deeper than MAX_DEPTH (PyYAML composes nodes recursively: 100,000 nested lists would end
+    in a RecursionError)."""
     try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # events: no recursion
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise error(path, event.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark

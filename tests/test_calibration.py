@@ -320,6 +320,27 @@ def test_calibrate_refuses_bad_input_with_one_line(tmp_path):
     assert result.exit_code == 2 and "no scores" in result.output
 
 
+def test_calibrate_takes_the_output_lock_like_run_and_score(tmp_path):
+    """A `qa run` or `qa score` rewriting OUT's scores while calibrate reads them would mix two nights."""
+    out = scored_out(tmp_path)
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(LABELS_JSON), encoding="utf-8")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from qa_pipeline.batch.store import output_lock\n"
+         "with output_lock(Path(sys.argv[1]), 'qa run'):\n    print('held', flush=True); time.sleep(120)", str(out)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = CliRunner().invoke(app, ["calibrate", str(out), "--labels", str(labels)])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"error: {out} is being written by `qa run` (pid {holder.pid} on ")
+        assert not (out / "calibration").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert CliRunner().invoke(app, ["calibrate", str(out), "--labels", str(labels)]).exit_code == 0
+
+
 def test_calibrate_with_a_candidate_rubric_from_the_command_line(tmp_path):
     out = transcribed_out(tmp_path)
     labels = tmp_path / "labels.csv"

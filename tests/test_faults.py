@@ -181,6 +181,38 @@ def test_sigkill_from_outside_while_transcribing(clean, batch, tmp_path):
     assert snapshot(out) == snapshot(clean, only={"empty", "dev_11"})
 
 
+@pytest.mark.slow
+def test_sigterm_and_sighup_stop_the_batch_as_ctrl_c_does(clean, batch, tmp_path):
+    """A scheduler's stop (SIGTERM) and a closed terminal (SIGHUP) in the middle of Whisper, twice:
+    a message, exit 128 + the signal, an abort record, nothing left in flight and no crash counted,
+    so the next run finishes the night as if nothing had happened."""
+    (batch / "manifest-2.csv").write_text(HEADER + ROWS["empty"] + ROWS["dev_11"], encoding="utf-8")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    for n, sig in enumerate((signal.SIGTERM, signal.SIGHUP), start=1):
+        process = qa_run(batch, out, cache, manifest="manifest-2.csv", wait=False)
+        deadline = time.monotonic() + 120
+        while len(list((out / "logs").glob("run-*.jsonl"))) < n or not (out / PARTS_DIR / "empty.json").exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+            time.sleep(0.05)  # this run's log is open and empty.json done: the batch is under way
+        time.sleep(2.0)  # dev_11: model loading or transcribing
+        assert process.poll() is None
+        process.send_signal(sig)
+        output = process.communicate(timeout=120)[0]
+        name = signal.Signals(sig).name
+        assert process.returncode == 128 + sig, output
+        assert f"error: stopped by {name}; run the same command again to finish" in output
+        assert "Traceback" not in output
+        log = read_log(sorted((out / "logs").glob("run-*.jsonl"))[-1])
+        assert log[-1]["event"] == "abort" and log[-1]["signal"] == name
+        assert not (out / PARTS_DIR / "in-flight.json").exists()
+        assert not (out / PARTS_DIR / "dev_11.json").exists()
+    assert not (out / PARTS_DIR / "crashes.json").exists()  # a stop is nobody's crash
+    resumed = qa_run(batch, out, cache, manifest="manifest-2.csv")
+    assert resumed.returncode == 1, resumed.stdout + resumed.stderr
+    assert "2 calls: 1 scored, 1 failed" in resumed.stdout and "1 done by an earlier run" in resumed.stdout
+    assert snapshot(out) == snapshot(clean, only={"empty", "dev_11"})
+
+
 def write_wav_silence(path: Path, seconds: int, rate: int = 8000) -> Path:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)

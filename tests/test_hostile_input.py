@@ -19,6 +19,7 @@ from qa_pipeline.output import report
 from qa_pipeline.audio.discover import compile_name_pattern, discover, read_manifest
 from qa_pipeline.errors import InputError
 from qa_pipeline.files import MAX_STEM_BYTES
+from qa_pipeline.output.tables import read_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -97,21 +98,28 @@ def test_bad_rubric_values_are_one_line_with_file_and_line(tmp_path, value):
 # --------------------------------------------------------------------------- files and names
 
 
-def test_a_link_out_of_the_audio_folder_is_refused_as_in_a_manifest(tmp_path):
+def test_links_to_files_and_to_folders_follow_one_rule(tmp_path):
+    """Followed while they stay inside the audio folder (a recording reached twice is one call),
+    refused with the link and its target when they lead out, as a manifest's paths are."""
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "secret.wav").write_bytes(b"x")
     audio = tmp_path / "audio"
-    audio.mkdir()
+    (audio / "sub").mkdir(parents=True)
     (audio / "ok.wav").write_bytes(b"x")
+    (audio / "sub" / "deep.wav").write_bytes(b"y")
     (audio / "inside.wav").symlink_to(audio / "ok.wav")
-    assert [c.call_id for c in discover(audio)] == ["inside", "ok"]  # a link within the folder is fine
+    (audio / "again").symlink_to(audio / "sub", target_is_directory=True)
+    (audio / "sub" / "loop").symlink_to(audio, target_is_directory=True)
+    calls = discover(audio)
+    assert [(c.call_id, c.path) for c in calls] == [("deep", audio / "sub" / "deep.wav"), ("ok", audio / "ok.wav")]
     (audio / "leak.wav").symlink_to(outside / "secret.wav")
-    with pytest.raises(InputError, match="leak.wav: links to .*outside the audio folder"):
+    with pytest.raises(InputError, match=r"leak.wav: links to .*elsewhere/secret.wav, outside the audio folder"):
         discover(audio)
     (audio / "leak.wav").unlink()
-    (audio / "sub").symlink_to(outside, target_is_directory=True)  # a linked folder, if followed
-    assert [c.call_id for c in discover(audio) if c.call_id == "secret"] == []
+    (audio / "sub" / "leak").symlink_to(outside, target_is_directory=True)  # a linked folder: the same rule
+    with pytest.raises(InputError, match=r"sub/leak: links to .*elsewhere, outside the audio folder .*linked folder"):
+        discover(audio)
     manifest = audio / "manifest.csv"
     manifest.write_text("call_id,path\nleak,../elsewhere/secret.wav\n", encoding="utf-8")
     with pytest.raises(InputError, match="points outside"):
@@ -171,6 +179,23 @@ def test_failed_csv_cells_never_run_as_formulas(hostile_night):
     assert {f"'{f}" for f in FORMULAS} <= call_ids and "plain" in call_ids  # shown, as text
 
 
+def test_a_night_where_every_call_failed_still_has_every_table_for_the_readme_queries(hostile_night):
+    duckdb = pytest.importorskip("duckdb")
+    import pandas
+
+    _audio, out, result = hostile_night
+    assert "6 calls: 0 scored, 6 failed" in result.output
+    calls = f"read_parquet('{out}/scores/calls/**/*.parquet', hive_partitioning=true)"
+    items = f"read_parquet('{out}/scores/items/**/*.parquet', hive_partitioning=true)"
+    assert [row[1:] for row in duckdb.sql(f"select call_date, count(*), avg(score) from {calls} group by 1").fetchall()] \
+        == [(6, None)]
+    assert duckdb.sql(f"select count(*) from {items}").fetchall() == [(0,)]
+    assert {"item_id", "result", "evidence_text", "call_date"} <= set(duckdb.sql(f"select * from {items}").columns)
+    assert pandas.read_parquet(out / "scores" / "items").empty
+    assert pandas.read_parquet(out / "transcripts" / "transcripts.parquet").empty
+    assert pandas.read_parquet(out / "recordings" / "recordings.parquet").empty
+
+
 def test_onnxruntime_writes_nothing_in_home(tmp_path):
     """Silero VAD and the CAM++ embedder both run on onnxruntime; HOME must stay empty."""
     from qa_pipeline.models import cache_root
@@ -192,3 +217,125 @@ def test_onnxruntime_writes_nothing_in_home(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT, timeout=120)
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
+
+
+# --------------------------------------------------------------------------- issue 21: names of any bytes
+
+GBK_NAME = "客服录音".encode("gbk") + b"_1.wav"  # what a Windows recorder in a Chinese centre writes
+ESC_NAME = "客服\x1b[31m_2\u202e.wav"  # an ANSI colour and a right-to-left override
+
+
+def night_of_odd_names(folder: Path) -> Path:
+    folder.mkdir()
+    for name in (GBK_NAME, ESC_NAME.encode(), "张三_3.wav".encode(), b"plain.wav"):
+        with open(os.path.join(os.fsencode(folder), name), "wb") as f:
+            f.write(b"not audio\n")
+    return folder
+
+
+@pytest.mark.parametrize("locale", [{}, {"LC_ALL": "C"}, {"LC_ALL": "C", "PYTHONUTF8": "0"}],
+                         ids=["utf-8", "C", "C-without-utf-8-mode"])
+@pytest.mark.parametrize("command", ["run", "transcribe"])
+def test_file_names_of_any_bytes_are_calls_and_never_reach_the_terminal_raw(tmp_path, command, locale):
+    audio, out = night_of_odd_names(tmp_path / "audio"), tmp_path / "out"
+    env = {**{k: v for k, v in os.environ.items() if k not in ("LC_ALL", "PYTHONUTF8")}, **locale}
+    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), command, str(audio), "--out", str(out)],
+                            env=env, capture_output=True, timeout=120)
+    shown = result.stdout + result.stderr
+    assert result.returncode == 1, shown.decode("utf-8", "replace")  # every call failed (not audio), none stopped
+    assert b"Traceback" not in shown
+    assert f"4 calls: 0 {'scored' if command == 'run' else 'transcribed'}, 4 failed".encode() in shown
+    assert b"\x1b" not in shown and "\u202e".encode() not in shown  # never raw, on the progress line or after
+    text = shown.decode("utf-8")
+    assert "failed 张三_3: " in text and "failed 客服\ufffd[31m_2\ufffd: " in text
+    gbk_id = next(line for line in text.splitlines() if line.startswith("  failed ") and "_1-" in line)
+    assert "\ufffd" in gbk_id  # the GBK name, with U+FFFD where it is not UTF-8
+    if command == "run":
+        rows = list(csv.reader((out / "failed.csv").open(encoding="utf-8")))[1:]
+        assert len(rows) == 4 and len({row[0] for row in rows}) == 4
+        assert [s.status for s in read_scores(out)] == ["failed"] * 4
+
+
+def test_a_gbk_named_call_is_scored_and_its_audio_found_again(tmp_path):
+    """The same night with real (stereo) audio and the fake Whisper: the GBK-named call is scored,
+    run.json takes it back to the very file (qa score, the desk), and a second run redoes nothing."""
+    import numpy as np
+
+    from audio_factory import encode, tone
+    from factories import FakeWhisper
+    from qa_pipeline.batch.config import Inputs, RunConfig, TranscribeConfig
+    from qa_pipeline.batch.engine import run_batch
+    from qa_pipeline.batch.local import LocalEngine
+    from qa_pipeline.batch.rescore import rescore
+    from qa_pipeline.batch.store import read_run_file
+    from qa_pipeline.scoring.rubric import rubric_path_default
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for n, name in enumerate((GBK_NAME, ESC_NAME.encode(), b"plain.wav")):
+        encode(audio / f"tmp{n}.wav", np.stack([tone(300 + 40 * n, 6, 8000, 0.05), tone(600, 6, 8000, 0.05)]), 8000,
+               codec="pcm_s16le")
+        os.rename(os.fsencode(audio / f"tmp{n}.wav"), os.path.join(os.fsencode(audio), name))
+    config = RunConfig(Inputs(audio), tmp_path / "out", TranscribeConfig(cache_dir=tmp_path / "cache"),
+                       rubric=rubric_path_default())
+    summary = run_batch(config, LocalEngine(FakeWhisper()))
+    assert (summary.total, summary.ok, summary.failed) == (3, 3, 0)
+    metas = {m.call_id: m for m in read_run_file(tmp_path / "out")}
+    gbk = next(call_id for call_id in metas if "\ufffd" in call_id)  # the ESC one keeps its (valid) characters
+    assert os.fsencode(metas[gbk].path) == os.path.join(os.fsencode(audio), GBK_NAME)  # the very file
+    assert rescore(tmp_path / "out", rubric_path_default()).ok == 3
+    assert run_batch(config, LocalEngine(FakeWhisper())).reused == 3
+
+
+# --------------------------------------------------------------------------- issue 21: rubrics that reach too far
+
+def refused_rubric(tmp_path: Path, rubric: Path) -> str:
+    """`qa run` with `rubric`: refused before any audio with one line and exit 2."""
+    (tmp_path / "audio").mkdir(exist_ok=True)
+    result = runner.invoke(app, ["run", str(tmp_path / "audio"), "--out", str(tmp_path / "out"), "--rubric", str(rubric)])
+    assert not (tmp_path / "out").exists()
+    return one_line_error(result, 2)
+
+
+def test_a_rubric_nested_100k_deep_is_one_line(tmp_path):
+    rubric = tmp_path / "deep.yaml"
+    rubric.write_text("id: deep\nitems: " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    assert refused_rubric(tmp_path, rubric) == f"error: {rubric}:2: nested more than 64 levels deep"
+
+
+def test_a_600_file_extends_chain_is_one_line(tmp_path):
+    for n in range(600):
+        (tmp_path / f"r{n}.yaml").write_text(f"extends: r{n + 1}.yaml\n" if n < 599 else "extends: default\n")
+    line = refused_rubric(tmp_path, tmp_path / "r0.yaml")
+    assert line == f"error: {tmp_path / 'r16.yaml'}:1: extends: more than 16 rubric files extend one another"
+
+
+def test_extends_of_a_device_or_a_huge_file_is_refused_by_its_size_not_read(tmp_path):
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text("extends: /dev/zero\nid: x\n", encoding="utf-8")
+    assert refused_rubric(tmp_path, rubric).endswith("r.yaml:1: extends: /dev/zero is not a regular file")
+    (tmp_path / "big.yaml").write_bytes(b"id: x\n" + b"#" * (5 << 20))
+    rubric.write_text("extends: big.yaml\n", encoding="utf-8")
+    assert refused_rubric(tmp_path, rubric).endswith("r.yaml:1: extends: " + str(tmp_path / "big.yaml")
+                                                     + " is larger than 4 MiB")
+    assert refused_rubric(tmp_path, tmp_path / "big.yaml").endswith("big.yaml:0: rubric is larger than 4 MiB")
+
+
+@pytest.mark.parametrize("secret", ["root:$6$Qx1$c2VjcmV0aGFzaA:19000:0:99999:7:::\nbin:*:19000:0:99999:7:::\n",
+                                    "DB_PASSWORD: hunter2\nAPI_KEY: sk-0123\n", "- hunter2\n", "{{{ hunter2"])
+def test_extends_of_a_file_that_is_no_rubric_never_shows_its_content(tmp_path, secret):
+    (tmp_path / "shadow").write_text(secret, encoding="utf-8")
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(f"extends: {tmp_path / 'shadow'}\nid: x\n", encoding="utf-8")
+    line = refused_rubric(tmp_path, rubric)
+    assert line.startswith(f"error: {rubric}:1: extends: {tmp_path / 'shadow'} is not a rubric file")
+    for word in ("root", "Qx1", "c2VjcmV0aGFzaA", "DB_PASSWORD", "hunter2", "API_KEY", "sk-0123", "bin"):
+        assert word not in line.replace(str(tmp_path), ""), line
+    if os.access("/etc/shadow", os.R_OK):
+        rubric.write_text("extends: /etc/shadow\nid: x\n", encoding="utf-8")
+        line = refused_rubric(tmp_path, rubric).replace(str(tmp_path), "")
+        assert line.endswith("extends: /etc/shadow is not a rubric file (valid YAML whose top level holds only id, "
+                             "name, version, language, pass_score, items, description, centre, extends, min_agreement)")
+        shadow = Path("/etc/shadow").read_text(encoding="utf-8", errors="replace")
+        hashes = [row.split(":")[1] for row in shadow.splitlines() if row.count(":") > 1]
+        assert not any(h in line for h in hashes if len(h) > 3)

@@ -8,6 +8,7 @@ import importlib.util
 import sys
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -41,6 +42,27 @@ def test_the_yardstick_joins_one_speakers_bubbles_and_finds_the_number():
     assert not bench.exposed_runs("03-03 0%；03-06 100%；03-07 100%")  # a sparkline's days and rates
     assert bench.exposed_runs("03-06 1001234")
     assert not [r for s in bench.page_streams(_chat((CUSTOMER, "0571"), (AGENT, "5938"))) for r in bench.exposed_runs(s)]
+
+
+def test_the_yardstick_takes_fillers_dots_and_commas_out_between_digit_groups():
+    for exposed in ("135呃2468呃9753", "137.1234.5678", "3301.062,198.7", "一三五那个二四六八嗯九七五三"):
+        assert bench.exposed_runs(f"号码是{exposed}对吗") != [], exposed
+    for kept in ("233.2-236.4 秒出现忙音", "[busy tone 233.2-236.4 s]", "2025.03.07", "一共12,800元", "得分 85.5"):
+        assert bench.exposed_runs(kept) == [], kept
+
+
+def test_every_form_issue_21_found_is_masked_on_every_page_and_in_the_card_file_name(tmp_path: Path):
+    """The bench's forms card (fillers, dots and commas, an order number, an ID read with 幺/洞 and
+    艾克斯, a home address, a phone number as the call_id), written by the real report writer."""
+    reports = bench.write_forms(tmp_path) / "reports"
+    result = bench.audit(reports, bench.FORMS_SECRETS)
+    assert (result.pages, result.calls) == (3, 1)
+    assert result.exposed == []
+    assert result.tokens >= len(bench.FORMS) - 2
+    (card,) = (reports / "calls").iterdir()
+    assert bench.FORMS_CALL_ID not in card.name and "5728846" not in card.read_text(encoding="utf-8")
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    assert f'href="calls/{quote(card.name)}"' in index  # the index still links to it
 
 
 def _split_number_call(call_id: str = "split"):

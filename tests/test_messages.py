@@ -20,8 +20,8 @@ def _ids(language: str) -> set[str]:
 
 
 def _codes_in_source() -> set[str]:
-    src = "".join((ROOT / "qa_pipeline" / path).read_text(encoding="utf-8")
-                  for path in ("scoring/score.py", "output/drops.py"))
+    paths = [*(ROOT / "qa_pipeline" / "scoring").rglob("*.py"), ROOT / "qa_pipeline" / "output" / "drops.py"]
+    src = "".join(path.read_text(encoding="utf-8") for path in paths)
     literal = set(re.findall(r'"((?:sep|who|said|evidence|window|phrase|intro|confirm|hold|silence|interruption|rate|'
                              r'hangup|forbidden|trigger|when|review|drop)\.[a-z_.]+)"', src))
     return literal | {f"who.{w}" for w in ("agent", "customer", "any")} | {"hangup.agent_first", "hangup.customer_first",

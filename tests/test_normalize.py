@@ -60,3 +60,21 @@ def test_pinyin_one_syllable_per_character():
 def test_variant_characters_fold():
     assert normalize_text("你等著") == normalize_text("你等着")
     assert normalize_text("到帳") == normalize_text("到账")
+
+
+def test_pinyin_reads_each_word_as_pypinyin_reads_the_sentence():
+    """to_pinyin converts pypinyin's words one at a time (and remembers them): the readings must be
+    the ones lazy_pinyin gives the whole sentence, polyphones in context included."""
+    import random
+
+    from pypinyin import lazy_pinyin
+
+    sentences = ["还有什么可以帮您", "银行行长说重庆的长城很长", "我还没还钱", "重新查一下您的重要信息",
+                 "这个地方的地道小吃", "便宜的方便面", "了解了一下就好了", "我们都会处理的都是", "请您稍等",
+                 "给您打电话是想了解一下", "乐队的音乐让人快乐", "朝阳区的朝代"]
+    rng = random.Random(7)
+    chars = "".join(sentences)
+    sentences += ["".join(rng.choice(chars) for _ in range(rng.randint(1, 30))) for _ in range(300)]
+    for sentence in sentences:
+        assert to_pinyin(sentence) == lazy_pinyin(sentence), sentence
+    assert to_pinyin("银行行长")[:2] == ["yin", "hang"] and to_pinyin("还有") == ["hai", "you"]

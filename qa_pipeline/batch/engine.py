@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from qa_pipeline.audio.discover import discover
@@ -26,9 +26,10 @@ from qa_pipeline.batch.config import RunConfig
 from qa_pipeline.batch.plan import Eta, groups, make_plan
 from qa_pipeline.batch.crashes import MAX_CRASHES, CrashBook
 from qa_pipeline.batch.stages import TranscribeStage, crashed_call, lost_call
-from qa_pipeline.batch.store import (PARTS_DIR, RunLog, fault, make_output_folder, output_lock, remove_temp_files,
-                                     write_failed_list, write_outputs, write_part, write_run_file)
-from qa_pipeline.errors import InputError, OutputError
+from qa_pipeline.batch.store import (PARTS_DIR, RunLog, earlier_paths, fault, make_output_folder, output_lock,
+                                     remove_temp_files, write_failed_list, write_outputs, write_part, write_run_file)
+from qa_pipeline.errors import InputError, OutputError, Stopped
+from qa_pipeline.files import readable
 from qa_pipeline.records import BatchSummary, CallMeta, CallOutcome, CallPart, Progress, Todo
 from qa_pipeline.scoring.rubric import Rubric, load_rubric
 
@@ -58,7 +59,7 @@ class Engine(Protocol):
         own failure is a failed part (stages.process_call), a lost worker's a lost_call; raise only
         what stops the whole batch (ModelError). Closing the iterator early must release everything.
         `crashes`: mark the calls a process is working on (CrashBook.in_flight) when that process
-        is this one, or count a crash (CrashBook.add) for the calls of a worker that died."""
+        is this one, or tell it (CrashBook.died_with) the calls of a worker that died."""
         ...
 
 
@@ -90,8 +91,11 @@ def run_batch(config: RunConfig, engine: Engine, *, on_progress: Callable[[Progr
 
 
 def _log_abort(log: RunLog, e: BaseException) -> None:
+    fields = {"error": f"{type(e).__name__}: {e}"}
+    if isinstance(e, KeyboardInterrupt):  # stopped by a signal: which one
+        fields["signal"] = e.signal_name if isinstance(e, Stopped) else "SIGINT"
     try:
-        log.write("abort", error=f"{type(e).__name__}: {e}")
+        log.write("abort", **fields)
     except OSError:
         pass  # the log is on the same full disk
 
@@ -122,46 +126,62 @@ def _run_locked(config: RunConfig, rubric: Rubric, calls: list[CallMeta], engine
                                  reused=reused, audio_done_s=audio_done, eta_s=eta))
 
     # 1. what an earlier run of the same command finished
-    plan = make_plan(calls, stage, settings, rubric.digest, parts_dir)  # the file and every file it extends
+    plan = make_plan(calls, stage, settings, rubric.digest,  # the rubric file and every file it extends
+                     parts_dir, retry_failed=config.retry_failed, earlier_paths=earlier_paths(config.out))
     for meta, part, hash_s in plan.done:
         finished(meta, part, reused=True, from_cache=True, stages={"hash": hash_s}, seconds=hash_s, redo=None, eta=None)
 
     # 2. the rest, by the engine; each part is stored the moment its call is reported. A call that
-    # crashed the process twice is not tried again; one that crashed it once goes alone.
+    # crashed the process twice (alone) is not tried again, unless --retry-failed; one that was in
+    # hand when a process died goes alone.
     crashes = CrashBook.open(parts_dir)
     todo = {t.meta.call_id: t for t in plan.todo}
-    crashed = [t for t in plan.todo if crashes.crashes(t.meta.call_id, t.digest) >= MAX_CRASHES]
+    crashed = [t for t in plan.todo
+               if crashes.crashes(t.meta.call_id, t.digest) >= MAX_CRASHES and not config.retry_failed]
     work = [t for t in plan.todo if t not in crashed]
-    alone = frozenset(t.meta.call_id for t in work if crashes.crashes(t.meta.call_id, t.digest))
+    alone = frozenset(t.meta.call_id for t in work if crashes.alone(t.meta.call_id, t.digest))
     eta = Eta(work)
     written = 0
     for item in crashed:
-        outcome = crashed_call(item, stage, rubric)
-        write_part(parts_dir, outcome.part)
-        finished(item.meta, outcome.part, reused=False, from_cache=False, stages={"hash": item.hash_s},
+        part = as_stored(crashed_call(item, stage, rubric).part, item)
+        write_part(parts_dir, part)
+        finished(item.meta, part, reused=False, from_cache=False, stages={"hash": item.hash_s},
                  seconds=item.hash_s, redo=item.redo, eta=None)
     with closing(engine.process(groups(work, engine.group_size, alone), crashes)) as outcomes:
         for outcome in outcomes:
             item = todo[outcome.call_id]
+            part = as_stored(outcome.part, item)
             written += 1
-            write_part(parts_dir, outcome.part, before_rename=lambda: fault("part-tmp", written))
+            write_part(parts_dir, part, before_rename=lambda: fault("part-tmp", written))
             fault("part", written)
             seconds, left = item.hash_s, None
             if outcome.seconds is not None:
                 seconds += outcome.seconds
                 eta.finished(item.cached, seconds)
                 left = eta.seconds_left()
-            finished(item.meta, outcome.part, reused=False, from_cache=outcome.from_cache,
+            finished(item.meta, part, reused=False, from_cache=outcome.from_cache,
                      stages={"hash": item.hash_s, **outcome.stages}, seconds=seconds, redo=item.redo, eta=left)
     for call_id, item in todo.items():
         if call_id not in results:  # an engine that stopped short: the next run does the call
-            lost = lost_call(item, stage, rubric, "the engine did not report this call")
-            write_part(parts_dir, lost.part)
-            finished(item.meta, lost.part, reused=False, from_cache=False, stages={"hash": item.hash_s},
+            lost = as_stored(lost_call(item, stage, rubric, "the engine did not report this call").part, item)
+            write_part(parts_dir, lost)
+            finished(item.meta, lost, reused=False, from_cache=False, stages={"hash": item.hash_s},
                      seconds=item.hash_s, redo=item.redo, eta=None)
 
     # 3. consolidate: every output is written again from the parts, in discovery order
     return _consolidate(config, calls, results, reused=len(plan.done), log=log, started=started)
+
+
+def as_stored(part: CallPart, item: Todo) -> CallPart:
+    """A call's new part as it is kept: ``processed_at`` stays the time an earlier run first
+    processed the call (so a call without started_at keeps its day, whenever it is redone), and a
+    reason quoting a file name that is not UTF-8 shows U+FFFD where the name cannot be read."""
+    score = part.score
+    if item.first_processed_at:
+        score = replace(score, processed_at=item.first_processed_at)
+    if score.error and readable(score.error) != score.error:
+        score = replace(score, error=readable(score.error))
+    return part if score is part.score else replace(part, score=score)
 
 
 def _consolidate(config: RunConfig, calls: list[CallMeta], results: dict[str, CallPart], *, reused: int,

@@ -48,7 +48,7 @@ class LocalEngine:
             for g, group in enumerate(groups):
                 # A group with a call that crashed a process before is worked on with nothing else
                 # in hand (the next group is decoded only after it), so that a crash is its own.
-                risky = any(crashes.crashes(call_id, digest) for call_id, digest in _ids(work[g]))
+                risky = any(crashes.alone(call_id, digest) for call_id, digest in _ids(work[g]))
                 following = work[g + 1] if g + 1 < len(work) and not risky else []
                 # in this process's hands: this group (transcribed) and the next (decoded meanwhile);
                 # if the process dies now, the next run counts a crash for each of them

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import Any
 from qa_pipeline.audio.decode import audio_digest
 from qa_pipeline.batch.stages import TranscribeStage
 from qa_pipeline.batch.store import PART_FORMAT, read_part
-from qa_pipeline.errors import AudioMissing
+from qa_pipeline.errors import AudioMissing, InputError
+from qa_pipeline.files import json_bytes, readable
 from qa_pipeline.records import CallMeta, CallPart, Todo
 
 GROUP_SIZE = 4  # calls transcribed together by the packed decoder: fuller batches, at most this many lost to a crash
@@ -31,8 +33,12 @@ class Plan:
     todo: list[Todo]  # the rest, cached transcripts first
 
 
-def make_plan(calls: list[CallMeta], stage: TranscribeStage, settings: dict, rubric_digest: str, parts_dir: Path) -> Plan:
-    """Split the calls into those an earlier run of the same command finished and those still to do."""
+def make_plan(calls: list[CallMeta], stage: TranscribeStage, settings: dict, rubric_digest: str, parts_dir: Path,
+              *, retry_failed: bool = False, earlier_paths: dict[str, Path] | None = None) -> Plan:
+    """Split the calls into those an earlier run of the same command finished and those still to do.
+    ``retry_failed``: a call that failed for good (retry=no) is to do again too. ``earlier_paths``:
+    the recording of each call_id already in OUT (run.json); InputError for a call_id that now
+    names another recording (see same_call)."""
     done: list[tuple[CallMeta, CallPart, float]] = []
     todo: list[Todo] = []
     for meta in calls:
@@ -44,18 +50,39 @@ def make_plan(calls: list[CallMeta], stage: TranscribeStage, settings: dict, rub
         hash_s = time.monotonic() - t0
         fp = fingerprint(digest, meta, settings, rubric_digest) if digest else ""
         inputs = call_inputs(digest, meta, settings, rubric_digest) if digest else {}
-        part = read_part(parts_dir, meta.call_id) if digest else None
-        if part is not None and part.fingerprint == fp and not part.retry:
+        earlier = read_part(parts_dir, meta.call_id)
+        same_call(meta, digest, (earlier_paths or {}).get(meta.call_id), earlier, parts_dir.parent)
+        part = earlier if digest else None
+        retried = retry_failed and part is not None and part.score.status != "ok"
+        if part is not None and part.fingerprint == fp and not part.retry and not retried:
             done.append((meta, part, hash_s))
         else:
             cached = digest is not None and stage.cache.contains(stage.cache_key(digest))
             redo = None
             if part is not None:
-                redo = "failed last time" if part.fingerprint == fp else f"{', '.join(changed_inputs(part, inputs))} changed"
-            todo.append(Todo(meta, digest, fp, hash_s, cached, inputs, redo))
+                redo = (("--retry-failed" if retried and not part.retry else "failed last time")
+                        if part.fingerprint == fp else f"{', '.join(changed_inputs(part, inputs))} changed")
+            todo.append(Todo(meta, digest, fp, hash_s, cached, inputs, redo,
+                             earlier.score.processed_at if earlier is not None else None))
     # cached transcripts first, so that the ETA soon measures only real transcription
     todo.sort(key=lambda t: not t.cached)
     return Plan(done, todo)
+
+
+def same_call(meta: CallMeta, digest: str | None, earlier_path: Path | None, earlier: CallPart | None,
+              out: Path) -> None:
+    """Refuse (InputError, before any audio is decoded) a call_id that OUT already holds for
+    another recording: a later night's n2/0001.wav after n1/0001.flac would otherwise replace the
+    earlier call in every table. The same path, or the same audio under another path (a folder
+    moved or copied), is the same call."""
+    if earlier_path is None or Path(earlier_path) == meta.path:
+        return
+    if digest is not None and earlier is not None and earlier.inputs.get("audio") == digest:
+        return
+    raise InputError(
+        f"call_id {meta.call_id!r} is already in {out} for another recording: {readable(str(earlier_path))}; "
+        f"this run gives it {readable(str(meta.path))}. A call_id names one call: give the calls ids that "
+        "differ (a manifest's call_id, or --name-pattern with the date) or run into another --out")
 
 
 def groups(todo: list[Todo], size: int, alone: frozenset[str] = frozenset()) -> list[list[Todo]]:
@@ -78,7 +105,7 @@ def groups(todo: list[Todo], size: int, alone: frozenset[str] = frozenset()) -> 
 
 def call_inputs(audio_digest: str, meta: CallMeta, settings: dict[str, Any], rubric_digest: str) -> dict[str, str]:
     """A digest of each thing a call's result depends on; the manifest line number is left out."""
-    row = {**asdict(meta), "path": str(meta.path)}
+    row = {**asdict(meta), "path": os.fsencode(meta.path).decode("utf-8", "surrogateescape")}  # whatever the locale
     row.pop("line", None)
     return {"audio": audio_digest, "meta": _digest(row), "settings": _digest(settings), "rubric": rubric_digest}
 
@@ -94,7 +121,7 @@ def changed_inputs(part: CallPart, inputs: dict[str, str]) -> list[str]:
 
 
 def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(json_bytes(json.dumps(value, sort_keys=True, ensure_ascii=False))).hexdigest()
 
 
 class Eta:

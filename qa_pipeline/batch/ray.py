@@ -11,9 +11,10 @@ same tables and reports — and this engine hands the calls that need work to th
 
 A call that fails on a worker is a failed row, exactly as locally. A worker that dies is restarted
 and its group retried (Ray's max_restarts / max_task_retries); a group whose worker dies every time
-becomes failed rows with retry=yes and a crash counted for each of its calls (batch.crashes), so
-the next run tries each of them alone, and a call that crashes a worker twice fails for good. OUT and the transcript cache
-must be on a path every node sees at the same place (NFS and the like). Needs `pip install qa-pipeline[ray]`.
+becomes failed rows with retry=yes, and batch.crashes is told: the next run tries each of those
+calls alone (a crash is counted only for a call that was alone), and a call that crashes a
+worker twice on its own fails for good. OUT and the transcript cache must be on a path every node
+sees at the same place (NFS and the like). Needs `pip install qa-pipeline[ray]`.
 """
 
 from __future__ import annotations
@@ -194,8 +195,8 @@ class RayEngine:
                 except ray.exceptions.RayError as e:
                     if isinstance(e, ray.exceptions.RayActorError):
                         # the worker died with these calls every time it was sent them: the next
-                        # run tries each alone, and fails one that crashes a worker twice
-                        crashes.add([(t.meta.call_id, t.digest) for t in groups[g] if not t.cached])
+                        # run tries each alone, and fails one that crashes a worker twice alone
+                        crashes.died_with([(t.meta.call_id, t.digest) for t in groups[g] if not t.cached])
                     else:
                         idle.append(actor)
                     yield from lost_outcomes(e, groups[g], stage, rubric)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -29,12 +30,16 @@ def rescore(out: Path, rubric_path: Path) -> BatchSummary:
         scored = score_many([(transcripts[m.call_id], m) for m in calls if m.call_id in transcripts], rubric, processed_at)
         scores: list[CallScore] = []
         for meta in calls:
+            before = earlier.get(meta.call_id)
             if meta.call_id in scored:
-                scores.append(scored[meta.call_id])
+                score = scored[meta.call_id]
             else:
-                error = earlier[meta.call_id].error if meta.call_id in earlier else "no transcript in the earlier run"
-                scores.append(failed_score(meta, rubric, error or "failed in the earlier run", model=None,
-                                           processed_at=processed_at))
+                error = before.error if before is not None else "no transcript in the earlier run"
+                score = failed_score(meta, rubric, error or "failed in the earlier run", model=None,
+                                     processed_at=processed_at)
+            if before is not None and before.processed_at:  # the call's first processing: its day stays
+                score = replace(score, processed_at=before.processed_at)
+            scores.append(score)
         index = write_outputs(out, calls, transcripts, scores)
     failures = tuple((s.call_id, s.error or "") for s in scores if s.status != "ok")
     return BatchSummary(out, len(scores), len(scores) - len(failures), len(failures),

@@ -42,7 +42,7 @@ from typing import Any, Iterator
 from qa_pipeline.calibration.nightly import night_trust, untrusted
 from qa_pipeline.errors import InputError, OutputError, OutputLocked
 from qa_pipeline.files import remove_temp_files as remove_temp_files_in
-from qa_pipeline.files import fit_stem, write_atomic
+from qa_pipeline.files import fit_stem, json_bytes, readable, write_atomic
 from qa_pipeline.output.report import render_reports
 from qa_pipeline.output.tables import read_scores, write_scores, write_transcripts
 from qa_pipeline.review.export import batch_finals
@@ -234,7 +234,7 @@ class RunLog:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self.path = Path(out) / LOGS_DIR / f"run-{stamp}-{os.getpid()}.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open(self.path, "a", encoding="utf-8", errors="backslashreplace")  # a GBK file name: \udcXX
 
     def write(self, event: str, **fields: Any) -> None:
         record = {"event": event, "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **fields}
@@ -282,16 +282,17 @@ def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallT
 
 
 def write_run_file(out: Path, audio_dir: Path, model: str, calls: list[CallMeta]) -> None:
-    """OUT/run.json: every call ever run into OUT (the latest run's metadata wins), for `qa score`."""
+    """OUT/run.json: every call ever run into OUT (the latest run's metadata wins), for `qa score`.
+    Paths are absolute, so `qa review` or a re-run started in another folder finds the audio."""
     latest = {c.call_id for c in calls}
     earlier = read_run_file(out) if (out / RUN_FILE).is_file() else []
     merged = [c for c in earlier if c.call_id not in latest] + list(calls)
     payload = {
-        "audio_dir": str(audio_dir),
+        "audio_dir": str(Path(audio_dir).resolve()),
         "model": model,
         "calls": [{**asdict(c), "path": str(c.path)} for c in merged],
     }
-    write_atomic(out / RUN_FILE, json.dumps(payload, ensure_ascii=False, indent=1))
+    write_atomic(out / RUN_FILE, json_bytes(json.dumps(payload, ensure_ascii=False, indent=1)))
 
 
 def read_run_file(out: Path) -> list[CallMeta]:
@@ -306,6 +307,15 @@ def read_run_file(out: Path) -> list[CallMeta]:
         raise InputError(f"{path}: not a readable run file ({why}); run `qa run` into {out} again") from e
 
 
+def earlier_paths(out: Path) -> dict[str, Path]:
+    """The recording of each call already run into OUT (run.json), by call_id; none when OUT has
+    no readable run file (a run file that cannot be read is written again at the end)."""
+    try:
+        return {c.call_id: c.path for c in read_run_file(out)} if (Path(out) / RUN_FILE).is_file() else {}
+    except InputError:
+        return {}
+
+
 def write_failed_list(out: Path, calls: list[CallMeta], results: dict[str, CallPart]) -> Path:
     """OUT/failed.csv: call_id, path, error, retry (whether the next run tries it again); header only if none."""
     buffer = io.StringIO()
@@ -314,7 +324,7 @@ def write_failed_list(out: Path, calls: list[CallMeta], results: dict[str, CallP
     for meta in calls:
         part = results[meta.call_id]
         if part.score.status != "ok":
-            writer.writerow([csv_cell(meta.call_id), csv_cell(str(meta.path)), csv_cell(part.score.error or ""),
+            writer.writerow([csv_cell(meta.call_id), csv_cell(readable(str(meta.path))), csv_cell(part.score.error or ""),
                              "yes" if part.retry else "no"])
     path = out / FAILED_FILE
     write_atomic(path, buffer.getvalue())

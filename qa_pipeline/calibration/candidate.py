@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -75,7 +76,9 @@ def compare_candidate(out: Path, labels: Sequence[Label], rubric: Rubric, *, sou
     before = [s for s in current if s.call_id in labelled]
     candidate = {s.call_id: s for s in rescored}
     in_out = {s.call_id for s in before}
-    after = [candidate.get(s.call_id, s) for s in before] + [s for s in rescored if s.call_id not in in_out]
+    # a re-scored call keeps the day it is filed under (its first processing, when it has no started_at)
+    after = ([replace(candidate[s.call_id], processed_at=s.processed_at) if s.call_id in candidate else s
+              for s in before] + [s for s in rescored if s.call_id not in in_out])
     shown = [s for s in after if since is None or call_date(s.started_at, s.processed_at) >= since]
     return CandidateComparison(
         rubric_path=rubric.path or "",

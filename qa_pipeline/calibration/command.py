@@ -7,7 +7,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from qa_pipeline.batch.store import now
+from qa_pipeline.batch.store import now, output_lock
 from qa_pipeline.calibration.candidate import compare_candidate
 from qa_pipeline.calibration.compare import calibrate
 from qa_pipeline.calibration.labels import LabelSource
@@ -26,16 +26,19 @@ def calibrate_out(out: Path, source: LabelSource, *, rubric: Path | None = None,
     started = time.monotonic()
     out = Path(out)
     candidate_rubric = load_rubric(rubric) if rubric is not None else None
-    if not (out / CALLS_DIR).is_dir():
+    if not out.is_dir():
         raise InputError(f"{out}: no scores (was this folder written by `qa run`?)")
-    labels = source.read()
-    if not labels:
-        raise InputError(f"{source.name}: no labels in it")
-    scores = read_scores(out)
-    result = calibrate(labels, scores, source=source.name, since=since)
-    candidate = (compare_candidate(out, labels, candidate_rubric, source=source.name, since=since)
-                 if candidate_rubric is not None else None)
-    computed_at = now()
-    tables = write_calibration(out, result, computed_at, candidate)
-    page = write_calibration_page(out, result, computed_at, candidate)
+    with output_lock(out, "qa calibrate"):  # no `qa run` / `qa score` rewrites the scores under it
+        if not (out / CALLS_DIR).is_dir():
+            raise InputError(f"{out}: no scores (was this folder written by `qa run`?)")
+        labels = source.read()
+        if not labels:
+            raise InputError(f"{source.name}: no labels in it")
+        scores = read_scores(out)
+        result = calibrate(labels, scores, source=source.name, since=since)
+        candidate = (compare_candidate(out, labels, candidate_rubric, source=source.name, since=since)
+                     if candidate_rubric is not None else None)
+        computed_at = now()
+        tables = write_calibration(out, result, computed_at, candidate)
+        page = write_calibration_page(out, result, computed_at, candidate)
     return CalibrationRun(result, candidate, tables, page, time.monotonic() - started)

@@ -15,8 +15,8 @@ from urllib.parse import quote
 from qa_pipeline.calibration.compare import CALL_FAILED, MACHINE, UNKNOWN_CALL, UNKNOWN_ITEM
 from qa_pipeline.calibration.stats import VERDICTS
 from qa_pipeline.files import write_atomic
-from qa_pipeline.output.redact import mask_pii
-from qa_pipeline.output.report import RESULT_LABELS, fmt_clock, fmt_rate, href, make_environment, safe_name
+from qa_pipeline.output.redact import mask_id, mask_pii
+from qa_pipeline.output.report import RESULT_LABELS, card_stem, fmt_clock, fmt_rate, href, make_environment
 from qa_pipeline.records import (
     CandidateComparison,
     Calibration,
@@ -44,7 +44,7 @@ def fmt_kappa(kappa: float | None) -> str:
 
 def card_link(call_id: str, item_id: str) -> str:
     """The call card at one item, relative to OUT/reports/."""
-    return f"calls/{href(safe_name(call_id))}.html#item-{quote(item_id, safe='')}"
+    return f"calls/{href(card_stem(call_id))}.html#item-{quote(item_id, safe='')}"
 
 
 def _verdict(result: str | None) -> dict[str, str]:
@@ -85,6 +85,7 @@ def _rater_row(r: RaterAgreement) -> dict[str, Any]:
 def _disagreement(j: Judged) -> dict[str, Any]:
     return {
         "call_id": j.label.call_id,
+        "call_label": mask_id(j.label.call_id),
         "href": card_link(j.label.call_id, j.label.item_id),
         "item": _mask(j.item_name),
         "human": _verdict(j.label.result),
@@ -101,6 +102,7 @@ def _disagreement(j: Judged) -> dict[str, Any]:
 def _change(c: VerdictChange) -> dict[str, Any]:
     return {
         "call_id": c.call_id,
+        "call_label": mask_id(c.call_id),
         "href": card_link(c.call_id, c.item_id),
         "item": _mask(c.item_name),
         "before": _verdict(c.before),
@@ -167,7 +169,7 @@ def calibration_view(c: Calibration, computed_at: str, candidate: CandidateCompa
         "inspectors": [_rater_row(r) for r in c.inspectors],
         "versus_machine": [_rater_row(r) for r in c.versus_machine],
         "unmatched": [
-            {"call_id": u.label.call_id, "item_id": u.label.item_id, "why": WHY_LABELS.get(u.why, u.why),
+            {"call_id": u.label.call_id, "call_label": mask_id(u.label.call_id), "item_id": u.label.item_id, "why": WHY_LABELS.get(u.why, u.why),
              "where": _mask(u.label.where), "human": RESULT_LABELS.get(u.label.result, u.label.result)}
             for u in c.unmatched
         ],

@@ -17,20 +17,32 @@ every text of the call's page (bubbles, evidence quotes, reasons, errors):
 - every piece of 3+ digits of a number masked anywhere in the call, wherever else in the call it
   appears (the agent's "尾号8846", an evidence quote cut in the middle of a number, a reason that
   quotes the digits)
-- a spoken address after 地址是 / 住址 / 住在 / 家住: the rest of the clause → ``［地址］``
+- a spoken address after 地址是 / 住址 / 住在 / 家住: the rest of the clause → ``［地址］``; and an
+  address by its shape, without a cue word: (…省…市…区…) …路/街/巷/弄/胡同/大道 + a number + 号
+  (+ 栋/单元/室 …), or …小区/花园/公寓/大厦/新村/苑 + a number + 栋/幢/号楼 → ``［地址］``
+- an order, waybill or ticket number mixing letters and digits (SF1234AB5678: 8+ characters, 5+
+  digits) → ``［单号］``
 
-A run is a sequence of digit groups joined by separators (spaces, commas, 、, 。, dashes) or by
-the end of one utterance and the start of the same speaker's next.  Digits may be Arabic,
-full-width, or Chinese digit-by-digit readings (零〇一二三四五六七八九, 幺 for 一, 两 for 二, 洞 for
-零), mixed in one number.
+A run is a sequence of digit groups joined by separators (spaces, commas, dots, 、, 。, dashes, and
+the fillers 呃 / 额 / 嗯 / 啊 / 唔 / 那个 that people say while reading a number out) or by the end
+of one utterance and the start of the same speaker's next.  Digits may be Arabic, full-width, or
+Chinese digit-by-digit readings (零〇一二三四五六七八九, 幺 for 一, 两 for 二, 洞 for 零), mixed in one
+number; an ID card's final X may be written X, 叉 or 艾克斯.  Whisper writes spoken digit groups
+with dots and commas (137.1234.5678, 3301.062,198.7): a dot joins groups like a comma does.
 
 Not masked, on purpose, so the pages stay useful: runs of 6 digits or fewer (times, prices, a
-4-digit 工号), decimals such as "12.5 s" (a '.' never joins digits), quantities read with
-十/百/千 (九点到十二点, 三百块), and calendar dates written 2025-03-03.
+4-digit 工号), quantities written with their unit (12.5 s, 233.2-236.4 秒, 12,800 元, 100%),
+quantities read with 十/百/千 (九点到十二点, 三百块), and calendar dates written 2025-03-03 (or with
+/ or .).
+
+A call_id that holds a phone, ID-card or bank-card number by its shape (a recorder that names its
+files after the caller) is shown with that number masked and 6 letters made from the id, so that
+calls stay apart (:func:`mask_id`); other ids are shown as they are.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +53,7 @@ TOKEN_ID = "［身份证号］"
 TOKEN_BANK = "［银行卡号］"
 TOKEN_NUMBER = "［号码］"
 TOKEN_ADDRESS = "［地址］"
+TOKEN_ORDER = "［单号］"
 
 MIN_RUN = 7  # digits in a run that is always masked
 MIN_PIECE = 3  # digits of a piece of a masked number that is masked elsewhere in the call
@@ -56,15 +69,27 @@ _DIGITS = {
     "两": "2",
 }
 _X = "Xx×Ｘｘ叉"
-SEPARATOR_CHARS = " \t\u3000\u00a0,，、。-－–—"
+_X_SPOKEN = ("艾克斯", "爱克斯", "埃克斯")  # an ID card's X, as Whisper writes it heard
+SEPARATOR_CHARS = " \t\u3000\u00a0,，、。.．-－–—"
+FILLERS = ("呃", "额", "嗯", "啊", "唔", "那个")  # said while reading a number out: 135呃2468呃9753
 _SEP_CLASS = re.escape(SEPARATOR_CHARS)
-_GROUP_RE = re.compile(rf"[+＋]?[{DIGIT_CHARS}]+[{_X}]?")
-_SEP_RE = re.compile(rf"[{_SEP_CLASS}]{{1,3}}")
+_FILLER_ALT = "|".join(FILLERS)
+_GROUP_RE = re.compile(rf"[+＋]?[{DIGIT_CHARS}]+(?:[{_X}]|{'|'.join(_X_SPOKEN)})?")
+_SEP_RE = re.compile(rf"(?:[{_SEP_CLASS}]|{_FILLER_ALT}){{1,3}}")
 # what may stand between a number and the edge of its utterance for it to go on in the next one
-_EDGE_RE = re.compile(rf"[\s{_SEP_CLASS}.．?？!！:：;；…~～\"'“”‘’()（）]*")
+_EDGE_RE = re.compile(rf"(?:[\s{_SEP_CLASS}?？!！:：;；…~～\"'“”‘’()（）]|{_FILLER_ALT})*")
 _DATE_RE = re.compile(
-    r"(?<![0-9０-９])(?:19|20)[0-9]{2}[-/－](?:0?[1-9]|1[0-2])[-/－](?:0?[1-9]|[12][0-9]|3[01])(?![0-9０-９])"
+    r"(?<![0-9０-９])(?:19|20)[0-9]{2}([-/－.])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12][0-9]|3[01])(?![0-9０-９])"
 )
+# a quantity with its unit (233.2-236.4 秒, 12.5 s, 12,800 元, 100%): not a number, whatever its dots
+_QUANTITY_RE = re.compile(
+    r"[0-9０-９]+(?:[,，][0-9]{3})*(?:[.．][0-9]+)?(?:\s*[-–~～至到]\s*[0-9０-９]+(?:[,，][0-9]{3})*(?:[.．][0-9]+)?)?"
+    r"\s*(?:秒|毫秒|分钟|小时|元|块|米|公里|度|[%％]|(?:s|ms|dB|min|h)(?![A-Za-z]))"
+)
+# letters and digits mixed: 8+ characters, at least one letter and five digits (SF1234AB5678)
+_ORDER_RE = re.compile(r"(?<![A-Za-z0-9])(?![0-9]+[Xx](?![A-Za-z0-9]))"  # not an ID card number's final X
+                       r"(?=[A-Za-z0-9-]*[A-Za-z])(?=(?:[A-Za-z-]*[0-9]){5})"
+                       r"[A-Za-z0-9][A-Za-z0-9-]{6,}[A-Za-z0-9](?![A-Za-z0-9])")
 
 _CONTEXT_WINDOW = 10
 _CONTEXTS = (
@@ -79,10 +104,23 @@ _ADDRESS = re.compile(
     r"(?P<gap>[\s:：,，]*)"
     r"(?P<body>[^，。！？；,.!?;、\n]+)"
 )
+_HAN = r"\u4e00-\u9fa5"
+_NUM = r"0-9０-９零〇一二三四五六七八九十百千幺两洞"
+_UNIT = rf"(?:[{_NUM}]{{1,5}}[-－]?(?:号院|号楼|栋|幢|单元|楼|层|室|号|户)|[A-Za-z]座)"
+# an address by its shape, no cue word needed: (…省…市…区…) a road + a number + 号, or an estate + a building
+_PLACE = rf"(?:(?![我你您他她在是的住家到去])[{_HAN}])"  # a place name's character, not a word before it
+_ADDRESS_SHAPE = re.compile(
+    rf"(?:{_PLACE}{{1,8}}?(?:省|自治区|市|州|区|县|镇|乡|街道))*"
+    rf"(?:(?:{_PLACE}|[{_NUM}]){{1,10}}?(?:路|街|巷|弄|胡同|大道)[{_NUM}]{{1,5}}[-－]?号"
+    rf"|{_PLACE}{{1,10}}?(?:小区|花园|公寓|大厦|新村|苑)[{_NUM}]{{1,4}}(?:栋|幢|号楼))"
+    rf"{_UNIT}*"
+)
 
 
 def digits_of(group: str) -> str:
-    """The digit string of one group: '+' dropped, X-like characters read as 'X'."""
+    """The digit string of one group: '+' dropped, X-like characters (and 艾克斯) read as 'X'."""
+    for spoken in _X_SPOKEN:
+        group = group.replace(spoken, "X")
     out = []
     for ch in group:
         if ch in _DIGITS:
@@ -134,7 +172,7 @@ class _Group:
 
 
 def _groups(text: str, k: int) -> list[_Group]:
-    dates = [m.span() for m in _DATE_RE.finditer(text)]
+    dates = [m.span() for m in _DATE_RE.finditer(text)] + [m.span() for m in _QUANTITY_RE.finditer(text)]
     return [
         _Group(k, m.start(), m.end(), digits_of(m.group()))
         for m in _GROUP_RE.finditer(text)
@@ -226,7 +264,18 @@ def _replace(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
 
 
 def _mask_addresses(text: str) -> str:
-    return _ADDRESS.sub(lambda m: m.group("lead") + m.group("gap") + TOKEN_ADDRESS, text)
+    text = _ADDRESS.sub(lambda m: m.group("lead") + m.group("gap") + TOKEN_ADDRESS, text)
+    return _ADDRESS_SHAPE.sub(TOKEN_ADDRESS, text)
+
+
+def _mask_orders(text: str, secrets: list[tuple[str, str]]) -> str:
+    """Order numbers mixing letters and digits → TOKEN_ORDER; their digit groups are kept in
+    ``secrets``, so that a piece read out elsewhere in the call is masked too."""
+    def token(m: re.Match) -> str:
+        secrets.extend((digits, TOKEN_ORDER) for digits in re.findall(r"[0-9]{3,}", m.group()))
+        return TOKEN_ORDER
+
+    return _ORDER_RE.sub(token, text)
 
 
 def _is_decimal_part(text: str, start: int, end: int) -> bool:
@@ -246,10 +295,10 @@ class CallRedactor:
 
     def __init__(self, utterances: Sequence[tuple[str | None, str]] = (),
                  order: Sequence[float] | None = None) -> None:
-        texts = [_mask_addresses(text or "") for _speaker, text in utterances]
+        secrets: list[tuple[str, str]] = []
+        texts = [_mask_orders(_mask_addresses(text or ""), secrets) for _speaker, text in utterances]
         speakers = [speaker or "" for speaker, _text in utterances]
         spans: list[list[tuple[int, int, str]]] = [[] for _ in texts]
-        secrets: list[tuple[str, str]] = []
         sequence = sorted(range(len(texts)), key=lambda k: order[k]) if order is not None else range(len(texts))
         for run in _runs(texts, speakers, sequence):
             for stretch, token in _stretches(texts, run):
@@ -282,6 +331,19 @@ class CallRedactor:
             if token is not None:
                 spans.append((g.start, g.end, token))
         return _replace(text, spans)
+
+
+def mask_id(call_id: str) -> str:
+    """A call_id as a page shows it: a phone, ID-card or bank-card number in it (by its shape)
+    replaced by its token, then 6 letters made from the whole id (no digits: they would make a
+    number again), so that two such calls stay apart; any other id as it is."""
+    runs = _runs([call_id], [""], [0])
+    spans = [(stretch[0].start, stretch[-1].end, token) for run in runs
+             for stretch, token in _stretches([call_id], run) if token != TOKEN_NUMBER]
+    if not spans:
+        return call_id
+    digest = hashlib.sha1(call_id.encode("utf-8", "surrogatepass")).digest()
+    return f"{_replace(call_id, spans)}·{''.join(chr(ord('a') + b % 26) for b in digest[:6])}"
 
 
 def mask_pii(text: str) -> str:

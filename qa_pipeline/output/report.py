@@ -42,7 +42,7 @@ from qa_pipeline.records import (
     ItemTrust,
     Utterance,
 )
-from qa_pipeline.output.redact import CallRedactor, mask_pii
+from qa_pipeline.output.redact import CallRedactor, mask_id, mask_pii
 from qa_pipeline.output.tables import call_date
 from qa_pipeline.review.final import FinalCall
 from qa_pipeline.review.views import call_review_view, dispute_counts, review_item_view
@@ -88,6 +88,16 @@ def printable(value: Any) -> Any:
     if isinstance(value, markupsafe.Markup):
         return markupsafe.Markup(_CONTROL.sub("\ufffd", value))
     return _CONTROL.sub("\ufffd", value) if isinstance(value, str) else value
+
+
+def card_stem(call_id: str) -> str:
+    """The file name (without .html) of a call's card: no customer's number in it (redact.mask_id,
+    whose letters keep two such calls apart, so no hash of the id is added)."""
+    label = mask_id(call_id)
+    if label == call_id:
+        return safe_name(call_id)
+    stem = re.sub(r"[^\w\-]", "_", label)
+    return fit_stem(stem, stem)  # cut only if too long
 
 
 def href(name: str) -> str:
@@ -138,7 +148,7 @@ def default_audio_href(meta: CallMeta, page_dir: Path) -> str:
         rel = os.path.relpath(audio.resolve(), page_dir.resolve())
     except ValueError:  # another drive on Windows
         return audio.resolve().as_uri()
-    return quote(Path(rel).as_posix())
+    return quote(os.fsencode(Path(rel).as_posix()))  # the name's own bytes, UTF-8 or not (a GBK name)
 
 
 def pass_rate(items: Iterable[ItemResult]) -> float | None:
@@ -234,6 +244,7 @@ def call_view(
         duration = transcript.duration_s
     return {
         "call_id": score.call_id,
+        "call_label": mask_id(score.call_id),  # what the page shows: no customer's number in it
         "status": score.status,
         "failed": score.status != "ok",
         "error": mask(score.error),
@@ -268,7 +279,8 @@ def _row(score: CallScore) -> dict[str, Any]:
     """One call as a line in a list (index, agent page)."""
     return {
         "call_id": score.call_id,
-        "href": f"calls/{href(safe_name(score.call_id))}.html",
+        "call_label": mask_id(score.call_id),
+        "href": f"calls/{href(card_stem(score.call_id))}.html",
         "agent": _agent_label(score),
         "agent_href": f"agents/{href(safe_name(_agent_key(score)))}.html",
         "team": _mask(score.team) or "—",
@@ -619,7 +631,7 @@ def _write_call_cards(work, *, calls_dir: Path, audio_href, template) -> list[No
                          _audio_src(meta, calls_dir, audio_href))
         if final is not None:
             add_review(view, final)
-        _write_page(calls_dir / f"{safe_name(score.call_id)}.html",
+        _write_page(calls_dir / f"{card_stem(score.call_id)}.html",
                           template.render(call=view, generated_by="qa-pipeline"))
     return []
 

@@ -698,6 +698,9 @@ def write_scores(out: Path, scores: list[CallScore], today: date | None = None,
     replaces = _call_ids(s.call_id for s in scores)
     write_partitioned(items, out / ITEMS_DIR, ITEMS_FILE_SCHEMA, replaces)
     write_partitioned(calls, out / CALLS_DIR, CALLS_FILE_SCHEMA, replaces)
+    for day, _path in partitions(out / CALLS_DIR):  # a day whose calls all failed: its items, none, with the schema
+        if not partition_path(out / ITEMS_DIR, day).exists():
+            atomic_write_table(ITEMS_FILE_SCHEMA.empty_table(), partition_path(out / ITEMS_DIR, day))
 
 
 def read_score_tables(out: Path) -> tuple[pa.Table, pa.Table]:

@@ -205,6 +205,8 @@ class _Compiled:
 
     regex: re.Pattern[str]
     sounds: tuple[tuple[tuple[str, ...], frozenset[str], int], ...]  # (syllables, distinct, how many exact)
+    heard: frozenset[str]  # every form's syllables: a text with fewer than `fewest` of them holds no form
+    fewest: int
 
 
 @lru_cache(maxsize=16384)
@@ -217,7 +219,9 @@ def _compiled(text: str, flexible: bool, strict_you: bool, anchored: bool) -> _C
         pat = _phrase_pinyin(form)
         distinct = frozenset(pat)
         sounds.setdefault(pat, (pat, distinct, min((len(pat) + 1) // 2, len(distinct))))
-    return _Compiled(re.compile(("^" if anchored else "") + f"(?:{body})"), tuple(sounds.values()))
+    heard = frozenset(syllable for _pat, distinct, _need in sounds.values() for syllable in distinct)
+    return _Compiled(re.compile(("^" if anchored else "") + f"(?:{body})"), tuple(sounds.values()), heard,
+                     min(need for _pat, _distinct, need in sounds.values()))
 
 
 def _sound_hits(p: PreparedText, c: _Compiled, limit: float | None, anchored: bool,
@@ -251,11 +255,12 @@ def find_all(p: PreparedText, phrase: Phrase, *, tolerance: float | None = None,
     if phrase.kind == NEAR:
         return _near(p, phrase, tolerance, strict_you)
     c = _compiled(phrase.text, bool(phrase.variants), strict_you, phrase.anchored)
-    hits = [(m.start(), m.end()) for m in c.regex.finditer(p.norm)]
-    if hits:
-        return tuple(_make(p, phrase, s, e, BY_TEXT, 0) for s, e in hits)
+    if c.regex.search(p.norm):
+        return tuple(_make(p, phrase, m.start(), m.end(), BY_TEXT, 0) for m in c.regex.finditer(p.norm))
     if not phrase.by_sound or (len(phrase.text) < 2 and not phrase.anchored):
         return ()
+    if len(c.heard & (p.syllables or frozenset(p.pinyin))) < c.fewest:
+        return ()  # no form has enough of its syllables here (what _sound_hits asks of each form)
     keep = _KEEP_NIN if strict_you else _KEEP_NONE
     return tuple(_make(p, phrase, s, e, BY_PINYIN, d)
                  for s, e, d in _sound_hits(p, c, tolerance, phrase.anchored, keep))

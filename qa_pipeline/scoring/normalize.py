@@ -69,6 +69,21 @@ def _keep(ch: str) -> bool:
     return unicodedata.category(ch)[0] in ("L", "N")
 
 
+_CANONICAL: dict[str, tuple[str, bool]] = {}  # character → (its canonical form, kept?), filled as met
+
+
+def _canonical(ch: str) -> tuple[str, bool]:
+    """A character folded, half-width and lower-cased, and whether it is a letter or digit (kept).
+    Numerals (letters) become digits later: kept either way."""
+    got = _CANONICAL.get(ch)
+    if got is None:
+        c = _FOLD.get(ch, _half_width(ch))
+        low = c.lower()
+        c = low if len(low) == 1 else c
+        got = _CANONICAL[ch] = (c, _keep(c))
+    return got
+
+
 def _numerals_to_digits(chars: list[str]) -> list[str]:
     """Chinese numerals → digits where they form a digit string.
 
@@ -95,15 +110,11 @@ def _numerals_to_digits(chars: list[str]) -> list[str]:
 
 def normalize_with_map(text: str) -> tuple[str, tuple[int, ...]]:
     """Canonical form of `text` and, per canonical character, its index in `text`."""
-    chars = []
-    for ch in _simplified_same_length(text):
-        ch = _FOLD.get(ch, _half_width(ch))
-        low = ch.lower()
-        chars.append(low if len(low) == 1 else ch)
+    canonical = [_canonical(ch) for ch in _simplified_same_length(text)]
     # Numerals first, while punctuation still separates runs: 八八四六 一下 keeps its 一.
-    chars = _numerals_to_digits(chars)
-    kept = [(ch, pos) for pos, ch in enumerate(chars) if _keep(ch)]
-    return "".join(ch for ch, _ in kept), tuple(pos for _, pos in kept)
+    chars = _numerals_to_digits([c for c, _ in canonical])
+    kept = [pos for pos, (_, keep) in enumerate(canonical) if keep]
+    return "".join([chars[pos] for pos in kept]), tuple(kept)
 
 
 @lru_cache(maxsize=4096)
@@ -116,11 +127,22 @@ def _is_han(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
-@lru_cache(maxsize=4096)
-def _pinyin_run(run: str) -> tuple[str, ...]:
+@lru_cache(maxsize=65536)
+def _word_pinyin(word: str) -> tuple[str, ...]:
     from pypinyin import lazy_pinyin  # lazy: loads its phrase dictionary
 
-    syllables = lazy_pinyin(run)
+    return tuple(lazy_pinyin(word))
+
+
+@lru_cache(maxsize=4096)
+def _pinyin_run(run: str) -> tuple[str, ...]:
+    from pypinyin import lazy_pinyin
+    from pypinyin.seg import mmseg
+
+    # What lazy_pinyin(run) does with a run of Han characters: pypinyin's words (its segmentation,
+    # pypinyin.seg.simpleseg.seg, is mmseg's for such a run), each read on its own (a word's
+    # reading does not depend on its neighbours), so each word is converted once per process.
+    syllables = [s for word in mmseg.seg.cut(run) for s in _word_pinyin(word)]
     if len(syllables) != len(run):  # never expected for pure Han runs; keep the 1:1 contract
         syllables = [lazy_pinyin(c)[0] for c in run]
     return tuple(syllables)

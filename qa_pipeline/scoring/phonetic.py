@@ -15,6 +15,8 @@ the windows of an utterance within a cost budget of a phrase.
 
 from __future__ import annotations
 
+import bisect
+import math
 from functools import lru_cache
 
 # Longest first, so that zh/ch/sh win over z/c/s.  y and w are spelling, not initials, but they
@@ -89,15 +91,33 @@ def cost(a: str, b: str) -> float:
     return FULL
 
 
-def distance(a: tuple[str, ...], b: tuple[str, ...], keep: frozenset[str] = frozenset()) -> float:
+def distance(a: tuple[str, ...], b: tuple[str, ...], keep: frozenset[str] = frozenset(),
+             cutoff: float = math.inf) -> float:
     """Weighted edit distance: substitutions by `cost` (FULL for a syllable of `keep` heard as any
-    other), insertions and deletions FULL."""
-    prev = [float(j) for j in range(len(b) + 1)]
+    other), insertions and deletions FULL.
+
+    Exact up to `cutoff`; above it, some figure above it (inf where a whole row is).  A cell i - j
+    away from the diagonal costs at least that many insertions or deletions, so only the band
+    within `cutoff` of the diagonal is worked out; every alignment passes through every row."""
+    n = len(b)
+    band = len(a) + n if cutoff == math.inf else int(cutoff // FULL)
+    prev = [float(j) if j <= band else math.inf for j in range(n + 1)]
     for i, x in enumerate(a, 1):
-        cur = [float(i)]
-        for j, y in enumerate(b, 1):
+        cur = [math.inf] * (n + 1)
+        if i <= band:
+            cur[0] = float(i)
+        for j in range(max(1, i - band), min(n, i + band) + 1):
+            y = b[j - 1]
             sub = cost(x, y) if not keep or x == y or (x not in keep and y not in keep) else FULL
-            cur.append(min(prev[j] + FULL, cur[j - 1] + FULL, prev[j - 1] + sub))
+            # min(above + FULL, left + FULL, diagonal + sub), as min() would pick it
+            best = prev[j] + FULL
+            if cur[j - 1] + FULL < best:
+                best = cur[j - 1] + FULL
+            if prev[j - 1] + sub < best:
+                best = prev[j - 1] + sub
+            cur[j] = best
+        if min(cur) > cutoff:
+            return math.inf
         prev = cur
     return prev[-1]
 
@@ -134,33 +154,73 @@ def search(
         return _exact_hits(text, pattern, anchored)
     need = (m + 1) // 2
     slack = int(limit // FULL)
-    first, last = pattern[0], pattern[-1]
-    out: list[tuple[int, int, float]] = []
+    longest = m + slack
+    present, positions = _heard(tuple(text))
+    # Every window taken below holds `need` of the pattern's syllables as written within `longest`
+    # syllables (at the start, if anchored): without such a stretch there is nothing to find.
+    at = sorted(i for s in present.intersection(pattern) for i in positions[s])
+    if anchored:
+        at = [i for i in at if i < longest]
+    if not any(at[j + need - 1] - at[j] < longest for j in range(len(at) - need + 1)):
+        return []
     # A hit begins and ends on the phrase's own first and last syllables (or close to them):
     # 还有什么可以帮您 is not heard in 有什么可以帮您, whatever the budget.
-    close = {s for s in set(text[:1] if anchored else text) if s == first or cost(s, first) <= HALF}
-    starts = [i for i, s in enumerate(text[:1] if anchored else text) if s in close]
+    near_first = _near(pattern[0], present)
+    if anchored:
+        starts = [0] if text[0] in near_first else []
+    else:
+        starts = sorted(i for s in near_first for i in positions[s])
+    ends = sorted(i + 1 for s in _near(pattern[-1], present) for i in positions[s])  # window ends (exclusive)
+    shortest = max(1, m - slack)
+    out: list[tuple[int, int, float]] = []
     for i in starts:
         if out and i < out[-1][1]:
             continue
+        if bisect.bisect_left(at, i + longest) - bisect.bisect_left(at, i) < need:
+            continue  # fewer than `need` of the pattern's syllables in reach of this start
         best: tuple[int, int, float] | None = None
-        for length in range(max(1, m - slack), m + slack + 1):
-            if i + length > len(text):
-                break
-            window = text[i : i + length]
-            if cost(window[-1], last) > HALF or _exact(pattern, window) < need:
+        for end in ends[bisect.bisect_left(ends, i + shortest): bisect.bisect_right(ends, min(i + longest, len(text)))]:
+            window = text[i:end]
+            if _exact(pattern, window) < need:
                 continue
-            d = distance(pattern, window, keep)
+            d = _distance_within(pattern, window, keep, limit + 1e-9)
             if d <= limit + 1e-9 and (best is None or d < best[2]):
-                best = (i, i + length, d)
+                best = (i, end, d)
         if best is not None:
             out.append(best)
     return out
 
 
+@lru_cache(maxsize=65536)
+def _distance_within(pattern: tuple[str, ...], window: tuple[str, ...], keep: frozenset[str], cutoff: float) -> float:
+    """`distance`, remembered: the same phrases meet the same stretches of speech call after call."""
+    return distance(pattern, window, keep, cutoff)
+
+
+@lru_cache(maxsize=1024)
+def _heard(text: tuple[str, ...]) -> tuple[frozenset[str], dict[str, tuple[int, ...]]]:
+    """A text's syllables and where each occurs (a call's utterance is searched for many phrases)."""
+    positions: dict[str, list[int]] = {}
+    for i, s in enumerate(text):
+        positions.setdefault(s, []).append(i)
+    return frozenset(positions), {s: tuple(at) for s, at in positions.items()}
+
+
+_NEAR: dict[str, tuple[set[str], set[str]]] = {}  # syllable → (syllables within HALF of it, others), as met
+
+
+@lru_cache(maxsize=8192)
+def _near(syllable: str, present: frozenset[str]) -> frozenset[str]:
+    """The syllables of `present` that cost at most HALF against `syllable` (itself included)."""
+    near, far = _NEAR.get(syllable) or _NEAR.setdefault(syllable, ({syllable}, set()))
+    for s in present - near - far:
+        (near if cost(s, syllable) <= HALF else far).add(s)
+    return present & near
+
+
 def _exact_hits(text: tuple[str, ...], pattern: tuple[str, ...], anchored: bool) -> list[tuple[int, int, float]]:
     """Windows with exactly the pattern's syllables (homophones), by string search."""
-    hay = "|" + "|".join(text) + "|"
+    hay = _joined(tuple(text))
     needle = "|" + "|".join(pattern) + "|"
     out: list[tuple[int, int, float]] = []
     pos = hay.find(needle)
@@ -171,6 +231,11 @@ def _exact_hits(text: tuple[str, ...], pattern: tuple[str, ...], anchored: bool)
         out.append((i, i + len(pattern), 0.0))
         pos = hay.find(needle, pos + len(needle) - 1)
     return out
+
+
+@lru_cache(maxsize=1024)
+def _joined(text: tuple[str, ...]) -> str:
+    return "|" + "|".join(text) + "|"
 
 
 def _exact(pattern: tuple[str, ...], window: tuple[str, ...]) -> int:

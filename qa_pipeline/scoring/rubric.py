@@ -10,209 +10,38 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from qa_pipeline.scoring.matching import LITERAL, Phrase, parse_phrase
 from qa_pipeline.messages import LANGUAGES
-from qa_pipeline.yaml_nodes import LineError, NodeReader, compose_text, read_text
+from qa_pipeline.scoring.checks import KINDS, kind_of
+from qa_pipeline.scoring.checks.confirmation import ConfirmationCheck
+from qa_pipeline.scoring.checks.forbidden import ForbiddenCheck, ForbiddenPhrase
+from qa_pipeline.scoring.checks.hangup import HangupCheck
+from qa_pipeline.scoring.checks.hold import HoldCheck
+from qa_pipeline.scoring.checks.interruption import InterruptionCheck
+from qa_pipeline.scoring.checks.introduction import IntroductionCheck
+from qa_pipeline.scoring.checks.phrase import PhraseCheck
+from qa_pipeline.scoring.checks.silence import SilenceCheck
+from qa_pipeline.scoring.checks.speech_rate import SpeechRateCheck
+from qa_pipeline.scoring.matching import LITERAL
+from qa_pipeline.scoring.rubric_reader import MAX_COUNT, MAX_NUMBER, RubricError, RubricReader
+from qa_pipeline.scoring.rubric_records import Centre, CheckOptions, Company, Item, Rubric, When, Window
+from qa_pipeline.yaml_nodes import Unreadable, compose_text, read_limited, read_text
 
 log = logging.getLogger("qa_pipeline")
 
 ITEM_SPEAKERS = ("agent", "customer", "any")
-CHECK_TYPES = (
-    "phrase",
-    "introduction",
-    "confirmation",
-    "hold",
-    "silence",
-    "interruption",
-    "speech_rate",
-    "hangup",
-    "forbidden",
-)
+MAX_EXTENDS = 16  # rubric files extending one another
 
-
-# Weights, points, seconds and rates above this are mistakes, and their sums would overflow.
-MAX_NUMBER = 100_000.0
-MAX_COUNT = 1000  # turns, digits, syllables
-
-
-class RubricError(LineError):
-    """A rubric that cannot be used; str() is one line: FILE:LINE: what is wrong."""
-
-
-@dataclass(frozen=True)
-class Window:
-    """Where to look.  Seconds: first = from the recording's start; last = before the end of the
-    last speech.  Turns count the item speaker's utterances.  Given both, both must hold."""
-
-    first_seconds: float | None = None
-    last_seconds: float | None = None
-    first_turns: int | None = None
-    last_turns: int | None = None
-
-
-@dataclass(frozen=True)
-class PhraseCheck:
-    any: tuple[Phrase, ...] = ()
-    all: tuple[tuple[Phrase, ...], ...] = ()  # each entry: alternatives, one of which must occur
-    none: tuple[Phrase, ...] = ()
-    window: Window = Window()
-    tolerance: float | None = None  # phonetic cost a sound match may have; None = by phrase length
-    strict_you: bool = False  # 您 must be heard as 您, not 你 (by text or sound)
-    type: str = "phrase"
-
-
-@dataclass(frozen=True)
-class IntroductionCheck:
-    """The agent names the company and themselves.  The company: any of the centre's names and
-    aliases (rubric `centre:`), a form that names one (欢迎致电 / 这里是 / 客服中心 …, `company`), or a
-    word that ends an organisation's name (供电, 物业, 银行 …, `organisations`).  Themselves: `self`
-    (工号, 我是, N号客服 …), or the manifest's agent id digits / 小+surname (`use_metadata`).  Both are
-    looked for in the agent's opening: their words in `window` before the customer first answers."""
-
-    company: tuple[Phrase, ...] = ()
-    organisations: tuple[Phrase, ...] = ()
-    self: tuple[Phrase, ...] = ()
-    window: Window = Window(first_seconds=20.0)
-    use_metadata: bool = True
-    type: str = "introduction"
-
-
-@dataclass(frozen=True)
-class ConfirmationCheck:
-    phrases: tuple[Phrase, ...] = ()
-    min_digits: int = 4  # a repeated digit string must share this many consecutive digits
-    na_without_numbers: bool = True  # n/a when the customer gave nothing to confirm and nothing was confirmed
-    given: str = "numbers"  # what the customer must have given to need confirming: numbers | details
-    min_detail_chars: int = 4  # details: characters left once greetings, yes/no and thanks are taken out
-    read_back_syllables: int = 0  # the agent repeating this many syllables of what the customer said confirms
-    type: str = "confirmation"
-
-
-@dataclass(frozen=True)
-class HoldCheck:
-    max_wait_s: float = 7.0
-    before: tuple[Phrase, ...] = ()  # announcement, said within `within_s` before the wait
-    after: tuple[Phrase, ...] = ()  # thanks/apology, said within `within_s` after it
-    within_s: float = 15.0
-    type: str = "hold"
-
-
-@dataclass(frozen=True)
-class SilenceCheck:
-    max_s: float = 7.0
-    excused_by: tuple[Phrase, ...] = ()  # said by anyone just before the silence: not dead air
-    within_s: float = 15.0
-    type: str = "silence"
-
-
-@dataclass(frozen=True)
-class InterruptionCheck:
-    max_overlap_s: float = 1.0
-    type: str = "interruption"
-
-
-@dataclass(frozen=True)
-class SpeechRateCheck:
-    min_cpm: float = 150.0
-    max_cpm: float = 320.0
-    type: str = "speech_rate"
-
-
-@dataclass(frozen=True)
-class HangupCheck:
-    expect: str = "customer"  # who should hang up first: customer | agent
-    tail_s: float = 1.0  # recording ending within this after the agent's last words = agent hung up
-    type: str = "hangup"
-
-
-@dataclass(frozen=True)
-class ForbiddenPhrase:
-    phrase: Phrase
-    points: float
-    critical: bool = False
-    unless: tuple[Phrase, ...] = ()  # a hit inside one of these is the polite form, not the forbidden one
-
-
-@dataclass(frozen=True)
-class ForbiddenCheck:
-    phrases: tuple[ForbiddenPhrase, ...] = ()
-    tolerance: float | None = 0
-    type: str = "forbidden"
-
-
-Check = (
-    PhraseCheck
-    | IntroductionCheck
-    | ConfirmationCheck
-    | HoldCheck
-    | SilenceCheck
-    | InterruptionCheck
-    | SpeechRateCheck
-    | HangupCheck
-    | ForbiddenCheck
-)
-
-
-@dataclass(frozen=True)
-class When:
-    """The item applies only if one of these happened; otherwise it is n/a with `reason`."""
-
-    customer_says: tuple[Phrase, ...] = ()
-    agent_says: tuple[Phrase, ...] = ()
-    customer_intent: tuple[str, ...] = ()  # labels of the bundled intent model (intents.py), e.g. complaint
-    wait_over_s: float | None = None
-    reason: str | None = None  # shown when n/a; None: the catalogue's "not triggered"
-
-
-@dataclass(frozen=True)
-class Item:
-    id: str
-    name: str
-    weight: float
-    check: Check
-    speaker: str = "agent"
-    critical: bool = False
-    when: When | None = None
-    source: str | None = None
-    min_agreement: float | None = None  # `qa rubric test` floor for this item (0-1); None: the rubric's
-
-
-@dataclass(frozen=True)
-class Company:
-    name: str
-    aliases: tuple[Phrase, ...]  # the name first, then brand names, hotline names (matched by text or sound)
-    teams: tuple[str, ...] = ()  # manifest teams whose calls are for this company
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(p.source for p in self.aliases)
-
-
-@dataclass(frozen=True)
-class Centre:
-    """Who the centre is: its companies (one for an in-house centre, several for an outsourcer)."""
-
-    companies: tuple[Company, ...] = ()
-
-
-@dataclass(frozen=True)
-class Rubric:
-    id: str
-    name: str
-    version: str
-    language: str
-    pass_score: float
-    items: tuple[Item, ...]
-    path: str | None = None
-    centre: Centre = Centre()
-    digest: str = ""  # of the file and of every file it extends (what a stored result depends on)
-    min_agreement: float | None = None  # `qa rubric test` floor for every item (0-1) unless the item sets one
+# The records and the built-in kinds' options, importable from here as before the kinds had modules.
+__all__ = [
+    "ITEM_SPEAKERS", "MAX_COUNT", "MAX_NUMBER", "Centre", "CheckOptions", "Company",
+    "ConfirmationCheck", "ForbiddenCheck", "ForbiddenPhrase", "HangupCheck", "HoldCheck", "InterruptionCheck",
+    "IntroductionCheck", "Item", "PhraseCheck", "Rubric", "RubricError", "SilenceCheck", "SpeechRateCheck", "When",
+    "Window", "load_rubric", "parse_rubric", "rubric_hotwords", "rubric_path_default",
+]
 
 
 def rubric_hotwords(rubric: Rubric, max_chars: int = 120) -> str:
@@ -223,16 +52,7 @@ def rubric_hotwords(rubric: Rubric, max_chars: int = 120) -> str:
     seen: dict[str, None] = {}
     per_item = 4
     for item in rubric.items:
-        check = item.check
-        phrases: list[Phrase] = []
-        if isinstance(check, PhraseCheck):
-            phrases = list(check.any) + [p for alternatives in check.all for p in alternatives]
-        elif isinstance(check, HoldCheck):
-            phrases = list(check.before) + list(check.after)
-        elif isinstance(check, ConfirmationCheck):
-            phrases = list(check.phrases)
-        elif isinstance(check, IntroductionCheck):
-            phrases = [p for c in rubric.centre.companies for p in c.aliases] + list(check.self) + list(check.company)
+        phrases = kind_of(item.check).hotwords(item.check, rubric.centre)
         literal = [p.text for p in phrases if p.kind == LITERAL and len(p.text) >= 2]
         for text in literal[:per_item]:
             seen.setdefault(text, None)
@@ -256,209 +76,31 @@ def rubric_path_default() -> Path:
 # --- validation over yaml nodes, so every error can name its line ---------------------------
 
 
-class _Ctx(NodeReader):
-    def __init__(self, path: str) -> None:
-        super().__init__(path, RubricError)
-
-    def number(self, node: yaml.Node, what: str, *, minimum: float = 0.0, above: bool = False,
-               maximum: float = MAX_NUMBER) -> float:
-        return super().number(node, what, minimum=minimum, above=above, maximum=maximum)
-
-    def integer(self, node: yaml.Node, what: str, *, minimum: int = 0, maximum: int = MAX_COUNT) -> int:
-        return super().integer(node, what, minimum=minimum, maximum=maximum)
-
-    def require(self, m: dict[str, yaml.Node], parent: yaml.Node, key: str, what: str) -> yaml.Node:
-        if key not in m:
-            raise self.error(parent, f"{what}: missing '{key}'")
-        return m[key]
-
-    def choice(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> str:
-        v = self.scalar(node)
-        if v not in allowed:
-            raise self.error(node, f"{what}: {v!r} is not allowed (allowed: {', '.join(allowed)})")
-        return v
-
-    def phrase(self, node: yaml.Node, what: str) -> Phrase:
-        v = self.scalar(node)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = str(v)
-        if not isinstance(v, str):
-            raise self.error(node, f"{what} must be a string")
-        try:
-            return parse_phrase(v)
-        except ValueError as e:
-            raise self.error(node, f"{what}: {e}") from e
-
-    def phrases(self, node: yaml.Node, what: str) -> tuple[Phrase, ...]:
-        if not isinstance(node, yaml.SequenceNode) or not node.value:
-            raise self.error(node, f"{what} must be a non-empty list of phrases")
-        return tuple(self.phrase(n, what) for n in node.value)
-
-
 _TOP_KEYS = ("id", "name", "version", "language", "pass_score", "items", "description", "centre", "extends",
              "min_agreement")
 _REQUIRED_TOP = ("id", "name", "version", "language", "pass_score", "items")
 _ITEM_KEYS = ("id", "name", "weight", "speaker", "critical", "check", "when", "source", "description",
               "min_agreement")
-_WINDOW_KEYS = ("first_seconds", "last_seconds", "first_turns", "last_turns")
 _WHEN_KEYS = ("customer_says", "agent_says", "customer_intent", "wait_over_s", "reason")
 _CENTRE_KEYS = ("companies", "description")
 _COMPANY_KEYS = ("name", "aliases", "teams")
-_GIVEN = ("numbers", "details")
-_CHECK_KEYS = {
-    "phrase": ("type", "any", "all", "none", "window", "tolerance", "strict_you"),
-    "introduction": ("type", "company", "organisations", "self", "window", "use_metadata"),
-    "confirmation": ("type", "phrases", "min_digits", "na_without_numbers", "given", "min_detail_chars",
-                     "read_back_syllables"),
-    "hold": ("type", "max_wait_s", "before", "after", "within_s"),
-    "silence": ("type", "max_s", "excused_by", "within_s"),
-    "interruption": ("type", "max_overlap_s"),
-    "speech_rate": ("type", "min_cpm", "max_cpm"),
-    "hangup": ("type", "expect", "tail_s"),
-    "forbidden": ("type", "phrases", "tolerance", "points_per_hit"),
-}
-_NUMBER = (int, float)
 
 
-def _window(c: _Ctx, node: yaml.Node, where: str) -> Window:
-    m = c.mapping(node, f"{where}: window", _WINDOW_KEYS)
-    if not m:
-        raise c.error(node, f"{where}: window is empty (allowed: {', '.join(_WINDOW_KEYS)})")
-    if "first_seconds" in m and "last_seconds" in m:
-        raise c.error(node, f"{where}: window takes first_seconds or last_seconds, not both")
-    if "first_turns" in m and "last_turns" in m:
-        raise c.error(node, f"{where}: window takes first_turns or last_turns, not both")
-    kw: dict[str, Any] = {}
-    for key in ("first_seconds", "last_seconds"):
-        if key in m:
-            kw[key] = c.number(m[key], f"{where}: window {key}", above=True)
-    for key in ("first_turns", "last_turns"):
-        if key in m:
-            kw[key] = c.integer(m[key], f"{where}: window {key}", minimum=1)
-    return Window(**kw)
-
-
-def _phrase_check(c: _Ctx, node: yaml.Node, m: dict[str, yaml.Node], where: str) -> PhraseCheck:
-    if not any(k in m for k in ("any", "all", "none")):
-        raise c.error(node, f"{where}: a phrase check needs any, all or none")
-    groups: list[tuple[Phrase, ...]] = []
-    if "all" in m:
-        seq = m["all"]
-        if not isinstance(seq, yaml.SequenceNode) or not seq.value:
-            raise c.error(seq, f"{where}: all must be a non-empty list of phrases or lists of phrases")
-        for entry in seq.value:
-            if isinstance(entry, yaml.SequenceNode):
-                groups.append(c.phrases(entry, f"{where}: all"))
-            else:
-                groups.append((c.phrase(entry, f"{where}: all"),))
-    return PhraseCheck(
-        any=c.phrases(m["any"], f"{where}: any") if "any" in m else (),
-        all=tuple(groups),
-        none=c.phrases(m["none"], f"{where}: none") if "none" in m else (),
-        window=_window(c, m["window"], where) if "window" in m else Window(),
-        tolerance=c.number(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else None,
-        strict_you=c.boolean(m["strict_you"], f"{where}: strict_you") if "strict_you" in m else False,
-    )
-
-
-def _forbidden_check(
-    c: _Ctx, node: yaml.Node, m: dict[str, yaml.Node], where: str, default_points: float
-) -> ForbiddenCheck:
-    per_hit = (
-        c.number(m["points_per_hit"], f"{where}: points_per_hit", above=True)
-        if "points_per_hit" in m
-        else default_points
-    )
-    seq = c.require(m, node, "phrases", where)
-    if not isinstance(seq, yaml.SequenceNode) or not seq.value:
-        raise c.error(seq, f"{where}: phrases must be a non-empty list")
-    out: list[ForbiddenPhrase] = []
-    for entry in seq.value:
-        if isinstance(entry, yaml.MappingNode):
-            e = c.mapping(entry, f"{where}: forbidden phrase", ("phrase", "points", "critical", "unless"))
-            phrase = c.phrase(c.require(e, entry, "phrase", f"{where}: forbidden phrase"), f"{where}: phrase")
-            points = c.number(e["points"], f"{where}: points") if "points" in e else per_hit
-            critical = c.boolean(e["critical"], f"{where}: critical") if "critical" in e else False
-            unless = c.phrases(e["unless"], f"{where}: unless") if "unless" in e else ()
-            out.append(ForbiddenPhrase(phrase, points, critical, unless))
-        else:
-            out.append(ForbiddenPhrase(c.phrase(entry, f"{where}: phrases"), per_hit))
-    tolerance = c.number(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else 0
-    return ForbiddenCheck(phrases=tuple(out), tolerance=tolerance)
-
-
-def _check(c: _Ctx, node: yaml.Node, where: str, weight: float) -> Check:
+def _check(c: RubricReader, node: yaml.Node, where: str, weight: float) -> CheckOptions:
     if not isinstance(node, yaml.MappingNode):
         raise c.error(node, f"{where}: check must be a mapping")
     type_node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "type"), None)
     if type_node is None:
-        raise c.error(node, f"{where}: check: missing 'type' (allowed: {', '.join(CHECK_TYPES)})")
-    kind = c.scalar(type_node)
-    if kind not in CHECK_TYPES:
-        raise c.error(type_node, f"{where}: unknown check type {kind!r} (allowed: {', '.join(CHECK_TYPES)})")
-    w = f"{where}: {kind} check"
-    m = c.mapping(node, w, _CHECK_KEYS[kind])
-
-    def num(key: str, default: float, *, above: bool = True) -> float:
-        return c.number(m[key], f"{w}: {key}", above=above) if key in m else default
-
-    def phr(key: str) -> tuple[Phrase, ...]:
-        return c.phrases(m[key], f"{w}: {key}") if key in m else ()
-
-    if kind == "phrase":
-        return _phrase_check(c, node, m, w)
-    if kind == "introduction":
-        if not any(k in m for k in ("company", "organisations")) or "self" not in m:
-            raise c.error(node, f"{w}: needs self and company or organisations")
-        return IntroductionCheck(
-            company=phr("company"),
-            organisations=phr("organisations"),
-            self=phr("self"),
-            window=_window(c, m["window"], w) if "window" in m else Window(first_seconds=20.0),
-            use_metadata=c.boolean(m["use_metadata"], f"{w}: use_metadata") if "use_metadata" in m else True,
-        )
-    if kind == "confirmation":
-        return ConfirmationCheck(
-            phrases=phr("phrases"),
-            min_digits=c.integer(m["min_digits"], f"{w}: min_digits", minimum=2) if "min_digits" in m else 4,
-            na_without_numbers=(
-                c.boolean(m["na_without_numbers"], f"{w}: na_without_numbers")
-                if "na_without_numbers" in m
-                else True
-            ),
-            given=c.choice(m["given"], f"{w}: given", _GIVEN) if "given" in m else "numbers",
-            min_detail_chars=(
-                c.integer(m["min_detail_chars"], f"{w}: min_detail_chars", minimum=1) if "min_detail_chars" in m else 4
-            ),
-            read_back_syllables=(
-                c.integer(m["read_back_syllables"], f"{w}: read_back_syllables", minimum=0)
-                if "read_back_syllables" in m
-                else 0
-            ),
-        )
-    if kind == "hold":
-        return HoldCheck(
-            max_wait_s=num("max_wait_s", 7.0),
-            before=c.phrases(c.require(m, node, "before", w), f"{w}: before"),
-            after=c.phrases(c.require(m, node, "after", w), f"{w}: after"),
-            within_s=num("within_s", 15.0),
-        )
-    if kind == "silence":
-        return SilenceCheck(max_s=num("max_s", 7.0), excused_by=phr("excused_by"), within_s=num("within_s", 15.0))
-    if kind == "interruption":
-        return InterruptionCheck(max_overlap_s=num("max_overlap_s", 1.0, above=False))
-    if kind == "speech_rate":
-        lo, hi = num("min_cpm", 150.0, above=False), num("max_cpm", 320.0)
-        if lo >= hi:
-            raise c.error(node, f"{w}: min_cpm must be below max_cpm")
-        return SpeechRateCheck(min_cpm=lo, max_cpm=hi)
-    if kind == "hangup":
-        expect = c.choice(m["expect"], f"{w}: expect", ("customer", "agent")) if "expect" in m else "customer"
-        return HangupCheck(expect=expect, tail_s=num("tail_s", 1.0))
-    return _forbidden_check(c, node, m, w, default_points=weight)
+        raise c.error(node, f"{where}: check: missing 'type' (allowed: {', '.join(KINDS)})")
+    name = c.scalar(type_node)
+    if name not in KINDS:
+        raise c.error(type_node, f"{where}: unknown check type {name!r} (allowed: {', '.join(KINDS)})")
+    kind = KINDS[name]
+    w = f"{where}: {name} check"
+    return kind.parse(c, node, c.mapping(node, w, kind.keys), w, weight)
 
 
-def _when(c: _Ctx, node: yaml.Node, where: str) -> When:
+def _when(c: RubricReader, node: yaml.Node, where: str) -> When:
     m = c.mapping(node, f"{where}: when", _WHEN_KEYS)
     triggers = [k for k in ("customer_says", "agent_says", "customer_intent", "wait_over_s") if k in m]
     if not triggers:
@@ -473,7 +115,7 @@ def _when(c: _Ctx, node: yaml.Node, where: str) -> When:
     )
 
 
-def _intents(c: _Ctx, node: yaml.Node, what: str) -> tuple[str, ...]:
+def _intents(c: RubricReader, node: yaml.Node, what: str) -> tuple[str, ...]:
     from qa_pipeline.scoring.intents import load_model
 
     labels = tuple(sorted(load_model().labels))
@@ -483,7 +125,7 @@ def _intents(c: _Ctx, node: yaml.Node, what: str) -> tuple[str, ...]:
     return tuple(c.choice(v, what, labels) for v in values)
 
 
-def _centre(c: _Ctx, node: yaml.Node) -> Centre:
+def _centre(c: RubricReader, node: yaml.Node) -> Centre:
     m = c.mapping(node, "centre", _CENTRE_KEYS)
     seq = c.require(m, node, "companies", "centre")
     if not isinstance(seq, yaml.SequenceNode) or not seq.value:
@@ -509,7 +151,7 @@ def _centre(c: _Ctx, node: yaml.Node) -> Centre:
     return Centre(tuple(companies))
 
 
-def _item(c: _Ctx, node: yaml.Node, n: int) -> Item:
+def _item(c: RubricReader, node: yaml.Node, n: int) -> Item:
     id_node = None
     if isinstance(node, yaml.MappingNode):
         id_node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "id"), None)
@@ -533,7 +175,7 @@ def _item(c: _Ctx, node: yaml.Node, n: int) -> Item:
     )
 
 
-def _fraction(c: _Ctx, node: yaml.Node, what: str) -> float:
+def _fraction(c: RubricReader, node: yaml.Node, what: str) -> float:
     value = c.number(node, what)
     if value > 1:
         raise c.error(node, f"{what} must be a share between 0 and 1 (0.9 = 90%)")
@@ -546,8 +188,11 @@ def parse_rubric(text: str, path: str = "<rubric>", *, _seen: tuple[str, ...] = 
     `extends: FILE` (relative to this file, or `default` for the bundled default rubric) takes
     every top-level field of FILE that this one does not give: a centre file can be just
     `extends: default` and `centre: {companies: …}`."""
-    c = _Ctx(path)
-    root = compose_text(text, path, RubricError)
+    return _rubric(compose_text(text, path, RubricError), text, path, _seen)
+
+
+def _rubric(root: yaml.Node | None, text: str, path: str, _seen: tuple[str, ...]) -> Rubric:
+    c = RubricReader(path)
     if root is None:
         raise RubricError(path, 1, "empty rubric")
     top = c.mapping(root, "rubric", _TOP_KEYS)
@@ -589,19 +234,30 @@ def parse_rubric(text: str, path: str = "<rubric>", *, _seen: tuple[str, ...] = 
     )
 
 
-def _base(c: _Ctx, node: yaml.Node, path: str, seen: tuple[str, ...]) -> Rubric:
+def _base(c: RubricReader, node: yaml.Node, path: str, seen: tuple[str, ...]) -> Rubric:
+    """The rubric `node` extends. What it names is checked to be a rubric before anything of it is
+    shown: a regular file of at most MAX_BYTES, a mapping of rubric keys at its top (`extends:
+    /etc/shadow` is refused without a word of the file), at most MAX_EXTENDS files down."""
     name = c.string(node, "extends")
     target = rubric_path_default() if name == "default" else (Path(path).parent / name)
     key = str(Path(target).resolve())
     if key in seen or key == str(Path(path).resolve()):
         raise c.error(node, f"extends: {name} extends this file again (a cycle)")
+    if len(seen) >= MAX_EXTENDS:
+        raise c.error(node, f"extends: more than {MAX_EXTENDS} rubric files extend one another")
     try:
-        text = Path(target).read_text(encoding="utf-8")
-    except OSError as e:
-        raise c.error(node, f"extends: cannot read {target}: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise c.error(node, f"extends: {target} is not UTF-8 text") from e
-    return parse_rubric(text, str(target), _seen=seen + (str(Path(path).resolve()),))
+        text = read_limited(target)
+    except Unreadable as e:
+        raise c.error(node, f"extends: {target} {e}" if e.opened else f"extends: cannot read {target}: {e}") from e
+    try:
+        root = compose_text(text, str(target), RubricError)
+    except RubricError as e:  # its line, not its words
+        raise c.error(node, f"extends: {target} is not a rubric file (not valid YAML at line {e.line})") from None
+    if not (isinstance(root, yaml.MappingNode) and root.value and all(
+            isinstance(k, yaml.ScalarNode) and k.value in _TOP_KEYS for k, _v in root.value)):
+        raise c.error(node, f"extends: {target} is not a rubric file (valid YAML whose top level holds only "
+                            f"{', '.join(_TOP_KEYS)})")
+    return _rubric(root, text, str(target), seen + (str(Path(path).resolve()),))
 
 
 def load_rubric(path: Path) -> Rubric:

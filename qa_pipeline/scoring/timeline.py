@@ -7,7 +7,11 @@ rubric's dead-air, hold and interruption checks (score.py) read it.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Callable
 
 from qa_pipeline.records import UNKNOWN, CallTranscript, Utterance
 
@@ -105,7 +109,7 @@ def _turns(utterances: list[Utterance]) -> tuple[Turn, ...]:
 
 
 def _silences(utterances: list[Utterance], duration_s: float) -> tuple[Silence, ...]:
-    intervals = sorted(((a, b, u) for u in utterances for a, b in speech_intervals(u)), key=lambda x: (x[0], x[1]))
+    intervals = sorted(((a, b, u) for u in utterances for a, b in speech_intervals(u)), key=itemgetter(0, 1))
     if not intervals:
         return ()
     out: list[Silence] = []
@@ -126,10 +130,12 @@ def _silences(utterances: list[Utterance], duration_s: float) -> tuple[Silence, 
 def _overlaps(utterances: list[Utterance]) -> tuple[Overlap, ...]:
     known = [u for u in utterances if u.speaker != UNKNOWN]
     spoken = [(a, b, u.speaker) for u in known for a, b in speech_intervals(u)]
+    others_of = {who: [x for x in spoken if x[2] != who] for who in {u.speaker for u in known}}
+    talking_at = {who: _talking(others) for who, others in others_of.items()}
     out: list[Overlap] = []
     for u in known:
-        others = [(a, b, who) for a, b, who in spoken if who != u.speaker]
-        talking = next((who for a, b, who in others if a < u.start < b), None)
+        others = others_of[u.speaker]
+        talking = talking_at[u.speaker](u.start)
         if talking is None:
             continue
         both = [(max(a1, a2), min(b1, b2)) for a1, b1 in speech_intervals(u) for a2, b2, _who in others
@@ -138,3 +144,21 @@ def _overlaps(utterances: list[Utterance]) -> tuple[Overlap, ...]:
         if seconds > 0:
             out.append(Overlap(u.start, max(b for _a, b in both), talking, u.speaker, seconds, u.utterance_id))
     return tuple(out)
+
+
+def _talking(spoken: list[tuple[float, float, str]]) -> Callable[[float], str | None]:
+    """Who, of `spoken` (start, end, speaker), is talking at a moment: the first in order whose
+    speech holds it strictly inside.  With one speaker there (two-sided calls), any will do, so a
+    bisection over the starts with the latest end so far answers it."""
+    if len({who for _a, _b, who in spoken}) != 1:
+        return lambda t: next((who for a, b, who in spoken if a < t < b), None)
+    (who,) = {who for _a, _b, who in spoken}
+    ordered = sorted(spoken, key=itemgetter(0))
+    starts = [a for a, _b, _who in ordered]
+    latest = list(itertools.accumulate((b for _a, b, _who in ordered), max))
+
+    def at(t: float) -> str | None:
+        n = bisect.bisect_left(starts, t)  # the stretches that began before t
+        return who if n and latest[n - 1] > t else None
+
+    return at

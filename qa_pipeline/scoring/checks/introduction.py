@@ -1,0 +1,136 @@
+"""`introduction`: the agent names the company and themselves in their opening."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+from qa_pipeline.records import CUSTOMER, FAIL, PASS
+from qa_pipeline.scoring.checks.context import (
+    DETAIL_CHARS,
+    FORMULAIC,
+    SLACK_S,
+    Call,
+    Hit,
+    Seg,
+    Verdict,
+    alternatives,
+    describe,
+    hits_verdict,
+    in_window,
+    overlaps,
+    said_at,
+    searched,
+    window_segs,
+)
+from qa_pipeline.scoring.checks.kind import Kind
+from qa_pipeline.scoring.matching import BY_TEXT, Phrase
+from qa_pipeline.scoring.rubric_reader import RubricReader
+from qa_pipeline.scoring.rubric_records import Centre, Item, Window
+
+
+@dataclass(frozen=True)
+class IntroductionCheck:
+    """The agent names the company and themselves.  The company: any of the centre's names and
+    aliases (rubric `centre:`), a form that names one (欢迎致电 / 这里是 / 客服中心 …, `company`), or a
+    word that ends an organisation's name (供电, 物业, 银行 …, `organisations`).  Themselves: `self`
+    (工号, 我是, N号客服 …), or the manifest's agent id digits / 小+surname (`use_metadata`).  Both are
+    looked for in the agent's opening: their words in `window` before the customer first answers."""
+
+    company: tuple[Phrase, ...] = ()
+    organisations: tuple[Phrase, ...] = ()
+    self: tuple[Phrase, ...] = ()
+    window: Window = Window(first_seconds=20.0)
+    use_metadata: bool = True
+    type: str = "introduction"
+
+
+def parse(r: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: str, weight: float) -> IntroductionCheck:
+    if not any(k in m for k in ("company", "organisations")) or "self" not in m:
+        raise r.error(node, f"{where}: needs self and company or organisations")
+    return IntroductionCheck(
+        company=r.phrases_at(m, "company", where),
+        organisations=r.phrases_at(m, "organisations", where),
+        self=r.phrases_at(m, "self", where),
+        window=r.window(m["window"], where) if "window" in m else Window(first_seconds=20.0),
+        use_metadata=r.boolean(m["use_metadata"], f"{where}: use_metadata") if "use_metadata" in m else True,
+    )
+
+
+def opening(call: Call, speaker: str, w: Window) -> tuple[Seg, ...]:
+    """The speaker's utterances in the window up to the customer's first words that say something
+    (对，我是 to an outbound agent's 请问是孙先生吗 does not end the opening)."""
+    segs = window_segs(call, speaker, w)
+    if not segs:
+        return segs
+    first = segs[0].utt.start
+    replies = [s.utt.start for s in call.segs if s.utt.speaker == CUSTOMER and s.utt.start > first + SLACK_S
+               and len(FORMULAIC.sub("", s.prep.norm)) >= DETAIL_CHARS]
+    if replies:
+        segs = tuple(s for s in segs if s.utt.start < min(replies))
+    return segs
+
+
+def company_phrases(call: Call) -> tuple[tuple[Phrase, ...], tuple[str, ...]]:
+    """The centre's names (and aliases) for this call's company; all companies if the call's team
+    or manifest company names none.  Returns (phrases, names)."""
+    centre = call.rubric.centre
+    if not centre.companies:
+        return (), ()
+    mine = [c for c in centre.companies
+            if (call.meta.company and (c.name == call.meta.company or call.meta.company in c.names))
+            or (call.meta.team and call.meta.team in c.teams)]
+    chosen = mine or list(centre.companies)
+    return tuple(p for c in chosen for p in c.aliases), tuple(c.name for c in chosen)
+
+
+def self_from_meta(call: Call, segs: tuple[Seg, ...]) -> list[Hit]:
+    """The agent says their id's digits or '小'+surname from the manifest."""
+    wanted = []
+    meta = call.meta
+    if meta.agent_id:
+        digits = "".join(ch for ch in meta.agent_id if ch.isdigit())
+        if len(digits) >= 3:
+            wanted.append(digits)
+    if meta.agent_name:
+        wanted.append("小" + meta.agent_name.strip()[0])
+    out = []
+    for want in wanted:
+        for seg in segs:
+            pos = seg.prep.norm.find(want)
+            if pos >= 0:
+                out.append(call.hit_at(seg, want, pos, pos + len(want)))
+    return out
+
+
+def judge(call: Call, item: Item, c: IntroductionCheck, after: float | None) -> Verdict:
+    segs = opening(call, item.speaker, c.window)
+    where = describe(call, c.window, item.speaker)
+    names, configured = company_phrases(call)
+    company = call.hits(segs, names) + call.hits(segs, c.company) + call.hits(segs, c.organisations)
+    company = [h for h in company if in_window(call, h, c.window)]
+    selves = [h for h in call.hits(segs, c.self) if in_window(call, h, c.window)]
+    if c.use_metadata:
+        selves += self_from_meta(call, segs)
+    # A stretch that names the agent is not also the company (工号三三零二为您服务).
+    company = [h for h in company if not any(overlaps(h, s) for s in selves)]
+    if company and selves:
+        hits = [min(company, key=lambda h: (h.match.how != BY_TEXT, h.start)),
+                min(selves, key=lambda h: (h.match.how != BY_TEXT, h.start))]
+        return hits_verdict(call, PASS, hits, "intro.both",
+                            {"company": said_at(call, hits[0]), "agent": said_at(call, hits[1])})
+    text, start, end = searched(segs, item.speaker, call)
+    review = any(call.low_confidence(s) for s in segs)
+    expected = call.say("sep.list").join(configured) if configured else alternatives(c.company, 3)
+    code = "intro.no_self" if company else ("intro.no_company" if selves else "intro.neither")
+    return call.verdict(FAIL, code, {"company": expected, "where": where}, evidence_text=text, start=start,
+                        end=end, matched_by=BY_TEXT, needs_review=review)
+
+
+def hotwords(c: IntroductionCheck, centre: Centre) -> tuple[Phrase, ...]:
+    return tuple(p for company in centre.companies for p in company.aliases) + c.self + c.company
+
+
+KIND = Kind("introduction", IntroductionCheck, ("type", "company", "organisations", "self", "window", "use_metadata"),
+            parse, judge, hotwords)
