@@ -127,8 +127,13 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def profile_parts(module, names: list[str], spent: dict[str, float]) -> None:
-    """Wrap module.<name> for each name so that its CPU seconds add up in `spent`."""
+# the parts of write_outputs: batch.store's functions, then the morning's steps (methods of Morning)
+WRITE_PARTS = ("write_transcripts", "write_scores", "render_reports", "of_night", "write", "pages", "notify")
+
+
+def profile_parts(module, names, spent: dict[str, float]) -> None:
+    """Wrap module.<name> (a module's function or a class's method) for each name so that its CPU
+    seconds add up in `spent`."""
     for name in names:
         fn = getattr(module, name)
 
@@ -167,8 +172,11 @@ def main() -> int:
 
     spent: dict[str, float] = {}
     if args.profile:
+        from qa_pipeline.morning import Morning
+
         profile_parts(rescoring, ["read_transcripts", "score_many", "write_outputs"], spent)
-        profile_parts(store, ["write_transcripts", "write_scores", "render_reports", "batch_finals"], spent)
+        profile_parts(store, WRITE_PARTS[:3], spent)
+        profile_parts(Morning, WRITE_PARTS[3:], spent)
 
     base = reference_transcripts(json.loads(args.dev_labels.read_text(encoding="utf-8")))
     if args.meaning_share:
@@ -186,9 +194,8 @@ def main() -> int:
         print(f"qa score: {summary.total} calls scored ({summary.failed} failed), {pages} HTML pages, in {wall:.1f} s "
               f"= {summary.total / wall:.0f} calls/s; CPU {cpu:.1f} s (this process and its workers)")
         if args.profile:
-            for name in ("read_transcripts", "score_many", "write_outputs", "write_transcripts", "batch_finals",
-                         "write_scores", "render_reports"):
-                inside = name not in ("read_transcripts", "score_many", "write_outputs")
+            for name in ("read_transcripts", "score_many", "write_outputs", *WRITE_PARTS):
+                inside = name in WRITE_PARTS
                 print(f"  {'  ' * inside}{name:<{20 - 2 * inside}} CPU {spent.get(name, 0.0):6.1f} s")
             rubric = load_rubric(rubric_path_default())
             calls = list(synthetic(args.calls, base))

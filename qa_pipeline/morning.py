@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import yaml
 
 from qa_pipeline.customer_text import CustomerClauses, customer_clauses, meaning_text
+from qa_pipeline.dispute_deadlines import DisputePolicy, parse_disputes
 from qa_pipeline.errors import QaError
 from qa_pipeline.models import cache_root
 from qa_pipeline.mood.model import MoodModel, call_mood, load_mood_model
@@ -35,9 +36,11 @@ from qa_pipeline.mood.words import ExampleSimilarity
 from qa_pipeline.output.tables import call_date, read_score_tables, read_transcripts
 from qa_pipeline.parallel import map_chunks
 from qa_pipeline.reasons.assign import CallRequest, assign
+from qa_pipeline.reasons.groups import learn_words
 from qa_pipeline.reasons.pinned import PinnedVectors, ReasonsConfig
 from qa_pipeline.reasons.request import customer_request, request_vectors
 from qa_pipeline.reasons.table import read_reasons, write_reasons
+from qa_pipeline.final_verdicts import FinalCall
 from qa_pipeline.records import CallMood, CallReason, CallScore, CallTranscript
 from qa_pipeline.alerts.config import NotifyConfig, parse_notify
 from qa_pipeline.reasons.pinned import parse_reasons
@@ -68,14 +71,15 @@ class _PolicyError(LineError):
 
 @dataclass(frozen=True)
 class MorningPolicy:
-    """The review policy's sections the batch reads: `reasons:` and `notify:`."""
+    """The review policy's sections the batch reads: `reasons:`, `notify:` and `disputes:`."""
 
     reasons: ReasonsConfig = field(default_factory=ReasonsConfig)
     notify: NotifyConfig | None = None
+    disputes: DisputePolicy = field(default_factory=DisputePolicy)  # the deadlines an overdue alert reads
 
 
 def night_policy(out: Path) -> MorningPolicy:
-    """The `reasons:` and `notify:` sections of OUT/review-policy.yaml, read by their own parsers
+    """The `reasons:`, `notify:` and `disputes:` sections of OUT/review-policy.yaml, read by their own parsers
     (the rest of the file is the desk's: `qa policy check` validates all of it); the defaults when
     the file is absent or unusable (the batch never stops over it, the run log says why)."""
     path = Path(out) / POLICY_FILE
@@ -88,7 +92,8 @@ def night_policy(out: Path) -> MorningPolicy:
         r = NodeReader(str(path), _PolicyError)
         nodes = {r.scalar(k): v for k, v in root.value}
         return MorningPolicy(parse_reasons(r, nodes["reasons"]) if "reasons" in nodes else ReasonsConfig(),
-                             parse_notify(r, nodes["notify"]) if "notify" in nodes else None)
+                             parse_notify(r, nodes["notify"]) if "notify" in nodes else None,
+                             parse_disputes(r, nodes["disputes"]) if "disputes" in nodes else DisputePolicy())
     except QaError as e:
         log.warning("review policy not used for reasons and alerts, defaults instead: %s", e)
         return MorningPolicy()
@@ -172,6 +177,7 @@ class Morning:
         on_days = {r["call_id"]: r["call_date"] for r in ok.select(["call_id", "call_date"]).to_pylist()
                    if r["call_date"] in days}
         requests = self.requests_for(out, on_days)
+        learn_words(r.text for r in requests.values())  # the groups' names, every request's words at once
         pinned = self.pinned()
         reasons: list[CallReason] = []
         for day in sorted(days):
@@ -192,11 +198,13 @@ class Morning:
                 found[t.call_id] = call_text(t, self.embeddings).request
         return found
 
-    def notify(self, out: Path, scores: Sequence[CallScore], transcripts: Mapping[str, CallTranscript]) -> list[dict]:
+    def notify(self, out: Path, scores: Sequence[CallScore], transcripts: Mapping[str, CallTranscript],
+               finals: Mapping[str, FinalCall] | None = None, today: date | None = None) -> list[dict]:
         """Send the alerts of the policy's `notify:` section (none without it) for this batch's calls
-        (`scores`: their final verdicts); the log records. Never raises: alerts must not cost the
-        night's outputs."""
-        from qa_pipeline.alerts.events import critical_fails, doubled_reasons, regulator_threats
+        (`scores`: their final verdicts) and for the disputes of every call in OUT (`finals`) past
+        their deadline on `today` (default: the local date); the log records. Never raises: alerts
+        must not cost the night's outputs."""
+        from qa_pipeline.alerts.events import critical_fails, doubled_reasons, overdue_disputes, regulator_threats
         from qa_pipeline.alerts.send import send_all
 
         config = self.policy.notify
@@ -206,6 +214,8 @@ class Morning:
             alerts = critical_fails(scores) + regulator_threats(scores, transcripts)
             if self.doubled and self.last_day is not None:
                 alerts += doubled_reasons(self.doubled, self.last_day)
+            if finals:
+                alerts += overdue_disputes(finals.values(), self.policy.disputes, today or date.today())
             return send_all(Path(out), alerts, config)
         except Exception as e:  # noqa: BLE001
             log.warning("alerts not sent: %s: %s", type(e).__name__, e)
@@ -264,6 +274,7 @@ class Morning:
         prev = [f for f in facts if prev_month <= f.day < month_start]
         needed = {f.call_id for f in (*week, *earlier, *night, *prev_night, *month, *prev)}
         requests = self.requests_for(out, needed)
+        learn_words(r.text for r in requests.values())
         pinned = self.pinned()
         dim = self.embeddings.encoder.dim
 

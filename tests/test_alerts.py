@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,7 +21,10 @@ from qa_pipeline.alerts.send import LOG_FILE
 from qa_pipeline.batch.rescore import rescore
 from qa_pipeline.batch.store import RUN_FILE
 from qa_pipeline.output.tables import write_transcripts
-from qa_pipeline.records import AGENT, CUSTOMER
+from qa_pipeline.records import AGENT, CUSTOMER, FAIL
+from qa_pipeline.final_verdicts import DISPUTE, ESCALATE, REJECT, Event
+from qa_pipeline.review.db import ReviewDB
+from qa_pipeline.review.export import DESK_REVIEWS
 from qa_pipeline.review.policy import PolicyError, parse_policy
 from qa_pipeline.scoring.rubric import rubric_path_default
 
@@ -85,10 +89,10 @@ class Receiver:
         self.server.server_close()
 
 
-def make_out(tmp_path: Path, policy: str) -> Path:
+def make_out(tmp_path: Path, policy: str, angry_id: str = "call_angry") -> Path:
     out = tmp_path / "out"
     out.mkdir()
-    transcripts = [make_transcript("call_angry", ANGRY, dropped=(), drop_reasons=(), duration_s=18.0),
+    transcripts = [make_transcript(angry_id, ANGRY, dropped=(), drop_reasons=(), duration_s=18.0),
                    make_transcript("call_calm", CALM, dropped=(), drop_reasons=(), duration_s=13.0)]
     write_transcripts(out, transcripts)
     metas = [make_meta(t.call_id) for t in transcripts]
@@ -183,3 +187,63 @@ def test_a_bad_notify_section_is_refused_with_its_line(text, line, message):
     with pytest.raises(PolicyError) as e:
         parse_policy(text, "policy.yaml")
     assert str(e.value).startswith(f"policy.yaml:{line}:") and message in str(e.value)
+
+
+def _at(days_ago: int) -> str:
+    """A local time `days_ago` days before today, as the desk stamps its rows."""
+    return (datetime.now().astimezone() - timedelta(days=days_ago)).replace(hour=10, minute=0, second=0,
+                                                                             microsecond=0).isoformat()
+
+
+def test_a_dispute_past_its_deadline_is_sent_once_per_level(tmp_path):
+    call = f"{PHONE}_0308"  # a recorder that names files after the caller: the id never goes out as it is
+    with Receiver() as hook:
+        out = make_out(tmp_path, "disputes: {first_review_days: 2, second_review_days: 3}\n"
+                                 f"notify:\n  webhook: {{url: '{hook.url}'}}\n  backoff_s: 0\n", angry_id=call)
+        db = ReviewDB.open(out)
+        rescore(out, rubric_path_default(), reviews=DESK_REVIEWS)  # the machine's verdicts go into the desk's trail
+        machine = {e.item_id: e for e in db.events(call) if e.action == "machine" and e.to_result == FAIL}
+        late, fresh = sorted(machine)[:2]  # two failed items: one disputed 5 days ago, one today
+        with db.write() as conn:
+            opened = db.append(conn, Event(0, _at(5), "wangxy", "agent", DISPUTE, call, late, FAIL, None, None,
+                                           "我说的是您好", machine[late].id))
+            db.append(conn, Event(0, _at(0), "wangxy", "agent", DISPUTE, call, fresh, FAIL, None, None, "理由",
+                                  machine[fresh].id))
+        before = len(hook.bodies)
+        rescore(out, rubric_path_default(), reviews=DESK_REVIEWS)
+        sent = [b for b in hook.bodies[before:] if b["kind"] == "dispute_overdue"]
+        assert len(sent) == 1, sent  # 一审 was due 3 days ago; the dispute made today is not late
+        first = sent[0]
+        today = date.today()
+        assert (first["level"], first["due"], first["days_late"]) == ("一审", f"{today - timedelta(days=3):%Y-%m-%d}", 3)
+        assert first["title"].startswith("申诉一审逾期") and "逾期 3 天" in first["text"]
+        assert first["report"].startswith("reports/calls/") and (out / first["report"]).is_file()
+        assert "［手机号］" in first["call_id"]
+        rescore(out, rubric_path_default(), reviews=DESK_REVIEWS)  # the next night: not again
+        assert [b for b in hook.bodies if b["kind"] == "dispute_overdue"] == [first]
+        # 一审 rejects it late, the agent escalates; 二审 is due in 3 days from then
+        with db.write() as conn:
+            answer = db.append(conn, Event(0, _at(4), "lina", "inspector", REJECT, call, late, FAIL, FAIL, None,
+                                           "维持", machine[late].id, opened.id))
+            db.append(conn, Event(0, _at(4), "wangxy", "agent", ESCALATE, call, late, None, None, None, "再议",
+                                  None, answer.id))
+        db.close()
+        rescore(out, rubric_path_default(), reviews=DESK_REVIEWS)
+        second = [b for b in hook.bodies if b["kind"] == "dispute_overdue"][1:]
+        assert [(b["level"], b["days_late"]) for b in second] == [("二审", 1)]
+        for raw in hook.raw:
+            no_customer_number(raw)
+        keys = {r["key"] for r in log_records(out) if r["kind"] == "dispute_overdue" and r["ok"]}
+        assert len(keys) == 2  # one per dispute and level
+
+
+def test_the_desk_and_the_alert_read_one_deadline():
+    from qa_pipeline.dispute_deadlines import overdue
+    from qa_pipeline.final_verdicts import OPEN, Dispute
+    from qa_pipeline.review.deadlines import review_due
+
+    policy = parse_policy("disputes: {first_review_days: 2}\n", "policy.yaml")
+    dispute = Dispute(Event(7, "2025-03-08T23:30:00+08:00", "wangxy", "agent", DISPUTE, "c1", "greeting"), OPEN)
+    assert review_due(dispute, policy) == date(2025, 3, 10)
+    assert overdue(dispute, policy.disputes, date(2025, 3, 10)) is None  # open through its last day
+    assert overdue(dispute, policy.disputes, date(2025, 3, 11)) == date(2025, 3, 10)

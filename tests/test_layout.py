@@ -99,7 +99,7 @@ def test_the_checks_see_a_cycle_and_the_package_has_none(tmp_path, monkeypatch):
 # verdicts (machine ⊕ decisions ⊕ trust) sits under the outputs, the batch, and the desk and
 # calibration that all use it, so neither the batch nor the outputs import the desk or calibration.
 LAYERS = (
-    ("qa_pipeline.final_verdicts",),
+    ("qa_pipeline.final_verdicts", "qa_pipeline.dispute_deadlines"),
     ("qa_pipeline.output", "qa_pipeline.mood.table", "qa_pipeline.reasons.table"),
     ("qa_pipeline.batch", "qa_pipeline.morning", "qa_pipeline.alerts"),
     ("qa_pipeline.calibration", "qa_pipeline.review"),

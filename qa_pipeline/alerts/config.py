@@ -2,7 +2,7 @@
 
 ```yaml
 notify:
-  alerts: [critical_fail, regulator_threat, reason_doubled]   # default: all of them
+  alerts: [critical_fail, regulator_threat, reason_doubled, dispute_overdue]   # default: all of them
   webhook:                       # POST application/json (the centre's IM bot, a mail gateway)
     url: https://im.example.cn/hook/abc
     headers: {X-Token: "…"}      # optional
@@ -23,7 +23,7 @@ import yaml
 
 from qa_pipeline.yaml_nodes import NodeReader
 
-KINDS = ("critical_fail", "regulator_threat", "reason_doubled")  # dispute_overdue: once the desk has deadlines
+KINDS = ("critical_fail", "regulator_threat", "reason_doubled", "dispute_overdue")
 KEYS = ("alerts", "webhook", "command", "timeout_s", "retries", "backoff_s")
 
 

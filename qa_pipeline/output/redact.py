@@ -46,6 +46,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 TOKEN_MOBILE = "［手机号］"
 TOKEN_LANDLINE = "［电话］"
@@ -317,7 +318,7 @@ class CallRedactor:
         """Any text of this call masked: its own numbers and addresses, and pieces of the call's."""
         if not text:
             return ""
-        return self._pieces(CallRedactor([("", text)]).utterance(0))
+        return self._pieces(_masked_alone(text))
 
     def _pieces(self, text: str) -> str:
         if not self._secrets:
@@ -333,6 +334,7 @@ class CallRedactor:
         return _replace(text, spans)
 
 
+@lru_cache(maxsize=65536)
 def mask_id(call_id: str) -> str:
     """A call_id as a page shows it: a phone, ID-card or bank-card number in it (by its shape)
     replaced by its token, then 6 letters made from the whole id (no digits: they would make a
@@ -350,4 +352,11 @@ def mask_pii(text: str) -> str:
     """``text`` with customer phone, ID card and bank card numbers and spoken addresses masked."""
     if not text:
         return text
+    return _masked_alone(text)
+
+
+@lru_cache(maxsize=65536)
+def _masked_alone(text: str) -> str:
+    """``text`` masked on its own: a pure function of it, remembered (a page masks the same item
+    names, reasons and quotes again and again)."""
     return CallRedactor([("", text)]).utterance(0)

@@ -86,9 +86,11 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def printable(value: Any) -> Any:
     """Every value a template prints: control characters (NUL, ESC …) shown as U+FFFD, never raw.
     Markup (a macro's output) stays markup: the replacement adds no markup to it."""
+    if not isinstance(value, str) or not _CONTROL.search(value):
+        return value
     if isinstance(value, markupsafe.Markup):
         return markupsafe.Markup(_CONTROL.sub("\ufffd", value))
-    return _CONTROL.sub("\ufffd", value) if isinstance(value, str) else value
+    return _CONTROL.sub("\ufffd", value)
 
 
 def card_stem(call_id: str) -> str:

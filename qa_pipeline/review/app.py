@@ -236,6 +236,16 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None, throttle: 
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
 
+    def allowed_actor(request: Request, right: str) -> auth.Actor | Response:
+        """The signed-in person if they hold `right`; else where to send them (sign-in, or a 404 that
+        does not say the page exists)."""
+        actor = actor_of(request)
+        if actor is None:
+            return to_login(request)
+        if not auth.allowed(actor, right):
+            return not_found(request)
+        return actor
+
     def signed_in(request: Request, response: Response, user) -> Response:
         response.set_cookie(auth.SESSION_COOKIE, sessions.dump(user.name, user.session_gen), max_age=sessions.max_age_s,
                             path="/", httponly=True, samesite="lax")
@@ -300,11 +310,9 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None, throttle: 
         return finals, entries, QueueFilter.from_params(request.query_params, days[0] if days else None), days
 
     def queue_page(request: Request) -> Response:
-        actor = actor_of(request)
-        if actor is None:
-            return to_login(request)
-        if not auth.allowed(actor, auth.VIEW_QUEUE):
-            return not_found(request)
+        actor = allowed_actor(request, auth.VIEW_QUEUE)
+        if isinstance(actor, Response):
+            return actor
         finals, entries, chosen_filter, days = queue_state(request)
         chosen = chosen_filter.apply(entries, finals)
         context = urlencode(chosen_filter.params())
@@ -341,11 +349,9 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None, throttle: 
     def next_in_queue(request: Request) -> Response:
         """The next open entry of the queue (its filters in the query string) after the entry
         ``call`` / ``entry``; back to the queue, saying it is done, when there is none."""
-        actor = actor_of(request)
-        if actor is None:
-            return to_login(request)
-        if not auth.allowed(actor, auth.VIEW_QUEUE):
-            return not_found(request)
+        actor = allowed_actor(request, auth.VIEW_QUEUE)
+        if isinstance(actor, Response):
+            return actor
         finals, entries, chosen_filter, _ = queue_state(request)
         scope = chosen_filter.apply(entries, finals, state=None)
         call_id = request.query_params.get("call", "")
@@ -525,11 +531,9 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None, throttle: 
         return render(request, "agents.html.j2", agents=rows)
 
     def disputes_page(request: Request) -> Response:
-        actor = actor_of(request)
-        if actor is None:
-            return to_login(request)
-        if not auth.allowed(actor, auth.VIEW_QUEUE):
-            return not_found(request)
+        actor = allowed_actor(request, auth.VIEW_QUEUE)
+        if isinstance(actor, Response):
+            return actor
         desk.sync()
         finals = desk.finals()
         today = desk.today()
@@ -555,11 +559,9 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None, throttle: 
         return render(request, "disputes.html.j2", disputes=rows, filters=filters, total=len(found))
 
     def audit_page(request: Request) -> Response:
-        actor = actor_of(request)
-        if actor is None:
-            return to_login(request)
-        if not auth.allowed(actor, auth.VIEW_AUDIT):
-            return not_found(request)
+        actor = allowed_actor(request, auth.VIEW_AUDIT)
+        if isinstance(actor, Response):
+            return actor
         q = request.query_params
         call_id = q.get("call") or None
         person = q.get("person") or None
@@ -588,11 +590,9 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None, throttle: 
                       can_export=auth.allowed(actor, auth.EXPORT), export_q=exports)
 
     def search_page(request: Request) -> Response:
-        actor = actor_of(request)
-        if actor is None:
-            return to_login(request)
-        if not auth.allowed(actor, auth.SEARCH):
-            return not_found(request)
+        actor = allowed_actor(request, auth.SEARCH)
+        if isinstance(actor, Response):
+            return actor
         desk.sync()
         q = request.query_params
         query = (q.get("q") or "").strip()
@@ -645,11 +645,9 @@ def create_app(desk: Desk, *, links: auth.OneTimeLinks | None = None, throttle: 
         return Response(body, media_type=kind, headers={"content-disposition": f'attachment; filename="{filename}"'})
 
     def workload_page(request: Request) -> Response:
-        actor = actor_of(request)
-        if actor is None:
-            return to_login(request)
-        if not auth.allowed(actor, auth.VIEW_WORKLOAD):
-            return not_found(request)
+        actor = allowed_actor(request, auth.VIEW_WORKLOAD)
+        if isinstance(actor, Response):
+            return actor
         desk.sync()
         day = _iso_day(request.query_params.get("day")) or desk.today().isoformat()
         reviewers = {u.name: u.role for u in desk.db.users() if u.role in desk.policy.duties.review and not u.disabled}

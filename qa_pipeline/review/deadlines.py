@@ -14,15 +14,12 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from qa_pipeline.final_verdicts import FIRST, OPEN, SECOND, Dispute, Event
+from qa_pipeline.dispute_deadlines import day_of
+from qa_pipeline.dispute_deadlines import review_due as due_by
+from qa_pipeline.final_verdicts import FIRST, Dispute
 from qa_pipeline.output.tables import call_date
 from qa_pipeline.records import CallScore
 from qa_pipeline.review.policy import Policy
-
-
-def day_of(event: Event) -> date:
-    """The local day an audit row was written (its own offset)."""
-    return date.fromisoformat(event.at[:10])
 
 
 def dispute_until(score: CallScore, policy: Policy) -> date:
@@ -37,12 +34,9 @@ def escalate_until(dispute: Dispute, policy: Policy) -> date | None:
 
 
 def review_due(dispute: Dispute, policy: Policy) -> date | None:
-    """When the open level (一审 or 二审) is due; None when nothing is open."""
-    if dispute.state != OPEN:
-        return None
-    if dispute.level == SECOND and dispute.escalation is not None:
-        return day_of(dispute.escalation) + timedelta(days=policy.disputes.second_review_days)
-    return day_of(dispute.opened) + timedelta(days=policy.disputes.first_review_days)
+    """When the open level (一审 or 二审) is due; None when nothing is open (the rule the batch's
+    overdue alert reads too: dispute_deadlines)."""
+    return due_by(dispute, policy.disputes)
 
 
 def closed_line(what: str, until: date) -> str:

@@ -44,6 +44,7 @@ import yaml
 
 from qa_pipeline.alerts.config import NotifyConfig, parse_notify
 from qa_pipeline.calibration.trust import TrustRule
+from qa_pipeline.dispute_deadlines import DisputePolicy, parse_disputes
 from qa_pipeline.reasons.pinned import ReasonsConfig, parse_reasons
 from qa_pipeline.yaml_nodes import LineError, NodeReader, compose_text, read_text
 
@@ -67,14 +68,6 @@ class QueuePolicy:
     critical_failures: bool = True
     below_pass: bool = True
     sample: Sample = field(default_factory=Sample)
-
-
-@dataclass(frozen=True)
-class DisputePolicy:
-    window_days: int = 7
-    first_review_days: int = 3
-    escalate_days: int = 3
-    second_review_days: int = 5
 
 
 DUTY_ROLES = ("inspector", "supervisor", "manager")  # the roles a duty may go to
@@ -133,12 +126,6 @@ def _queue(r: Reader, node: yaml.Node, policy: Policy) -> Policy:
     return replace(policy, queue=replace(policy.queue, **kw))
 
 
-def _disputes(r: Reader, node: yaml.Node, policy: Policy) -> Policy:
-    keys = ("window_days", "first_review_days", "escalate_days", "second_review_days")
-    m = r.mapping(node, "disputes", keys)
-    return replace(policy, disputes=replace(policy.disputes, **{k: r.integer(m[k], f"disputes.{k}") for k in keys if k in m}))
-
-
 def _roles(r: Reader, node: yaml.Node, what: str) -> tuple[str, ...]:
     if not isinstance(node, yaml.SequenceNode) or not node.value:
         raise r.error(node, f"{what} must be a list of roles ({', '.join(DUTY_ROLES)})")
@@ -171,7 +158,7 @@ def _trust(r: Reader, node: yaml.Node, policy: Policy) -> Policy:
 
 SECTIONS: dict[str, Callable[[Reader, yaml.Node, Policy], Policy]] = {
     "queue": _queue,
-    "disputes": _disputes,
+    "disputes": lambda r, node, policy: replace(policy, disputes=parse_disputes(r, node)),  # also read by the batch
     "duties": _duties,
     "trust": _trust,
     "reasons": lambda r, node, policy: replace(policy, reasons=parse_reasons(r, node)),
