@@ -25,3 +25,17 @@ def calls_dir() -> Path:
 def transcript_cache(tmp_path_factory) -> Path:
     """One transcript cache for the whole session, so each real call is transcribed once per run."""
     return tmp_path_factory.mktemp("transcript-cache")
+
+
+@pytest.fixture(scope="module")
+def run_out(tmp_path_factory, calls_dir, transcript_cache) -> Path:
+    """`qa run` of the two real dev calls into a fresh OUT, once per test module that asks for it."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = tmp_path_factory.mktemp("out")
+    result = CliRunner().invoke(app, ["run", str(calls_dir), "--out", str(out), "--manifest",
+                                      str(calls_dir / "manifest.csv"), "--cache-dir", str(transcript_cache)])
+    assert result.exit_code == 0, result.output
+    return out

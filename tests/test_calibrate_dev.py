@@ -21,15 +21,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def run_out(tmp_path_factory, calls_dir, transcript_cache) -> Path:
-    out = tmp_path_factory.mktemp("out")
-    result = CliRunner().invoke(app, ["run", str(calls_dir), "--out", str(out), "--manifest",
-                                      str(calls_dir / "manifest.csv"), "--cache-dir", str(transcript_cache)])
-    assert result.exit_code == 0, result.output
-    return out
-
-
 def test_calibrate_gives_the_figures_of_agreement_py(run_out, data_dir):
     labels = data_dir / "dev_labels.json"
     result = CliRunner().invoke(app, ["calibrate", str(run_out), "--labels", str(labels)])

@@ -5,7 +5,6 @@ of calls (hand-built transcripts, the real recordings of tests/data/calls for th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from qa_pipeline.batch.store import RUN_FILE
 from qa_pipeline.output.tables import write_transcripts
 from qa_pipeline.records import AGENT, CUSTOMER
 from qa_pipeline.scoring.rubric import rubric_path_default
-from test_browser import AUDIO_READY, XSS, Browser, Page, _assert_clean, artifacts_dir, chromium_binary, open_page
+from test_browser import AUDIO_READY, XSS, Page, _assert_clean, artifacts_dir, browser, page  # noqa: F401 (the fixtures)
 
 CALLS = Path(__file__).resolve().parent / "data" / "calls"
 LAST = date(2025, 3, 31)
@@ -57,25 +56,6 @@ def site(tmp_path_factory) -> Path:
         {**asdict(m), "path": str(m.path)} for m in metas]}, ensure_ascii=False), encoding="utf-8")
     rescore(out, rubric_path_default())
     return out / "reports"
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory) -> Iterator[Browser]:
-    folder = tmp_path_factory.mktemp("chromium")
-    started = Browser(chromium_binary(), folder / "profile", folder / "chromium.log")
-    try:
-        started.call("Browser.getVersion")
-        yield started
-    finally:
-        started.close()
-
-
-@pytest.fixture()
-def page(browser: Browser) -> Iterator[Page]:
-    opened = open_page(browser)
-    yield opened
-    browser.on_event = None
-    browser.call("Target.closeTarget", {"targetId": opened.target})
 
 
 def test_the_call_card_draws_the_mood_and_its_points_seek(page: Page, site: Path):

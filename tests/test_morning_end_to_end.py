@@ -14,15 +14,6 @@ from cli import app
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def run_out(tmp_path_factory, calls_dir, transcript_cache) -> Path:
-    out = tmp_path_factory.mktemp("out")
-    result = CliRunner().invoke(app, ["run", str(calls_dir), "--out", str(out), "--manifest",
-                                      str(calls_dir / "manifest.csv"), "--cache-dir", str(transcript_cache)])
-    assert result.exit_code == 0, result.output
-    return out
-
-
 def test_customer_voices_are_measured(run_out):
     rows = [r for r in pq.read_table(run_out / "transcripts").to_pylist() if not r["dropped"]]
     customer = [r for r in rows if r["speaker"] == "customer" and len(r["text"]) >= 4]
