@@ -253,7 +253,10 @@ class Transcriber:
 class EasedWhisper:
     """CTranslate2's Whisper as faster-whisper calls it, with the held heap eased between its
     passes (qa_pipeline.heap): after encoding and after decoding, and the word alignment with its
-    big blocks mapped alone. Everything else is the model's own."""
+    big blocks mapped alone. On the CPU a batch's alignment runs a few windows at a time
+    (:func:`align_groups`): its attention weights grow with windows x tokens x frames, and a batch
+    of 16 full windows took the process over 2 GB. Each window's alignment is its own, so the
+    words and times are the same. Everything else is the model's own."""
 
     def __init__(self, model) -> None:
         self._model = model
@@ -261,8 +264,17 @@ class EasedWhisper:
     def __getattr__(self, name: str):
         return getattr(self._model, name)
 
-    def encode(self, *args, **kwargs):
-        out = self._model.encode(*args, **kwargs)
+    def encode(self, features, to_cpu: bool = False):
+        windows = features.shape[0]
+        if windows <= ENCODE_MAX_WINDOWS or features.device != "cpu":
+            out = self._model.encode(features, to_cpu=to_cpu)
+        else:
+            import ctranslate2
+
+            mels = np.asarray(features)
+            out = ctranslate2.StorageView.from_array(np.concatenate([
+                np.asarray(self._model.encode(ctranslate2.StorageView.from_array(mels[first:first + ENCODE_MAX_WINDOWS]), to_cpu=to_cpu))
+                for first in range(0, windows, ENCODE_MAX_WINDOWS)]))
         ease()
         return out
 
@@ -271,9 +283,39 @@ class EasedWhisper:
         ease()
         return out
 
-    def align(self, *args, **kwargs):
-        with big_blocks_mapped():
-            return self._model.align(*args, **kwargs)
+    def align(self, features, start_sequence, text_tokens, num_frames, **kwargs):
+        lengths = [len(t) for t in text_tokens]
+        groups = align_groups(lengths, ALIGN_MAX_TOKENS)
+        if len(groups) == 1 or features.device != "cpu":
+            with big_blocks_mapped():
+                return self._model.align(features, start_sequence, text_tokens, num_frames, **kwargs)
+        import ctranslate2
+
+        encoded = np.asarray(features)  # the batch's encoder output, shared, not copied
+        frames = num_frames if isinstance(num_frames, list) else [num_frames] * len(text_tokens)
+        longest = lengths.index(max(lengths))
+        results = []
+        for first, end in groups:
+            # The longest window of the batch goes along (its result dropped): CTranslate2 pads a
+            # call's tokens to its longest, and the padding changes the probabilities' last bits.
+            picked = list(range(first, end)) if first <= longest < end else [*range(first, end), longest]
+            part = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[picked]))
+            with big_blocks_mapped():
+                aligned = self._model.align(part, start_sequence, [text_tokens[i] for i in picked],
+                                            [frames[i] for i in picked], **kwargs)
+            results += aligned[:end - first]
+        return results
+
+
+def align_groups(lengths: Sequence[int], max_tokens: int) -> list[tuple[int, int]]:
+    """Runs [first, end) of a batch's windows to align together: all of them when the batch's
+    padded size (windows x its longest tokens) is within `max_tokens`, else runs of windows that,
+    with the longest window added to each, stay within it (one window at least)."""
+    longest = max(lengths, default=0)
+    if len(lengths) * longest <= max_tokens:
+        return [(0, len(lengths))] if lengths else []
+    size = max(1, max_tokens // max(longest, 1) - 1)
+    return [(first, min(first + size, len(lengths))) for first in range(0, len(lengths), size)]
 
 
 def _raw_segment(s, channel: int, offset: float = 0.0) -> RawSegment:
@@ -293,6 +335,8 @@ def _raw_segment(s, channel: int, offset: float = 0.0) -> RawSegment:
     )
 
 
+ENCODE_MAX_WINDOWS = 4  # windows per encoder call on the CPU: an encoder layer's attention scores are 72 MB a window (16 at once: 1.65 GB; 4: 0.5 GB, the same output and CPU time)
+ALIGN_MAX_TOKENS = 4 * 448  # windows x padded tokens per alignment call on the CPU, about 0.45 MB each (16 full windows: 3.6 GB; 3 and the longest: 1.0 GB)
 CPU_BATCH_SIZE = 16  # on 2 cores, 16 and 32 measured alike; 8 was slower
 WINDOW_GROUP_BATCHES = 1  # batches of windows rendered and decoded together (memory: their audio only)
 WINDOW_SPACER_S = 4.0  # > 4 x faster-whisper's longest median word (0.7 s)
