@@ -13,17 +13,15 @@ a group of windows is decoded (:func:`held`), no block is mapped alone and a fre
 is kept: each buffer is the previous layer's; afterwards the freed memory is handed back
 (malloc_trim) and the mapping policy returns.
 
-What the held heap keeps must still fit issue 12's bound (a 4-hour call under 2 GB): a full batch
-of 16 windows of noise takes the process to about 2 GB while it is encoded, and the decoding and
-the word alignment that follow, each started on a heap that kept the encoder's freed buffers, went
-past it (a 4 h call: 2.7 GB). So the heap is eased between CTranslate2's passes, after encoding
-and after decoding (:func:`ease`: the freed memory handed back once the process holds more than
-HELD_RSS_CAP), the word alignment maps its blocks of 32 MB or more alone (:func:`big_blocks_mapped`:
-held, it grew the heap by 2 GB), and leaving each held() (a batch) hands the freed memory back.
-Batches that stay under the cap keep their buffers from pass to pass. What is left is the passes'
-own live memory: for 16 windows filled with 448 tokens each, the encoder takes the process to about
-2.0 GB and the word alignment to about 2.15 GB whatever the heap does (mapped at 64 KB as between
-stages: the same), so the 4 h call of noise is still just over 2 GB (bench/memory.py).
+What the held heap keeps must still fit issue 12's bound (a 4-hour call under 2 GB). On the CPU
+the passes themselves are kept small (EasedWhisper in qa_pipeline.asr.transcribe): the encoder takes
+a batch 4 windows at a time (16 windows of noise at once took the process to about 2 GB) and the
+word alignment 3 windows and the batch's longest at a time (16 full windows at once: past 3.5 GB);
+both give the same output as the whole batch. Between CTranslate2's passes, after encoding and after
+decoding, the freed memory is handed back once the process holds more than HELD_RSS_CAP
+(:func:`ease`), and leaving each held() (a batch) hands it all back; batches that stay under the
+cap keep their buffers from pass to pass. A 4 h call of noise peaks at about 1.7 GB
+(bench/memory.py).
 
 That needs the decoding thread (CTranslate2's worker) to allocate from the heap that :func:`held`
 governs: :func:`share_one_arena` has every thread use glibc's main arena. It must run before the
@@ -55,7 +53,6 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 MAPPED_THRESHOLD = 64 * 1024  # between stages: every block from this size on mapped alone, returned when freed
 HELD_RSS_CAP = 1024 * 2**20  # inside held(): over this resident size, freed memory is handed back between passes
-HELD_MAPPED_THRESHOLD = 32 * 2**20  # inside big_blocks_mapped(): blocks from this size on mapped alone
 HELD_TRIM_THRESHOLD = 2**31 - 1  # while decoding: a freed top of the heap is kept (mallopt takes an int: 2 GB; a batch of 16 windows frees 1.2 GB at once)
 
 
@@ -131,25 +128,6 @@ def ease() -> None:
     libc = _libc() if share_one_arena().glibc else None
     if libc is not None and _held and resident_bytes() > HELD_RSS_CAP:
         libc.malloc_trim(0)
-
-
-@contextmanager
-def big_blocks_mapped() -> Iterator[None]:
-    """Inside held(): blocks of HELD_MAPPED_THRESHOLD or more mapped alone (and returned when
-    freed), smaller ones still from the held heap."""
-    libc = _libc() if share_one_arena().glibc else None
-    if libc is None or not _held:
-        yield
-        return
-    with _lock:
-        libc.mallopt(M_MMAP_THRESHOLD, HELD_MAPPED_THRESHOLD)
-        libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-    try:
-        yield
-    finally:
-        with _lock:
-            if _held:
-                libc.mallopt(M_MMAP_MAX, 0)
 
 
 def resident_bytes() -> int:

@@ -15,7 +15,7 @@ from qa_pipeline.audio.decode import SAMPLE_RATE
 from qa_pipeline.audio.stream import NoisyChannel
 from qa_pipeline.choices import Decoder, Device
 from qa_pipeline.errors import CallFailed, ModelError
-from qa_pipeline.heap import big_blocks_mapped, ease, held
+from qa_pipeline.heap import ease, held
 from qa_pipeline.models import resolve_model
 from qa_pipeline.records import RawSegment, RawWord
 
@@ -251,12 +251,15 @@ class Transcriber:
 
 
 class EasedWhisper:
-    """CTranslate2's Whisper as faster-whisper calls it, with the held heap eased between its
-    passes (qa_pipeline.heap): after encoding and after decoding, and the word alignment with its
-    big blocks mapped alone. On the CPU a batch's alignment runs a few windows at a time
-    (:func:`align_groups`): its attention weights grow with windows x tokens x frames, and a batch
-    of 16 full windows took the process over 2 GB. Each window's alignment is its own, so the
-    words and times are the same. Everything else is the model's own."""
+    """CTranslate2's Whisper as faster-whisper calls it, with the held heap eased after encoding
+    and after decoding (qa_pipeline.heap), and on the CPU a batch's two widest passes run a few
+    windows at a time (issue 12's memory bound): the encoder ENCODE_MAX_WINDOWS at a time (an
+    encoder layer's attention scores are 72 MB a window), the word alignment in runs of
+    :func:`align_groups` (its attention weights grow with windows x tokens x frames: 16 full
+    windows took the process past 3.5 GB). Each window's encoding is its own, and each run is
+    aligned with the batch's longest window along, as CTranslate2 pads a call's tokens to its
+    longest: words, times and probabilities are the ones of the whole batch, bit for bit
+    (tests/test_whisper_passes.py). Everything else is the model's own."""
 
     def __init__(self, model) -> None:
         self._model = model
@@ -266,7 +269,7 @@ class EasedWhisper:
 
     def encode(self, features, to_cpu: bool = False):
         windows = features.shape[0]
-        if windows <= ENCODE_MAX_WINDOWS or features.device != "cpu":
+        if windows <= ENCODE_MAX_WINDOWS or self._model.device != "cpu":
             out = self._model.encode(features, to_cpu=to_cpu)
         else:
             import ctranslate2
@@ -286,9 +289,8 @@ class EasedWhisper:
     def align(self, features, start_sequence, text_tokens, num_frames, **kwargs):
         lengths = [len(t) for t in text_tokens]
         groups = align_groups(lengths, ALIGN_MAX_TOKENS)
-        if len(groups) == 1 or features.device != "cpu":
-            with big_blocks_mapped():
-                return self._model.align(features, start_sequence, text_tokens, num_frames, **kwargs)
+        if len(groups) == 1 or self._model.device != "cpu":
+            return self._model.align(features, start_sequence, text_tokens, num_frames, **kwargs)
         import ctranslate2
 
         encoded = np.asarray(features)  # the batch's encoder output, shared, not copied
@@ -300,9 +302,8 @@ class EasedWhisper:
             # call's tokens to its longest, and the padding changes the probabilities' last bits.
             picked = list(range(first, end)) if first <= longest < end else [*range(first, end), longest]
             part = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[picked]))
-            with big_blocks_mapped():
-                aligned = self._model.align(part, start_sequence, [text_tokens[i] for i in picked],
-                                            [frames[i] for i in picked], **kwargs)
+            aligned = self._model.align(part, start_sequence, [text_tokens[i] for i in picked],
+                                        [frames[i] for i in picked], **kwargs)
             results += aligned[:end - first]
         return results
 
