@@ -183,6 +183,24 @@ def test_the_slot_between_greeting_and_self_names_the_company(default, judge):
     assert r.result == PASS and "云杉口腔" in r.reason
 
 
+@pytest.mark.parametrize(("opening", "company"), [
+    ("喂您好，请问是周先生吗？我是云杉口腔的客服小周，工号三零七。", "云杉口腔"),  # 我是<company>的客服…
+    ("我是星河旅行的工作人员小林，工号三零二。", "星河旅行"),
+    ("为你好，云杉口腔，我是客服小周，工号三零七。", "云杉口腔"),  # 喂 as Whisper writes it; the slot's own 客服
+])
+def test_the_company_named_inside_the_self_introduction(default, judge, opening, company):
+    t = call((CUSTOMER, "喂？"), (AGENT, opening), (CUSTOMER, "是我，什么事？"))
+    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["self_introduction"]
+    assert r.result == PASS and company in r.reason, r.reason
+
+
+@pytest.mark.parametrize("opening", ["您好，我是您的专属客服小周，工号三零七。", "您好，我是这边的客服小周，工号三零七。"])
+def test_whose_agent_they_are_is_not_a_company(default, judge, opening):
+    t = call((AGENT, opening), (CUSTOMER, "我想约周六的洗牙。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    assert r.result == FAIL, r.reason
+
+
 def test_the_customers_name_in_that_slot_is_not_a_company(default, judge):
     t = call((AGENT, "您好，王先生，我是小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
     r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
