@@ -32,7 +32,7 @@ from qa_pipeline.scoring.checks.context import Call, in_window  # noqa: E402
 from qa_pipeline.scoring.normalize import normalize_text, to_pinyin  # noqa: E402
 from qa_pipeline.scoring.rubric import IntroductionCheck, load_rubric, rubric_path_default  # noqa: E402
 
-_COMPANY = re.compile(r"company '([^']+)'")
+_COMPANY = re.compile(r"company (?:'([^']+)'|\(([^)]+)\))")  # company 'X' / company (X) (dev-calls-5)
 _QUOTED = re.compile(r"'([^']+)'")
 
 
@@ -75,7 +75,8 @@ def main() -> int:
             if label is None:
                 continue
             why = label["why"].get("self_introduction", "")
-            # dev-calls(-2): "company 'X' and …"; dev-calls-3 quotes the opening: "'X，我是…' at 0.4 s"
+            # dev-calls(-2): "company 'X' and …", dev-calls-5 "company (X) and …"; dev-calls-3 quotes the
+            # opening: "'X，我是…' at 0.4 s"
             named = _COMPANY.search(why) or (_QUOTED.search(why) if label["items"].get("self_introduction") == "pass"
                                              else None)
             for kind, t in (("reference", reference(meta.call_id, label)), ("whisper", transcripts.get(meta.call_id))):
@@ -84,7 +85,7 @@ def main() -> int:
                 for slot in slots(t, meta, rubric):
                     row = totals[kind]
                     row[0] += 1
-                    if named and same_name(slot, named.group(1)):
+                    if named and same_name(slot, next(g for g in named.groups() if g)):
                         row[1] += 1
                     else:
                         row[2] += 1

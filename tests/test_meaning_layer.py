@@ -111,6 +111,13 @@ def test_polite_near_misses_do_not_count(default, judge, polite):
     assert r.result == PASS, r.reason
 
 
+def test_a_short_fragment_is_not_a_forbidden_phrase_by_meaning(default, judge):
+    # a three-character clause lands near the short example 你自己去查 (similarity 0.90 with the encoder)
+    t = call(OPENING, (CUSTOMER, "我的快递到哪了？"), (AGENT, "好的，查到您，订单昨天已经发出了。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    assert r.result == PASS, r.reason
+
+
 # --- ask-need on an outbound call ---------------------------------------------------------------
 
 
@@ -120,6 +127,36 @@ def test_outbound_purpose_and_convenience_is_the_ask_need(default, judge):
              (CUSTOMER, "方便，你说吧。"))
     r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["ask_need"]
     assert r.result == PASS, r.reason
+
+
+def test_an_outbound_opening_has_longer_to_ask_than_an_inbound_one(default, judge):
+    # who answered, who calls and why take the first 20 s; the question comes after them
+    t = call((CUSTOMER, "喂？"), (AGENT, "喂您好，请问是赵女士本人吗？"), (CUSTOMER, "是我，你哪位？"),
+             (AGENT, "赵女士您好，我是青禾物业客服中心的小林，工号三零二。"),
+             (AGENT, "上周您报修的厨房水管师傅已经上门换过了，今天打电话想跟您确认一下维修的效果。"),
+             (AGENT, "您现在方便吗？"), (CUSTOMER, "方便，你说吧。"))
+    asked = next(u for u in t.utterances if u.text == "您现在方便吗？")
+    assert 20 < asked.start < 30
+    out = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["ask_need"]
+    inbound = results(score_call(t, meta(direction="inbound"), default, processed_at="t", judge=judge))["ask_need"]
+    assert (out.result, inbound.result) == (PASS, FAIL), (out.reason, inbound.reason)
+
+
+@pytest.mark.parametrize("question", [
+    "请问您是要开通新宽带还是给现在的宽带提速？",  # 选择性问题: which of the services
+    "请问您想咨询哪一类的保险产品？",  # 针对性问题: which one the customer wants
+])
+def test_a_question_about_which_service_the_customer_wants_asks_the_need(default, judge, question):
+    t = call((AGENT, "您好，青禾客服中心，我是工号三零二的小林。"), (AGENT, question), (CUSTOMER, "我想先了解一下价格。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["ask_need"]
+    assert r.result == PASS, r.reason
+
+
+def test_asking_who_is_speaking_is_not_asking_the_need(default, judge):
+    t = call((AGENT, "您好，青禾客服中心，我是工号三零二的小林。"), (AGENT, "请问您是机主本人还是家属？"),
+             (CUSTOMER, "我是本人。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["ask_need"]
+    assert r.result == FAIL, r.reason
 
 
 # --- complaints -----------------------------------------------------------------------------------
@@ -144,6 +181,24 @@ def test_the_slot_between_greeting_and_self_names_the_company(default, judge):
     t = call((AGENT, "您好，云杉口腔，我是前台小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
     r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
     assert r.result == PASS and "云杉口腔" in r.reason
+
+
+@pytest.mark.parametrize(("opening", "company"), [
+    ("喂您好，请问是周先生吗？我是云杉口腔的客服小周，工号三零七。", "云杉口腔"),  # 我是<company>的客服…
+    ("我是星河旅行的工作人员小林，工号三零二。", "星河旅行"),
+    ("为你好，云杉口腔，我是客服小周，工号三零七。", "云杉口腔"),  # 喂 as Whisper writes it; the slot's own 客服
+])
+def test_the_company_named_inside_the_self_introduction(default, judge, opening, company):
+    t = call((CUSTOMER, "喂？"), (AGENT, opening), (CUSTOMER, "是我，什么事？"))
+    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["self_introduction"]
+    assert r.result == PASS and company in r.reason, r.reason
+
+
+@pytest.mark.parametrize("opening", ["您好，我是您的专属客服小周，工号三零七。", "您好，我是这边的客服小周，工号三零七。"])
+def test_whose_agent_they_are_is_not_a_company(default, judge, opening):
+    t = call((AGENT, opening), (CUSTOMER, "我想约周六的洗牙。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    assert r.result == FAIL, r.reason
 
 
 def test_the_customers_name_in_that_slot_is_not_a_company(default, judge):

@@ -89,3 +89,15 @@ def test_a_call_without_started_at_keeps_its_day_when_scored_again_after_midnigh
     centre = ROOT / "bench" / "centres" / "dev-calls.yaml"
     assert night(tmp_path / "audio", out, cache, rubric=centre).reused == 0
     assert days() == ["call_date=2025-03-06"]
+
+
+def test_scoring_again_leaves_the_transcript_tables_as_the_night_wrote_them(tmp_path):
+    stereo_call(tmp_path / "audio" / "a.wav", 300)
+    out = tmp_path / "out"
+    assert night(tmp_path / "audio", out, tmp_path / "cache").ok == 1
+    tables = [out / "transcripts" / "transcripts.parquet", out / "recordings" / "recordings.parquet"]
+    before = [(p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in tables]
+    summary = rescore(out, rubric_path_default())
+    assert (summary.total, summary.ok) == (1, 1)
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in tables] == before
+    assert [s.status for s in read_scores(out)] == ["ok"]

@@ -103,6 +103,10 @@ def test_bad_speaker(tmp_path):
         ("{first_turns: 1.5}", "13: item 'greeting': phrase check: window first_turns must be an integer"),
         ("[10]", "13: item 'greeting': phrase check: window must be a mapping"),
         ("{}", "13: item 'greeting': phrase check: window is empty (allowed: "),
+        ("{outbound_first_seconds: 30}", "13: item 'greeting': phrase check: window outbound_first_seconds needs "
+                                         "first_seconds"),
+        ("{first_seconds: 20, outbound_first_seconds: 0}",
+         "13: item 'greeting': phrase check: window outbound_first_seconds must be > 0"),
     ],
 )
 def test_bad_window(tmp_path, window, expected):

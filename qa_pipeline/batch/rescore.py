@@ -41,7 +41,7 @@ def rescore(out: Path, rubric_path: Path, *, reviews: Reviews = MACHINE_ONLY) ->
             if before is not None and before.processed_at:  # the call's first processing: its day stays
                 score = replace(score, processed_at=before.processed_at)
             scores.append(score)
-        index = write_outputs(out, calls, transcripts, scores, reviews)
+        index = write_outputs(out, calls, transcripts, scores, reviews, new_transcripts=False)
     failures = tuple((s.call_id, s.error or "") for s in scores if s.status != "ok")
     return BatchSummary(out, len(scores), len(scores) - len(failures), len(failures),
                         sum(t.duration_s for t in transcripts.values()), time.monotonic() - started, failures, index)

@@ -277,13 +277,15 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 
 
 def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallTranscript], scores: list[CallScore],
-                  reviews: Reviews = MACHINE_ONLY) -> Path:
+                  reviews: Reviews = MACHINE_ONLY, *, new_transcripts: bool = True) -> Path:
     """Add this batch to OUT's tables (replacing earlier rows of the same calls) and render its
     call cards; the index and agent pages cover every night in OUT. Final verdicts (what
     ``reviews`` says people decided, e.g. the desk's decisions in OUT/review.db) go into the
-    tables and pages beside the machine's."""
-    write_transcripts(out, [transcripts[c.call_id] for c in calls if c.call_id in transcripts],
-                      replaces=[c.call_id for c in calls])
+    tables and pages beside the machine's. ``new_transcripts=False``: the transcripts are OUT's own
+    (a re-score), and its transcript tables stay as they are."""
+    if new_transcripts:
+        write_transcripts(out, [transcripts[c.call_id] for c in calls if c.call_id in transcripts],
+                          replaces=[c.call_id for c in calls])
     fault("outputs")
     trust = reviews.trust(out, scores)  # labels vs every call in OUT, this night's verdicts included
     held = untrusted(trust)

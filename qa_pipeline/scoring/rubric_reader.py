@@ -18,7 +18,7 @@ from qa_pipeline.yaml_nodes import LineError, NodeReader
 MAX_NUMBER = 100_000.0
 MAX_COUNT = 1000  # turns, digits, syllables
 
-WINDOW_KEYS = ("first_seconds", "last_seconds", "first_turns", "last_turns")
+WINDOW_KEYS = ("first_seconds", "last_seconds", "first_turns", "last_turns", "outbound_first_seconds")
 
 
 class RubricError(LineError):
@@ -80,8 +80,10 @@ class RubricReader(NodeReader):
             raise self.error(node, f"{where}: window takes first_seconds or last_seconds, not both")
         if "first_turns" in m and "last_turns" in m:
             raise self.error(node, f"{where}: window takes first_turns or last_turns, not both")
+        if "outbound_first_seconds" in m and "first_seconds" not in m:
+            raise self.error(node, f"{where}: window outbound_first_seconds needs first_seconds (for other calls)")
         kw: dict[str, Any] = {}
-        for key in ("first_seconds", "last_seconds"):
+        for key in ("first_seconds", "last_seconds", "outbound_first_seconds"):
             if key in m:
                 kw[key] = self.number(m[key], f"{where}: window {key}", above=True)
         for key in ("first_turns", "last_turns"):

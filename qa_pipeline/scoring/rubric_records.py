@@ -27,6 +27,14 @@ class Window:
     last_seconds: float | None = None
     first_turns: int | None = None
     last_turns: int | None = None
+    # first_seconds on an outbound call (manifest direction=outbound), whose opening is longer: the
+    # agent confirms who answered, introduces, states the purpose, then asks (003's 回访 opening)
+    outbound_first_seconds: float | None = None
+
+    def first_seconds_of(self, direction: str | None) -> float | None:
+        if direction == "outbound" and self.outbound_first_seconds is not None:
+            return self.outbound_first_seconds
+        return self.first_seconds
 
 
 @dataclass(frozen=True)

@@ -303,15 +303,17 @@ def window_segs(call: Call, speaker: str, w: Window) -> tuple[Seg, ...]:
         segs = segs[: w.first_turns]
     if w.last_turns is not None:
         segs = segs[-w.last_turns :]
-    if w.first_seconds is not None:
-        segs = tuple(s for s in segs if s.utt.start < call.opening_at + w.first_seconds)
+    first = w.first_seconds_of(call.meta.direction)
+    if first is not None:
+        segs = tuple(s for s in segs if s.utt.start < call.opening_at + first)
     if w.last_seconds is not None:
         segs = tuple(s for s in segs if s.utt.end > call.speech_end - w.last_seconds)
     return segs
 
 
 def in_window(call: Call, hit: Hit, w: Window) -> bool:
-    if w.first_seconds is not None and hit.start >= call.opening_at + w.first_seconds:
+    first = w.first_seconds_of(call.meta.direction)
+    if first is not None and hit.start >= call.opening_at + first:
         return False
     if w.last_seconds is not None and hit.end <= call.speech_end - w.last_seconds:
         return False
@@ -327,8 +329,9 @@ def describe(call: Call, w: Window, speaker: str) -> str:
     if w.last_turns is not None:
         parts.append(call.say("window.last_turns" if w.last_turns > 1 else "window.last_turn",
                               who=who, n=w.last_turns))
-    if w.first_seconds is not None:
-        parts.append(call.say("window.first_seconds", s=f"{w.first_seconds:g}"))
+    first = w.first_seconds_of(call.meta.direction)
+    if first is not None:
+        parts.append(call.say("window.first_seconds", s=f"{first:g}"))
     if w.last_seconds is not None:
         parts.append(call.say("window.last_seconds", s=f"{w.last_seconds:g}"))
     return call.say("sep.list").join(parts) if parts else call.say("window.whole")

@@ -25,6 +25,11 @@ from qa_pipeline.scoring.rubric_reader import RubricReader
 from qa_pipeline.scoring.rubric_records import Item
 
 
+# A deduction by meaning needs a clause that says something of its own: a fragment of three or four
+# characters (查到您, 不会吧) lands near some short example by accident. Listed phrases still match it.
+MIN_MEANING_CHARS = 5
+
+
 @dataclass(frozen=True)
 class ForbiddenPhrase:
     phrase: Phrase
@@ -88,7 +93,7 @@ def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Ver
         mine = tuple(s for s in segs if s.utt.speaker == AGENT)
         taken_segs = {h.seg.n for h, _, _ in found}
         for close in call.by_meaning(item.meaning, mine):
-            if close.seg in taken_segs:
+            if close.seg in taken_segs or len(close.unit.text) < MIN_MEANING_CHARS:
                 continue
             taken_segs.add(close.seg)
             h = call.meaning_hit(close)

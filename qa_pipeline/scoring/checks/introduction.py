@@ -26,7 +26,7 @@ from qa_pipeline.scoring.checks.context import (
     window_segs,
 )
 from qa_pipeline.scoring.checks.kind import Kind
-from qa_pipeline.scoring.matching import BY_TEXT, Phrase, find_all, prepare
+from qa_pipeline.scoring.matching import BY_TEXT, Phrase, find_all, parse_phrase, prepare
 from qa_pipeline.scoring.rubric_reader import RubricReader
 from qa_pipeline.scoring.rubric_records import Centre, Item, Window
 
@@ -114,9 +114,13 @@ def self_from_meta(call: Call, segs: tuple[Seg, ...]) -> list[Hit]:
     return out
 
 
-_GREETED = re.compile(r"^喂?(?:[您你]好|早上好|上午好|中午好|下午好|晚上好)+")
+# 喂 as Whisper often writes it at a call's start (为你好)
+_GREETED = re.compile(r"^[喂为]?(?:[您你]好|早上好|上午好|中午好|下午好|晚上好)+")
 _NOT_A_NAME_START = "我这是很工请欢谢小您你喂为"
 SLOT_CHARS = (2, 8)
+# 我是<company>的客服小王: the company named inside the self-introduction, before a role
+_I_AM = "我是"
+ROLES = tuple(parse_phrase(r) for r in ("客服", "工作人员", "话务员", "顾问", "专员", "前台"))
 
 
 def not_company(text: str, c: IntroductionCheck) -> bool:
@@ -132,15 +136,33 @@ def slot_company(call: Call, segs: tuple[Seg, ...], selves: list[Hit], c: Introd
     for seg in segs:
         starts = sorted(h.match.norm_start for h in selves if h.seg.n == seg.n)
         greeted = _GREETED.match(seg.prep.norm)
-        if not starts or (greeted is None and seg is not segs[0]):
+        if not starts:
             continue
-        a, b = (greeted.end() if greeted else 0), starts[0]
-        slot = seg.prep.norm[a:b]
-        if not (SLOT_CHARS[0] <= len(slot) <= SLOT_CHARS[1]) or not all("\u4e00" <= ch <= "\u9fff" for ch in slot):
+        spans = [] if greeted is None and seg is not segs[0] else [((greeted.end() if greeted else 0), starts[0])]
+        spans += _before_role(seg, selves)
+        for a, b in spans:
+            slot = seg.prep.norm[a:b]
+            if not (SLOT_CHARS[0] <= len(slot) <= SLOT_CHARS[1]) or not all("\u4e00" <= ch <= "\u9fff" for ch in slot):
+                continue
+            if slot[0] in _NOT_A_NAME_START or not_company(slot, c):
+                continue
+            out.append(call.hit_at(seg, slot, a, b))
+            break
+    return out
+
+
+def _before_role(seg: Seg, selves: list[Hit]) -> list[tuple[int, int]]:
+    """The words of 我是<X>的客服… between 我是 and 的 (a role said, by text or by sound, right after 的)."""
+    norm = seg.prep.norm
+    out = []
+    for h in selves:
+        if h.seg.n != seg.n or h.match.how != BY_TEXT or norm[h.match.norm_start:h.match.norm_end] != _I_AM:
             continue
-        if slot[0] in _NOT_A_NAME_START or not_company(slot, c):
-            continue
-        out.append(call.hit_at(seg, slot, a, b))
+        a = h.match.norm_end
+        of = norm.find("的", a, a + SLOT_CHARS[1] + 1)
+        rest = prepare(norm[of + 1:of + 6]) if of > a else None
+        if rest is not None and any(m.norm_start == 0 for role in ROLES for m in find_all(rest, role)):
+            out.append((a, of))
     return out
 
 
@@ -155,6 +177,8 @@ def judge(call: Call, item: Item, c: IntroductionCheck, after: float | None) -> 
     selves = [h for h in call.hits(segs, c.self) if in_window(call, h, c.window)]
     if c.use_metadata:
         selves += self_from_meta(call, segs)
+    # A stretch that names the agent is not also the company (工号三三零二为您服务 / 花语鲜花我是客服 …).
+    company = [h for h in company if not any(overlaps(h, s) for s in selves)]
     if c.company_slot and not company:
         company = slot_company(call, segs, selves, c)
         if configured:
@@ -162,7 +186,6 @@ def judge(call: Call, item: Item, c: IntroductionCheck, after: float | None) -> 
             # with half a syllable's tolerance per syllable (Whisper garbles brand names most: 乐票网 → 诺票网)
             company = [h for h in company if any(
                 find_all(prepare(h.match.text), name, tolerance=len(name.text) / 2) for name in names)]
-    # A stretch that names the agent is not also the company (工号三三零二为您服务).
     company = [h for h in company if not any(overlaps(h, s) for s in selves)]
     if company and selves:
         hits = [min(company, key=lambda h: (h.match.how != BY_TEXT, h.start)),
