@@ -55,3 +55,19 @@ def test_windows_encoded_and_aligned_apart_give_the_same_words_to_the_last_bit(c
     words = [[(s.channel, w.text, w.start, w.end, w.prob) for s in segments for w in s.words] for segments in whole]
     assert all(len(call) > 20 for call in words)  # both calls heard
     assert apart == whole  # every segment: text, times, scores, and every word's start, end and probability
+
+
+@pytest.mark.slow
+def test_a_calls_words_do_not_depend_on_the_call_it_shares_a_batch_with(calls_dir):
+    """Same input, same transcript: dev_11 transcribed alone, after dev_07 and before it (their windows
+    share a batch, encoded and aligned together) gives the same words, times and probabilities."""
+    a, b = (decode(calls_dir / name).channels for name in ("dev_07.wav", "dev_11.wav"))
+    transcriber = Transcriber("base", device="cpu", cpu_threads=2)
+
+    def words(segments):
+        return [(s.channel, s.text, w.text, w.start, w.end, w.prob) for s in segments for w in s.words]
+
+    alone = words(transcriber.transcribe_many([b])[0])
+    assert len(alone) > 20
+    assert words(transcriber.transcribe_many([a, b])[1]) == alone
+    assert words(transcriber.transcribe_many([b, a])[0]) == alone
