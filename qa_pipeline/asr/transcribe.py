@@ -275,9 +275,9 @@ class EasedWhisper:
             import ctranslate2
 
             mels = np.asarray(features)
-            out = ctranslate2.StorageView.from_array(np.concatenate([
-                np.asarray(self._model.encode(ctranslate2.StorageView.from_array(mels[first:first + ENCODE_MAX_WINDOWS]), to_cpu=to_cpu))
-                for first in range(0, windows, ENCODE_MAX_WINDOWS)]))
+            parts = [self._model.encode(ctranslate2.StorageView.from_array(mels[first:first + ENCODE_MAX_WINDOWS]),
+                                        to_cpu=to_cpu) for first in range(0, windows, ENCODE_MAX_WINDOWS)]
+            out = ctranslate2.StorageView.from_array(np.concatenate([np.asarray(part) for part in parts]))
         ease()
         return out
 
@@ -336,8 +336,12 @@ def _raw_segment(s, channel: int, offset: float = 0.0) -> RawSegment:
     )
 
 
-ENCODE_MAX_WINDOWS = 4  # windows per encoder call on the CPU: an encoder layer's attention scores are 72 MB a window (16 at once: 1.65 GB; 4: 0.5 GB, the same output and CPU time)
-ALIGN_MAX_TOKENS = 4 * 448  # windows x padded tokens per alignment call on the CPU, about 0.45 MB each (16 full windows: 3.6 GB; 3 and the longest: 1.0 GB)
+# windows per encoder call on the CPU: an encoder layer's attention scores are 72 MB a window
+# (16 at once: 1.65 GB; 4: 0.5 GB, the same output and CPU time)
+ENCODE_MAX_WINDOWS = 4
+# windows x padded tokens per alignment call on the CPU, about 0.45 MB each
+# (16 full windows: 3.6 GB; 3 and the longest: 1.0 GB)
+ALIGN_MAX_TOKENS = 4 * 448
 CPU_BATCH_SIZE = 16  # on 2 cores, 16 and 32 measured alike; 8 was slower
 WINDOW_GROUP_BATCHES = 1  # batches of windows rendered and decoded together (memory: their audio only)
 WINDOW_SPACER_S = 4.0  # > 4 x faster-whisper's longest median word (0.7 s)

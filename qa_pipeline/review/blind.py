@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from qa_pipeline.final_verdicts import UNREVIEWED, FinalCall
 from qa_pipeline.records import FAIL, NA, PASS, BlindPair
+from qa_pipeline.review.actions import Refused
 from qa_pipeline.review.db import ReviewDB, now, open_if_exists
 
 RESULTS = (PASS, FAIL, NA)
@@ -29,12 +30,8 @@ MAX_SAMPLE = 50
 MAX_REASON = 500
 
 
-class BlindError(ValueError):
+class BlindError(Refused):
     """A blind review that cannot be made or handed in; str() is the line for the page."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,10 @@ def slot_company(call: Call, segs: tuple[Seg, ...], selves: list[Hit], c: Introd
     return out
 
 
+def _apart(company: list[Hit], selves: list[Hit]) -> list[Hit]:
+    return [h for h in company if not any(overlaps(h, s) for s in selves)]
+
+
 def _before_role(seg: Seg, selves: list[Hit]) -> list[tuple[int, int]]:
     """The words of 我是<X>的客服… between 我是 and 的 (a role said, by text or by sound, right after 的)."""
     norm = seg.prep.norm
@@ -177,16 +181,16 @@ def judge(call: Call, item: Item, c: IntroductionCheck, after: float | None) -> 
     selves = [h for h in call.hits(segs, c.self) if in_window(call, h, c.window)]
     if c.use_metadata:
         selves += self_from_meta(call, segs)
-    # A stretch that names the agent is not also the company (工号三三零二为您服务 / 花语鲜花我是客服 …).
-    company = [h for h in company if not any(overlaps(h, s) for s in selves)]
+    # A stretch that names the agent is not also the company (工号三三零二为您服务 / 花语鲜花我是客服 …):
+    # the slot is looked at when no other company stretch is left.
+    company = _apart(company, selves)
     if c.company_slot and not company:
-        company = slot_company(call, segs, selves, c)
+        company = _apart(slot_company(call, segs, selves, c), selves)
         if configured:
             # a centre file says who the company is: the slot counts when it sounds like one of its names,
             # with half a syllable's tolerance per syllable (Whisper garbles brand names most: 乐票网 → 诺票网)
             company = [h for h in company if any(
                 find_all(prepare(h.match.text), name, tolerance=len(name.text) / 2) for name in names)]
-    company = [h for h in company if not any(overlaps(h, s) for s in selves)]
     if company and selves:
         hits = [min(company, key=lambda h: (h.match.how != BY_TEXT, h.start)),
                 min(selves, key=lambda h: (h.match.how != BY_TEXT, h.start))]
