@@ -38,4 +38,5 @@ def run_out(tmp_path_factory, calls_dir, transcript_cache) -> Path:
     result = CliRunner().invoke(app, ["run", str(calls_dir), "--out", str(out), "--manifest",
                                       str(calls_dir / "manifest.csv"), "--cache-dir", str(transcript_cache)])
     assert result.exit_code == 0, result.output
+    assert "2 calls: 2 scored, 0 failed" in result.output
     return out

@@ -17,16 +17,6 @@ RUBRIC_ITEMS = {"greeting", "self_introduction", "ask_need", "confirm_details", 
                 "forbidden_phrases", "closing", "customer_hangs_up_first"}
 
 
-@pytest.fixture(scope="module")
-def run_out(tmp_path_factory, calls_dir, transcript_cache) -> Path:
-    out = tmp_path_factory.mktemp("out")
-    result = CliRunner().invoke(app, ["run", str(calls_dir), "--out", str(out), "--manifest",
-                                      str(calls_dir / "manifest.csv"), "--cache-dir", str(transcript_cache)])
-    assert result.exit_code == 0, result.output
-    assert "2 calls: 2 scored, 0 failed" in result.output
-    return out
-
-
 def verdicts(out: Path) -> dict[tuple[str, str], dict]:
     return {(r["call_id"], r["item_id"]): r for r in pq.read_table(out / "scores" / "items").to_pylist()}
 

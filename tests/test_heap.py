@@ -5,24 +5,33 @@ import subprocess
 import sys
 import textwrap
 
-PROGRAM = textwrap.dedent("""
-    import ctypes, resource, sys, threading
-    from qa_pipeline.heap import arena_count, held, share_one_arena
+# Both programs below: like CTranslate2's worker thread, the same big buffer allocated, written and
+# freed `rounds` times (plain malloc: numpy would ask for huge pages and fault far less).
+CHURN = textwrap.dedent("""
+    import ctypes, resource, threading
 
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype = ctypes.c_void_p
     libc.free.argtypes = [ctypes.c_void_p]
     SIZE = 300 * 2**20
 
+    def churn(rounds):
+        for _ in range(rounds):
+            buffer = libc.malloc(SIZE)
+            ctypes.memset(buffer, 1, SIZE)
+            libc.free(buffer)
+""")
+
+PROGRAM = CHURN + textwrap.dedent("""
+    import sys
+    from qa_pipeline.heap import arena_count, held, share_one_arena
+
     def rss_mb():
         with open("/proc/self/status") as f:
             return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) // 1024
 
-    def work():  # like CTranslate2's worker thread: the same big buffer, allocated, written, freed
-        for _ in range(8):  # (plain malloc: numpy would ask for huge pages and fault far less)
-            buffer = libc.malloc(SIZE)
-            ctypes.memset(buffer, 1, SIZE)
-            libc.free(buffer)
+    def work():
+        churn(8)
 
     def faults_of(run):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -73,25 +82,14 @@ def test_set_late_threads_keep_their_arenas():
     assert mapped > 7 * ONE_BUFFER
 
 
-EASED = textwrap.dedent("""
-    import ctypes, resource, threading
+EASED = CHURN + textwrap.dedent("""
     from qa_pipeline import heap
-
-    libc = ctypes.CDLL("libc.so.6")
-    libc.malloc.restype = ctypes.c_void_p
-    libc.free.argtypes = [ctypes.c_void_p]
-    SIZE = 300 * 2**20
 
     def rss_mb():
         return heap.resident_bytes() // 2**20
 
-    def in_thread(rounds):  # CTranslate2's worker: a big buffer allocated, written, freed
-        def work():
-            for _ in range(rounds):
-                buffer = libc.malloc(SIZE)
-                ctypes.memset(buffer, 1, SIZE)
-                libc.free(buffer)
-        worker = threading.Thread(target=work)
+    def in_thread(rounds):
+        worker = threading.Thread(target=churn, args=(rounds,))
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         worker.start(); worker.join()
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before

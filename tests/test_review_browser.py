@@ -163,6 +163,14 @@ def logout(page: Page) -> None:
     click_and_wait(page, "nav form[action='/logout'] button")
 
 
+def sign_in_afresh(page: Page, base: str, name: str) -> None:
+    """Sign in as `name` in a browser that may still hold someone's session from an earlier test."""
+    goto(page, f"{base}/login")
+    if page.evaluate("location.pathname") != "/login":
+        logout(page)
+    login(page, base, name)
+
+
 def final_score(page: Page) -> str:
     return page.evaluate("document.querySelector('#final-score .num').textContent")
 
@@ -321,10 +329,7 @@ def test_a_page_on_another_localhost_port_cannot_change_anything(browser: Browse
     before = overrides(desk_out, "dev_07")
     page = open_page(browser)
     try:
-        goto(page, f"{desk_url}/login")
-        if page.evaluate("location.pathname") != "/login":
-            logout(page)
-        login(page, desk_url, "zhoumin")
+        sign_in_afresh(page, desk_url, "zhoumin")
         assert page.evaluate("location.pathname") == "/queue"
         goto(page, attacker_url)
         deadline = time.monotonic() + 20
@@ -380,11 +385,8 @@ def blind_rows(page: Page) -> list[dict]:
 def test_a_morning_next_in_queue_keys_search_and_blind_double_review(browser: Browser, desk_url: str, desk_out: Path):
     page = open_page(browser)
     try:
-        goto(page, f"{desk_url}/login")
-        if page.evaluate("location.pathname") != "/login":
-            logout(page)
         # next-in-queue by keys: the first entry, help, a key typed in a text field is text, c confirms and moves on
-        login(page, desk_url, "zhaoqiang")
+        sign_in_afresh(page, desk_url, "zhaoqiang")
         first = page.evaluate("document.querySelector('#queue tr.entry a').getAttribute('href')")
         click_and_wait(page, "#start-queue")
         assert page.evaluate("location.pathname + location.search + location.hash") == first
