@@ -233,6 +233,12 @@ def test_the_slot_between_greeting_and_self_names_the_company(default, judge):
     assert r.result == PASS and "云杉口腔" in r.reason
 
 
+def test_the_slot_holds_when_a_pause_split_the_opening_before_the_self(default, judge):
+    t = call((AGENT, "您好，云杉口腔"), (AGENT, "我是前台小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    assert r.result == PASS and "云杉口腔" in r.reason, r.reason
+
+
 @pytest.mark.parametrize(("opening", "company"), [
     ("喂您好，请问是周先生吗？我是云杉口腔的客服小周，工号三零七。", "云杉口腔"),  # 我是<company>的客服…
     ("我是星河旅行的工作人员小林，工号三零二。", "星河旅行"),
