@@ -199,6 +199,14 @@ def test_praise_and_a_short_answer_are_not_complaints(default, judge):
     assert r.result == NA, r.reason
 
 
+def test_anything_else_asked_in_other_words_closes(default, judge):
+    # 002 您还有其他事吗 with other words in it
+    t = call(OPENING, (CUSTOMER, "我想约周六的洗牙。"), (AGENT, "好的，已经给您约上了。请问还有其他想咨询的吗？"),
+             (CUSTOMER, "没有了。"), (AGENT, "好的，再见。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["closing"]
+    assert r.result == PASS, r.reason
+
+
 # --- confirming details -------------------------------------------------------------------------------
 
 
