@@ -104,11 +104,20 @@ def test_the_customers_words_never_count_against_the_agent(default, judge):
     "可能我刚才说得不够清楚，请允许我再给您解释一遍。",  # the polite re-explanation the seeds recommend
     "这个问题是有办法的，我一步一步教您操作。",  # an offer that says there is a way
     "对不起，这个业务需要到营业厅办理，我把地址发给您好吗？",  # a polite referral
+    # telling the customer they did nothing wrong (0.68–0.70 to 你错了 / 是你自己操作错了 without the near-misses)
+    "这不是您填错了，是我们页面的问题。",
+    "您这边没有操作失误，我帮您重新提交一次。",
 ])
 def test_polite_near_misses_do_not_count(default, judge, polite):
     t = call(OPENING, (CUSTOMER, "我想问一下退款的事。"), (AGENT, polite))
     r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
     assert r.result == PASS, r.reason
+
+
+def test_blaming_the_customer_still_counts_beside_the_reassurance_near_misses(default, judge):
+    t = call(OPENING, (CUSTOMER, "我提交了三次都不成功。"), (AGENT, "那是您自己把表格填错了，跟我们没关系。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    assert r.result == FAIL, r.reason
 
 
 def test_a_short_fragment_is_not_a_forbidden_phrase_by_meaning(default, judge):
@@ -137,6 +146,15 @@ def test_an_outbound_opening_has_longer_to_ask_than_an_inbound_one(default, judg
              (AGENT, "您现在方便吗？"), (CUSTOMER, "方便，你说吧。"))
     asked = next(u for u in t.utterances if u.text == "您现在方便吗？")
     assert 20 < asked.start < 30
+    out = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["ask_need"]
+    inbound = results(score_call(t, meta(direction="inbound"), default, processed_at="t", judge=judge))["ask_need"]
+    assert (out.result, inbound.result) == (PASS, FAIL), (out.reason, inbound.reason)
+
+
+def test_an_outbound_consent_question_asks_the_need_only_on_an_outbound_call(default, judge):
+    # 000 开场白 “想请您对我们的服务做一个评价，可以吗”: on an inbound call 可以吗 asks something else
+    t = call((CUSTOMER, "喂？"), (AGENT, "您好，我是青禾物业的客服小林，工号三零二。"),
+             (AGENT, "上周给您家换了水管，想听听您的意见，占用您一点时间可以吗？"), (CUSTOMER, "可以，你说。"))
     out = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["ask_need"]
     inbound = results(score_call(t, meta(direction="inbound"), default, processed_at="t", judge=judge))["ask_need"]
     assert (out.result, inbound.result) == (PASS, FAIL), (out.reason, inbound.reason)
@@ -174,6 +192,46 @@ def test_a_complaint_without_listed_words_needs_an_apology(default, judge):
     assert r.result == FAIL, r.reason
 
 
+def test_praise_and_a_short_answer_are_not_complaints(default, judge):
+    t = call(OPENING, (CUSTOMER, "上回来的师傅活干得挺细的，态度也好，这次还想约他。"), (AGENT, "好的，我帮您约。"),
+             (AGENT, "请问还有其他需要吗？"), (CUSTOMER, "没了。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["apology"]
+    assert r.result == NA, r.reason
+
+
+def test_anything_else_asked_in_other_words_closes(default, judge):
+    # 002 您还有其他事吗 with other words in it
+    t = call(OPENING, (CUSTOMER, "我想约周六的洗牙。"), (AGENT, "好的，已经给您约上了。请问还有其他想咨询的吗？"),
+             (CUSTOMER, "没有了。"), (AGENT, "好的，再见。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["closing"]
+    assert r.result == PASS, r.reason
+
+
+# --- confirming details -------------------------------------------------------------------------------
+
+
+def test_asking_who_answered_confirms_nothing(default, judge):
+    # 王先生是吧 before the customer told anything; the appointment the customer then gives is never repeated
+    t = call((CUSTOMER, "喂？"), (AGENT, "王先生是吧？我是青禾物业的客服小林，想跟您约个上门时间，您现在方便吗？"),
+             (CUSTOMER, "方便。周四下午吧，我下班以后在家。"), (AGENT, "行，到时候师傅直接过去。"))
+    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["confirm_details"]
+    assert r.result == FAIL, r.reason
+
+
+def test_a_return_call_confirms_what_the_agent_holds(default, judge):
+    t = call((CUSTOMER, "喂？"), (AGENT, "您好，我是青禾物业的客服小林，跟您确认一下，您报修的厨房水管明天上午九点上门，对吗？"),
+             (CUSTOMER, "对，明天上午我在家。"), (AGENT, "好的，师傅到了会先给您打电话。"))
+    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["confirm_details"]
+    assert r.result == PASS, r.reason
+
+
+def test_saying_the_customers_words_back_confirms_them(default, judge):
+    # 000 复述客户所说的内容: no 对吗, but six syllables of the customer's words repeated
+    t = call(OPENING, (CUSTOMER, "我想约周六下午三点带孩子来看牙。"), (AGENT, "好的，周六下午三点带孩子来看牙，已经给您登记了。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["confirm_details"]
+    assert r.result == PASS and "复述" in r.reason, r.reason
+
+
 # --- who the centre is, without a centre file -------------------------------------------------------
 
 
@@ -181,6 +239,12 @@ def test_the_slot_between_greeting_and_self_names_the_company(default, judge):
     t = call((AGENT, "您好，云杉口腔，我是前台小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
     r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
     assert r.result == PASS and "云杉口腔" in r.reason
+
+
+def test_the_slot_holds_when_a_pause_split_the_opening_before_the_self(default, judge):
+    t = call((AGENT, "您好，云杉口腔"), (AGENT, "我是前台小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    assert r.result == PASS and "云杉口腔" in r.reason, r.reason
 
 
 @pytest.mark.parametrize(("opening", "company"), [

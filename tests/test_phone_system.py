@@ -166,6 +166,21 @@ def test_the_announcement_is_the_systems_not_the_agents(merged):
     assert t.utterances[1].start - t.utterances[0].end >= 0.59  # cut at the pause, not inside a sentence
 
 
+def test_the_agents_greeting_glued_to_the_announcement_starts_the_agents_words():
+    # no punctuation and no pause in Whisper's words: the pause went into the 您 of the agent's 您好
+    prompt = "欢迎致电乐看视频本次通话可能会被录音"
+    text = prompt + "您好乐看视频我是客服小叶请讲"
+    first = seg(0, 0.4, 8.0, text)
+    words = list(first.words)
+    n = len(prompt)
+    words[n] = RawWord(words[n].text, words[n - 1].end, words[n].end + 0.4, 0.9)  # 您 from the end of 音
+    first = RawSegment(0, 0.4, 8.4, text, -0.3, 0.1, 1.2, tuple(words))
+    segments = [first, seg(0, 9.0, 11.0, "我想开一张发票")]
+    t = build_transcript(meta(), segments, duration_s=12, n_channels=1, model="base",
+                         speaker_turns=[(0.4, 8.4, 0), (9.0, 11.0, 1)])
+    assert [(u.speaker, u.text) for u in t.utterances][:2] == [("system", prompt), ("agent", "您好乐看视频我是客服小叶请讲")]
+
+
 def test_a_call_whose_only_greeting_is_in_the_announcement_fails_greeting():
     rubric = load_rubric(rubric_path_default())
     results = {}

@@ -386,3 +386,8 @@ def test_re2_finds_what_the_rubric_means(tmp_path):
     rubric = load_rubric(_write(tmp_path, GOOD.replace("any: [您好]", "any: ['re:工号\\d{3,}']")))
     (hit,) = find_all(prepare("您好，我的工号是一零零一，工号1001为您服务"), rubric.items[0].check.any[0])
     assert hit.text == "工号1001" and hit.start == 13
+
+
+def test_outbound_phrases_need_the_phrases_of_every_call(tmp_path):
+    msg = _error(tmp_path, GOOD.replace("      any:", "      outbound_any: [=可以吗]\n      all:"))
+    assert msg.endswith("item 'greeting': phrase check: outbound_any adds to any; give any too"), msg

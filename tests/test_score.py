@@ -92,7 +92,7 @@ def _invariants(score: CallScore) -> None:
             assert r.evidence_text, r
             assert r.evidence_start is not None and r.evidence_end is not None, r
             assert r.evidence_start <= r.evidence_end, r
-            assert r.matched_by in ("text", "pinyin", "model", "manifest", "audio", "timeline"), r
+            assert r.matched_by in ("text", "pinyin", "meaning", "model", "manifest", "audio", "timeline"), r
         assert r.reason_code, r
         if r.result == "na":
             assert r.points == 0

@@ -41,6 +41,7 @@ CLAUSE_GAP_S = 0.6  # a clause this soon after the last belongs to the same reco
 TAIL_CHARS = 3
 KEY_PRESS = re.compile(r"请按.{0,6}键")
 CLAUSE_END = "。？！，、；,.?!;"
+AGENT_GREETINGS = ("您好", "你好")  # said after the announcement's own words, the agent has begun
 
 
 def notice_said(text: str) -> bool:
@@ -114,9 +115,13 @@ def split_prompt(piece: RawSegment, text_of, centre_prompts: Sequence[str] = ())
 
 def _clause_end(words: Sequence[RawWord], first: int) -> int | None:
     """The last word of the clause that word `first` is in: the first word from there ending with
-    punctuation or followed by a pause of PAUSE_S; None when the words run out first."""
+    punctuation, followed by a pause of PAUSE_S, or followed by a greeting (the agent's 您好 right
+    after the recording, whose pause Whisper's timestamps gave to the 您: …录音您好，安心家政…);
+    None when the words run out first."""
     for i in range(first, len(words) - 1):
         if words[i].text.strip()[-1:] in CLAUSE_END or words[i + 1].start - words[i].end >= PAUSE_S:
+            return i
+        if _compact("".join(w.text for w in words[i + 1:i + 3])).startswith(AGENT_GREETINGS):
             return i
     return None
 

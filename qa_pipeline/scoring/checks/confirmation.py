@@ -28,6 +28,7 @@ from qa_pipeline.scoring.rubric_records import Centre, Item
 
 GIVEN = ("numbers", "details")
 _DIGITS = re.compile(r"\d+")
+TAG_CHARS = 3
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,22 @@ def read_back(call: Call, agent: tuple[Seg, ...], told: list[Seg], n: int) -> tu
     return None
 
 
+def _tag_question(phrase: str) -> bool:
+    """对吗 / 是吧 / 没错吧 …: a phrase of at most TAG_CHARS characters (rubric spelling, = aside)."""
+    return len(phrase.lstrip("=")) <= TAG_CHARS
+
+
 def judge(call: Call, item: Item, c: ConfirmationCheck, after: float | None) -> Verdict:
     agent = call.eligible(AGENT)
     customer = call.eligible(CUSTOMER)
     told = digit_runs(call, customer, c.min_digits)
+    told_details = details(customer, c.min_detail_chars) if c.given == "details" else []
     candidates: list[tuple[Hit, str, dict]] = []
-    explicit = call.hits(agent, c.phrases)
+    # A bare tag question before the customer told anything (王先生是吧 / 请问是郑女士吗) asks who
+    # answered; it confirms nothing. 跟您确认一下… then confirms what the agent holds (a return call).
+    told_from = min([h.start for _d, h in told] + [s.utt.start for s in told_details], default=None)
+    explicit = [h for h in call.hits(agent, c.phrases)
+                if told_from is None or h.start >= told_from - SLACK_S or not _tag_question(h.match.phrase)]
     if explicit:
         candidates.append((explicit[0], "confirm.phrase", {"said": said_at(call, explicit[0])}))
     for digits, said in digit_runs(call, agent, c.min_digits):
@@ -113,7 +124,6 @@ def judge(call: Call, item: Item, c: ConfirmationCheck, after: float | None) -> 
                 candidates.append((said, "confirm.digits", {"digits": digits, "t": f"{said.start:.1f}",
                                                             "told": cdigits, "ct": f"{heard.start:.1f}"}))
                 break
-    told_details = details(customer, c.min_detail_chars) if c.given == "details" else []
     if c.read_back_syllables and told_details:
         back = read_back(call, agent, told_details, c.read_back_syllables)
         if back is not None:

@@ -133,9 +133,12 @@ def slot_company(call: Call, segs: tuple[Seg, ...], selves: list[Hit], c: Introd
     星河保险，工号三零七): 2-8 characters, from the start of a greeted utterance or of the opening's
     first one, up to the first self hit; not a customer's name nor a question (not_company)."""
     out = []
-    for seg in segs:
+    for k, seg in enumerate(segs):
         starts = sorted(h.match.norm_start for h in selves if h.seg.n == seg.n)
         greeted = _GREETED.match(seg.prep.norm)
+        if not starts and greeted is not None and k + 1 < len(segs) and any(
+                h.seg.n == segs[k + 1].n and h.match.norm_start == 0 for h in selves):
+            starts = [len(seg.prep.norm)]  # 您好，安心家政 | 我是…: a pause split the opening before the self
         if not starts:
             continue
         spans = [] if greeted is None and seg is not segs[0] else [((greeted.end() if greeted else 0), starts[0])]

@@ -31,6 +31,7 @@ from qa_pipeline.scoring.rubric_records import Centre, Item, Window
 @dataclass(frozen=True)
 class PhraseCheck:
     any: tuple[Phrase, ...] = ()
+    outbound_any: tuple[Phrase, ...] = ()  # on an outbound call (manifest direction=outbound) these count as `any`
     all: tuple[tuple[Phrase, ...], ...] = ()  # each entry: alternatives, one of which must occur
     none: tuple[Phrase, ...] = ()
     window: Window = Window()
@@ -40,6 +41,8 @@ class PhraseCheck:
 
 
 def parse(r: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: str, weight: float) -> PhraseCheck:
+    if "outbound_any" in m and "any" not in m:
+        raise r.error(m["outbound_any"], f"{where}: outbound_any adds to any; give any too")
     if not any(k in m for k in ("any", "all", "none")):
         raise r.error(node, f"{where}: a phrase check needs any, all or none")
     groups: list[tuple[Phrase, ...]] = []
@@ -54,6 +57,7 @@ def parse(r: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: str,
                 groups.append((r.phrase(entry, f"{where}: all"),))
     return PhraseCheck(
         any=r.phrases(m["any"], f"{where}: any") if "any" in m else (),
+        outbound_any=r.phrases(m["outbound_any"], f"{where}: outbound_any") if "outbound_any" in m else (),
         all=tuple(groups),
         none=r.phrases(m["none"], f"{where}: none") if "none" in m else (),
         window=r.window(m["window"], where) if "window" in m else Window(),
@@ -83,8 +87,9 @@ def judge(call: Call, item: Item, c: PhraseCheck, after: float | None) -> Verdic
                             {"who": who, "said": said_at(call, bad[0]), "where": where})
     chosen: list[Hit] = []
     by_meaning: dict[int, Closest] = {}  # id(hit) → how it was found
-    if c.any:
-        hits = found(c.any)
+    anys = c.any + (c.outbound_any if call.meta.direction == "outbound" else ())
+    if anys:
+        hits = found(anys)
         if not hits and item.meaning is not None:
             # the same meaning in words no list holds: the unit closest to an example, in the window
             for close in call.by_meaning(item.meaning, segs):
@@ -93,7 +98,7 @@ def judge(call: Call, item: Item, c: PhraseCheck, after: float | None) -> Verdic
                     hits, by_meaning[id(h)] = [h], close
                     break
         if not hits:
-            return fail("phrase.missing", who=who, wanted=alternatives(c.any), where=where)
+            return fail("phrase.missing", who=who, wanted=alternatives(anys), where=where)
         chosen.append(best(hits))
     missing = []
     for group in c.all:
@@ -117,8 +122,8 @@ def judge(call: Call, item: Item, c: PhraseCheck, after: float | None) -> Verdic
 
 
 def hotwords(c: PhraseCheck, centre: Centre) -> tuple[Phrase, ...]:
-    return c.any + tuple(p for group in c.all for p in group)
+    return c.any + c.outbound_any + tuple(p for group in c.all for p in group)
 
 
-KIND = Kind("phrase", PhraseCheck, ("type", "any", "all", "none", "window", "tolerance", "strict_you"), parse, judge,
+KIND = Kind("phrase", PhraseCheck, ("type", "any", "outbound_any", "all", "none", "window", "tolerance", "strict_you"), parse, judge,
             hotwords)
