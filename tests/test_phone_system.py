@@ -224,6 +224,22 @@ def test_on_mono_the_announcement_is_taken_out_before_the_roles_are_chosen():
     assert [u.speaker for u in t.utterances] == ["system", "agent", "customer", "agent"]
 
 
+def test_the_seeds_closing_questions_outweigh_an_announcement_in_the_customers_cluster():
+    # 零八六号话务员为您服务 says nothing of recording and speaks first, in the customer's cluster; the
+    # agent's 还有其他需要吗 (003/002 结束前语) tells whose cluster is whose
+    segments = [seg(0, 0.3, 2.7, "零八六号话务员为您服务"), seg(0, 3.4, 7.6, "乐看视频，我是客服小秋，请问您遇到什么问题"),
+                seg(0, 8.5, 13.7, "我买的是超级会员，现在想换成普通会员"), seg(0, 14.2, 20.0, "可以的，到期以后选普通会员就行"),
+                seg(0, 20.5, 22.0, "好吧"), seg(0, 22.6, 24.8, "好的，还有其他需要吗"), seg(0, 25.3, 26.0, "没有了"),
+                seg(0, 26.5, 28.5, "感谢您的来电，再见")]
+    turns = [(0.3, 2.7, 1), (3.4, 7.6, 0), (8.5, 13.7, 1), (14.2, 20.0, 0), (20.5, 22.0, 1), (22.6, 24.8, 0),
+             (25.3, 26.0, 1), (26.5, 28.5, 0)]
+    t = build_transcript(meta(), segments, duration_s=29, n_channels=1, model="base", speaker_turns=turns)
+    said = {u.text: u.speaker for u in t.utterances}
+    assert [said[text] for text in ("乐看视频，我是客服小秋，请问您遇到什么问题", "可以的，到期以后选普通会员就行",
+                                    "好的，还有其他需要吗", "感谢您的来电，再见")] == ["agent"] * 4
+    assert said["我买的是超级会员，现在想换成普通会员"] == "customer"
+
+
 def test_an_announcement_cut_into_pieces_is_read_whole_with_its_garbled_last_words():
     # pause and speaker splits cut it in three; only the third says 录音; Whisper heard 请稍候 as 解消后
     segments = [seg(0, 0.4, 2.8, "您好，欢迎致电乐看视频"), seg(0, 2.8, 4.6, "为了提高服务质量"),

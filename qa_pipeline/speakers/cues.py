@@ -36,7 +36,9 @@ from qa_pipeline.scoring.normalize import to_pinyin
 # What an agent says and a customer does not; 您好 counts in the opening only (customers answer
 # 你好). 我是 is not a cue: customers say 对，我是. One list for stereo channels and mono clusters.
 AGENT_CUES = ("工号", "客服", "热线", "有什么可以帮", "很高兴为您服务", "还有什么可以帮", "感谢您的来电",
-              "请您稍等", "让您久等", "跟您确认", "给您确认", "为您")
+              "请您稍等", "让您久等", "跟您确认", "给您确认", "为您",
+              # the seeds' other closing questions (003 还需要什么帮助, 002 还有其他事 / 其他吩咐)
+              "还需要什么帮助", "还有其他需要", "还有其他事", "其他吩咐")
 OPENING_CUES = ("您好",)
 OPENING_S = 20.0
 # What a caller says of their own need and an agent does not (an agent says 您, 我帮您, 我的工号).
