@@ -181,6 +181,28 @@ def test_the_agents_greeting_glued_to_the_announcement_starts_the_agents_words()
     assert [(u.speaker, u.text) for u in t.utterances][:2] == [("system", prompt), ("agent", "您好乐看视频我是客服小叶请讲")]
 
 
+def test_a_pause_whisper_gave_to_the_agents_first_word_ends_the_announcement():
+    # 成 (the agent's first word) lasting 0.72 s holds the pause after the recording
+    prompt = "您的通话可能会被录音"
+    text = prompt + "城通卡服务热线我是三二七号话务员请问您需要办理什么"
+    first = seg(0, 0.3, 8.4, text)
+    words = list(first.words)
+    n = len(prompt)
+    words[n] = RawWord(words[n].text, words[n - 1].end, words[n - 1].end + 0.72, 0.9)
+    first = RawSegment(0, 0.3, 8.4, text, -0.3, 0.1, 1.2, tuple(words))
+    t = build_transcript(meta(agent_channel=0), [first, seg(1, 9.4, 12.4, "我的交通卡刷不了")], duration_s=13,
+                         n_channels=2, model="base")
+    assert [(u.speaker, u.text) for u in t.utterances][:2] == [("system", prompt), ("agent", text[n:])]
+
+
+def test_please_wait_patiently_ends_an_announcement():
+    segments = [seg(1, 0.1, 2.1, "您的通话可能会被录音，"), seg(1, 2.35, 3.8, "请耐心等待。"),
+                seg(1, 4.6, 9.5, "你好，才聚招聘，我是客服小韩，您需要什么帮助？"), seg(0, 10.4, 13.6, "我在你们平台上投了简历")]
+    t = build_transcript(meta(agent_channel=1), segments, duration_s=14, n_channels=2, model="base")
+    assert [u.speaker for u in t.utterances][:2] == ["system", "agent"]
+    assert t.utterances[1].text.startswith("你好")
+
+
 def test_a_call_whose_only_greeting_is_in_the_announcement_fails_greeting():
     rubric = load_rubric(rubric_path_default())
     results = {}

@@ -10,6 +10,7 @@ from qa_pipeline.scoring.intents import load_model
 from qa_pipeline.scoring.rubric_records import Meaning, When
 
 BY_MODEL = "model"
+MIN_INTENT_CHARS = 3  # a shorter utterance (来, 好的, 没了) says too little for the intent model to judge
 
 
 def customer_means(model_says: bool, close: Closest | None, meaning: Meaning | None) -> str | None:
@@ -44,8 +45,9 @@ def trigger(call: Call, w: When) -> tuple[float, str, str | None] | None:
                 best.setdefault(close.seg, close)
         for seg in segs:
             close = best.get(seg.n)
+            judged = model is not None and len(seg.prep.norm) >= MIN_INTENT_CHARS
             said = [(label, *model.says(label, seg.utt.text, norm=seg.prep.norm, pinyin=seg.prep.pinyin))
-                    for label in w.customer_intent] if model is not None else []
+                    for label in w.customer_intent] if judged else []
             yes = next(((label, p) for label, ok, p in said if ok), None)
             how = customer_means(yes is not None, close, w.meaning)
             if how == BY_MEANING:

@@ -36,11 +36,12 @@ CENTRE_PROMPT_SHARE = 0.6  # this share of a listed prompt's characters (or syll
 # What a phone system announces and an agent does not say in the opening.
 NOTICE_CUES = ("录音", "转接")
 # What an announcement ends with: said right after one of its clauses, it is the announcement's too.
-CLOSING_CUES = ("请稍候", "请稍等", "请不要挂机", "请勿挂机")
+CLOSING_CUES = ("请稍候", "请稍等", "请不要挂机", "请勿挂机", "请耐心等待")
 CLAUSE_GAP_S = 0.6  # a clause this soon after the last belongs to the same recording
 TAIL_CHARS = 3
 KEY_PRESS = re.compile(r"请按.{0,6}键")
 CLAUSE_END = "。？！，、；,.?!;"
+ABSORBED_PAUSE_S = 0.55  # one character said this long holds the pause before it
 AGENT_GREETINGS = ("您好", "你好")  # said after the announcement's own words, the agent has begun
 
 
@@ -123,6 +124,8 @@ def _clause_end(words: Sequence[RawWord], first: int) -> int | None:
             return i
         if _compact("".join(w.text for w in words[i + 1:i + 3])).startswith(AGENT_GREETINGS):
             return i
+        if len(_compact(words[i + 1].text)) == 1 and words[i + 1].end - words[i + 1].start >= ABSORBED_PAUSE_S:
+            return i  # …录音 | 城通卡服务热线: the pause went into the next word (成 lasting 0.72 s)
     return None
 
 

@@ -121,6 +121,9 @@ SLOT_CHARS = (2, 8)
 # 我是<company>的客服小王: the company named inside the self-introduction, before a role
 _I_AM = "我是"
 ROLES = tuple(parse_phrase(r) for r in ("客服", "工作人员", "话务员", "顾问", "专员", "前台"))
+_PEOPLE = set("您你他她")
+DEPARTMENT_WORDS = ("售后", "客服", "服务", "理赔", "热线", "中心", "前台", "部", "组", "处", "科", "室")
+_DOING = "负专刚上来给帮跟和在为替代"  # 负责 / 专门 / 刚才 / 上次 / 来 / 给 / 帮 …: what the agent did, not for whom
 
 
 def not_company(text: str, c: IntroductionCheck) -> bool:
@@ -159,7 +162,9 @@ def _apart(company: list[Hit], selves: list[Hit]) -> list[Hit]:
 
 
 def _before_role(seg: Seg, selves: list[Hit]) -> list[tuple[int, int]]:
-    """The words of 我是<X>的客服… between 我是 and 的 (a role said, by text or by sound, right after 的)."""
+    """The words of 我是<X>的<who> between 我是 and 的: 我是云杉口腔的客服小周, 我是顺风驾校教务处的张老师,
+    我是远方旅行社的计调王梅. X names whom the agent works for — not when it speaks of a person
+    (我是负责您这单的, 我是上次给您打电话的): no 您/你/他/她 in it and no verb of doing first."""
     norm = seg.prep.norm
     out = []
     for h in selves:
@@ -167,10 +172,21 @@ def _before_role(seg: Seg, selves: list[Hit]) -> list[tuple[int, int]]:
             continue
         a = h.match.norm_end
         of = norm.find("的", a, a + SLOT_CHARS[1] + 1)
-        rest = prepare(norm[of + 1:of + 6]) if of > a else None
-        if rest is not None and any(m.norm_start == 0 for role in ROLES for m in find_all(rest, role)):
+        if of <= a or of + 1 >= len(norm):
+            continue
+        rest = prepare(norm[of + 1:of + 6])
+        role = any(m.norm_start == 0 for r in ROLES for m in find_all(rest, r))
+        whose = norm[a:of]
+        if role or not (set(whose) & _PEOPLE or whose[0] in _DOING or _department(whose)):
             out.append((a, of))
     return out
+
+
+def _department(words: str) -> bool:
+    """售后 / 理赔组 / 客服部: a department's name without the company's (a role follows a company's)."""
+    for word in DEPARTMENT_WORDS:
+        words = words.replace(word, "")
+    return len(words) < SLOT_CHARS[0]
 
 
 def judge(call: Call, item: Item, c: IntroductionCheck, after: float | None) -> Verdict:
