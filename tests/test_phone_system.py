@@ -166,33 +166,30 @@ def test_the_announcement_is_the_systems_not_the_agents(merged):
     assert t.utterances[1].start - t.utterances[0].end >= 0.59  # cut at the pause, not inside a sentence
 
 
-def test_the_agents_greeting_glued_to_the_announcement_starts_the_agents_words():
-    # no punctuation and no pause in Whisper's words: the pause went into the 您 of the agent's 您好
-    prompt = "欢迎致电乐看视频本次通话可能会被录音"
-    text = prompt + "您好乐看视频我是客服小叶请讲"
-    first = seg(0, 0.4, 8.0, text)
-    words = list(first.words)
+def glued(channel: int, start: float, end: float, prompt: str, agent: str, first_word_s: float) -> RawSegment:
+    """One Whisper segment of an announcement and the agent's words after it, with no punctuation and
+    no pause between its words: the pause went into the agent's first word, `first_word_s` long."""
+    words = list(seg(channel, start, end, prompt + agent).words)
     n = len(prompt)
-    words[n] = RawWord(words[n].text, words[n - 1].end, words[n].end + 0.4, 0.9)  # 您 from the end of 音
-    first = RawSegment(0, 0.4, 8.4, text, -0.3, 0.1, 1.2, tuple(words))
-    segments = [first, seg(0, 9.0, 11.0, "我想开一张发票")]
+    words[n] = RawWord(words[n].text, words[n - 1].end, words[n - 1].end + first_word_s, 0.9)
+    return RawSegment(channel, start, end, prompt + agent, -0.3, 0.1, 1.2, tuple(words))
+
+
+def test_the_agents_greeting_glued_to_the_announcement_starts_the_agents_words():
+    # the 您 of the agent's 您好 holds the pause (0.4 s: not long enough by itself)
+    prompt, agent = "欢迎致电乐看视频本次通话可能会被录音", "您好乐看视频我是客服小叶请讲"
+    segments = [glued(0, 0.4, 8.4, prompt, agent, 0.4), seg(0, 9.0, 11.0, "我想开一张发票")]
     t = build_transcript(meta(), segments, duration_s=12, n_channels=1, model="base",
                          speaker_turns=[(0.4, 8.4, 0), (9.0, 11.0, 1)])
-    assert [(u.speaker, u.text) for u in t.utterances][:2] == [("system", prompt), ("agent", "您好乐看视频我是客服小叶请讲")]
+    assert [(u.speaker, u.text) for u in t.utterances][:2] == [("system", prompt), ("agent", agent)]
 
 
 def test_a_pause_whisper_gave_to_the_agents_first_word_ends_the_announcement():
-    # 成 (the agent's first word) lasting 0.72 s holds the pause after the recording
-    prompt = "您的通话可能会被录音"
-    text = prompt + "城通卡服务热线我是三二七号话务员请问您需要办理什么"
-    first = seg(0, 0.3, 8.4, text)
-    words = list(first.words)
-    n = len(prompt)
-    words[n] = RawWord(words[n].text, words[n - 1].end, words[n - 1].end + 0.72, 0.9)
-    first = RawSegment(0, 0.3, 8.4, text, -0.3, 0.1, 1.2, tuple(words))
-    t = build_transcript(meta(agent_channel=0), [first, seg(1, 9.4, 12.4, "我的交通卡刷不了")], duration_s=13,
-                         n_channels=2, model="base")
-    assert [(u.speaker, u.text) for u in t.utterances][:2] == [("system", prompt), ("agent", text[n:])]
+    # 城 (the agent's first word) lasting 0.72 s holds the pause after the recording
+    prompt, agent = "您的通话可能会被录音", "城通卡服务热线我是三二七号话务员请问您需要办理什么"
+    segments = [glued(0, 0.3, 8.4, prompt, agent, 0.72), seg(1, 9.4, 12.4, "我的交通卡刷不了")]
+    t = build_transcript(meta(agent_channel=0), segments, duration_s=13, n_channels=2, model="base")
+    assert [(u.speaker, u.text) for u in t.utterances][:2] == [("system", prompt), ("agent", agent)]
 
 
 def test_please_wait_patiently_ends_an_announcement():
