@@ -85,10 +85,10 @@ def test_a_rubric_with_examples_depends_on_the_encoder_release(default):
 
 def test_a_colloquial_refusal_no_list_holds_fails_by_meaning_and_says_so(default, judge):
     t = call(OPENING, (CUSTOMER, "我家楼上漏水好几天了，能不能派人来修一下？"),
-             (AGENT, "这个事我可管不了，上面就是这么定的。"), (CUSTOMER, "那好吧。"))
+             (AGENT, "这事我可做不了主，上面就是这么定的。"), (CUSTOMER, "那好吧。"))
     r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
-    assert r.result == FAIL and r.matched_by == "meaning"
-    assert "这个事我可管不了" in r.evidence_text
+    assert r.result == FAIL and r.matched_by == "meaning", r.reason
+    assert "这事我可做不了主" in r.evidence_text
     assert "最接近的例句" in r.reason and "相似度" in r.reason
 
 
@@ -110,6 +110,25 @@ def test_the_customers_words_never_count_against_the_agent(default, judge):
 ])
 def test_polite_near_misses_do_not_count(default, judge, polite):
     t = call(OPENING, (CUSTOMER, "我想问一下退款的事。"), (AGENT, polite))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    assert r.result == PASS, r.reason
+
+
+@pytest.mark.parametrize(("said", "critical"), [
+    ("哎，我刚才不是说了吗，去营业厅办。", False),  # 002 不是跟你说了吗, without 跟你
+    ("这都不明白，就是点一下那个按钮。", False),  # 000 不要说伤自尊的话
+    ("电池的事我们管不着，你找卖家去。", False),  # 002 这个不归我管
+    ("没办法，公司就是这么规定的。", True),  # 003 §23 这是规定
+])
+def test_the_seeds_forbidden_phrases_in_everyday_words(default, judge, said, critical):
+    t = call(OPENING, (CUSTOMER, "我的电动车电池不行了，能换吗？"), (AGENT, said), (CUSTOMER, "那好吧。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    assert (r.result, r.critical) == (FAIL, critical), r.reason
+
+
+def test_agreeing_on_a_plan_is_not_a_rule_quoted_at_the_customer(default, judge):
+    # 那就这么安排 was 0.69 to the short example 规定就是这样 (critical)
+    t = call(OPENING, (CUSTOMER, "那周六上午十点我过去。"), (AGENT, "好的，周六上午十点，那就这么安排。"))
     r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
     assert r.result == PASS, r.reason
 
@@ -206,7 +225,8 @@ def test_praise_and_a_short_answer_are_not_complaints(default, judge):
     assert r.result == NA, r.reason
 
 
-@pytest.mark.parametrize("question", ["请问还有其他想咨询的吗？", "您还有什么想问的吗？", "您还需要别的帮助吗？"])
+@pytest.mark.parametrize("question", ["请问还有其他想咨询的吗？", "您还有什么想问的吗？", "您还需要别的帮助吗？",
+                                      "您看还有别的地方需要我帮忙吗？"])
 def test_anything_else_asked_in_other_words_closes(default, judge, question):
     # 002 您还有其他事吗, 000 您还有什么其他问题吗, 003 您还需要什么帮助吗, with other words in them
     t = call(OPENING, (CUSTOMER, "我想约周六的洗牙。"), (AGENT, "好的，已经给您约上了。" + question),
@@ -215,8 +235,9 @@ def test_anything_else_asked_in_other_words_closes(default, judge, question):
     assert r.result == PASS, r.reason
 
 
-def test_asking_what_the_customer_wants_to_know_asks_the_need(default, judge):
-    t = call((AGENT, "您好，我是星光影城的小林，很高兴为您服务。"), (AGENT, "您想了解点什么？"), (CUSTOMER, "我想问今晚的场次。"))
+@pytest.mark.parametrize("question", ["您想了解点什么？", "请问您想订点什么？"])
+def test_asking_what_the_customer_wants_asks_the_need(default, judge, question):
+    t = call((AGENT, "您好，我是星光影城的小林，很高兴为您服务。"), (AGENT, question), (CUSTOMER, "我想问今晚的场次。"))
     r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["ask_need"]
     assert r.result == PASS, r.reason
 

@@ -41,7 +41,7 @@ BY_TEXT = "text"
 BY_PINYIN = "pinyin"
 
 NEAR_SEPARATORS = ("…", "...")
-NEAR_SLACK = 6  # characters a NEAR phrase's parts may spread beyond their own length
+NEAR_SLACK = 8  # characters a NEAR phrase's parts may spread beyond their own length
 MAX_VARIANTS = 48
 PARTICLES = "吧啊呢呀嘛哦啦"
 POLITE_YOU = "nin"  # the syllable of 您, kept exact where the rubric is strict about it
