@@ -35,6 +35,7 @@ from qa_pipeline.scoring.rubric import IntroductionCheck, load_rubric, rubric_pa
 _COMPANY = re.compile(r"company (?:'([^']+)'|\(([^)]+)\))")  # company 'X' / company (X) (dev-calls-5)
 _QUOTED = re.compile(r"'([^']+)'")
 _LEADING = re.compile(r"^(?:company )?([^\s'(]+) and ")  # dev-calls-6: "X and <name> at 2.4 s"
+_AFTER_TIME = re.compile(r"^[\d.]+ s: ([^\s+]+?)(?: \+ |$|的)")  # dev-calls-7: "0.4 s: X + 我是小蒋", "7.2 s: X的刘师傅"
 
 
 def slots(transcript: CallTranscript, meta: CallMeta, rubric) -> list[str]:
@@ -77,9 +78,10 @@ def main() -> int:
                 continue
             why = label["why"].get("self_introduction", "")
             # dev-calls(-2): "company 'X' and …", dev-calls-5 "company (X) and …"; dev-calls-3 quotes the
-            # opening: "'X，我是…' at 0.4 s"; dev-calls-6: "X and 张老师 at 2.4 s"
+            # opening: "'X，我是…' at 0.4 s"; dev-calls-6: "X and 张老师 at 2.4 s"; dev-calls-7: "0.4 s: X + …"
             passed = label["items"].get("self_introduction") == "pass"
-            named = _COMPANY.search(why) or (_QUOTED.search(why) or _LEADING.search(why) if passed else None)
+            named = _COMPANY.search(why) or (_QUOTED.search(why) or _LEADING.search(why) or _AFTER_TIME.search(why)
+                                             if passed else None)
             for kind, t in (("reference", reference(meta.call_id, label)), ("whisper", transcripts.get(meta.call_id))):
                 if t is None:
                     continue

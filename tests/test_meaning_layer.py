@@ -276,6 +276,16 @@ def test_the_slot_between_greeting_and_self_names_the_company(default, judge):
     assert r.result == PASS and "云杉口腔" in r.reason
 
 
+@pytest.mark.parametrize(("opening", "company"), [
+    ("喂，时光钟表维修，我是吴师傅，请问您有什么事吗？", "时光钟表维修"),  # 喂 alone as the greeting
+    ("您好，江城博物馆预约服务，我是工作人员小郑。", "江城博物馆预约服务"),  # nine characters
+])
+def test_the_slot_after_wei_or_a_long_name(default, judge, opening, company):
+    t = call((AGENT, opening), (CUSTOMER, "我想问一下周三能不能参观。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    assert r.result == PASS and company in r.reason, r.reason
+
+
 def test_the_slot_holds_when_a_pause_split_the_opening_before_the_self(default, judge):
     t = call((AGENT, "您好，云杉口腔"), (AGENT, "我是前台小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
     r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]

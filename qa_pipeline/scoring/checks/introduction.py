@@ -115,9 +115,9 @@ def self_from_meta(call: Call, segs: tuple[Seg, ...]) -> list[Hit]:
 
 
 # 喂 as Whisper often writes it at a call's start (为你好)
-_GREETED = re.compile(r"^[喂为]?(?:[您你]好|早上好|上午好|中午好|下午好|晚上好)+")
+_GREETED = re.compile(r"^(?:喂|为(?=[您你]好)|[您你]好|早上好|上午好|中午好|下午好|晚上好)+")  # 喂 alone too (喂，时光钟表维修，我是…)
 _NOT_A_NAME_START = "我这是很工请欢谢小您你喂为"
-SLOT_CHARS = (2, 8)
+SLOT_CHARS = (2, 10)
 # 我是<company>的客服小王: the company named inside the self-introduction, before a role
 _I_AM = "我是"
 ROLES = tuple(parse_phrase(r) for r in ("客服", "工作人员", "话务员", "顾问", "专员", "前台"))
@@ -133,7 +133,7 @@ def not_company(text: str, c: IntroductionCheck) -> bool:
 
 def slot_company(call: Call, segs: tuple[Seg, ...], selves: list[Hit], c: IntroductionCheck) -> list[Hit]:
     """The words between the greeting and the self name the company (您好，云杉口腔，我是前台小周 /
-    星河保险，工号三零七): 2-8 characters, from the start of a greeted utterance or of the opening's
+    星河保险，工号三零七): 2-10 characters, from the start of a greeted utterance or of the opening's
     first one, up to the first self hit; not a customer's name nor a question (not_company)."""
     out = []
     for k, seg in enumerate(segs):
