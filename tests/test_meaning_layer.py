@@ -260,6 +260,15 @@ def test_a_return_call_confirms_what_the_agent_holds(default, judge):
     assert r.result == PASS, r.reason
 
 
+@pytest.mark.parametrize("back", ["您是说上个月刚换过电池，现在又报电量低。", "您的意思是先把自动续费关掉，会员留着。",
+                                  "先关自动续费，会员留着，是这个意思吧？"])
+def test_the_seeds_ways_to_check_what_was_meant_confirm(default, judge, back):
+    # 003 §7 您是说…，对吗 / 请问您的意思是…吗
+    t = call(OPENING, (CUSTOMER, "我那个会员不想自动续费了，但这个月的还想看完。"), (AGENT, back), (CUSTOMER, "对。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["confirm_details"]
+    assert r.result == PASS, r.reason
+
+
 def test_saying_the_customers_words_back_confirms_them(default, judge):
     # 000 复述客户所说的内容: no 对吗, but six syllables of the customer's words repeated
     t = call(OPENING, (CUSTOMER, "我想约周六下午三点带孩子来看牙。"), (AGENT, "好的，周六下午三点带孩子来看牙，已经给您登记了。"))
