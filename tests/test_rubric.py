@@ -32,7 +32,8 @@ def test_default_rubric_loads():
     assert [p.source for p in greeting.none] == ["^喂"]
     forbidden = next(i.check for i in r.items if i.id == "forbidden_phrases")
     assert isinstance(forbidden, ForbiddenCheck)
-    assert {f.phrase.source for f in forbidden.phrases if f.critical} == {"我们也没有办法", "这是规定", "规定就是这样"}
+    assert {f.phrase.source for f in forbidden.phrases if f.critical} == {"我们也没有办法", "这是规定", "规定就是这样",
+                                                                         "就是这么规定的"}
     assert isinstance(r.items[8].check, HangupCheck)
 
 
