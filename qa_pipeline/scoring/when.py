@@ -11,6 +11,10 @@ from qa_pipeline.scoring.rubric_records import Meaning, When
 
 BY_MODEL = "model"
 MIN_INTENT_CHARS = 3  # a shorter utterance (来, 好的, 没了) says too little for the intent model to judge
+# A complaint is seldom one utterance, and what the customer says is heard in pieces: the words, the
+# model or an example often catch its second or third sentence. What the agent says in the LEAD_S
+# before the piece that was caught, once the customer has spoken, answers the complaint too.
+LEAD_S = 15.0
 
 
 def customer_means(model_says: bool, close: Closest | None, meaning: Meaning | None) -> str | None:
@@ -25,9 +29,22 @@ def customer_means(model_says: bool, close: Closest | None, meaning: Meaning | N
 
 
 def trigger(call: Call, w: When) -> tuple[float, str, str | None] | None:
-    """(time, description, what decided it: None for words and waits, BY_MODEL, BY_MEANING) of the
-    earliest trigger, or None."""
-    found: list[tuple[float, str, str | None]] = []
+    """(from when the item's check looks, description, what decided it: None for words and waits,
+    BY_MODEL, BY_MEANING) of the earliest trigger, or None. A wait or the agent's words: from the
+    trigger on; the customer's words: from LEAD_S before them, not before the customer first spoke."""
+    found = _triggers(call, w)
+    if not found:
+        return None
+    at, desc, how, customer = min(found, key=lambda f: f[0])
+    if customer:
+        spoke = min((s.utt.start for s in call.eligible(CUSTOMER)), default=at)
+        at = max(spoke, at - LEAD_S)
+    return at, desc, how
+
+
+def _triggers(call: Call, w: When) -> list[tuple[float, str, str | None, bool]]:
+    """(time, description, what decided it, whether the customer's words) of each kind of trigger."""
+    found: list[tuple[float, str, str | None, bool]] = []
     for speaker, phrases in ((CUSTOMER, w.customer_says), (AGENT, w.agent_says)):
         if phrases:
             # Cue words match as written or as homophones only: one confused syllable turns
@@ -35,7 +52,7 @@ def trigger(call: Call, w: When) -> tuple[float, str, str | None] | None:
             hits = call.hits(call.eligible(speaker), phrases, tolerance=0)
             if hits:
                 found.append((hits[0].start, call.say("trigger.says", who=call.who(speaker),
-                                                      said=said_at(call, hits[0])), None))
+                                                      said=said_at(call, hits[0])), None, speaker == CUSTOMER))
     if w.customer_intent or w.meaning is not None:
         model = load_model() if w.customer_intent else None
         segs = call.eligible(CUSTOMER)
@@ -53,16 +70,16 @@ def trigger(call: Call, w: When) -> tuple[float, str, str | None] | None:
             if how == BY_MEANING:
                 found.append((seg.utt.start, call.say("trigger.meaning", t=f"{seg.utt.start:.1f}",
                                                       quote=seg.utt.text[:20], example=close.example.text,
-                                                      sim=f"{close.similarity:.2f}"), BY_MEANING))
+                                                      sim=f"{close.similarity:.2f}"), BY_MEANING, True))
                 break
             if how == BY_MODEL:
                 label, p = yes
                 found.append((seg.utt.start, call.say(f"trigger.model.{label}", t=f"{seg.utt.start:.1f}",
-                                                      quote=seg.utt.text[:20], p=f"{p:.2f}"), BY_MODEL))
+                                                      quote=seg.utt.text[:20], p=f"{p:.2f}"), BY_MODEL, True))
                 break
     if w.wait_over_s is not None:
         waits = call.waits(w.wait_over_s)
         if waits:
             found.append((waits[0].start, call.say("trigger.wait", len=f"{waits[0].length:.1f}",
-                                                   t=f"{waits[0].start:.1f}"), None))
-    return min(found, key=lambda f: f[0]) if found else None
+                                                   t=f"{waits[0].start:.1f}"), None, False))
+    return found
