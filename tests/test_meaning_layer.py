@@ -170,6 +170,13 @@ def test_an_outbound_opening_has_longer_to_ask_than_an_inbound_one(default, judg
     assert (out.result, inbound.result) == (PASS, FAIL), (out.reason, inbound.reason)
 
 
+def test_asking_whether_it_is_a_good_time_in_other_words(default, judge):
+    t = call((CUSTOMER, "喂？"), (AGENT, "您好，我是青禾物业的客服小林，工号三零二，想跟您说下暖气检修的事，您这会儿方便聊两句吗？"),
+             (CUSTOMER, "方便，你说。"))
+    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["ask_need"]
+    assert r.result == PASS, r.reason
+
+
 def test_an_outbound_consent_question_asks_the_need_only_on_an_outbound_call(default, judge):
     # 000 开场白 “想请您对我们的服务做一个评价，可以吗”: on an inbound call 可以吗 asks something else
     t = call((CUSTOMER, "喂？"), (AGENT, "您好，我是青禾物业的客服小林，工号三零二。"),
@@ -226,7 +233,7 @@ def test_praise_and_a_short_answer_are_not_complaints(default, judge):
 
 
 @pytest.mark.parametrize("question", ["请问还有其他想咨询的吗？", "您还有什么想问的吗？", "您还需要别的帮助吗？",
-                                      "您看还有别的地方需要我帮忙吗？"])
+                                      "您看还有别的地方需要我帮忙吗？", "您还有别的事没有？"])
 def test_anything_else_asked_in_other_words_closes(default, judge, question):
     # 002 您还有其他事吗, 000 您还有什么其他问题吗, 003 您还需要什么帮助吗, with other words in them
     t = call(OPENING, (CUSTOMER, "我想约周六的洗牙。"), (AGENT, "好的，已经给您约上了。" + question),
@@ -239,6 +246,56 @@ def test_anything_else_asked_in_other_words_closes(default, judge, question):
 def test_asking_what_the_customer_wants_asks_the_need(default, judge, question):
     t = call((AGENT, "您好，我是星光影城的小林，很高兴为您服务。"), (AGENT, question), (CUSTOMER, "我想问今晚的场次。"))
     r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["ask_need"]
+    assert r.result == PASS, r.reason
+
+
+def test_an_apology_to_the_first_sentence_of_a_complaint_counts(default, judge):
+    # the model hears the complaint's second sentence; the agent apologised after its first
+    t = call(OPENING, (CUSTOMER, "我上周六去游泳，到了门口才知道闭馆了。"), (AGENT, "真不好意思，让您白跑了一趟。"),
+             (CUSTOMER, "你们这服务太差了，我办的可是年卡，也没人通知一声。"), (AGENT, "以后闭馆我们会提前发短信。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["apology"]
+    assert r.result == PASS, r.reason
+
+
+@pytest.mark.parametrize(("opening", "question"), [
+    ("您好，我是青禾物业的小林。", "您有啥需要？"),  # 啥 for 什么
+    ("您好，我是青禾物业的小林。", "您这边遇到什么情况了？"),
+    ("您好，青禾物业，我是小林，工号三零二。", "您说，什么事儿？"),  # 请讲 as agents say it
+])
+def test_the_need_asked_in_everyday_words(default, judge, opening, question):
+    t = call((AGENT, opening), (AGENT, question), (CUSTOMER, "我家水管漏了。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["ask_need"]
+    assert r.result == PASS, r.reason
+
+
+def test_what_the_customer_said_is_no_invitation_to_speak(default, judge):
+    t = call((AGENT, "您好，青禾物业，我是小林，工号三零二。"), (CUSTOMER, "我看到你们有套房子出租。"),
+             (AGENT, "您说的是幸福路那套吧？"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["ask_need"]
+    assert r.result == FAIL, r.reason
+
+
+def test_sent_to_your_phone_is_no_forbidden_word_by_sound(default, judge):
+    # 急什么 has the colloquial form 急啥, matched as written only: 机上 sounds like it
+    t = call(OPENING, (CUSTOMER, "我想改签。"), (AGENT, "已经改好了，短信稍后发到您手机上。"))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    assert r.result == PASS, r.reason
+
+
+@pytest.mark.parametrize("said", ["您先听我说完行不行，我刚才不都说了吗。", "您自己没锁好，这也不能怪我们。"])
+def test_more_forbidden_phrases_in_everyday_words(default, judge, said):
+    t = call(OPENING, (CUSTOMER, "我的座位又被人占了。"), (AGENT, said))
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    assert r.result == FAIL, r.reason
+
+
+def test_sorry_to_keep_you_waiting_in_other_order_thanks_for_the_wait(default, judge):
+    t = call(OPENING, (CUSTOMER, "我想约周四的场地。"), (AGENT, "我看一下排期，请您稍等一会儿。"))
+    waited = t.utterances[-1].end + 10.0
+    back = utt(AGENT, waited, waited + 3.0, "抱歉让您等久了，周四下午两点有空。", call_id="c1", channel=0,
+               words=words_for("抱歉让您等久了，周四下午两点有空。", waited, waited + 3.0))
+    t = transcript(*t.utterances, back, call_id="c1")
+    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["hold_etiquette"]
     assert r.result == PASS, r.reason
 
 

@@ -6,7 +6,7 @@ first as a substring; failing that, on toneless pinyin with a confusion-aware sy
 收等 for 稍等) still match while unrelated phrases do not.
 
 What does not change the meaning does not stop a match (`variants`): 我/我们, 你/您/你们, 这个/那个/这/那,
-没/没有, and the particles 吧/啊/呢/呀/嘛/哦/啦 (and a final 了) may be present or not.
+没/没有, 什么/啥, and the particles 吧/啊/呢/呀/嘛/哦/啦 (and a final 了) may be present or not.
 
 Phrase syntax, as written in a rubric:
     工号            a literal phrase (text, then sound; with the variants above)
@@ -44,6 +44,7 @@ NEAR_SEPARATORS = ("…", "...")
 NEAR_SLACK = 8  # characters a NEAR phrase's parts may spread beyond their own length
 MAX_VARIANTS = 48
 PARTICLES = "吧啊呢呀嘛哦啦"
+COLLOQUIAL = "啥"  # 什么 as said colloquially: a variant matched by text only
 POLITE_YOU = "nin"  # the syllable of 您, kept exact where the rubric is strict about it
 _KEEP_NIN = frozenset((POLITE_YOU,))
 _KEEP_NONE: frozenset[str] = frozenset()
@@ -106,6 +107,10 @@ def _slots(norm: str, strict_you: bool) -> list[tuple[str, ...]]:
             continue
         if two == "没有":
             out.append(("没有", "没"))
+            i += 2
+            continue
+        if two == "什么":
+            out.append(("什么", COLLOQUIAL))
             i += 2
             continue
         if ch == "我":
@@ -216,6 +221,8 @@ def _compiled(text: str, flexible: bool, strict_you: bool, anchored: bool) -> _C
     body = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
     sounds: dict[tuple[str, ...], tuple[tuple[str, ...], frozenset[str], int]] = {}
     for form in forms:  # forms that sound the same are searched once
+        if COLLOQUIAL in form:
+            continue  # 啥 is matched as written: 急啥 (two syllables) would be heard in every 机上
         pat = _phrase_pinyin(form)
         distinct = frozenset(pat)
         sounds.setdefault(pat, (pat, distinct, min((len(pat) + 1) // 2, len(distinct))))
