@@ -50,6 +50,11 @@ def results(score) -> dict:
     return {r.item_id: r for r in score.items}
 
 
+def judged(t, item_id: str, rubric, judge, **meta_kw):
+    """The verdict of one item of `rubric` on transcript `t` (metadata: meta(**meta_kw))."""
+    return results(score_call(t, meta(**meta_kw), rubric, processed_at="t", judge=judge))[item_id]
+
+
 # --- the rubric format -------------------------------------------------------------------------
 
 
@@ -86,7 +91,7 @@ def test_a_rubric_with_examples_depends_on_the_encoder_release(default):
 def test_a_colloquial_refusal_no_list_holds_fails_by_meaning_and_says_so(default, judge):
     t = call(OPENING, (CUSTOMER, "我家楼上漏水好几天了，能不能派人来修一下？"),
              (AGENT, "这事我可做不了主，上面就是这么定的。"), (CUSTOMER, "那好吧。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    r = judged(t, "forbidden_phrases", default, judge)
     assert r.result == FAIL and r.matched_by == "meaning", r.reason
     assert "这事我可做不了主" in r.evidence_text
     assert "最接近的例句" in r.reason and "相似度" in r.reason
@@ -95,7 +100,7 @@ def test_a_colloquial_refusal_no_list_holds_fails_by_meaning_and_says_so(default
 def test_the_customers_words_never_count_against_the_agent(default, judge):
     t = call(OPENING, (CUSTOMER, "你们这事我可管不了，反正上面就是这么定的，对吧？"),
              (AGENT, "您别着急，我马上帮您查一下。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    r = judged(t, "forbidden_phrases", default, judge)
     assert r.result == PASS
 
 
@@ -110,7 +115,7 @@ def test_the_customers_words_never_count_against_the_agent(default, judge):
 ])
 def test_polite_near_misses_do_not_count(default, judge, polite):
     t = call(OPENING, (CUSTOMER, "我想问一下退款的事。"), (AGENT, polite))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    r = judged(t, "forbidden_phrases", default, judge)
     assert r.result == PASS, r.reason
 
 
@@ -122,27 +127,27 @@ def test_polite_near_misses_do_not_count(default, judge, polite):
 ])
 def test_the_seeds_forbidden_phrases_in_everyday_words(default, judge, said, critical):
     t = call(OPENING, (CUSTOMER, "我的电动车电池不行了，能换吗？"), (AGENT, said), (CUSTOMER, "那好吧。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    r = judged(t, "forbidden_phrases", default, judge)
     assert (r.result, r.critical) == (FAIL, critical), r.reason
 
 
 def test_agreeing_on_a_plan_is_not_a_rule_quoted_at_the_customer(default, judge):
     # 那就这么安排 was 0.69 to the short example 规定就是这样 (critical)
     t = call(OPENING, (CUSTOMER, "那周六上午十点我过去。"), (AGENT, "好的，周六上午十点，那就这么安排。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    r = judged(t, "forbidden_phrases", default, judge)
     assert r.result == PASS, r.reason
 
 
 def test_blaming_the_customer_still_counts_beside_the_reassurance_near_misses(default, judge):
     t = call(OPENING, (CUSTOMER, "我提交了三次都不成功。"), (AGENT, "那是您自己把表格填错了，跟我们没关系。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    r = judged(t, "forbidden_phrases", default, judge)
     assert r.result == FAIL, r.reason
 
 
 def test_a_short_fragment_is_not_a_forbidden_phrase_by_meaning(default, judge):
     # a three-character clause lands near the short example 你自己去查 (similarity 0.90 with the encoder)
     t = call(OPENING, (CUSTOMER, "我的快递到哪了？"), (AGENT, "好的，查到您，订单昨天已经发出了。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    r = judged(t, "forbidden_phrases", default, judge)
     assert r.result == PASS, r.reason
 
 
@@ -153,7 +158,7 @@ def test_outbound_purpose_and_convenience_is_the_ask_need(default, judge):
     t = call((CUSTOMER, "喂，你好。"),
              (AGENT, "您好，我是青禾物业的客服小林，给您打电话是想回访一下上周的维修，您现在说话方便吗？"),
              (CUSTOMER, "方便，你说吧。"))
-    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["ask_need"]
+    r = judged(t, "ask_need", default, judge, direction="outbound")
     assert r.result == PASS, r.reason
 
 
@@ -165,15 +170,15 @@ def test_an_outbound_opening_has_longer_to_ask_than_an_inbound_one(default, judg
              (AGENT, "您现在方便吗？"), (CUSTOMER, "方便，你说吧。"))
     asked = next(u for u in t.utterances if u.text == "您现在方便吗？")
     assert 20 < asked.start < 30
-    out = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["ask_need"]
-    inbound = results(score_call(t, meta(direction="inbound"), default, processed_at="t", judge=judge))["ask_need"]
+    out = judged(t, "ask_need", default, judge, direction="outbound")
+    inbound = judged(t, "ask_need", default, judge, direction="inbound")
     assert (out.result, inbound.result) == (PASS, FAIL), (out.reason, inbound.reason)
 
 
 def test_asking_whether_it_is_a_good_time_in_other_words(default, judge):
     t = call((CUSTOMER, "喂？"), (AGENT, "您好，我是青禾物业的客服小林，工号三零二，想跟您说下暖气检修的事，您这会儿方便聊两句吗？"),
              (CUSTOMER, "方便，你说。"))
-    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["ask_need"]
+    r = judged(t, "ask_need", default, judge, direction="outbound")
     assert r.result == PASS, r.reason
 
 
@@ -181,8 +186,8 @@ def test_an_outbound_consent_question_asks_the_need_only_on_an_outbound_call(def
     # 000 开场白 “想请您对我们的服务做一个评价，可以吗”: on an inbound call 可以吗 asks something else
     t = call((CUSTOMER, "喂？"), (AGENT, "您好，我是青禾物业的客服小林，工号三零二。"),
              (AGENT, "上周给您家换了水管，想听听您的意见，占用您一点时间可以吗？"), (CUSTOMER, "可以，你说。"))
-    out = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["ask_need"]
-    inbound = results(score_call(t, meta(direction="inbound"), default, processed_at="t", judge=judge))["ask_need"]
+    out = judged(t, "ask_need", default, judge, direction="outbound")
+    inbound = judged(t, "ask_need", default, judge, direction="inbound")
     assert (out.result, inbound.result) == (PASS, FAIL), (out.reason, inbound.reason)
 
 
@@ -192,14 +197,14 @@ def test_an_outbound_consent_question_asks_the_need_only_on_an_outbound_call(def
 ])
 def test_a_question_about_which_service_the_customer_wants_asks_the_need(default, judge, question):
     t = call((AGENT, "您好，青禾客服中心，我是工号三零二的小林。"), (AGENT, question), (CUSTOMER, "我想先了解一下价格。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["ask_need"]
+    r = judged(t, "ask_need", default, judge)
     assert r.result == PASS, r.reason
 
 
 def test_asking_who_is_speaking_is_not_asking_the_need(default, judge):
     t = call((AGENT, "您好，青禾客服中心，我是工号三零二的小林。"), (AGENT, "请问您是机主本人还是家属？"),
              (CUSTOMER, "我是本人。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["ask_need"]
+    r = judged(t, "ask_need", default, judge)
     assert r.result == FAIL, r.reason
 
 
@@ -208,27 +213,27 @@ def test_asking_who_is_speaking_is_not_asking_the_need(default, judge):
 
 def test_a_neutral_urgent_question_is_not_a_complaint(default, judge):
     t = call(OPENING, (CUSTOMER, "就是想问下明天几点能到。"), (AGENT, "明天上午十点前送到。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["apology"]
+    r = judged(t, "apology", default, judge)
     assert r.result == NA, r.reason
 
 
 def test_a_complaint_without_listed_words_needs_an_apology(default, judge):
     t = call(OPENING, (CUSTOMER, "一个星期了还没给我修好，你们这服务也太敷衍了。"), (AGENT, "我帮您查一下进度。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["apology"]
+    r = judged(t, "apology", default, judge)
     assert r.result == FAIL, r.reason
 
 
 def test_one_word_is_too_little_for_the_complaint_model(default, judge):
     # 来 alone scored 0.71 with the classifier
     t = call(OPENING, (CUSTOMER, "来"), (CUSTOMER, "我想回收一台旧手机，能给多少钱？"), (AGENT, "这个要看成色。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["apology"]
+    r = judged(t, "apology", default, judge)
     assert r.result == NA, r.reason
 
 
 def test_praise_and_a_short_answer_are_not_complaints(default, judge):
     t = call(OPENING, (CUSTOMER, "上回来的师傅活干得挺细的，态度也好，这次还想约他。"), (AGENT, "好的，我帮您约。"),
              (AGENT, "请问还有其他需要吗？"), (CUSTOMER, "没了。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["apology"]
+    r = judged(t, "apology", default, judge)
     assert r.result == NA, r.reason
 
 
@@ -238,14 +243,14 @@ def test_anything_else_asked_in_other_words_closes(default, judge, question):
     # 002 您还有其他事吗, 000 您还有什么其他问题吗, 003 您还需要什么帮助吗, with other words in them
     t = call(OPENING, (CUSTOMER, "我想约周六的洗牙。"), (AGENT, "好的，已经给您约上了。" + question),
              (CUSTOMER, "没有了。"), (AGENT, "好的，再见。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["closing"]
+    r = judged(t, "closing", default, judge)
     assert r.result == PASS, r.reason
 
 
 @pytest.mark.parametrize("question", ["您想了解点什么？", "请问您想订点什么？"])
 def test_asking_what_the_customer_wants_asks_the_need(default, judge, question):
     t = call((AGENT, "您好，我是星光影城的小林，很高兴为您服务。"), (AGENT, question), (CUSTOMER, "我想问今晚的场次。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["ask_need"]
+    r = judged(t, "ask_need", default, judge)
     assert r.result == PASS, r.reason
 
 
@@ -253,7 +258,7 @@ def test_an_apology_to_the_first_sentence_of_a_complaint_counts(default, judge):
     # the model hears the complaint's second sentence; the agent apologised after its first
     t = call(OPENING, (CUSTOMER, "我上周六去游泳，到了门口才知道闭馆了。"), (AGENT, "真不好意思，让您白跑了一趟。"),
              (CUSTOMER, "你们这服务太差了，我办的可是年卡，也没人通知一声。"), (AGENT, "以后闭馆我们会提前发短信。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["apology"]
+    r = judged(t, "apology", default, judge)
     assert r.result == PASS, r.reason
 
 
@@ -264,28 +269,28 @@ def test_an_apology_to_the_first_sentence_of_a_complaint_counts(default, judge):
 ])
 def test_the_need_asked_in_everyday_words(default, judge, opening, question):
     t = call((AGENT, opening), (AGENT, question), (CUSTOMER, "我家水管漏了。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["ask_need"]
+    r = judged(t, "ask_need", default, judge)
     assert r.result == PASS, r.reason
 
 
 def test_what_the_customer_said_is_no_invitation_to_speak(default, judge):
     t = call((AGENT, "您好，青禾物业，我是小林，工号三零二。"), (CUSTOMER, "我看到你们有套房子出租。"),
              (AGENT, "您说的是幸福路那套吧？"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["ask_need"]
+    r = judged(t, "ask_need", default, judge)
     assert r.result == FAIL, r.reason
 
 
 def test_sent_to_your_phone_is_no_forbidden_word_by_sound(default, judge):
     # 急什么 has the colloquial form 急啥, matched as written only: 机上 sounds like it
     t = call(OPENING, (CUSTOMER, "我想改签。"), (AGENT, "已经改好了，短信稍后发到您手机上。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    r = judged(t, "forbidden_phrases", default, judge)
     assert r.result == PASS, r.reason
 
 
 @pytest.mark.parametrize("said", ["您先听我说完行不行，我刚才不都说了吗。", "您自己没锁好，这也不能怪我们。"])
 def test_more_forbidden_phrases_in_everyday_words(default, judge, said):
     t = call(OPENING, (CUSTOMER, "我的座位又被人占了。"), (AGENT, said))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    r = judged(t, "forbidden_phrases", default, judge)
     assert r.result == FAIL, r.reason
 
 
@@ -295,7 +300,7 @@ def test_sorry_to_keep_you_waiting_in_other_order_thanks_for_the_wait(default, j
     back = utt(AGENT, waited, waited + 3.0, "抱歉让您等久了，周四下午两点有空。", call_id="c1", channel=0,
                words=words_for("抱歉让您等久了，周四下午两点有空。", waited, waited + 3.0))
     t = transcript(*t.utterances, back, call_id="c1")
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["hold_etiquette"]
+    r = judged(t, "hold_etiquette", default, judge)
     assert r.result == PASS, r.reason
 
 
@@ -306,14 +311,14 @@ def test_asking_who_answered_confirms_nothing(default, judge):
     # 王先生是吧 before the customer told anything; the appointment the customer then gives is never repeated
     t = call((CUSTOMER, "喂？"), (AGENT, "王先生是吧？我是青禾物业的客服小林，想跟您约个上门时间，您现在方便吗？"),
              (CUSTOMER, "方便。周四下午吧，我下班以后在家。"), (AGENT, "行，到时候师傅直接过去。"))
-    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["confirm_details"]
+    r = judged(t, "confirm_details", default, judge, direction="outbound")
     assert r.result == FAIL, r.reason
 
 
 def test_a_return_call_confirms_what_the_agent_holds(default, judge):
     t = call((CUSTOMER, "喂？"), (AGENT, "您好，我是青禾物业的客服小林，跟您确认一下，您报修的厨房水管明天上午九点上门，对吗？"),
              (CUSTOMER, "对，明天上午我在家。"), (AGENT, "好的，师傅到了会先给您打电话。"))
-    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["confirm_details"]
+    r = judged(t, "confirm_details", default, judge, direction="outbound")
     assert r.result == PASS, r.reason
 
 
@@ -322,14 +327,14 @@ def test_a_return_call_confirms_what_the_agent_holds(default, judge):
 def test_the_seeds_ways_to_check_what_was_meant_confirm(default, judge, back):
     # 003 §7 您是说…，对吗 / 请问您的意思是…吗
     t = call(OPENING, (CUSTOMER, "我那个会员不想自动续费了，但这个月的还想看完。"), (AGENT, back), (CUSTOMER, "对。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["confirm_details"]
+    r = judged(t, "confirm_details", default, judge)
     assert r.result == PASS, r.reason
 
 
 def test_saying_the_customers_words_back_confirms_them(default, judge):
     # 000 复述客户所说的内容: no 对吗, but six syllables of the customer's words repeated
     t = call(OPENING, (CUSTOMER, "我想约周六下午三点带孩子来看牙。"), (AGENT, "好的，周六下午三点带孩子来看牙，已经给您登记了。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["confirm_details"]
+    r = judged(t, "confirm_details", default, judge)
     assert r.result == PASS and "复述" in r.reason, r.reason
 
 
@@ -338,7 +343,7 @@ def test_saying_the_customers_words_back_confirms_them(default, judge):
 
 def test_the_slot_between_greeting_and_self_names_the_company(default, judge):
     t = call((AGENT, "您好，云杉口腔，我是前台小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    r = judged(t, "self_introduction", default, judge)
     assert r.result == PASS and "云杉口腔" in r.reason
 
 
@@ -348,13 +353,13 @@ def test_the_slot_between_greeting_and_self_names_the_company(default, judge):
 ])
 def test_the_slot_after_wei_or_a_long_name(default, judge, opening, company):
     t = call((AGENT, opening), (CUSTOMER, "我想问一下周三能不能参观。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    r = judged(t, "self_introduction", default, judge)
     assert r.result == PASS and company in r.reason, r.reason
 
 
 def test_the_slot_holds_when_a_pause_split_the_opening_before_the_self(default, judge):
     t = call((AGENT, "您好，云杉口腔"), (AGENT, "我是前台小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    r = judged(t, "self_introduction", default, judge)
     assert r.result == PASS and "云杉口腔" in r.reason, r.reason
 
 
@@ -365,7 +370,7 @@ def test_the_slot_holds_when_a_pause_split_the_opening_before_the_self(default, 
 ])
 def test_the_company_named_inside_the_self_introduction(default, judge, opening, company):
     t = call((CUSTOMER, "喂？"), (AGENT, opening), (CUSTOMER, "是我，什么事？"))
-    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["self_introduction"]
+    r = judged(t, "self_introduction", default, judge, direction="outbound")
     assert r.result == PASS and company in r.reason, r.reason
 
 
@@ -375,7 +380,7 @@ def test_the_company_named_inside_the_self_introduction(default, judge, opening,
 ])
 def test_the_company_named_before_the_agent_whoever_they_are(default, judge, opening, company):
     t = call((CUSTOMER, "喂？"), (AGENT, opening), (CUSTOMER, "是我，什么事？"))
-    r = results(score_call(t, meta(direction="outbound"), default, processed_at="t", judge=judge))["self_introduction"]
+    r = judged(t, "self_introduction", default, judge, direction="outbound")
     assert r.result == PASS and company in r.reason, r.reason
 
 
@@ -385,20 +390,20 @@ def test_the_company_named_before_the_agent_whoever_they_are(default, judge, ope
 ])
 def test_a_department_or_a_duty_is_not_the_company(default, judge, opening):
     t = call((AGENT, opening), (CUSTOMER, "我想问一下退货的事。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    r = judged(t, "self_introduction", default, judge)
     assert r.result == FAIL, r.reason
 
 
 @pytest.mark.parametrize("opening", ["您好，我是您的专属客服小周，工号三零七。", "您好，我是这边的客服小周，工号三零七。"])
 def test_whose_agent_they_are_is_not_a_company(default, judge, opening):
     t = call((AGENT, opening), (CUSTOMER, "我想约周六的洗牙。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    r = judged(t, "self_introduction", default, judge)
     assert r.result == FAIL, r.reason
 
 
 def test_the_customers_name_in_that_slot_is_not_a_company(default, judge):
     t = call((AGENT, "您好，王先生，我是小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
-    r = results(score_call(t, meta(), default, processed_at="t", judge=judge))["self_introduction"]
+    r = judged(t, "self_introduction", default, judge)
     assert r.result == FAIL
 
 
@@ -407,7 +412,7 @@ def test_the_customers_name_in_that_slot_is_not_a_company(default, judge):
 
 def test_a_verdict_decided_by_meaning_near_the_threshold_is_held_for_review(default, judge):
     t = call(OPENING, (CUSTOMER, "我家楼上漏水好几天了。"), (AGENT, "这事我可做不了主，反正就是这么定的。"))
-    got = results(score_call(t, meta(), default, processed_at="t", judge=judge))["forbidden_phrases"]
+    got = judged(t, "forbidden_phrases", default, judge)
     assert got.result == FAIL and not got.needs_review, got.reason
     sim = float(got.reason.split("相似度 ")[1][:4])
     forbidden = next(i for i in default.items if i.id == "forbidden_phrases")
