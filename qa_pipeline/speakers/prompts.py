@@ -116,16 +116,17 @@ def split_prompt(piece: RawSegment, text_of, centre_prompts: Sequence[str] = ())
 
 def _clause_end(words: Sequence[RawWord], first: int) -> int | None:
     """The last word of the clause that word `first` is in: the first word from there ending with
-    punctuation, followed by a pause of PAUSE_S, or followed by a greeting (the agent's 您好 right
-    after the recording, whose pause Whisper's timestamps gave to the 您: …录音您好，安心家政…);
-    None when the words run out first."""
+    punctuation or followed by a pause of PAUSE_S — or, where Whisper's timestamps gave that pause to
+    the next word, followed by a greeting (…录音您好，安心家政…) or by a one-character word said
+    ABSORBED_PAUSE_S or longer (…录音 | 城通卡服务热线, 城 lasting 0.72 s); None when the words run out first."""
     for i in range(first, len(words) - 1):
-        if words[i].text.strip()[-1:] in CLAUSE_END or words[i + 1].start - words[i].end >= PAUSE_S:
+        nxt = words[i + 1]
+        if words[i].text.strip()[-1:] in CLAUSE_END or nxt.start - words[i].end >= PAUSE_S:
             return i
         if _compact("".join(w.text for w in words[i + 1:i + 3])).startswith(AGENT_GREETINGS):
             return i
-        if len(_compact(words[i + 1].text)) == 1 and words[i + 1].end - words[i + 1].start >= ABSORBED_PAUSE_S:
-            return i  # …录音 | 城通卡服务热线: the pause went into the next word (成 lasting 0.72 s)
+        if len(_compact(nxt.text)) == 1 and nxt.end - nxt.start >= ABSORBED_PAUSE_S:
+            return i
     return None
 
 
