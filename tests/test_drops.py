@@ -16,7 +16,7 @@ from tests.factories import make_score, make_transcript
 
 @pytest.mark.parametrize(("reason", "chinese"), [
     ("empty text", "没有文字"),
-    ("known subtitle boilerplate ((请|欢迎)?(不吝)?(点赞|订阅|转发|打赏))", "字幕类套话"),
+    ("known subtitle boilerplate (不吝(点赞|订阅|转发|打赏))", "字幕类套话"),
     ("likely silence (no_speech_prob 0.91, avg_logprob -1.20)", "疑似静音中的幻觉"),
     ("repetition loop", "重复循环"),
     ("repetitive text (compression ratio 3.1)", "文字高度重复"),

@@ -15,6 +15,7 @@ def seg(text, *, no_speech=0.1, logprob=-0.3, ratio=1.2, start=0.0, end=2.0, wor
         ("字幕由Amara.org社区提供", "boilerplate"),
         ("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目", "boilerplate"),
         ("谢谢观看", "boilerplate"),
+        ("欢迎点赞订阅", "boilerplate"),
         ("好的好的好的好的好的好的", "repetition loop"),
         ("请稍等请稍等请稍等请稍等", "repetition loop"),
         ("。。，", "empty text"),
@@ -28,7 +29,8 @@ def test_silence_with_low_confidence_is_dropped():
     assert "likely silence" in check_segment(seg("嗯", no_speech=0.9, logprob=-1.5), "嗯")
 
 
-@pytest.mark.parametrize("text", ["您好，请问有什么可以帮您？", "对对对", "哈哈哈", "手机号是13905728846", "谢谢，再见"])
+@pytest.mark.parametrize("text", ["您好，请问有什么可以帮您？", "对对对", "哈哈哈", "手机号是13905728846", "谢谢，再见",
+                                  "焙香咖啡订阅服务，我是岳蓝", "我先把订阅调出来，请稍等一下", "我帮您转发给技术部"])
 def test_ordinary_speech_is_kept(text):
     assert check_segment(seg(text), text) is None
 

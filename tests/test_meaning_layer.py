@@ -247,11 +247,18 @@ def test_anything_else_asked_in_other_words_closes(default, judge, question):
     assert r.result == PASS, r.reason
 
 
-@pytest.mark.parametrize("question", ["您想了解点什么？", "请问您想订点什么？"])
+@pytest.mark.parametrize("question", ["您想了解点什么？", "请问您想订点什么？", "您今天是想寄点什么东西？",
+                                      "您这边想办理什么？"])
 def test_asking_what_the_customer_wants_asks_the_need(default, judge, question):
     t = call((AGENT, "您好，我是星光影城的小林，很高兴为您服务。"), (AGENT, question), (CUSTOMER, "我想问今晚的场次。"))
     r = judged(t, "ask_need", default, judge)
     assert r.result == PASS, r.reason
+
+
+def test_the_agent_saying_what_they_want_to_do_does_not_ask_the_need(default, judge):
+    t = call((AGENT, "您好，我是星光影城的小林，我想跟您说一下什么时候退票。"), (CUSTOMER, "好的。"))
+    r = judged(t, "ask_need", default, judge)
+    assert r.result == FAIL, r.reason
 
 
 def test_an_apology_to_the_first_sentence_of_a_complaint_counts(default, judge):
@@ -287,6 +294,20 @@ def test_sent_to_your_phone_is_no_forbidden_word_by_sound(default, judge):
     assert r.result == PASS, r.reason
 
 
+@pytest.mark.parametrize("opening", ["您好，青禾物业，我是小林，请问你有什么时需要帮忙？",  # 事 heard as 时
+                                     "您好，青禾物业，我是小林，请问你有什么事？"])
+def test_asking_the_need_politely_is_not_the_rude_question(default, judge, opening):
+    t = call((AGENT, opening), (CUSTOMER, "我家门口的灯坏了。"), (AGENT, "好的，我马上派人去修。"))
+    r = judged(t, "forbidden_phrases", default, judge)
+    assert r.result == PASS, r.reason
+
+
+def test_the_rude_question_is_still_forbidden(default, judge):
+    t = call(OPENING, (CUSTOMER, "喂，我问个事。"), (AGENT, "你有什么事？快说。"))
+    r = judged(t, "forbidden_phrases", default, judge)
+    assert r.result == FAIL, r.reason
+
+
 @pytest.mark.parametrize("said", ["您先听我说完行不行，我刚才不都说了吗。", "您自己没锁好，这也不能怪我们。"])
 def test_more_forbidden_phrases_in_everyday_words(default, judge, said):
     t = call(OPENING, (CUSTOMER, "我的座位又被人占了。"), (AGENT, said))
@@ -302,6 +323,26 @@ def test_sorry_to_keep_you_waiting_in_other_order_thanks_for_the_wait(default, j
     t = transcript(*t.utterances, back, call_id="c1")
     r = judged(t, "hold_etiquette", default, judge)
     assert r.result == PASS, r.reason
+
+
+@pytest.mark.parametrize("back_with", ["感谢您的耐心，周四下午两点有空。", "谢谢您等着，周四下午两点有空。",
+                                       "让您等了这么久，不好意思，周四下午两点有空。"])
+def test_thanks_for_the_wait_in_the_words_agents_use(default, judge, back_with):
+    t = call(OPENING, (CUSTOMER, "我想约周四的场地。"), (AGENT, "我看一下排期，请您稍等一会儿。"))
+    waited = t.utterances[-1].end + 10.0
+    back = utt(AGENT, waited, waited + 3.0, back_with, call_id="c1", channel=0,
+               words=words_for(back_with, waited, waited + 3.0))
+    r = judged(transcript(*t.utterances, back, call_id="c1"), "hold_etiquette", default, judge)
+    assert r.result == PASS, r.reason
+
+
+def test_coming_back_without_a_word_for_the_wait_is_unthanked(default, judge):
+    t = call(OPENING, (CUSTOMER, "我想约周四的场地。"), (AGENT, "我看一下排期，请您稍等一会儿。"))
+    waited = t.utterances[-1].end + 10.0
+    back = utt(AGENT, waited, waited + 3.0, "查到了，您等下周四吧，下午两点有空。", call_id="c1", channel=0,
+               words=words_for("查到了，您等下周四吧，下午两点有空。", waited, waited + 3.0))
+    r = judged(transcript(*t.utterances, back, call_id="c1"), "hold_etiquette", default, judge)
+    assert r.result == FAIL, r.reason
 
 
 # --- confirming details -------------------------------------------------------------------------------

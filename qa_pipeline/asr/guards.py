@@ -13,7 +13,9 @@ from qa_pipeline.records import RawSegment
 # Phrases Whisper learned from subtitled video and emits over silence (simplified forms).
 BOILERPLATE = (
     re.compile(r"字幕(由|提供|制作|组)"),
-    re.compile(r"(请|欢迎)?(不吝)?(点赞|订阅|转发|打赏)"),
+    # the video's call to action (请不吝点赞订阅转发打赏): two of its words together, or 不吝 before one — a
+    # single 订阅 or 转发 is ordinary service talk (咖啡订阅服务, 我帮您转发给技术部)
+    re.compile(r"不吝(点赞|订阅|转发|打赏)|(点赞|订阅|转发|打赏)(和|与|加)?(点赞|订阅|转发|打赏)"),
     re.compile(r"(谢谢|感谢)(大家)?(观看|收看|收听)"),
     re.compile(r"(明镜|优优)独播剧场"),
     re.compile(r"amara\.org", re.IGNORECASE),
