@@ -208,11 +208,11 @@ def test_candidate_without_a_phrase_changes_exactly_the_calls_that_relied_on_it(
     out = transcribed_out(tmp_path)
     # Every call's agent thanks the customer after the hold with '感谢您的耐心等待' and says nothing
     # else from the `after` list: without 耐心等待 (and 耐心等候, which sounds the same but for one
-    # syllable and matches by pinyin) each hold is unthanked and the item fails.
+    # syllable and matches by pinyin, and 耐心 alone) each hold is unthanked and the item fails.
     before = {(s.call_id, i.item_id): i for s in read_scores(out) for i in s.items}
     assert all(before[(c, "hold_etiquette")].result == PASS for c in ("c0", "c1", "c2"))
     labels = [Label(c, "hold_etiquette", PASS) for c in ("c0", "c1", "c2")] + [Label("c0", "greeting", PASS)]
-    cand = compare_candidate(out, labels, without_phrases("hold_etiquette", "after", "耐心等待", "耐心等候"))
+    cand = compare_candidate(out, labels, without_phrases("hold_etiquette", "after", "耐心等待", "耐心等候", "耐心"))
     assert [(ch.call_id, ch.item_id, ch.before, ch.after, ch.human) for ch in cand.changes] == [
         (c, "hold_etiquette", PASS, FAIL, (PASS,)) for c in ("c0", "c1", "c2")]
     agreement_of = lambda cal: {i.item_id: i.stats.rate for i in cal.items}  # noqa: E731
@@ -348,7 +348,7 @@ def test_calibrate_with_a_candidate_rubric_from_the_command_line(tmp_path):
     labels.write_text("".join(f"c{k},hold_etiquette,pass\n" for k in range(3)), encoding="utf-8")
     text = rubric_path_default().read_text(encoding="utf-8")
     candidate = tmp_path / "candidate.yaml"
-    candidate.write_text(re.sub(r"(after: \[[^\]]*?), 耐心等待, 耐心等候", r"\1", text), encoding="utf-8")
+    candidate.write_text(re.sub(r"(after: \[[^\]]*?), 耐心等待, 耐心等候([^\]]*?), 耐心,", r"\1\2,", text), encoding="utf-8")
     assert candidate.read_text(encoding="utf-8") != text
     result = CliRunner().invoke(app, ["calibrate", str(out), "--labels", str(labels), "--rubric", str(candidate)])
     assert result.exit_code == 0, result.output
