@@ -152,6 +152,26 @@ def test_split_by_speaker_cuts_where_the_speaker_changes():
     assert segment.text == "好的是吗对我是"  # input untouched
 
 
+def test_a_cut_one_word_off_a_clause_end_moves_to_it():
+    # 祝您生活愉快，再见 | 再见: the turns change a word early, inside the agent's clause
+    words = [("祝", 0.0, 0.2), ("您", 0.2, 0.4), ("生活", 0.4, 0.8), ("愉", 0.8, 1.0), ("快，", 1.05, 1.2),
+             ("再见，", 1.7, 2.0), ("再见。", 2.6, 3.0)]
+    pieces = split_by_speaker([_segment(words)], [SpeakerTurn(0.0, 1.02, 0), SpeakerTurn(1.02, 3.2, 1)])
+    assert [(p.segment.text, p.cluster) for p in pieces] == [("祝您生活愉快，", 0), ("再见，再见。", 1)]
+    # …and a clause's first word left behind with the other speaker goes on with its clause
+    words = [("开放", 0.0, 0.4), ("了，", 0.4, 0.6), ("您", 1.2, 1.35), ("还有", 1.4, 1.7), ("别的", 1.7, 2.0),
+             ("需要吗？", 2.0, 2.5)]
+    pieces = split_by_speaker([_segment(words)], [SpeakerTurn(0.0, 1.38, 1), SpeakerTurn(1.38, 3.0, 0)])
+    assert [(p.segment.text, p.cluster) for p in pieces] == [("开放了，", 1), ("您还有别的需要吗？", 0)]
+
+
+def test_a_cut_at_a_pause_stays_where_the_turns_put_it():
+    # 好的，对 | 我是: the customer's 对 sits apart from the agent's clause; the pause says who said it
+    words = [("好", 0.0, 0.2), ("的", 0.2, 0.4), ("对，", 1.3, 1.5), ("我", 1.55, 1.7), ("是", 1.7, 1.9)]
+    pieces = split_by_speaker([_segment(words)], [SpeakerTurn(0.0, 1.0, 0), SpeakerTurn(1.0, 2.0, 1)])
+    assert [(p.segment.text, p.cluster) for p in pieces] == [("好的", 0), ("对，我是", 1)]
+
+
 def test_split_by_speaker_trims_a_word_that_runs_into_the_other_turn():
     segment = _segment([("订", 4.3, 5.2), ("单号", 5.2, 5.8)])  # Whisper pinned 订 0.7 s early
     pieces = split_by_speaker([segment], [SpeakerTurn(0.0, 4.5, 1), SpeakerTurn(4.5, 6.0, 0)])
