@@ -107,7 +107,52 @@ def main() -> int:
     rubric = load_rubric(args.rubric)
     report(args.corpus, rubric)
     meaning_report(args.corpus, rubric, sweep=args.sweep)
+    model_report(args.corpus, rubric)
     return 0
+
+
+def model_report(corpora: list[str], rubric) -> dict:
+    """The forbidden item's intent model over every agent turn: for a range of thresholds, turns of calls
+    labelled clean it flags (0 expected) and cited violation turns it finds; then each flagged turn at
+    the rubric's threshold."""
+    from qa_pipeline.scoring.checks.forbidden import MIN_MEANING_CHARS
+    from qa_pipeline.scoring.intents import load_model
+    from qa_pipeline.scoring.normalize import normalize_text
+
+    item = next((i for i in rubric.items if isinstance(i.check, ForbiddenCheck) and i.check.intent), None)
+    if item is None:
+        print("\nno intent model on the forbidden item")
+        return {}
+    model, label = load_model(), item.check.intent
+    threshold = item.check.intent_threshold or model.labels[label].threshold
+    turns = [t for spec in corpora for t in turns_of(Path(spec.partition("=")[0]),
+                                                     Path(spec.partition("=")[2]) if spec.partition("=")[2] else None)]
+    agent = [t for t in turns if t["speaker"] == "agent"]
+
+    def best(text: str) -> tuple[float, str]:
+        # the turn as a whole, as the check judges an utterance
+        norm = normalize_text(text)
+        return (model.probability(label, text, norm=norm), text) if len(norm) >= MIN_MEANING_CHARS else (0.0, "")
+
+    scores = {kind: [best(t["text"] if kind == "reference" else (t["whisper"] or "")) for t in agent]
+              for kind in ("reference", "whisper")}
+    cited = [n for n, t in enumerate(agent) if t["cited"]]
+    print(f"\nforbidden by the intent model '{label}' over {len(agent)} agent turns ({len(cited)} cited violation "
+          f"turns); rubric threshold {threshold:.2f}")
+    print("  threshold   clean flagged (ref | whisper)   cited found (ref | whisper)")
+    out = {}
+    for th in sorted({0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, round(threshold, 2)}):
+        clean = [sum(1 for n, t in enumerate(agent) if not t["violated"] and scores[k][n][0] >= th) for k in scores]
+        found = [sum(1 for n in cited if scores[k][n][0] >= th) for k in scores]
+        out[th] = (tuple(clean), tuple(found))
+        print(f"  {th:9.2f}   {clean[0]:>6} | {clean[1]:<6}                 {found[0]:>4} | {found[1]:<4}")
+    for kind in scores:
+        for n, t in enumerate(agent):
+            p, clause = scores[kind][n]
+            if p >= threshold:
+                ok = "cited" if t["cited"] else ("in a failed call" if t["violated"] else "CLEAN")
+                print(f"  {kind:<9} {t['corpus']} {t['call_id']} {t['start']:6.1f} s  {p:.2f} {ok:<16} '{clause}'")
+    return out
 
 
 def meaning_report(corpora: list[str], rubric, sweep: bool = False) -> dict:

@@ -71,6 +71,16 @@ def test_examples_are_validated_with_file_and_line():
         parse_rubric(HEAD + hold + "    examples:\n      - {text: 请您稍等, source: x}\n", "test.yaml")
 
 
+def test_a_forbidden_check_names_a_label_the_bundled_model_has(default):
+    with pytest.raises(RubricError, match=r"test.yaml:\d+: item 'f': forbidden check: intent: 'rudeness' is not allowed \(allowed: .*complaint"):
+        parse_rubric(HEAD + item("f", "type: forbidden\nphrases: [你等着]\nintent: rudeness"), "test.yaml")
+    with pytest.raises(RubricError, match=r"test.yaml:\d+: item 'f': forbidden check: intent_threshold needs intent"):
+        parse_rubric(HEAD + item("f", "type: forbidden\nphrases: [你等着]\nintent_threshold: 0.9"), "test.yaml")
+    with pytest.raises(RubricError, match=r"test.yaml:\d+: item 'f': forbidden check: intent_threshold"):
+        parse_rubric(HEAD + item("f", "type: forbidden\nphrases: [你等着]\nintent: complaint\nintent_threshold: 1.5"),
+                     "test.yaml")
+
+
 def test_a_rubric_with_examples_depends_on_the_encoder_release(default):
     text = rubric_path_default().read_text(encoding="utf-8")
     assert default.uses_meaning
@@ -290,6 +300,21 @@ def test_what_the_customer_said_is_no_invitation_to_speak(default, judge):
 def test_sent_to_your_phone_is_no_forbidden_word_by_sound(default, judge):
     # 急什么 has the colloquial form 急啥, matched as written only: 机上 sounds like it
     t = call(OPENING, (CUSTOMER, "我想改签。"), (AGENT, "已经改好了，短信稍后发到您手机上。"))
+    r = judged(t, "forbidden_phrases", default, judge)
+    assert r.result == PASS, r.reason
+
+
+def test_blame_in_words_no_list_or_example_holds_is_heard_by_the_intent_model(default, judge):
+    t = call(OPENING, (CUSTOMER, "我的门禁卡找不到了，能补一张吗？"), (AGENT, "卡是你自己弄丢的，找我们干什么。"))
+    r = judged(t, "forbidden_phrases", default, judge)
+    assert r.result == FAIL and r.matched_by == "model", r.reason
+    assert "禁语识别模型判定，概率 0.99" in r.reason and r.points == r.max_points - 5
+    assert not r.needs_review  # far from the threshold
+
+
+def test_the_intent_model_judges_the_agent_only_and_lets_plain_you_pass(default, judge):
+    t = call(OPENING, (CUSTOMER, "卡是你们自己弄丢的，找我干什么。"), (AGENT, "没问题，你把门牌号报一下我帮你查。"),
+             (AGENT, "这个你放心，明天上午就能补好。"))
     r = judged(t, "forbidden_phrases", default, judge)
     assert r.result == PASS, r.reason
 

@@ -263,7 +263,7 @@ def test_when_customer_intent(tmp_path):
     ok = GOOD.replace("    check:", "    when: {customer_intent: [complaint]}\n    check:")
     assert load_rubric(_write(tmp_path, ok)).items[0].when.customer_intent == ("complaint",)
     bad = GOOD.replace("    check:", "    when: {customer_intent: [anger]}\n    check:")
-    assert _error(tmp_path, bad) == "11: item 'greeting': when customer_intent: 'anger' is not allowed (allowed: complaint)"
+    assert _error(tmp_path, bad) == "11: item 'greeting': when customer_intent: 'anger' is not allowed (allowed: complaint, improper)"
 
 
 def test_forbidden_unless(tmp_path):

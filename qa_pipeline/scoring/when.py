@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from qa_pipeline.meaning.judge import Closest
 from qa_pipeline.records import AGENT, CUSTOMER
-from qa_pipeline.scoring.checks.context import BY_MEANING, Call, said_at
+from qa_pipeline.scoring.checks.context import BY_MEANING, BY_MODEL, Call, said_at
 from qa_pipeline.scoring.intents import load_model
 from qa_pipeline.scoring.rubric_records import Meaning, When
 
-BY_MODEL = "model"
 MIN_INTENT_CHARS = 3  # a shorter utterance (来, 好的, 没了) says too little for the intent model to judge
 # A complaint is seldom one utterance, and what the customer says is heard in pieces: the words, the
 # model or an example often catch its second or third sentence. What the agent says in the LEAD_S

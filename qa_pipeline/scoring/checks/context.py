@@ -29,6 +29,7 @@ QUOTE_CHARS = 60
 SLACK_S = 0.5  # timestamp slack when ordering phrases around a silence
 DETAIL_CHARS = 4  # a customer utterance with fewer characters than this, formulas aside, says nothing
 BY_MEANING = "meaning"  # decided by the sentence encoder: closest example and similarity in the reason
+BY_MODEL = "model"  # decided by the bundled intent model (intents.py): its probability in the reason
 
 # What a customer says that gives the agent nothing to confirm: greetings, yes/no, thanks, goodbyes.
 FORMULAIC = re.compile(
@@ -201,12 +202,14 @@ class Call:
         return [c for c in self.meaning.closest(meaning, [s.n for s in segs]) if c.counts(meaning)]
 
     def meaning_hit(self, c: Closest) -> Hit:
-        seg = self.segs[c.seg]
+        return self.span_hit(self.segs[c.seg], c.unit.start, c.unit.end, c.example.text, BY_MEANING)
+
+    def span_hit(self, seg: Seg, a: int, b: int, phrase: str, how: str) -> Hit:
+        """A hit on characters a:b of the utterance's original text, found by meaning or by a model."""
         p = seg.prep
-        ns, ne = bisect_left(p.index, c.unit.start), bisect_left(p.index, c.unit.end)
+        ns, ne = bisect_left(p.index, a), bisect_left(p.index, b)
         start, end = self.times(seg, ns, ne) if ne > ns else (seg.utt.start, seg.utt.end)
-        text = seg.utt.text[c.unit.start:c.unit.end]
-        return Hit(seg, Match(c.example.text, text, BY_MEANING, c.unit.start, c.unit.end, ns, ne), start, end)
+        return Hit(seg, Match(phrase, seg.utt.text[a:b], how, a, b, ns, ne), start, end)
 
     def said_meaning(self, hit: Hit, c: Closest) -> str:
         return self.say("said.meaning", quote=hit.match.text, t=f"{hit.start:.1f}", example=c.example.text,
@@ -268,8 +271,9 @@ def searched(segs: tuple[Seg, ...], speaker: str, call: Call) -> tuple[str, floa
 
 
 def how_matched(hits: list[Hit]) -> str:
-    if any(h.match.how == BY_MEANING for h in hits):
-        return BY_MEANING
+    for how in (BY_MEANING, BY_MODEL):
+        if any(h.match.how == how for h in hits):
+            return how
     return BY_TEXT if all(h.match.how == BY_TEXT for h in hits) else "pinyin"
 
 

@@ -11,7 +11,9 @@ from qa_pipeline.meaning.judge import Closest
 from qa_pipeline.records import AGENT, FAIL, PASS
 from qa_pipeline.scoring.checks.context import (
     Call,
+    BY_MODEL,
     Hit,
+    Seg,
     Verdict,
     how_matched,
     overlaps,
@@ -20,9 +22,10 @@ from qa_pipeline.scoring.checks.context import (
     searched,
 )
 from qa_pipeline.scoring.checks.kind import Kind
+from qa_pipeline.scoring.intents import load_model
 from qa_pipeline.scoring.matching import BY_TEXT, Phrase
 from qa_pipeline.scoring.rubric_reader import RubricReader
-from qa_pipeline.scoring.rubric_records import Item
+from qa_pipeline.scoring.rubric_records import REVIEW_BAND, Item
 
 
 # A deduction by meaning needs a clause that says something of its own: a fragment of three or four
@@ -42,7 +45,11 @@ class ForbiddenPhrase:
 class ForbiddenCheck:
     phrases: tuple[ForbiddenPhrase, ...] = ()
     tolerance: float | None = 0
-    points_per_hit: float | None = None  # None: the item's weight (a hit by meaning deducts this)
+    points_per_hit: float | None = None  # None: the item's weight (a hit by meaning or model deducts this)
+    # a label of the bundled intent model (intents.py) that hears the forbidden meaning in a clause of the
+    # agent's, and the probability from which it counts (None: the model's own threshold)
+    intent: str | None = None
+    intent_threshold: float | None = None
     type: str = "forbidden"
 
 
@@ -67,7 +74,32 @@ def parse(r: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: str,
         else:
             out.append(ForbiddenPhrase(r.phrase(entry, f"{where}: phrases"), per_hit))
     tolerance = r.number(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else 0
-    return ForbiddenCheck(phrases=tuple(out), tolerance=tolerance, points_per_hit=per_hit)
+    intent = r.choice(m["intent"], f"{where}: intent", tuple(sorted(load_model().labels))) if "intent" in m else None
+    if "intent_threshold" in m and intent is None:
+        raise r.error(m["intent_threshold"], f"{where}: intent_threshold needs intent")
+    threshold = r.number(m["intent_threshold"], f"{where}: intent_threshold", above=True, maximum=1.0) \
+        if "intent_threshold" in m else None
+    return ForbiddenCheck(phrases=tuple(out), tolerance=tolerance, points_per_hit=per_hit, intent=intent,
+                          intent_threshold=threshold)
+
+
+def intent_threshold(c: ForbiddenCheck) -> float:
+    return c.intent_threshold if c.intent_threshold is not None else load_model().labels[c.intent].threshold
+
+
+def model_hits(call: Call, c: ForbiddenCheck, segs: tuple[Seg, ...]) -> list[tuple[Hit, float]]:
+    """The utterances the intent model finds forbidden, with its probability. Whole utterances: a clause
+    alone (狗狗叫什么名字, 都带上就行) has lost the polite words around it that say how it was meant."""
+    model = load_model()
+    threshold = intent_threshold(c)
+    out = []
+    for seg in segs:
+        if len(seg.prep.norm) < MIN_MEANING_CHARS:
+            continue
+        p = model.probability(c.intent, seg.utt.text, norm=seg.prep.norm, pinyin=seg.prep.pinyin)
+        if p >= threshold:
+            out.append((call.span_hit(seg, 0, len(seg.utt.text), c.intent, BY_MODEL), p))
+    return out
 
 
 def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Verdict:
@@ -100,6 +132,13 @@ def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Ver
             closest[id(h)] = close
             found.append((h, c.points_per_hit if c.points_per_hit is not None else item.weight,
                           close.example.critical))
+    model_p: dict[int, float] = {}  # id(hit) → the intent model's probability
+    if c.intent is not None:
+        # By the intent model: the agent's own turns, one clause per utterance, where nothing else matched.
+        mine = tuple(s for s in segs if s.utt.speaker == AGENT and s.n not in {h.seg.n for h, _, _ in found})
+        for h, p in model_hits(call, c, mine):
+            model_p[id(h)] = p
+            found.append((h, c.points_per_hit if c.points_per_hit is not None else item.weight, False))
     if not found:
         text, start, end = searched(segs, item.speaker, call)
         return call.verdict(PASS, "forbidden.none", {"who": who}, evidence_text=text, start=start, end=end,
@@ -109,16 +148,22 @@ def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Ver
     deduction = min(item.weight, sum(p for _, p, _ in found))
     critical = any(cr for _, _, cr in found)
     said = [call.say("forbidden.hit_critical" if cr else "forbidden.hit", who=who,
-                     said=call.said_meaning(h, closest[id(h)]) if id(h) in closest else said_at(call, h))
+                     said=call.said_meaning(h, closest[id(h)]) if id(h) in closest
+                     else call.say("said.model", quote=h.match.text, t=f"{h.start:.1f}", p=f"{model_p[id(h)]:.2f}")
+                     if id(h) in model_p else said_at(call, h))
             for h, _, cr in found]
     borderline = any(b.borderline(item.meaning) for b in closest.values())
+    # a deduction the model was barely sure of is the inspector's to hear
+    model_borderline = any(p < intent_threshold(c) + REVIEW_BAND for p in model_p.values())
     reason = call.join(said + [call.say("forbidden.deduction", points=f"{deduction:g}")])
     return call.verdict(
         FAIL, "forbidden.said", reason=reason, evidence_text=quotes(hits), start=hits[0].start, end=hits[-1].end,
-        matched_by=how_matched(hits), needs_review=any(call.hit_low(h) for h in hits) or borderline,
+        matched_by=how_matched(hits), needs_review=any(call.hit_low(h) for h in hits) or borderline or model_borderline,
         deduction=deduction, critical_hit=critical,
-        review_code="review.meaning_borderline" if borderline else "review.low_confidence",
+        review_code="review.meaning_borderline" if borderline else
+        "review.model_borderline" if model_borderline else "review.low_confidence",
     )
 
 
-KIND = Kind("forbidden", ForbiddenCheck, ("type", "phrases", "tolerance", "points_per_hit"), parse, judge)
+KIND = Kind("forbidden", ForbiddenCheck, ("type", "phrases", "tolerance", "points_per_hit", "intent", "intent_threshold"),
+            parse, judge)
