@@ -204,6 +204,8 @@ def test_an_outbound_consent_question_asks_the_need_only_on_an_outbound_call(def
 @pytest.mark.parametrize("question", [
     "请问您是要开通新宽带还是给现在的宽带提速？",  # 选择性问题: which of the services
     "请问您想咨询哪一类的保险产品？",  # 针对性问题: which one the customer wants
+    "您要寄快递还是查快递？",  # the same without 请问 / 是
+    "您想换哪一款？",
 ])
 def test_a_question_about_which_service_the_customer_wants_asks_the_need(default, judge, question):
     t = call((AGENT, "您好，青禾客服中心，我是工号三零二的小林。"), (AGENT, question), (CUSTOMER, "我想先了解一下价格。"))
@@ -248,7 +250,8 @@ def test_praise_and_a_short_answer_are_not_complaints(default, judge):
 
 
 @pytest.mark.parametrize("question", ["请问还有其他想咨询的吗？", "您还有什么想问的吗？", "您还需要别的帮助吗？",
-                                      "您看还有别的地方需要我帮忙吗？", "您还有别的事没有？"])
+                                      "您看还有别的地方需要我帮忙吗？", "您还有别的事没有？",
+                                      "还有别的需要我这边给您安排的吗？"])
 def test_anything_else_asked_in_other_words_closes(default, judge, question):
     # 002 您还有其他事吗, 000 您还有什么其他问题吗, 003 您还需要什么帮助吗, with other words in them
     t = call(OPENING, (CUSTOMER, "我想约周六的洗牙。"), (AGENT, "好的，已经给您约上了。" + question),
