@@ -12,12 +12,23 @@ from qa_pipeline.scoring.intents import features, load_model, model_from_dict
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_bundled_model_is_small_and_has_complaint():
+def test_bundled_model_is_small_and_has_its_labels():
     path = ROOT / "qa_pipeline" / "scoring" / "data" / "intents.json"
-    assert path.stat().st_size < 1_000_000
     model = load_model()
-    assert "complaint" in model.labels and 0.0 < model.labels["complaint"].threshold < 1.0
+    assert set(model.labels) == {"complaint", "improper"}
+    assert path.stat().st_size < 700_000 * len(model.labels)  # plain JSON, a few hundred kB a label
+    assert all(0.0 < label.threshold < 1.0 for label in model.labels.values())
     assert "yes" in model.trained_on
+
+
+@pytest.mark.parametrize(("text", "improper"), [
+    ("那是你自己没看说明书，跟我们有什么关系", True),
+    ("卡是你自己弄丢的，找我们干什么", True),
+    ("没问题，你把订单号报一下我帮你查", False),
+    ("好的，你稍等一下，我这边帮你看看", False),
+])
+def test_improper_service_language(text, improper):
+    assert load_model().says("improper", text)[0] is improper, text
 
 
 @pytest.mark.parametrize(
