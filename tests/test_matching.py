@@ -113,6 +113,15 @@ def test_anchor_only_at_start():
     assert match_text("喂，你好", "^喂").how == BY_TEXT
 
 
+def test_a_phrase_at_the_end_is_heard_by_sound_there_only():
+    assert match_text("是用在德国留学，对班。", "对吧$").how == BY_PINYIN  # 对吧 as Whisper heard it
+    assert match_text("那就先这样，对吧", "对吧$").how == BY_TEXT
+    assert match_text("对半分吧", "对吧$") is None  # inside the utterance: not at its end
+    assert match_text("对吧，那我给您登记上", "对吧$") is None
+    with pytest.raises(ValueError, match="cannot be anchored"):
+        parse_phrase("还有…吗$")
+
+
 def test_text_only_phrase():
     assert match_text("这里在检修线路", "=再见") is None
     assert match_text("这里在检修线路", "再见").how == BY_PINYIN

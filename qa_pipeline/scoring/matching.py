@@ -11,6 +11,7 @@ What does not change the meaning does not stop a match (`variants`): 我/我们,
 Phrase syntax, as written in a rubric:
     工号            a literal phrase (text, then sound; with the variants above)
     ^喂             anchored: only at the very start of the utterance
+    对吧$           at its very end (a tag question ends what was said: heard by sound there only)
     =是吗           text only, never by sound (for short phrases whose homophones are common words)
     什么…帮         every part, in any order, within a short span (a few characters more than the
                     parts themselves): a question word near a need word
@@ -56,6 +57,7 @@ class Phrase:
     text: str  # normalised phrase, or the regex pattern
     kind: str = LITERAL  # literal | regex | near
     anchored: bool = False
+    at_end: bool = False  # only at the very end of the utterance
     by_sound: bool = True
     parts: tuple["Phrase", ...] = ()  # NEAR: every part within `span` characters, any order
     span: int = 0
@@ -155,11 +157,13 @@ def parse_phrase(spec: str) -> Phrase:
         return Phrase(source=raw, text=pattern, kind=REGEX, by_sound=False)
     anchored = raw.startswith("^")
     body = raw[1:] if anchored else raw
+    at_end = body.endswith("$")
+    body = body[:-1] if at_end else body
     by_sound = not body.startswith("=")
     body = body if by_sound else body[1:]
     for sep in NEAR_SEPARATORS:
         if sep in body:
-            if anchored:
+            if anchored or at_end:
                 raise ValueError(f"phrase {raw!r}: a …-phrase cannot be anchored")
             parts = tuple(parse_phrase(("" if by_sound else "=") + p) for p in body.split(sep) if p.strip())
             if len(parts) < 2:
@@ -170,7 +174,7 @@ def parse_phrase(spec: str) -> Phrase:
     norm = normalize_with_map(body)[0]
     if not norm:
         raise ValueError(f"phrase {raw!r} has no letters or digits")
-    return Phrase(source=raw, text=norm, anchored=anchored, by_sound=by_sound, variants=variants(norm))
+    return Phrase(source=raw, text=norm, anchored=anchored, at_end=at_end, by_sound=by_sound, variants=variants(norm))
 
 
 def prepare(text: str) -> PreparedText:
@@ -215,7 +219,7 @@ class _Compiled:
 
 
 @lru_cache(maxsize=16384)
-def _compiled(text: str, flexible: bool, strict_you: bool, anchored: bool) -> _Compiled:
+def _compiled(text: str, flexible: bool, strict_you: bool, anchored: bool, at_end: bool = False) -> _Compiled:
     forms = variants(text, strict_you) if flexible or strict_you else (text,)
     # longest first, so that 我们也没有办法 wins over 我也没办法 at the same spot
     body = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
@@ -227,7 +231,7 @@ def _compiled(text: str, flexible: bool, strict_you: bool, anchored: bool) -> _C
         distinct = frozenset(pat)
         sounds.setdefault(pat, (pat, distinct, min((len(pat) + 1) // 2, len(distinct))))
     heard = frozenset(syllable for _pat, distinct, _need in sounds.values() for syllable in distinct)
-    return _Compiled(re.compile(("^" if anchored else "") + f"(?:{body})"), tuple(sounds.values()), heard,
+    return _Compiled(re.compile(("^" if anchored else "") + f"(?:{body})" + ("$" if at_end else "")), tuple(sounds.values()), heard,
                      min(need for _pat, _distinct, need in sounds.values()))
 
 
@@ -261,7 +265,7 @@ def find_all(p: PreparedText, phrase: Phrase, *, tolerance: float | None = None,
         return tuple(_make(p, phrase, a, b, BY_TEXT, 0) for a, b in spans if b > a >= 0)
     if phrase.kind == NEAR:
         return _near(p, phrase, tolerance, strict_you)
-    c = _compiled(phrase.text, bool(phrase.variants), strict_you, phrase.anchored)
+    c = _compiled(phrase.text, bool(phrase.variants), strict_you, phrase.anchored, phrase.at_end)
     if c.regex.search(p.norm):
         return tuple(_make(p, phrase, m.start(), m.end(), BY_TEXT, 0) for m in c.regex.finditer(p.norm))
     if not phrase.by_sound or (len(phrase.text) < 2 and not phrase.anchored):
@@ -270,7 +274,8 @@ def find_all(p: PreparedText, phrase: Phrase, *, tolerance: float | None = None,
         return ()  # no form has enough of its syllables here (what _sound_hits asks of each form)
     keep = _KEEP_NIN if strict_you else _KEEP_NONE
     return tuple(_make(p, phrase, s, e, BY_PINYIN, d)
-                 for s, e, d in _sound_hits(p, c, tolerance, phrase.anchored, keep))
+                 for s, e, d in _sound_hits(p, c, tolerance, phrase.anchored, keep)
+                 if not phrase.at_end or e == len(p.pinyin))
 
 
 def _near(p: PreparedText, phrase: Phrase, tolerance: float | None, strict_you: bool) -> tuple[Match, ...]:
