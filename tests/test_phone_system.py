@@ -259,6 +259,17 @@ def test_the_seeds_closing_questions_outweigh_an_announcement_in_the_customers_c
     assert said["我买的是超级会员，现在想换成普通会员"] == "customer"
 
 
+def test_please_hold_said_a_clause_later_with_its_last_syllable_drawn_out_ends_the_announcement():
+    # 请稍候 (Whisper: 请稍后) comes 0.32 s after the recording's 录音, its 候 lasting 0.7 s for ending it
+    wait = RawSegment(1, 4.96, 6.16, "请稍后。", -0.3, 0.1, 1.2, (
+        RawWord("请", 4.96, 5.22, 0.9), RawWord("稍", 5.22, 5.44, 0.9), RawWord("后。", 5.44, 6.16, 0.9)))
+    segments = [seg(1, 0.4, 4.64, "你好，这里是医保服务热线，通话将被录音，"), wait,
+                seg(1, 6.36, 10.0, "你好，医保服务热线，请问您要咨询什么？"), seg(0, 11.0, 14.0, "我想问一下住院报销")]
+    t = build_transcript(meta(agent_channel=1), segments, duration_s=15, n_channels=2, model="base")
+    assert [(u.speaker, u.text) for u in t.utterances][:2] == [
+        ("system", "你好，这里是医保服务热线，通话将被录音，请稍后。"), ("agent", "你好，医保服务热线，请问您要咨询什么？")]
+
+
 def test_an_announcement_cut_into_pieces_is_read_whole_with_its_garbled_last_words():
     # pause and speaker splits cut it in three; only the third says 录音; Whisper heard 请稍候 as 解消后
     segments = [seg(0, 0.4, 2.8, "您好，欢迎致电乐看视频"), seg(0, 2.8, 4.6, "为了提高服务质量"),

@@ -118,14 +118,16 @@ def _clause_end(words: Sequence[RawWord], first: int) -> int | None:
     """The last word of the clause that word `first` is in: the first word from there ending with
     punctuation or followed by a pause of PAUSE_S — or, where Whisper's timestamps gave that pause to
     the next word, followed by a greeting (…录音您好，安心家政…) or by a one-character word said
-    ABSORBED_PAUSE_S or longer (…录音 | 城通卡服务热线, 城 lasting 0.72 s); None when the words run out first."""
+    ABSORBED_PAUSE_S or longer that does not end a clause itself (…录音 | 城通卡服务热线, 城 lasting 0.72 s;
+    not 请稍候。, whose 候 is drawn out for ending); None when the words run out first."""
     for i in range(first, len(words) - 1):
         nxt = words[i + 1]
         if words[i].text.strip()[-1:] in CLAUSE_END or nxt.start - words[i].end >= PAUSE_S:
             return i
         if _compact("".join(w.text for w in words[i + 1:i + 3])).startswith(AGENT_GREETINGS):
             return i
-        if len(_compact(nxt.text)) == 1 and nxt.end - nxt.start >= ABSORBED_PAUSE_S:
+        if len(_compact(nxt.text)) == 1 and nxt.end - nxt.start >= ABSORBED_PAUSE_S \
+                and nxt.text.strip()[-1:] not in CLAUSE_END:  # 请稍候。's 候 is long for ending the clause
             return i
     return None
 

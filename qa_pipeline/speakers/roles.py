@@ -15,12 +15,13 @@ from qa_pipeline.asr.guards import GuardOptions, check_segment, repeated_runs, t
 from qa_pipeline.asr.transcribe import join_pieces, split_on_pauses
 from qa_pipeline.records import (AGENT, CUSTOMER, SYSTEM, UNKNOWN, AudioEvent, CallMeta, CallTranscript, RawSegment, RawWord,
                                  Utterance, Word)
+from qa_pipeline.scoring.matching import match_cue
 from qa_pipeline.scoring.normalize import normalize_text, to_pinyin, to_simplified
 from qa_pipeline.audio.stream import blocks, chunks_of
 from qa_pipeline.speakers.cues import choose_agent
 from qa_pipeline.speakers.diarize import split_by_speaker
 from qa_pipeline.speakers.echo import echo_paths, is_echo
-from qa_pipeline.speakers.prompts import JOIN_GAP_S, OPENING_S, split_prompt
+from qa_pipeline.speakers.prompts import CLAUSE_GAP_S, CLOSING_CUES, JOIN_GAP_S, OPENING_S, split_prompt
 
 logger = logging.getLogger("qa_pipeline")
 
@@ -323,8 +324,9 @@ def _take_prompts(
             continue
         if not block and len(_compact(text)) <= 2:
             continue
-        if block and piece.start - block[-1][0].end > JOIN_GAP_S:
-            break
+        if block and piece.start - block[-1][0].end > JOIN_GAP_S and not (
+                piece.start - block[-1][0].end <= CLAUSE_GAP_S and any(match_cue(text, c) for c in CLOSING_CUES)):
+            break  # …but an announcement's closing words (请稍候) may come a clause's pause later
         block.append((piece, text))
     if not block:
         return kept, []
