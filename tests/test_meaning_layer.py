@@ -261,7 +261,7 @@ def test_anything_else_asked_in_other_words_closes(default, judge, question):
 
 
 @pytest.mark.parametrize("question", ["您想了解点什么？", "请问您想订点什么？", "您今天是想寄点什么东西？",
-                                      "您这边想办理什么？"])
+                                      "您这边想办理什么？", "请问您要查询什么？"])
 def test_asking_what_the_customer_wants_asks_the_need(default, judge, question):
     t = call((AGENT, "您好，我是星光影城的小林，很高兴为您服务。"), (AGENT, question), (CUSTOMER, "我想问今晚的场次。"))
     r = judged(t, "ask_need", default, judge)
@@ -426,6 +426,20 @@ def test_the_slot_after_wei_or_a_long_name(default, judge, opening, company):
     assert r.result == PASS and company in r.reason, r.reason
 
 
+def test_for_you_opens_no_company_slot(default, judge):
+    # 为您 / 为了 start a sentence of their own: not Whisper's 喂
+    t = call((AGENT, "为了更好地为您服务，我是客服小周。"), (CUSTOMER, "我想约周六的洗牙。"))
+    r = judged(t, "self_introduction", default, judge)
+    assert r.result == FAIL, r.reason
+
+
+def test_goodbye_heard_by_sound_at_the_end_of_what_the_agent_said(default, judge):
+    t = call(OPENING, (CUSTOMER, "我想约周六的洗牙。"), (AGENT, "好的，给您约好了。还有什么想问的吗？"),
+             (CUSTOMER, "没有了，谢谢。"), (AGENT, "不客气，周六见，再件。"))  # 再见 as Whisper heard it
+    r = judged(t, "closing", default, judge)
+    assert r.result == PASS, r.reason
+
+
 def test_the_slot_holds_when_a_pause_split_the_opening_before_the_self(default, judge):
     t = call((AGENT, "您好，云杉口腔"), (AGENT, "我是前台小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
     r = judged(t, "self_introduction", default, judge)
@@ -436,6 +450,7 @@ def test_the_slot_holds_when_a_pause_split_the_opening_before_the_self(default, 
     ("喂您好，请问是周先生吗？我是云杉口腔的客服小周，工号三零七。", "云杉口腔"),  # 我是<company>的客服…
     ("我是星河旅行的工作人员小林，工号三零二。", "星河旅行"),
     ("为你好，云杉口腔，我是客服小周，工号三零七。", "云杉口腔"),  # 喂 as Whisper writes it; the slot's own 客服
+    ("为云杉口腔，三二七号为您服务。", "云杉口腔"),  # 喂 as 为, with no 你好 after it
 ])
 def test_the_company_named_inside_the_self_introduction(default, judge, opening, company):
     t = call((CUSTOMER, "喂？"), (AGENT, opening), (CUSTOMER, "是我，什么事？"))

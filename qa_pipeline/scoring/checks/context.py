@@ -278,7 +278,9 @@ def how_matched(hits: list[Hit]) -> str:
 
 
 def alternatives(phrases: tuple[Phrase, ...], n: int = 4) -> str:
-    return "/".join(p.source.lstrip("^=") for p in phrases[:n])
+    """The first `n` phrases as a reader says them: no ^ / = / $ marks, each once (=再见 and 再见$ are 再见)."""
+    said = dict.fromkeys(p.source.lstrip("^=").removesuffix("$") for p in phrases)
+    return "/".join(list(said)[:n])
 
 
 def best(hits: list[Hit]) -> Hit:

@@ -115,8 +115,8 @@ def self_from_meta(call: Call, segs: tuple[Seg, ...]) -> list[Hit]:
 
 
 # a greeting that opens an utterance: 喂 alone too (喂，时光钟表维修，我是…), and 为 where Whisper wrote
-# the opening 喂 so (为你好)
-_GREETED = re.compile(r"^(?:喂|为(?=[您你]好)|[您你]好|早上好|上午好|中午好|下午好|晚上好)+")
+# the opening 喂 so (为你好, 为海港物业…) — not 为您 / 为你 / 为了, which start a sentence of their own
+_GREETED = re.compile(r"^(?:喂|为(?=[您你]好)|为(?![您你了])|[您你]好|早上好|上午好|中午好|下午好|晚上好)+")
 _NOT_A_NAME_START = "我这是很工请欢谢小您你喂为"
 SLOT_CHARS = (2, 10)
 # 我是<company>的客服小王: the company named inside the self-introduction, before a role
