@@ -32,10 +32,14 @@ from qa_pipeline.scoring.checks.context import Call, in_window  # noqa: E402
 from qa_pipeline.scoring.normalize import normalize_text, to_pinyin  # noqa: E402
 from qa_pipeline.scoring.rubric import IntroductionCheck, load_rubric, rubric_path_default  # noqa: E402
 
-_COMPANY = re.compile(r"company (?:'([^']+)'|\(([^)]+)\))")  # company 'X' / company (X) (dev-calls-5)
+# company 'X' / company (X) (dev-calls-5), hotline (X) (dev-calls-8)
+_COMPANY = re.compile(r"(?:company|hotline) (?:'([^']+)'|\(([^)]+)\))")
 _QUOTED = re.compile(r"'([^']+)'")
-_LEADING = re.compile(r"^(?:company )?([^\s'(]+) and ")  # dev-calls-6: "X and <name> at 2.4 s"
-_AFTER_TIME = re.compile(r"^[\d.]+ s: ([^\s+]+?)(?: \+ |$|的)")  # dev-calls-7: "0.4 s: X + 我是小蒋", "7.2 s: X的刘师傅"
+# dev-calls-6: "X and <name> at 2.4 s"; dev-calls-13: "X + 调度员田颖 at 5.8 s"
+_LEADING = re.compile(r"^(?:company )?([^\s'(]+) (?:and|\+) ")
+# dev-calls-7: "0.4 s: X + 我是小蒋", "7.2 s: X的刘师傅"; dev-calls-9: "5.9 s: X and 课程老师蒋婉清";
+# dev-calls-10: "7.8 s X + 我是小韩", "0.3 s X: company and department only"; dev-calls-11: "0.4 s: X (the company) only"
+_AFTER_TIME = re.compile(r"^[\d.]+ s:? ([^\s+:]+?)(?: \+ | and | only| \(|:|$|的)")
 
 
 def slots(transcript: CallTranscript, meta: CallMeta, rubric) -> list[str]:
@@ -79,6 +83,7 @@ def main() -> int:
             why = label["why"].get("self_introduction", "")
             # dev-calls(-2): "company 'X' and …", dev-calls-5 "company (X) and …"; dev-calls-3 quotes the
             # opening: "'X，我是…' at 0.4 s"; dev-calls-6: "X and 张老师 at 2.4 s"; dev-calls-7: "0.4 s: X + …"
+            # (the forms of the later sets beside the patterns above)
             passed = label["items"].get("self_introduction") == "pass"
             named = _COMPANY.search(why) or (_QUOTED.search(why) or _LEADING.search(why) or _AFTER_TIME.search(why)
                                              if passed else None)

@@ -426,6 +426,13 @@ def test_the_slot_after_wei_or_a_long_name(default, judge, opening, company):
     assert r.result == PASS and company in r.reason, r.reason
 
 
+def test_the_customers_name_asked_back_is_no_company(default, judge):
+    # 李总是吧 after the greeting is whom the agent is calling, not whom they call for
+    t = call((CUSTOMER, "喂？"), (AGENT, "您好，李总是吧，我是小邓。"), (CUSTOMER, "是我，什么事？"))
+    r = judged(t, "self_introduction", default, judge, direction="outbound")
+    assert r.result == FAIL, r.reason
+
+
 def test_for_you_opens_no_company_slot(default, judge):
     # 为您 / 为了 start a sentence of their own: not Whisper's 喂
     t = call((AGENT, "为了更好地为您服务，我是客服小周。"), (CUSTOMER, "我想约周六的洗牙。"))
@@ -461,6 +468,7 @@ def test_the_company_named_inside_the_self_introduction(default, judge, opening,
 @pytest.mark.parametrize(("opening", "company"), [
     ("你好，我是青禾驾校教务处的张老师。", "青禾驾校教务处"),  # 我是<X>的<who>: whom the agent works for
     ("喂，是陈先生吗？我是远山旅行社的计调王梅。", "远山旅行社"),
+    ("你好，我是翠湖高尔夫俱乐部会员服务部的周文博。", "翠湖高尔夫俱乐部会员服务部"),  # 14 characters
 ])
 def test_the_company_named_before_the_agent_whoever_they_are(default, judge, opening, company):
     t = call((CUSTOMER, "喂？"), (AGENT, opening), (CUSTOMER, "是我，什么事？"))

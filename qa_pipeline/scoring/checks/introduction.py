@@ -119,6 +119,9 @@ def self_from_meta(call: Call, segs: tuple[Seg, ...]) -> list[Hit]:
 _GREETED = re.compile(r"^(?:喂|为(?=[您你]好)|为(?![您你了])|[您你]好|早上好|上午好|中午好|下午好|晚上好)+")
 _NOT_A_NAME_START = "我这是很工请欢谢小您你喂为"
 SLOT_CHARS = (2, 10)
+# 我是<X>的<who> frames X more firmly than a slot after the greeting: a company with its department
+# (绿茵湖高尔夫俱乐部会员服务部) may be longer there
+I_AM_CHARS = 14
 # 我是<company>的客服小王: the company named inside the self-introduction, before a role
 _I_AM = "我是"
 ROLES = tuple(parse_phrase(r) for r in ("客服", "工作人员", "话务员", "顾问", "专员", "前台"))
@@ -145,11 +148,11 @@ def slot_company(call: Call, segs: tuple[Seg, ...], selves: list[Hit], c: Introd
             starts = [len(seg.prep.norm)]  # 您好，安心家政 | 我是…: a pause split the opening before the self
         if not starts:
             continue
-        spans = [] if greeted is None and seg is not segs[0] else [((greeted.end() if greeted else 0), starts[0])]
-        spans += _before_role(seg, selves)
-        for a, b in spans:
+        spans = [] if greeted is None and seg is not segs[0] else [((greeted.end() if greeted else 0), starts[0], SLOT_CHARS[1])]
+        spans += [(a, b, I_AM_CHARS) for a, b in _before_role(seg, selves)]
+        for a, b, longest in spans:
             slot = seg.prep.norm[a:b]
-            if not (SLOT_CHARS[0] <= len(slot) <= SLOT_CHARS[1]) or not all("\u4e00" <= ch <= "\u9fff" for ch in slot):
+            if not (SLOT_CHARS[0] <= len(slot) <= longest) or not all("\u4e00" <= ch <= "\u9fff" for ch in slot):
                 continue
             if slot[0] in _NOT_A_NAME_START or not_company(slot, c):
                 continue
@@ -172,7 +175,7 @@ def _before_role(seg: Seg, selves: list[Hit]) -> list[tuple[int, int]]:
         if h.seg.n != seg.n or h.match.how != BY_TEXT or norm[h.match.norm_start:h.match.norm_end] != _I_AM:
             continue
         a = h.match.norm_end
-        of = norm.find("的", a, a + SLOT_CHARS[1] + 1)
+        of = norm.find("的", a, a + I_AM_CHARS + 1)
         if of <= a or of + 1 >= len(norm):
             continue
         rest = prepare(norm[of + 1:of + 6])
