@@ -403,7 +403,8 @@ def main() -> int:
                             turns = cluster_turns(embedded, options)
                             transcript = build_transcript(mono_meta, segments, duration_s=duration, n_channels=1,
                                                           model="bench", speaker_turns=[tuple(t) for t in turns],
-                                                          centre_prompts=prompts)
+                                                          centre_prompts=prompts,
+                                                          levels=channel_levels([mono], audio.sample_rate))
                             label_ = (f"{name}/{regions_kind}/{options.pruning}/{options.channel_features}" if name == "campplus"
                                       else f"{name}/{regions_kind}")
                             rows.append((kind, label_, *measure(ref, transcript, duration, turns, events)))

@@ -205,6 +205,24 @@ def test_unsure_words_over_steady_noise_are_dropped_as_noise():
     assert "噪声" in drop_reason(t.drop_reasons[0])
 
 
+def test_on_mono_words_written_over_the_line_noise_during_a_hold_are_dropped():
+    # one channel: the agent (1-5 s), a silent hold over the customer's steady noise (5-14 s) where Whisper
+    # wrote unsure words, the customer (14-16 s); the hold is then a wait again
+    n = int(17 / LEVEL_FRAME_S)
+    noise = [-38 + (2 if f % 3 == 0 else -2 if f % 3 == 1 else 0) for f in range(n)]
+    for a, b in ((1.0, 5.0), (14.0, 16.0)):
+        for f in range(int(a / LEVEL_FRAME_S), int(b / LEVEL_FRAME_S)):
+            if f % 5 < 3:
+                noise[f] = -18
+    segments = [seg(0, 1.0, 5.0, AGENT_LINE), unsure(0, 7.0, 9.0, "周末要最重要的", 0.3),
+                unsure(0, 14.0, 16.0, "我家宽带断了", 0.5)]
+    meta = CallMeta(call_id="c1", path=Path("c1.wav"))
+    t = build_transcript(meta, segments, duration_s=17, n_channels=1, model="base", levels=(tuple(noise),),
+                         speaker_turns=[(1.0, 5.0, 0), (7.0, 9.0, 1), (14.0, 16.0, 1)])
+    assert [u.text for u in t.utterances] == [AGENT_LINE, "我家宽带断了"]
+    assert [u.text for u in t.dropped] == ["周末要最重要的"] and t.drop_reasons[0].startswith("noise-like audio (")
+
+
 def test_noise_guard_keeps_confident_words_syllables_and_loose_timing():
     meta = CallMeta(call_id="c1", path=Path("c1.wav"), agent_channel=0)
     lv = noisy_levels(10, (0, 1.0, 5.0), (1, 6.0, 8.0))

@@ -192,8 +192,9 @@ class TranscribeStage:
         return replace(entry, loops_redecoded=True)
 
     def _levelled(self, entry: CachedAudio, audio: DecodedAudio, stages: dict[str, float]) -> CachedAudio:
-        """Stereo: each channel's loudness envelope, for telling channel bleed from speech."""
-        if entry.n_channels != 2 or entry.levels is not None:
+        """Each channel's loudness envelope: for telling channel bleed from speech (stereo) and words
+        Whisper wrote over noise from speech (mono too)."""
+        if entry.n_channels not in (1, 2) or entry.levels is not None:
             return entry
         t0 = time.monotonic()
         levels = channel_levels(audio.channels, audio.sample_rate)
@@ -311,7 +312,7 @@ class TranscribeStage:
                 audio = audio or self.decode(meta)
                 entry = self._diarized(entry, audio, stages)
                 self.cache.put(key, entry)
-            if entry.n_channels == 2 and entry.levels is None:  # cached before levels were kept
+            if entry.n_channels in (1, 2) and entry.levels is None:  # cached before levels were kept
                 audio = audio or self.decode(meta)
                 entry = self._levelled(entry, audio, stages)
                 self.cache.put(key, entry)

@@ -270,14 +270,15 @@ def noise_like(piece: RawSegment, noise: Sequence[ChannelNoise | None]) -> tuple
 
 
 def _without_noise(
-    kept: list[tuple[RawSegment, str]], levels: Levels
+    kept: list[tuple[RawSegment, str]], levels: Levels, channel_of=lambda piece: piece.channel
 ) -> tuple[list[tuple[RawSegment, str]], list[tuple[RawSegment, str, str]]]:
-    """Kept pieces that stand out of their channel's noise, and those written over noise, with why."""
+    """Kept pieces that stand out of their channel's noise, and those written over noise, with why.
+    `channel_of`: the audio channel of a piece (a mono call's pieces carry their speaker lane instead)."""
     noise_of = channel_noise(levels)
     out: list[tuple[RawSegment, str]] = []
     noise: list[tuple[RawSegment, str, str]] = []
     for piece, text in kept:
-        found = noise_like(piece, noise_of)
+        found = noise_like(replace(piece, channel=channel_of(piece)), noise_of)
         if found is None:
             out.append((piece, text))
         else:
@@ -424,6 +425,10 @@ def build_transcript(
         for piece, text, reason in bled + echoed + noise:
             logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, piece.start, piece.end, text, reason)
         dropped.extend(bled + echoed + noise)
+    elif n_channels == 1 and levels is not None and len(levels) == 1:
+        # mono: words written over the line's noise (babble during a silent hold), against the one channel
+        kept, noise = _without_noise(kept, levels, channel_of=lambda piece: 0)
+        dropped.extend(noise)
     kept.sort(key=lambda pair: (pair[0].start, pair[0].channel))
     # Roles are decided on what the guards kept: a hallucinated 您好 or 感谢您的来电 says nothing.
     if diarized:
