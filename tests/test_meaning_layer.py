@@ -343,33 +343,29 @@ def test_more_forbidden_phrases_in_everyday_words(default, judge, said):
     assert r.result == FAIL, r.reason
 
 
-def test_sorry_to_keep_you_waiting_in_other_order_thanks_for_the_wait(default, judge):
+def after_a_hold(back_with: str):
+    """The agent announces a check, 10 s of silence, then comes back saying `back_with`."""
     t = call(OPENING, (CUSTOMER, "我想约周四的场地。"), (AGENT, "我看一下排期，请您稍等一会儿。"))
     waited = t.utterances[-1].end + 10.0
-    back = utt(AGENT, waited, waited + 3.0, "抱歉让您等久了，周四下午两点有空。", call_id="c1", channel=0,
-               words=words_for("抱歉让您等久了，周四下午两点有空。", waited, waited + 3.0))
-    t = transcript(*t.utterances, back, call_id="c1")
-    r = judged(t, "hold_etiquette", default, judge)
+    back = utt(AGENT, waited, waited + 3.0, back_with, call_id="c1", channel=0,
+               words=words_for(back_with, waited, waited + 3.0))
+    return transcript(*t.utterances, back, call_id="c1")
+
+
+def test_sorry_to_keep_you_waiting_in_other_order_thanks_for_the_wait(default, judge):
+    r = judged(after_a_hold("抱歉让您等久了，周四下午两点有空。"), "hold_etiquette", default, judge)
     assert r.result == PASS, r.reason
 
 
 @pytest.mark.parametrize("back_with", ["感谢您的耐心，周四下午两点有空。", "谢谢您等着，周四下午两点有空。",
                                        "让您等了这么久，不好意思，周四下午两点有空。"])
 def test_thanks_for_the_wait_in_the_words_agents_use(default, judge, back_with):
-    t = call(OPENING, (CUSTOMER, "我想约周四的场地。"), (AGENT, "我看一下排期，请您稍等一会儿。"))
-    waited = t.utterances[-1].end + 10.0
-    back = utt(AGENT, waited, waited + 3.0, back_with, call_id="c1", channel=0,
-               words=words_for(back_with, waited, waited + 3.0))
-    r = judged(transcript(*t.utterances, back, call_id="c1"), "hold_etiquette", default, judge)
+    r = judged(after_a_hold(back_with), "hold_etiquette", default, judge)
     assert r.result == PASS, r.reason
 
 
 def test_coming_back_without_a_word_for_the_wait_is_unthanked(default, judge):
-    t = call(OPENING, (CUSTOMER, "我想约周四的场地。"), (AGENT, "我看一下排期，请您稍等一会儿。"))
-    waited = t.utterances[-1].end + 10.0
-    back = utt(AGENT, waited, waited + 3.0, "查到了，您等下周四吧，下午两点有空。", call_id="c1", channel=0,
-               words=words_for("查到了，您等下周四吧，下午两点有空。", waited, waited + 3.0))
-    r = judged(transcript(*t.utterances, back, call_id="c1"), "hold_etiquette", default, judge)
+    r = judged(after_a_hold("查到了，您等下周四吧，下午两点有空。"), "hold_etiquette", default, judge)
     assert r.result == FAIL, r.reason
 
 
