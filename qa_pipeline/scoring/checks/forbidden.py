@@ -10,8 +10,8 @@ import yaml
 from qa_pipeline.meaning.judge import Closest
 from qa_pipeline.records import AGENT, FAIL, PASS
 from qa_pipeline.scoring.checks.context import (
-    Call,
     BY_MODEL,
+    Call,
     Hit,
     Seg,
     Verdict,
@@ -46,8 +46,8 @@ class ForbiddenCheck:
     phrases: tuple[ForbiddenPhrase, ...] = ()
     tolerance: float | None = 0
     points_per_hit: float | None = None  # None: the item's weight (a hit by meaning or model deducts this)
-    # a label of the bundled intent model (intents.py) that hears the forbidden meaning in a clause of the
-    # agent's, and the probability from which it counts (None: the model's own threshold)
+    # a label of the bundled intent model (intents.py) that hears the forbidden meaning in an utterance of
+    # the agent's, and the probability from which it counts (None: the model's own threshold)
     intent: str | None = None
     intent_threshold: float | None = None
     type: str = "forbidden"
@@ -118,27 +118,25 @@ def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Ver
             found.append((h, fp.points, fp.critical))
             break
     who = call.who(item.speaker)
+    per_hit = c.points_per_hit if c.points_per_hit is not None else item.weight  # what a meaning or model hit deducts
+    # By meaning, then by the model: the agent's own turns only (never the customer's words, nor unseparated
+    # speech), one hit per utterance, none where something before already matched.
+    mine = tuple(s for s in segs if s.utt.speaker == AGENT)
+    taken_segs = {h.seg.n for h, _, _ in found}
     closest: dict[int, Closest] = {}  # id(hit) → the example a meaning hit came closest to
     if item.meaning is not None:
-        # By meaning: the agent's own turns only (never the customer's words, nor unseparated speech),
-        # one hit per utterance, none where a listed phrase already matched.
-        mine = tuple(s for s in segs if s.utt.speaker == AGENT)
-        taken_segs = {h.seg.n for h, _, _ in found}
         for close in call.by_meaning(item.meaning, mine):
             if close.seg in taken_segs or len(close.unit.text) < MIN_MEANING_CHARS:
                 continue
             taken_segs.add(close.seg)
             h = call.meaning_hit(close)
             closest[id(h)] = close
-            found.append((h, c.points_per_hit if c.points_per_hit is not None else item.weight,
-                          close.example.critical))
+            found.append((h, per_hit, close.example.critical))
     model_p: dict[int, float] = {}  # id(hit) → the intent model's probability
     if c.intent is not None:
-        # By the intent model: the agent's own turns, one clause per utterance, where nothing else matched.
-        mine = tuple(s for s in segs if s.utt.speaker == AGENT and s.n not in {h.seg.n for h, _, _ in found})
-        for h, p in model_hits(call, c, mine):
+        for h, p in model_hits(call, c, tuple(s for s in mine if s.n not in taken_segs)):
             model_p[id(h)] = p
-            found.append((h, c.points_per_hit if c.points_per_hit is not None else item.weight, False))
+            found.append((h, per_hit, False))
     if not found:
         text, start, end = searched(segs, item.speaker, call)
         return call.verdict(PASS, "forbidden.none", {"who": who}, evidence_text=text, start=start, end=end,
