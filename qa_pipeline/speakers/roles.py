@@ -247,11 +247,13 @@ def channel_noise(levels: Levels) -> list[ChannelNoise | None]:
     return out
 
 
-def noise_like(piece: RawSegment, noise: Sequence[ChannelNoise | None]) -> tuple[float, float] | None:
+def noise_like(piece: RawSegment, noise: Sequence[ChannelNoise | None],
+               channel: int | None = None) -> tuple[float, float] | None:
     """(peak dB above the channel's noise floor, mean word probability) when the piece is words
     Whisper wrote over noise: no frame around its words stands out of the floor, and its words are
-    unsure; None when it is not (or cannot be told: no words, no levels for its channel)."""
-    channel = piece.channel
+    unsure; None when it is not (or cannot be told: no words, no levels for its channel). `channel`:
+    the audio channel when the piece's own holds something else (a mono call's speaker lane)."""
+    channel = piece.channel if channel is None else channel
     if not piece.words or not 0 <= channel < len(noise) or noise[channel] is None:
         return None
     if len(_compact(piece.text)) < NOISE_MIN_CHARS:
@@ -270,15 +272,15 @@ def noise_like(piece: RawSegment, noise: Sequence[ChannelNoise | None]) -> tuple
 
 
 def _without_noise(
-    kept: list[tuple[RawSegment, str]], levels: Levels, channel_of=lambda piece: piece.channel
+    kept: list[tuple[RawSegment, str]], levels: Levels, channel: int | None = None
 ) -> tuple[list[tuple[RawSegment, str]], list[tuple[RawSegment, str, str]]]:
     """Kept pieces that stand out of their channel's noise, and those written over noise, with why.
-    `channel_of`: the audio channel of a piece (a mono call's pieces carry their speaker lane instead)."""
+    `channel`: the one audio channel of them all (a mono call's pieces carry their speaker lane instead)."""
     noise_of = channel_noise(levels)
     out: list[tuple[RawSegment, str]] = []
     noise: list[tuple[RawSegment, str, str]] = []
     for piece, text in kept:
-        found = noise_like(replace(piece, channel=channel_of(piece)), noise_of)
+        found = noise_like(piece, noise_of, channel)
         if found is None:
             out.append((piece, text))
         else:
@@ -325,8 +327,8 @@ def _take_prompts(
             continue
         if not block and len(_compact(text)) <= 2:
             continue
-        if block and piece.start - block[-1][0].end > JOIN_GAP_S and not (
-                piece.start - block[-1][0].end <= CLAUSE_GAP_S and any(match_cue(text, c) for c in CLOSING_CUES)):
+        gap = piece.start - block[-1][0].end if block else 0.0
+        if gap > JOIN_GAP_S and not (gap <= CLAUSE_GAP_S and any(match_cue(text, c) for c in CLOSING_CUES)):
             break  # …but an announcement's closing words (请稍候) may come a clause's pause later
         block.append((piece, text))
     if not block:
@@ -418,17 +420,18 @@ def build_transcript(
         else:
             logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, piece.start, piece.end, text, reason)
             dropped.append((piece, text, reason))
+    by_level: list[tuple[RawSegment, str, str]] = []
     if n_channels == 2 and levels is not None and not speaker_turns:
         kept, bled = _without_bleed(kept, levels)
         kept, echoed = _without_echo(kept, levels)
         kept, noise = _without_noise(kept, levels)
-        for piece, text, reason in bled + echoed + noise:
-            logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, piece.start, piece.end, text, reason)
-        dropped.extend(bled + echoed + noise)
+        by_level = bled + echoed + noise
     elif n_channels == 1 and levels is not None and len(levels) == 1:
         # mono: words written over the line's noise (babble during a silent hold), against the one channel
-        kept, noise = _without_noise(kept, levels, channel_of=lambda piece: 0)
-        dropped.extend(noise)
+        kept, by_level = _without_noise(kept, levels, channel=0)
+    for piece, text, reason in by_level:
+        logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, piece.start, piece.end, text, reason)
+    dropped.extend(by_level)
     kept.sort(key=lambda pair: (pair[0].start, pair[0].channel))
     # Roles are decided on what the guards kept: a hallucinated 您好 or 感谢您的来电 says nothing.
     if diarized:
