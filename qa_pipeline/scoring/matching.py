@@ -219,7 +219,7 @@ class _Compiled:
 
 
 @lru_cache(maxsize=16384)
-def _compiled(text: str, flexible: bool, strict_you: bool, anchored: bool, at_end: bool = False) -> _Compiled:
+def _compiled(text: str, flexible: bool, strict_you: bool, anchored: bool, at_end: bool) -> _Compiled:
     forms = variants(text, strict_you) if flexible or strict_you else (text,)
     # longest first, so that 我们也没有办法 wins over 我也没办法 at the same spot
     body = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
@@ -236,14 +236,14 @@ def _compiled(text: str, flexible: bool, strict_you: bool, anchored: bool, at_en
 
 
 def _sound_hits(p: PreparedText, c: _Compiled, limit: float | None, anchored: bool,
-                keep: frozenset[str]) -> list[tuple[int, int, float]]:
+                keep: frozenset[str], at_end: bool = False) -> list[tuple[int, int, float]]:
     found: list[tuple[int, int, float]] = []
     present = p.syllables or frozenset(p.pinyin)
     for pat, distinct, need in c.sounds:
         if len(distinct & present) < need:
             continue  # not enough of the phrase heard as written: no window can qualify
         k = phonetic.budget(len(pat)) if limit is None else limit
-        found.extend(phonetic.search(p.pinyin, pat, k, anchored=anchored, keep=keep))
+        found.extend(phonetic.search(p.pinyin, pat, k, anchored=anchored, keep=keep, at_end=at_end))
     found.sort(key=lambda h: (h[0], h[2], -(h[1] - h[0])))
     out: list[tuple[int, int, float]] = []
     for h in found:
@@ -274,8 +274,7 @@ def find_all(p: PreparedText, phrase: Phrase, *, tolerance: float | None = None,
         return ()  # no form has enough of its syllables here (what _sound_hits asks of each form)
     keep = _KEEP_NIN if strict_you else _KEEP_NONE
     return tuple(_make(p, phrase, s, e, BY_PINYIN, d)
-                 for s, e, d in _sound_hits(p, c, tolerance, phrase.anchored, keep)
-                 if not phrase.at_end or e == len(p.pinyin))
+                 for s, e, d in _sound_hits(p, c, tolerance, phrase.anchored, keep, phrase.at_end))
 
 
 def _near(p: PreparedText, phrase: Phrase, tolerance: float | None, strict_you: bool) -> tuple[Match, ...]:

@@ -140,10 +140,10 @@ def budget(n_syllables: int) -> float:
 
 def search(
     text: tuple[str, ...], pattern: tuple[str, ...], limit: float, *, anchored: bool = False,
-    keep: frozenset[str] = frozenset(),
+    keep: frozenset[str] = frozenset(), at_end: bool = False,
 ) -> list[tuple[int, int, float]]:
     """Non-overlapping (start, end, cost) windows of `text` within `limit` of `pattern`, best first
-    at each position.
+    at each position; `anchored`: starting the text only, `at_end`: ending it only.
 
     At least half of the pattern's syllables must occur in the window exactly as written, so a
     budget spent on confusions cannot let an unrelated phrase through."""
@@ -151,7 +151,7 @@ def search(
     if m == 0 or not text:
         return []
     if limit <= 0:
-        return _exact_hits(text, pattern, anchored)
+        return [h for h in _exact_hits(text, pattern, anchored) if not at_end or h[1] == len(text)]
     need = (m + 1) // 2
     slack = int(limit // FULL)
     longest = m + slack
@@ -171,6 +171,8 @@ def search(
     else:
         starts = sorted(i for s in near_first for i in positions[s])
     ends = sorted(i + 1 for s in _near(pattern[-1], present) for i in positions[s])  # window ends (exclusive)
+    if at_end:
+        ends = [e for e in ends if e == len(text)]
     shortest = max(1, m - slack)
     out: list[tuple[int, int, float]] = []
     for i in starts:
