@@ -115,7 +115,7 @@ def model_report(corpora: list[str], rubric) -> dict:
     """The forbidden item's intent model over every agent turn: for a range of thresholds, turns of calls
     labelled clean it flags (0 expected) and cited violation turns it finds; then each flagged turn at
     the rubric's threshold."""
-    from qa_pipeline.scoring.checks.forbidden import MIN_MEANING_CHARS
+    from qa_pipeline.scoring.checks.forbidden import MIN_MEANING_CHARS, intent_threshold
     from qa_pipeline.scoring.intents import load_model
     from qa_pipeline.scoring.normalize import normalize_text
 
@@ -124,7 +124,7 @@ def model_report(corpora: list[str], rubric) -> dict:
         print("\nno intent model on the forbidden item")
         return {}
     model, label = load_model(), item.check.intent
-    threshold = item.check.intent_threshold or model.labels[label].threshold
+    threshold = intent_threshold(item.check)
     turns = [t for spec in corpora for t in turns_of(Path(spec.partition("=")[0]),
                                                      Path(spec.partition("=")[2]) if spec.partition("=")[2] else None)]
     agent = [t for t in turns if t["speaker"] == "agent"]
