@@ -489,6 +489,30 @@ def test_whose_agent_they_are_is_not_a_company(default, judge, opening):
     assert r.result == FAIL, r.reason
 
 
+@pytest.mark.parametrize("turns", [
+    ["来了来了，云杉口腔前台，我是小周，您想问点什么？"],  # no greeting: the clause just before the self
+    ["云杉口腔前台", "我是小周，您想问点什么？"],  # the company first, a pause, then the self
+])
+def test_the_company_first_without_a_greeting(default, judge, turns):
+    t = call(*((AGENT, text) for text in turns), (CUSTOMER, "我想约周六的洗牙。"))
+    r = judged(t, "self_introduction", default, judge)
+    assert r.result == PASS and "云杉口腔前台" in r.reason, r.reason
+
+
+@pytest.mark.parametrize("turns", [["好的，王先生，我是小周，请问有什么可以帮您？"], ["好的好的", "我是小周，请问有什么可以帮您？"]])
+def test_an_answer_before_the_self_is_no_company(default, judge, turns):
+    t = call(*((AGENT, text) for text in turns), (CUSTOMER, "我想约周六的洗牙。"))
+    r = judged(t, "self_introduction", default, judge)
+    assert r.result == FAIL, r.reason
+
+
+def test_an_outbound_agents_first_words_address_the_customer(default, judge):
+    # 陈东对吧 | 我是…: whom the agent calls, split from the self by a pause — not a company
+    t = call((CUSTOMER, "喂？"), (AGENT, "陈东对吧"), (AGENT, "我是小周，给您打电话是想确认明天的预约。"), (CUSTOMER, "对，是我。"))
+    r = judged(t, "self_introduction", default, judge, direction="outbound")
+    assert r.result == FAIL, r.reason
+
+
 def test_the_customers_name_in_that_slot_is_not_a_company(default, judge):
     t = call((AGENT, "您好，王先生，我是小周，请问有什么可以帮您？"), (CUSTOMER, "我想约周六的洗牙。"))
     r = judged(t, "self_introduction", default, judge)

@@ -26,7 +26,7 @@ from qa_pipeline.scoring.checks.context import (
     window_segs,
 )
 from qa_pipeline.scoring.checks.kind import Kind
-from qa_pipeline.scoring.matching import BY_TEXT, Phrase, find_all, parse_phrase, prepare
+from qa_pipeline.scoring.matching import BY_TEXT, Phrase, PreparedText, find_all, parse_phrase, prepare
 from qa_pipeline.scoring.rubric_reader import RubricReader
 from qa_pipeline.scoring.rubric_records import Centre, Item, Window
 
@@ -143,22 +143,43 @@ def slot_company(call: Call, segs: tuple[Seg, ...], selves: list[Hit], c: Introd
     for k, seg in enumerate(segs):
         starts = sorted(h.match.norm_start for h in selves if h.seg.n == seg.n)
         greeted = _GREETED.match(seg.prep.norm)
-        if not starts and greeted is not None and k + 1 < len(segs) and any(
+        # 您好，安心家政 | 我是…: a pause split the opening before the self; so may 安心家政 | 我是… answering
+        # a call (an outbound agent's first words address the customer: 王女士是吧 | 我是…)
+        split = greeted is not None or (seg is segs[0] and call.meta.direction != "outbound")
+        if not starts and split and k + 1 < len(segs) and any(
                 h.seg.n == segs[k + 1].n and h.match.norm_start == 0 for h in selves):
-            starts = [len(seg.prep.norm)]  # 您好，安心家政 | 我是…: a pause split the opening before the self
+            starts = [len(seg.prep.norm)]
         if not starts:
             continue
-        spans = [] if greeted is None and seg is not segs[0] else [((greeted.end() if greeted else 0), starts[0], SLOT_CHARS[1])]
+        spans = []
+        if greeted is not None or seg is segs[0]:
+            a, b = (greeted.end() if greeted else 0), starts[0]
+            spans.append((a, b, SLOT_CHARS[1]))
+            # 来了来了，疾风卡丁车前台，我是…: else the clause just before the self
+            if (last := _last_clause(seg.prep, a, b)) > a:
+                spans.append((last, b, SLOT_CHARS[1]))
         spans += [(a, b, I_AM_CHARS) for a, b in _before_role(seg, selves)]
         for a, b, longest in spans:
             slot = seg.prep.norm[a:b]
             if not (SLOT_CHARS[0] <= len(slot) <= longest) or not all("\u4e00" <= ch <= "\u9fff" for ch in slot):
                 continue
-            if slot[0] in _NOT_A_NAME_START or not_company(slot, c):
-                continue
+            if slot[0] in _NOT_A_NAME_START or len(FORMULAIC.sub("", slot)) < SLOT_CHARS[0] or not_company(slot, c):
+                continue  # not a name: 好的好的 | 我是… answers, it does not name anyone
             out.append(call.hit_at(seg, slot, a, b))
             break
     return out
+
+
+_CLAUSE_MARKS = set("，,。.！!？?、；;：:")
+
+
+def _last_clause(p: PreparedText, a: int, b: int) -> int:
+    """Where the last clause of normalised positions a:b begins (a when the text shows no clause mark
+    between them): the first position after the last mark of the original text before b."""
+    for pos in range(b - 1, a, -1):
+        if any(ch in _CLAUSE_MARKS for ch in p.original[p.index[pos - 1] + 1:p.index[pos]]):
+            return pos
+    return a
 
 
 def _apart(company: list[Hit], selves: list[Hit]) -> list[Hit]:
