@@ -4,6 +4,7 @@ sentence encoder, on calls scored with the real default rubric and the real enco
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -311,7 +312,8 @@ def test_blame_in_words_no_list_or_example_holds_is_heard_by_the_intent_model(de
     t = call(OPENING, (CUSTOMER, "我的门禁卡找不到了，能补一张吗？"), (AGENT, "卡是你自己弄丢的，找我们干什么。"))
     r = judged(t, "forbidden_phrases", default, judge)
     assert r.result == FAIL and r.matched_by == "model", r.reason
-    assert "禁语识别模型判定，概率 0.99" in r.reason and r.points == r.max_points - 5
+    # the probability as printed, above the rubric's 0.95 (1.00 once rounded: the model is sure)
+    assert re.search(r"禁语识别模型判定，概率 (0\.9[5-9]|1\.00)）", r.reason) and r.points == r.max_points - 5, r.reason
     assert not r.needs_review  # far from the threshold
 
 

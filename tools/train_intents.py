@@ -8,7 +8,7 @@ utterances written for this project from the seeds' situations, never taken from
 Each is also copied with Whisper-style errors: characters swapped for sound-alikes by the confusion
 model in qa_pipeline/phonetic.py (same syllable, or one close confusion away), numerals and
 particles as Whisper writes them.  A logistic regression over tf-idf character and pinyin n-grams
-is fitted per label, its threshold set to the value that maximises F0.5 (precision counts double:
+(those found in at least two different written sentences) is fitted per label, its threshold set to the value that maximises F0.5 (precision counts double:
 a false complaint turns an n/a into a fail, while a missed one is often still caught by the
 rubric's words or by a wait) on 5-fold out-of-fold predictions, and written as plain JSON (no pickle).
 """
@@ -96,15 +96,22 @@ def train_label(texts, ys, groups):
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
-    def make():
-        vec = TfidfVectorizer(analyzer=features, binary=True, norm="l2", min_df=2, lowercase=False)
+    def make(rows):
+        # a feature must come from two different written sentences: min_df=2 over the texts would
+        # also keep the n-grams one sentence shares only with its own sound-alike copies
+        sentences: dict[str, set[int]] = {}
+        for i in rows:
+            for gram in features(texts[i]):
+                sentences.setdefault(gram, set()).add(groups[i])
+        vocabulary = sorted(g for g, seen in sentences.items() if len(seen) >= 2)
+        vec = TfidfVectorizer(analyzer=features, binary=True, norm="l2", lowercase=False, vocabulary=vocabulary)
         clf = LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced")
         return vec, clf
 
     y = np.array(ys)
     oof = np.zeros(len(ys))
     for tr, te in GroupKFold(n_splits=5).split(texts, y, groups):
-        vec, clf = make()
+        vec, clf = make(tr)
         clf.fit(vec.fit_transform([texts[i] for i in tr]), y[tr])
         oof[te] = clf.predict_proba(vec.transform([texts[i] for i in te]))[:, 1]
     best_t, best_f = 0.5, -1.0
@@ -116,7 +123,7 @@ def train_label(texts, ys, groups):
         f = 1.25 * precision * recall / max(1e-9, 0.25 * precision + recall)
         if f > best_f + 1e-9:
             best_t, best_f = float(t), f
-    vec, clf = make()
+    vec, clf = make(range(len(texts)))
     clf.fit(vec.fit_transform(texts), y)
     vocab = vec.vocabulary_
     idf = {g: float(vec.idf_[i]) for g, i in vocab.items()}
@@ -129,11 +136,11 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT / "training" / "intents")
     parser.add_argument("--out", type=Path, default=ROOT / "qa_pipeline" / "scoring" / "data" / "intents.json")
     args = parser.parse_args()
-    rng = random.Random(SEED)
     table = sound_alikes(common_chars())
     labels = {}
     described = []
     for label_dir in sorted(p for p in args.data.iterdir() if p.is_dir()):
+        rng = random.Random(f"{SEED}:{label_dir.name}")  # one label's copies never depend on another's data
         texts, ys, groups, n_yes, n_no = build(label_dir, table, rng)
         idf, bias, weights, threshold, f1 = train_label(texts, ys, groups)
         labels[label_dir.name] = {"bias": round(bias, 5), "threshold": threshold,
