@@ -207,6 +207,8 @@ def test_an_outbound_consent_question_asks_the_need_only_on_an_outbound_call(def
     "请问您想咨询哪一类的保险产品？",  # 针对性问题: which one the customer wants
     "您要寄快递还是查快递？",  # the same without 请问 / 是
     "您想换哪一款？",
+    "请问您需要办理哪一类业务？",  # 需要 as 要 / 想
+    "您需要上门维修还是寄修？",
 ])
 def test_a_question_about_which_service_the_customer_wants_asks_the_need(default, judge, question):
     t = call((AGENT, "您好，青禾客服中心，我是工号三零二的小林。"), (AGENT, question), (CUSTOMER, "我想先了解一下价格。"))
@@ -267,6 +269,16 @@ def test_asking_what_the_customer_wants_asks_the_need(default, judge, question):
     t = call((AGENT, "您好，我是星光影城的小林，很高兴为您服务。"), (AGENT, question), (CUSTOMER, "我想问今晚的场次。"))
     r = judged(t, "ask_need", default, judge)
     assert r.result == PASS, r.reason
+
+
+@pytest.mark.parametrize(("opening", "result"), [
+    ("您好，路驰轮胎，我是店长助理小邝，您讲。", PASS),  # 请讲 as 您说 is said: 您讲
+    ("您好，路驰轮胎，我是店长助理小邝，给您讲一下营业时间。", FAIL),  # the agent telling
+])
+def test_you_speak_asks_the_need(default, judge, opening, result):
+    t = call((AGENT, opening), (CUSTOMER, "我想问今晚还营业吗。"))
+    r = judged(t, "ask_need", default, judge)
+    assert r.result == result, r.reason
 
 
 def test_the_agent_saying_what_they_want_to_do_does_not_ask_the_need(default, judge):
