@@ -65,7 +65,7 @@ from qa_pipeline.files import file_digest  # noqa: E402
 from qa_pipeline.records import AGENT, CUSTOMER, CachedAudio, RawSegment  # noqa: E402
 from qa_pipeline.scoring.normalize import normalize_text  # noqa: E402
 from qa_pipeline.speakers.diarize import (  # noqa: E402
-    DiarizeOptions, Embedded, SpeakerEmbedder, call_regions, cluster_turns, embed_regions, window_levels,
+    DiarizeOptions, Embedded, SpeakerEmbedder, call_regions, cluster_turns, embed_regions, resegment_id, window_levels,
 )
 from qa_pipeline.speakers.fbank import fbank  # noqa: E402
 from qa_pipeline.speakers.roles import build_transcript, channel_levels  # noqa: E402
@@ -307,6 +307,21 @@ def embedded_cached(cache: Path | None, name: str, samples: np.ndarray, regions,
     return embedded
 
 
+def resegment_fields(spec: str) -> dict:
+    """--resegment's MODE[:passes=N][:gap=SECONDS] as DiarizeOptions fields."""
+    mode, *extras = spec.split(":")
+    fields: dict = {"resegment": mode}
+    for extra in extras:
+        key, _, value = extra.partition("=")
+        if key == "passes":
+            fields["resegment_passes"] = int(value)
+        elif key == "gap":
+            fields["pause_decay_s"] = float(value)
+        else:
+            raise SystemExit(f"--resegment {spec}: unknown {key!r} (passes=N, gap=SECONDS)")
+    return fields
+
+
 def folders(args) -> list[Path]:
     out = list(args.dev_calls)
     for root in args.fixtures:
@@ -326,6 +341,10 @@ def main() -> int:
     parser.add_argument("--prunings", default="fixed,auto", help="CAM++ clusterings to compare (DiarizeOptions.pruning)")
     parser.add_argument("--channel-features", default="level,none",
                         help="CAM++ re-clustering of calls whose voices are alike (DiarizeOptions.channel_features) to compare")
+    parser.add_argument("--resegment", default="none",
+                        help="CAM++ resegmentations of the window labels to compare: none, or a DiarizeOptions.resegment "
+                             "(gauss, cosine) with optional :passes=N :gap=SECONDS (pause cost decaying with the gap), "
+                             "e.g. none,gauss,gauss:passes=2,gauss:gap=0.5")
     parser.add_argument("--set-aside", default="", help="comma-separated call ids: totals also printed without them")
     parser.add_argument("--regions", default="words,vad", help="what is embedded (DiarizeOptions.regions) to compare")
     parser.add_argument("--mixdown", action="store_true", help="also diarize stereo calls averaged down to mono")
@@ -346,9 +365,10 @@ def main() -> int:
     segments_of = Segments(args.cache_dir or cache_root() / "transcripts", args.model)
     embedders = {name: SpeakerEmbedder(args.speaker_model) if name == "campplus" else MfccStatsEmbedder()
                  for name in args.embedders.split(",") if name}
-    systems = [(name, DiarizeOptions(pruning=p, channel_features=c)) for name in embedders
+    systems = [(name, DiarizeOptions(pruning=p, channel_features=c, **r)) for name in embedders
                for p in (args.prunings.split(",") if name == "campplus" else ["fixed"])
-               for c in (args.channel_features.split(",") if name == "campplus" else ["none"])]
+               for c in (args.channel_features.split(",") if name == "campplus" else ["none"])
+               for r in ([resegment_fields(spec) for spec in args.resegment.split(",") if spec] if name == "campplus" else [{}])]
     region_kinds = [r for r in args.regions.split(",") if r]
     wanted = set(filter(None, args.calls.split(",")))
     totals: dict[tuple[str, str, str], Tally] = {}
@@ -405,7 +425,7 @@ def main() -> int:
                                                           model="bench", speaker_turns=[tuple(t) for t in turns],
                                                           centre_prompts=prompts,
                                                           levels=channel_levels([mono], audio.sample_rate))
-                            label_ = (f"{name}/{regions_kind}/{options.pruning}/{options.channel_features}" if name == "campplus"
+                            label_ = (f"{name}/{regions_kind}/{options.pruning}/{options.channel_features}{resegment_id(options)}" if name == "campplus"
                                       else f"{name}/{regions_kind}")
                             rows.append((kind, label_, *measure(ref, transcript, duration, turns, events)))
             narrowband = any(codec in label.get("format", {}).get("name", "") for codec in ("gsm", "amr"))

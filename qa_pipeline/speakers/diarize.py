@@ -71,6 +71,21 @@ class DiarizeOptions:
     channel_features: str = "level"
     indistinct_cos: float = 0.89
     refine_iterations: int = 10
+    # resegmentation of the window labels after the clustering: each window's speaker decided again
+    # by a two-state Viterbi over the windows in time order (VBx's HMM over x-vectors, with the
+    # clusters as fixed speaker models). Emission: gauss, the log-likelihood ratio of the window's
+    # projection on the line between the two clusters' means (a Gaussian per cluster, one variance),
+    # plus the level's when the call was re-clustered on level; cosine, resegment_cosine_scale times
+    # the difference of its cosines to the two means; none: the clustering's labels stand. A change
+    # of speaker costs switch_cost nats between windows of one speech region and pause_switch_cost
+    # across a pause (speakers change at pauses); with pause_decay_s > 0 the cost across a pause g
+    # seconds long is switch_cost·exp(-g / pause_decay_s) instead.
+    resegment: str = "none"
+    switch_cost: float = 4.0
+    pause_switch_cost: float = 1.0
+    pause_decay_s: float = 0.0
+    resegment_passes: int = 1  # the speaker models fitted again to the new labels and decoded again
+    resegment_cosine_scale: float = 10.0
 
 
 class SpeakerTurn(NamedTuple):
@@ -169,7 +184,17 @@ def speaker_model_id(options: DiarizeOptions = DiarizeOptions()) -> str | None:
     path = default_model_path()
     if not path.is_file():
         return None
-    return f"{path.name}:{path.stat().st_size}:{options.pruning}:{options.regions}:{options.channel_features}@{options.indistinct_cos}"
+    return (f"{path.name}:{path.stat().st_size}:{options.pruning}:{options.regions}:{options.channel_features}@{options.indistinct_cos}"
+            f"{resegment_id(options)}")
+
+
+def resegment_id(options: DiarizeOptions) -> str:
+    """The resegmentation's part of speaker_model_id ('' when there is none)."""
+    if options.resegment == "none":
+        return ""
+    scale = f"*{options.resegment_cosine_scale:g}" if options.resegment == "cosine" else ""
+    pause = f"~{options.pause_decay_s:g}s" if options.pause_decay_s > 0 else f"/{options.pause_switch_cost:g}"
+    return f":{options.resegment}{scale}:{options.switch_cost:g}{pause}x{options.resegment_passes}"
 
 
 @lru_cache(maxsize=2)
@@ -406,6 +431,76 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
 
 
+def resegment(embedded: Embedded, labels: np.ndarray, levels: np.ndarray | None,
+              options: DiarizeOptions = DiarizeOptions()) -> np.ndarray:
+    """The window labels decided again (options.resegment): the two clusters become speaker models,
+    each window gets a log-likelihood ratio between them (`window_llr`), and a two-state Viterbi
+    over the windows in time order picks the labels that best follow the ratios for a cost per
+    change of speaker (`switch_costs`). Repeated options.resegment_passes times, the models fitted
+    again to the labels each time. Labels of a call with fewer than two windows on a side stand."""
+    if options.resegment == "none":
+        return labels
+    if options.resegment not in ("gauss", "cosine"):
+        raise ValueError(f"unknown resegment {options.resegment!r}: choose gauss, cosine or none")
+    x = embedded.embeddings / np.maximum(np.linalg.norm(embedded.embeddings, axis=1, keepdims=True), 1e-12)
+    costs = switch_costs(embedded.regions, embedded.windows, options)
+    current = labels
+    for _ in range(options.resegment_passes):
+        if len(current) < 4 or not _two_sided(current):
+            break
+        new = viterbi_two(window_llr(x, current, levels, options), costs)
+        if np.array_equal(new, current):
+            break
+        current = new
+    if not _two_sided(current):
+        return labels
+    return current if current[0] == 0 else 1 - current
+
+
+def window_llr(x: np.ndarray, labels: np.ndarray, levels: np.ndarray | None, options: DiarizeOptions) -> np.ndarray:
+    """log p(window | speaker 0) - log p(window | speaker 1) for unit embeddings x under `labels`."""
+    means = np.stack([x[labels == k].mean(axis=0) for k in (0, 1)])
+    if options.resegment == "cosine":
+        unit = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        return options.resegment_cosine_scale * (x @ unit[0] - x @ unit[1])
+    llr = _llr(x @ (means[0] - means[1]), labels)
+    return llr if levels is None else llr + _llr(levels, labels, floor=0.25)
+
+
+def switch_costs(regions: Sequence[tuple[float, float]], windows: Sequence[tuple[float, float, int]],
+                 options: DiarizeOptions) -> np.ndarray:
+    """[len(windows) - 1]: the cost in nats of a change of speaker between window i and i + 1."""
+    region = np.array([r for _s, _e, r in windows])
+    starts = np.array([s for s, _e in regions])
+    ends = np.array([e for _s, e in regions])
+    gap = np.maximum(0.0, starts[region[1:]] - ends[region[:-1]])
+    if options.pause_decay_s > 0:
+        across = options.switch_cost * np.exp(-gap / options.pause_decay_s)
+    else:
+        across = np.full(len(gap), options.pause_switch_cost)
+    return np.where(region[1:] == region[:-1], options.switch_cost, across)
+
+
+def viterbi_two(llr: np.ndarray, costs: np.ndarray) -> np.ndarray:
+    """Labels 0/1 maximising sum(±llr / 2) - sum(costs where the label changes): the two-state
+    Viterbi path (llr > 0 favours label 0). Ties keep the label."""
+    n = len(llr)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    emit = np.stack([llr / 2, -llr / 2], axis=1)
+    score = emit[0].copy()
+    back = np.zeros((n, 2), dtype=np.int64)
+    for i in range(1, n):
+        stay, switch = score, score[::-1] - costs[i - 1]
+        back[i] = np.where(stay >= switch, [0, 1], [1, 0])
+        score = np.maximum(stay, switch) + emit[i]
+    path = np.zeros(n, dtype=np.int64)
+    path[-1] = int(score[1] > score[0])
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
 def embed_regions(
     samples: np.ndarray,
     sample_rate: int,
@@ -431,7 +526,10 @@ def cluster_turns(embedded: Embedded, options: DiarizeOptions = DiarizeOptions()
     """Two-speaker turns from embedded windows (the cheap half)."""
     if not embedded.regions:
         return []
-    labels = refine_indistinct(embedded.embeddings, cluster_two(embedded.embeddings, options), embedded.levels, options)
+    voice = cluster_two(embedded.embeddings, options)
+    labels = refine_indistinct(embedded.embeddings, voice, embedded.levels, options)
+    on_level = labels is not voice  # re-clustered on voice and level: the resegmentation weighs both
+    labels = resegment(embedded, labels, embedded.levels if on_level else None, options)
     logger.debug("diarize: %d regions, %d windows, %d/%d per cluster", len(embedded.regions), len(embedded.windows),
                  int(np.sum(labels == 0)), int(np.sum(labels == 1)))
     return _turns(embedded.regions, embedded.windows, labels, options)
