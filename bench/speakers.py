@@ -4,6 +4,7 @@
     .venv/bin/python bench/noisy_calls.py --out /tmp/qa-noisy            # the noisy mono fixtures, then
     .venv/bin/python bench/speakers.py --fixtures /tmp/qa-noisy --cache-dir /tmp/qa-tcache
     .venv/bin/python bench/speakers.py --dev-calls ../shared/dev-calls --mixdown --embedders campplus,mfcc
+    .venv/bin/python bench/speakers.py --dev-calls ../shared/dev-calls --prunings fixed --channel-features level --resegment none,viterbi
 
 Every folder is laid out as ../shared/dev-calls (audio/, manifest.csv, labels.json); --fixtures ROOT
 takes every sub-folder of ROOT that has a labels.json (one per noise condition). Kinds of recording:
@@ -20,7 +21,9 @@ embedded, two clusters, then speakers.build_transcript with the speaker turns (e
 cluster, cuts at changes, agent cluster by its cues, pause splits, guards). Systems compared:
 campplus/<regions>/<pruning> for each --regions (words = the VAD regions where Whisper heard words,
 the pipeline's default; vad = all VAD regions) and each --prunings (fixed = the 3D-Speaker p-pruning,
-auto = the per-call NME-tuned pruning of diarize.DiarizeOptions), and mfcc/<regions> (MFCC statistics).
+auto = the per-call NME-tuned pruning of diarize.DiarizeOptions) and each --resegment (none = the
+clustering's window labels; viterbi = decided again by diarize.resegment, the system's name then
+ending in its settings, e.g. :viterbi:4~0.5sx2), and mfcc/<regions> (MFCC statistics).
 
 Reference speech is the labelled turns (10 ms frames). Per call and per folder × kind × system:
   role        right/attributed: of the reference speech our utterances cover, the share covered only by
@@ -342,9 +345,9 @@ def main() -> int:
     parser.add_argument("--channel-features", default="level,none",
                         help="CAM++ re-clustering of calls whose voices are alike (DiarizeOptions.channel_features) to compare")
     parser.add_argument("--resegment", default="none",
-                        help="CAM++ resegmentations of the window labels to compare: none, or a DiarizeOptions.resegment "
-                             "(gauss, cosine) with optional :passes=N :gap=SECONDS (pause cost decaying with the gap), "
-                             "e.g. none,gauss,gauss:passes=2,gauss:gap=0.5")
+                        help="CAM++ resegmentations of the window labels to compare (DiarizeOptions.resegment: none, "
+                             "viterbi), viterbi with optional :passes=N :gap=SECONDS (resegment_passes, pause_decay_s), "
+                             "e.g. none,viterbi,viterbi:passes=1")
     parser.add_argument("--set-aside", default="", help="comma-separated call ids: totals also printed without them")
     parser.add_argument("--regions", default="words,vad", help="what is embedded (DiarizeOptions.regions) to compare")
     parser.add_argument("--mixdown", action="store_true", help="also diarize stereo calls averaged down to mono")

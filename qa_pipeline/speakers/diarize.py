@@ -71,21 +71,16 @@ class DiarizeOptions:
     channel_features: str = "level"
     indistinct_cos: float = 0.89
     refine_iterations: int = 10
-    # resegmentation of the window labels after the clustering: each window's speaker decided again
-    # by a two-state Viterbi over the windows in time order (VBx's HMM over x-vectors, with the
-    # clusters as fixed speaker models). Emission: gauss, the log-likelihood ratio of the window's
-    # projection on the line between the two clusters' means (a Gaussian per cluster, one variance),
-    # plus the level's when the call was re-clustered on level; cosine, resegment_cosine_scale times
-    # the difference of its cosines to the two means; none: the clustering's labels stand. A change
-    # of speaker costs switch_cost nats between windows of one speech region and pause_switch_cost
-    # across a pause (speakers change at pauses); with pause_decay_s > 0 the cost across a pause g
-    # seconds long is switch_cost·exp(-g / pause_decay_s) instead.
+    # viterbi: after the clustering, each window's speaker is decided again by a two-state Viterbi
+    # over the windows in time order (VBx's HMM over x-vectors, with the two clusters as fixed
+    # speaker models): a change of speaker costs switch_cost nats between windows of one speech
+    # region and switch_cost·exp(-pause / pause_decay_s) across a pause (speakers change at
+    # pauses); the models are fitted again to the new labels resegment_passes times. none: the
+    # clustering's labels stand (the default: see README, Who spoke).
     resegment: str = "none"
     switch_cost: float = 4.0
-    pause_switch_cost: float = 1.0
-    pause_decay_s: float = 0.0
-    resegment_passes: int = 1  # the speaker models fitted again to the new labels and decoded again
-    resegment_cosine_scale: float = 10.0
+    pause_decay_s: float = 0.5
+    resegment_passes: int = 2
 
 
 class SpeakerTurn(NamedTuple):
@@ -192,9 +187,7 @@ def resegment_id(options: DiarizeOptions) -> str:
     """The resegmentation's part of speaker_model_id ('' when there is none)."""
     if options.resegment == "none":
         return ""
-    scale = f"*{options.resegment_cosine_scale:g}" if options.resegment == "cosine" else ""
-    pause = f"~{options.pause_decay_s:g}s" if options.pause_decay_s > 0 else f"/{options.pause_switch_cost:g}"
-    return f":{options.resegment}{scale}:{options.switch_cost:g}{pause}x{options.resegment_passes}"
+    return f":{options.resegment}:{options.switch_cost:g}~{options.pause_decay_s:g}sx{options.resegment_passes}"
 
 
 @lru_cache(maxsize=2)
@@ -397,9 +390,9 @@ def refine_indistinct(embeddings: np.ndarray, labels: np.ndarray, levels: np.nda
         return labels
     if options.channel_features != "level":
         raise ValueError(f"unknown channel_features {options.channel_features!r}: choose level or none")
-    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    if _cosine(*(x[labels == k].mean(axis=0) for k in (0, 1))) <= options.indistinct_cos:
+    if not voices_alike(embeddings, labels, options):
         return labels
+    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
     spread = 1.4826 * np.median(np.abs(levels - np.median(levels))) + 1e-6
     refined = kmeans(np.clip((levels - np.median(levels)) / spread, -3, 3)[:, None], 2)
     for _ in range(options.refine_iterations):
@@ -414,6 +407,15 @@ def refine_indistinct(embeddings: np.ndarray, labels: np.ndarray, levels: np.nda
     if not _two_sided(refined):  # one level throughout: nothing to split on, the voice clusters stand
         return labels
     return refined if refined[0] == 0 else 1 - refined
+
+
+def voices_alike(embeddings: np.ndarray, labels: np.ndarray, options: DiarizeOptions = DiarizeOptions()) -> bool:
+    """The two voice clusters are hardly apart: their mean embeddings' cosine is above
+    options.indistinct_cos (False when a side has fewer than two windows)."""
+    if len(labels) < 4 or not _two_sided(labels):
+        return False
+    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    return _cosine(*(x[labels == k].mean(axis=0) for k in (0, 1))) > options.indistinct_cos
 
 
 def _two_sided(labels: np.ndarray) -> bool:
@@ -433,22 +435,23 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def resegment(embedded: Embedded, labels: np.ndarray, levels: np.ndarray | None,
               options: DiarizeOptions = DiarizeOptions()) -> np.ndarray:
-    """The window labels decided again (options.resegment): the two clusters become speaker models,
-    each window gets a log-likelihood ratio between them (`window_llr`), and a two-state Viterbi
-    over the windows in time order picks the labels that best follow the ratios for a cost per
-    change of speaker (`switch_costs`). Repeated options.resegment_passes times, the models fitted
-    again to the labels each time. Labels of a call with fewer than two windows on a side stand."""
+    """The window labels decided again (options.resegment = viterbi): the two clusters become
+    speaker models, each window gets a log-likelihood ratio between them (`window_llr`; with the
+    levels' too when `levels` are given), and a two-state Viterbi over the windows in time order
+    picks the labels that follow the ratios best for a cost per change of speaker
+    (`switch_costs`). The models are fitted again to the new labels, options.resegment_passes
+    times in all. Labels with fewer than two windows on a side stand."""
     if options.resegment == "none":
         return labels
-    if options.resegment not in ("gauss", "cosine"):
-        raise ValueError(f"unknown resegment {options.resegment!r}: choose gauss, cosine or none")
+    if options.resegment != "viterbi":
+        raise ValueError(f"unknown resegment {options.resegment!r}: choose viterbi or none")
     x = embedded.embeddings / np.maximum(np.linalg.norm(embedded.embeddings, axis=1, keepdims=True), 1e-12)
     costs = switch_costs(embedded.regions, embedded.windows, options)
     current = labels
     for _ in range(options.resegment_passes):
         if len(current) < 4 or not _two_sided(current):
             break
-        new = viterbi_two(window_llr(x, current, levels, options), costs)
+        new = viterbi_two(window_llr(x, current, levels), costs)
         if np.array_equal(new, current):
             break
         current = new
@@ -457,28 +460,25 @@ def resegment(embedded: Embedded, labels: np.ndarray, levels: np.ndarray | None,
     return current if current[0] == 0 else 1 - current
 
 
-def window_llr(x: np.ndarray, labels: np.ndarray, levels: np.ndarray | None, options: DiarizeOptions) -> np.ndarray:
-    """log p(window | speaker 0) - log p(window | speaker 1) for unit embeddings x under `labels`."""
+def window_llr(x: np.ndarray, labels: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+    """log p(window | cluster 0) - log p(window | cluster 1) for unit embeddings x under `labels`:
+    a Gaussian per cluster (one variance) on the projection on the line between the two clusters'
+    means, plus one on the level when `levels` are given (as refine_indistinct weighs them)."""
     means = np.stack([x[labels == k].mean(axis=0) for k in (0, 1)])
-    if options.resegment == "cosine":
-        unit = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-        return options.resegment_cosine_scale * (x @ unit[0] - x @ unit[1])
     llr = _llr(x @ (means[0] - means[1]), labels)
     return llr if levels is None else llr + _llr(levels, labels, floor=0.25)
 
 
 def switch_costs(regions: Sequence[tuple[float, float]], windows: Sequence[tuple[float, float, int]],
-                 options: DiarizeOptions) -> np.ndarray:
-    """[len(windows) - 1]: the cost in nats of a change of speaker between window i and i + 1."""
-    region = np.array([r for _s, _e, r in windows])
+                 options: DiarizeOptions = DiarizeOptions()) -> np.ndarray:
+    """[len(windows) - 1]: the cost in nats of a change of speaker between window i and i + 1:
+    options.switch_cost inside a region, less across the pause between two regions the longer it is."""
+    region = np.array([r for _s, _e, r in windows], dtype=np.int64)
     starts = np.array([s for s, _e in regions])
     ends = np.array([e for _s, e in regions])
-    gap = np.maximum(0.0, starts[region[1:]] - ends[region[:-1]])
-    if options.pause_decay_s > 0:
-        across = options.switch_cost * np.exp(-gap / options.pause_decay_s)
-    else:
-        across = np.full(len(gap), options.pause_switch_cost)
-    return np.where(region[1:] == region[:-1], options.switch_cost, across)
+    pause = np.maximum(0.0, starts[region[1:]] - ends[region[:-1]])
+    return np.where(region[1:] == region[:-1], options.switch_cost,
+                    options.switch_cost * np.exp(-pause / options.pause_decay_s))
 
 
 def viterbi_two(llr: np.ndarray, costs: np.ndarray) -> np.ndarray:
@@ -528,7 +528,7 @@ def cluster_turns(embedded: Embedded, options: DiarizeOptions = DiarizeOptions()
         return []
     voice = cluster_two(embedded.embeddings, options)
     labels = refine_indistinct(embedded.embeddings, voice, embedded.levels, options)
-    on_level = labels is not voice  # re-clustered on voice and level: the resegmentation weighs both
+    on_level = options.channel_features == "level" and voices_alike(embedded.embeddings, voice, options)
     labels = resegment(embedded, labels, embedded.levels if on_level else None, options)
     logger.debug("diarize: %d regions, %d windows, %d/%d per cluster", len(embedded.regions), len(embedded.windows),
                  int(np.sum(labels == 0)), int(np.sum(labels == 1)))
