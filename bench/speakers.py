@@ -4,6 +4,7 @@
     .venv/bin/python bench/noisy_calls.py --out /tmp/qa-noisy            # the noisy mono fixtures, then
     .venv/bin/python bench/speakers.py --fixtures /tmp/qa-noisy --cache-dir /tmp/qa-tcache
     .venv/bin/python bench/speakers.py --dev-calls ../shared/dev-calls --mixdown --embedders campplus,mfcc
+    .venv/bin/python bench/speakers.py --dev-calls ../shared/dev-calls --prunings fixed --channel-features level --resegment none,viterbi
 
 Every folder is laid out as ../shared/dev-calls (audio/, manifest.csv, labels.json); --fixtures ROOT
 takes every sub-folder of ROOT that has a labels.json (one per noise condition). Kinds of recording:
@@ -20,7 +21,9 @@ embedded, two clusters, then speakers.build_transcript with the speaker turns (e
 cluster, cuts at changes, agent cluster by its cues, pause splits, guards). Systems compared:
 campplus/<regions>/<pruning> for each --regions (words = the VAD regions where Whisper heard words,
 the pipeline's default; vad = all VAD regions) and each --prunings (fixed = the 3D-Speaker p-pruning,
-auto = the per-call NME-tuned pruning of diarize.DiarizeOptions), and mfcc/<regions> (MFCC statistics).
+auto = the per-call NME-tuned pruning of diarize.DiarizeOptions) and each --resegment (none = the
+clustering's window labels; viterbi = decided again by diarize.resegment, the system's name then
+ending in its settings, e.g. :viterbi:4~0.5sx2), and mfcc/<regions> (MFCC statistics).
 
 Reference speech is the labelled turns (10 ms frames). Per call and per folder × kind × system:
   role        right/attributed: of the reference speech our utterances cover, the share covered only by
@@ -65,7 +68,7 @@ from qa_pipeline.files import file_digest  # noqa: E402
 from qa_pipeline.records import AGENT, CUSTOMER, CachedAudio, RawSegment  # noqa: E402
 from qa_pipeline.scoring.normalize import normalize_text  # noqa: E402
 from qa_pipeline.speakers.diarize import (  # noqa: E402
-    DiarizeOptions, Embedded, SpeakerEmbedder, call_regions, cluster_turns, embed_regions, window_levels,
+    DiarizeOptions, Embedded, SpeakerEmbedder, call_regions, cluster_turns, embed_regions, resegment_id, window_levels,
 )
 from qa_pipeline.speakers.fbank import fbank  # noqa: E402
 from qa_pipeline.speakers.roles import build_transcript, channel_levels  # noqa: E402
@@ -307,6 +310,21 @@ def embedded_cached(cache: Path | None, name: str, samples: np.ndarray, regions,
     return embedded
 
 
+def resegment_fields(spec: str) -> dict:
+    """--resegment's MODE[:passes=N][:gap=SECONDS] as DiarizeOptions fields."""
+    mode, *extras = spec.split(":")
+    fields: dict = {"resegment": mode}
+    for extra in extras:
+        key, _, value = extra.partition("=")
+        if key == "passes":
+            fields["resegment_passes"] = int(value)
+        elif key == "gap":
+            fields["pause_decay_s"] = float(value)
+        else:
+            raise SystemExit(f"--resegment {spec}: unknown {key!r} (passes=N, gap=SECONDS)")
+    return fields
+
+
 def folders(args) -> list[Path]:
     out = list(args.dev_calls)
     for root in args.fixtures:
@@ -326,6 +344,10 @@ def main() -> int:
     parser.add_argument("--prunings", default="fixed,auto", help="CAM++ clusterings to compare (DiarizeOptions.pruning)")
     parser.add_argument("--channel-features", default="level,none",
                         help="CAM++ re-clustering of calls whose voices are alike (DiarizeOptions.channel_features) to compare")
+    parser.add_argument("--resegment", default="none",
+                        help="CAM++ resegmentations of the window labels to compare (DiarizeOptions.resegment: none, "
+                             "viterbi), viterbi with optional :passes=N :gap=SECONDS (resegment_passes, pause_decay_s), "
+                             "e.g. none,viterbi,viterbi:passes=1")
     parser.add_argument("--set-aside", default="", help="comma-separated call ids: totals also printed without them")
     parser.add_argument("--regions", default="words,vad", help="what is embedded (DiarizeOptions.regions) to compare")
     parser.add_argument("--mixdown", action="store_true", help="also diarize stereo calls averaged down to mono")
@@ -346,9 +368,10 @@ def main() -> int:
     segments_of = Segments(args.cache_dir or cache_root() / "transcripts", args.model)
     embedders = {name: SpeakerEmbedder(args.speaker_model) if name == "campplus" else MfccStatsEmbedder()
                  for name in args.embedders.split(",") if name}
-    systems = [(name, DiarizeOptions(pruning=p, channel_features=c)) for name in embedders
+    systems = [(name, DiarizeOptions(pruning=p, channel_features=c, **r)) for name in embedders
                for p in (args.prunings.split(",") if name == "campplus" else ["fixed"])
-               for c in (args.channel_features.split(",") if name == "campplus" else ["none"])]
+               for c in (args.channel_features.split(",") if name == "campplus" else ["none"])
+               for r in ([resegment_fields(spec) for spec in args.resegment.split(",") if spec] if name == "campplus" else [{}])]
     region_kinds = [r for r in args.regions.split(",") if r]
     wanted = set(filter(None, args.calls.split(",")))
     totals: dict[tuple[str, str, str], Tally] = {}
@@ -405,7 +428,7 @@ def main() -> int:
                                                           model="bench", speaker_turns=[tuple(t) for t in turns],
                                                           centre_prompts=prompts,
                                                           levels=channel_levels([mono], audio.sample_rate))
-                            label_ = (f"{name}/{regions_kind}/{options.pruning}/{options.channel_features}" if name == "campplus"
+                            label_ = (f"{name}/{regions_kind}/{options.pruning}/{options.channel_features}{resegment_id(options)}" if name == "campplus"
                                       else f"{name}/{regions_kind}")
                             rows.append((kind, label_, *measure(ref, transcript, duration, turns, events)))
             narrowband = any(codec in label.get("format", {}).get("name", "") for codec in ("gsm", "amr"))

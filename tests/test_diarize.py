@@ -10,8 +10,9 @@ import pytest
 
 from qa_pipeline.speakers.diarize import (
     INSTALL_COMMAND, DiarizeOptions, SpeakerEmbedder, SpeakerModelMissing, SpeakerSegment, SpeakerTurn,
-    agent_cluster, cluster_two, default_model_path, diarize, kmeans, refine_indistinct, speaker_roles, split_by_speaker,
-    window_levels, windows_for,
+    Embedded, agent_cluster, cluster_two, default_model_path, diarize, kmeans, refine_indistinct, resegment,
+    resegment_id, speaker_model_id, speaker_roles, split_by_speaker, switch_costs, viterbi_two, window_levels,
+    window_llr, windows_for,
 )
 from qa_pipeline.speakers.fbank import fbank, normalize_mean, num_frames
 from qa_pipeline.records import AGENT, CUSTOMER, RawSegment, RawWord
@@ -254,6 +255,98 @@ def test_refine_indistinct_leaves_distinct_voices_alone():
     assert refine_indistinct(embeddings, labels, levels).tolist() == labels.tolist()
 
 
+def test_viterbi_follows_the_ratios_but_pays_for_each_change():
+    llr = np.array([3.0, 3.0, -1.0, 3.0, 3.0])  # > 0: cluster 0
+    assert viterbi_two(llr, np.full(4, 4.0)).tolist() == [0, 0, 0, 0, 0]  # two changes (8) cost more than 1
+    assert viterbi_two(llr, np.zeros(4)).tolist() == [0, 0, 1, 0, 0]  # free changes: each window its own
+    assert viterbi_two(np.array([3.0, 3.0, -10.0, 3.0, 3.0]), np.full(4, 4.0)).tolist() == [0, 0, 1, 0, 0]
+    assert viterbi_two(np.array([-2.0, -2.0, 5.0, 5.0]), np.array([4.0, 0.5, 4.0])).tolist() == [1, 1, 0, 0]
+    assert viterbi_two(np.zeros(0), np.zeros(0)).tolist() == []
+
+
+def test_a_change_costs_less_across_a_longer_pause():
+    regions = [(0.0, 3.0), (3.2, 5.0), (7.0, 8.0)]
+    windows = windows_for(regions, duration_s=10.0)
+    costs = switch_costs(regions, windows)
+    options = DiarizeOptions()
+    region = [r for _s, _e, r in windows]
+    inside = [c for c, a, b in zip(costs, region, region[1:]) if a == b]
+    across = [c for c, a, b in zip(costs, region, region[1:]) if a != b]
+    assert inside and all(c == options.switch_cost for c in inside)
+    assert across == pytest.approx([options.switch_cost * np.exp(-0.2 / 0.5), options.switch_cost * np.exp(-2.0 / 0.5)])
+
+
+def _embedded(turns: list[tuple[str, float, float]], voices: dict[str, np.ndarray], seed: int = 0,
+              noise: float = 0.3) -> tuple[Embedded, np.ndarray]:
+    """Windows over `turns` (speaker, start, end; one speech region each unless two touch), each
+    embedded as its speaker's voice plus noise; and the speaker (0 for the first voice) of each."""
+    rng = np.random.default_rng(seed)
+    regions: list[tuple[float, float]] = []
+    for _who, start, end in turns:
+        if regions and regions[-1][1] == start:
+            regions[-1] = (regions[-1][0], end)
+        else:
+            regions.append((start, end))
+    windows = windows_for(regions, duration_s=turns[-1][2] + 1.0)
+    names = list(voices)
+
+    def speaker(s: float, e: float) -> int:
+        middle = (s + e) / 2
+        return names.index(next(who for who, a, b in turns if a <= middle <= b))
+
+    truth = np.array([speaker(s, e) for s, e, _r in windows])
+    embeddings = np.stack([voices[names[k]] for k in truth]) + noise * rng.normal(size=(len(truth), 192)) / np.sqrt(192)
+    return Embedded(regions, windows, embeddings), truth
+
+
+def test_resegment_fixes_a_flicker_inside_a_turn():
+    # One long agent sentence after a pause, one of its windows nearer the customer's voice (8 kHz
+    # AMR smears the voices): the clustering gives it the customer; the Viterbi gives it back.
+    rng = np.random.default_rng(3)
+    agent, customer = rng.normal(size=(2, 192)) / np.sqrt(192)
+    turns = [("agent", 0.0, 6.0), ("customer", 7.0, 12.0), ("agent", 13.0, 22.0), ("customer", 23.0, 28.0)]
+    embedded, truth = _embedded(turns, {"agent": agent, "customer": customer})
+    flicker = int(np.flatnonzero(np.array([s for s, _e, _r in embedded.windows]) >= 16.0)[0])
+    embedded.embeddings[flicker] = 0.48 * agent + 0.52 * customer
+    clustered = truth.copy()
+    clustered[flicker] = 1
+    x = embedded.embeddings / np.linalg.norm(embedded.embeddings, axis=1, keepdims=True)
+    # the speaker models, too, put it nearer the customer, by less than two changes of speaker cost
+    assert -2 * DiarizeOptions().switch_cost < window_llr(x, clustered)[flicker] < 0
+    viterbi = DiarizeOptions(resegment="viterbi")
+    assert resegment(embedded, clustered, None, viterbi).tolist() == truth.tolist()
+    assert resegment(embedded, clustered, None, DiarizeOptions()).tolist() == clustered.tolist()  # none: as clustered
+
+
+@pytest.mark.parametrize("pause_s", [0.0, 0.3, 2.0])
+def test_resegment_never_merges_two_long_well_separated_turns(pause_s):
+    rng = np.random.default_rng(4)
+    voices = dict(zip(("agent", "customer"), rng.normal(size=(2, 192)) / np.sqrt(192)))
+    turns = [("agent", 0.0, 8.0), ("customer", 8.0 + pause_s, 16.0), ("agent", 16.0 + pause_s, 24.0)]
+    embedded, truth = _embedded(turns, voices, noise=0.6)
+    assert resegment(embedded, truth, None, DiarizeOptions(resegment="viterbi")).tolist() == truth.tolist()
+    # ... nor a short answer between two pauses when the voices are apart
+    short = [("agent", 0.0, 8.0), ("customer", 9.0, 10.2), ("agent", 11.0, 19.0)]
+    embedded, truth = _embedded(short, voices, noise=0.6)
+    assert resegment(embedded, truth, None, DiarizeOptions(resegment="viterbi")).tolist() == truth.tolist()
+
+
+def test_resegment_is_named_in_the_speaker_model_id(tmp_path, monkeypatch):
+    import qa_pipeline.speakers.diarize as diarize_module
+
+    model = tmp_path / "campplus-zh-en.onnx"
+    model.write_bytes(b"0" * 10)
+    monkeypatch.setattr(diarize_module, "default_model_path", lambda: model)
+    plain = speaker_model_id(DiarizeOptions())
+    assert plain == "campplus-zh-en.onnx:10:fixed:words:level@0.89" and resegment_id(DiarizeOptions()) == ""
+    viterbi = speaker_model_id(DiarizeOptions(resegment="viterbi"))
+    assert viterbi == plain + ":viterbi:4~0.5sx2"
+    assert speaker_model_id(DiarizeOptions(resegment="viterbi", resegment_passes=1)) != viterbi
+    with pytest.raises(ValueError, match="unknown resegment 'hmm'"):
+        resegment(*_embedded([("a", 0.0, 4.0), ("b", 5.0, 9.0)], {"a": np.ones(192), "b": -np.ones(192)}),
+                  None, DiarizeOptions(resegment="hmm"))
+
+
 def test_missing_model_names_the_install_command(tmp_path):
     with pytest.raises(SpeakerModelMissing, match="install_speaker_model.sh"):
         SpeakerEmbedder(tmp_path / "nope.onnx")
@@ -278,7 +371,8 @@ def test_embedder_gives_unit_comparable_vectors(embedder):
     np.testing.assert_allclose(batch[1], vector, atol=1e-4)
 
 
-def test_real_mono_call_turns_match_the_reference(embedder, calls_dir, data_dir):
+@pytest.mark.parametrize("resegmentation", ["none", "viterbi"])
+def test_real_mono_call_turns_match_the_reference(embedder, calls_dir, data_dir, resegmentation):
     """dev_11 (mono 8 kHz): every reference turn, 对 included, lands on its speaker's cluster."""
     from qa_pipeline.audio.decode import decode
     from qa_pipeline.speakers.diarize import speech_regions
@@ -286,7 +380,8 @@ def test_real_mono_call_turns_match_the_reference(embedder, calls_dir, data_dir)
     reference = json.loads((data_dir / "dev_labels.json").read_text(encoding="utf-8"))["dev_11"]["turns"]
     audio = decode(calls_dir / "dev_11.wav")
     samples = audio.channels[0]
-    turns = diarize(samples, audio.sample_rate, speech_regions(samples), embedder=embedder)
+    turns = diarize(samples, audio.sample_rate, speech_regions(samples), embedder=embedder,
+                    options=DiarizeOptions(resegment=resegmentation))
     assert turns and all(0 <= t.start < t.end <= audio.duration_s for t in turns)
     assert all(a.end <= b.start for a, b in zip(turns, turns[1:]))
 

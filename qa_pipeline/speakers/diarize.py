@@ -71,6 +71,16 @@ class DiarizeOptions:
     channel_features: str = "level"
     indistinct_cos: float = 0.89
     refine_iterations: int = 10
+    # viterbi: after the clustering, each window's speaker is decided again by a two-state Viterbi
+    # over the windows in time order (VBx's HMM over x-vectors, with the two clusters as fixed
+    # speaker models): a change of speaker costs switch_cost nats between windows of one speech
+    # region and switch_cost·exp(-pause / pause_decay_s) across a pause (speakers change at
+    # pauses); the models are fitted again to the new labels resegment_passes times. none: the
+    # clustering's labels stand (the default: see README, Who spoke).
+    resegment: str = "none"
+    switch_cost: float = 4.0
+    pause_decay_s: float = 0.5
+    resegment_passes: int = 2
 
 
 class SpeakerTurn(NamedTuple):
@@ -169,7 +179,15 @@ def speaker_model_id(options: DiarizeOptions = DiarizeOptions()) -> str | None:
     path = default_model_path()
     if not path.is_file():
         return None
-    return f"{path.name}:{path.stat().st_size}:{options.pruning}:{options.regions}:{options.channel_features}@{options.indistinct_cos}"
+    return (f"{path.name}:{path.stat().st_size}:{options.pruning}:{options.regions}:{options.channel_features}@{options.indistinct_cos}"
+            f"{resegment_id(options)}")
+
+
+def resegment_id(options: DiarizeOptions) -> str:
+    """The resegmentation's part of speaker_model_id ('' when there is none)."""
+    if options.resegment == "none":
+        return ""
+    return f":{options.resegment}:{options.switch_cost:g}~{options.pause_decay_s:g}sx{options.resegment_passes}"
 
 
 @lru_cache(maxsize=2)
@@ -372,9 +390,9 @@ def refine_indistinct(embeddings: np.ndarray, labels: np.ndarray, levels: np.nda
         return labels
     if options.channel_features != "level":
         raise ValueError(f"unknown channel_features {options.channel_features!r}: choose level or none")
-    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    if _cosine(*(x[labels == k].mean(axis=0) for k in (0, 1))) <= options.indistinct_cos:
+    if not voices_alike(embeddings, labels, options):
         return labels
+    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
     spread = 1.4826 * np.median(np.abs(levels - np.median(levels))) + 1e-6
     refined = kmeans(np.clip((levels - np.median(levels)) / spread, -3, 3)[:, None], 2)
     for _ in range(options.refine_iterations):
@@ -391,6 +409,15 @@ def refine_indistinct(embeddings: np.ndarray, labels: np.ndarray, levels: np.nda
     return refined if refined[0] == 0 else 1 - refined
 
 
+def voices_alike(embeddings: np.ndarray, labels: np.ndarray, options: DiarizeOptions = DiarizeOptions()) -> bool:
+    """The two voice clusters are hardly apart: their mean embeddings' cosine is above
+    options.indistinct_cos (False when a side has fewer than two windows)."""
+    if len(labels) < 4 or not _two_sided(labels):
+        return False
+    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    return _cosine(*(x[labels == k].mean(axis=0) for k in (0, 1))) > options.indistinct_cos
+
+
 def _two_sided(labels: np.ndarray) -> bool:
     return min(np.bincount(labels, minlength=2)) >= 2
 
@@ -404,6 +431,74 @@ def _llr(values: np.ndarray, labels: np.ndarray, floor: float = 1e-6) -> np.ndar
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+def resegment(embedded: Embedded, labels: np.ndarray, levels: np.ndarray | None,
+              options: DiarizeOptions = DiarizeOptions()) -> np.ndarray:
+    """The window labels decided again (options.resegment = viterbi): the two clusters become
+    speaker models, each window gets a log-likelihood ratio between them (`window_llr`; with the
+    levels' too when `levels` are given), and a two-state Viterbi over the windows in time order
+    picks the labels that follow the ratios best for a cost per change of speaker
+    (`switch_costs`). The models are fitted again to the new labels, options.resegment_passes
+    times in all. Labels with fewer than two windows on a side stand."""
+    if options.resegment == "none":
+        return labels
+    if options.resegment != "viterbi":
+        raise ValueError(f"unknown resegment {options.resegment!r}: choose viterbi or none")
+    x = embedded.embeddings / np.maximum(np.linalg.norm(embedded.embeddings, axis=1, keepdims=True), 1e-12)
+    costs = switch_costs(embedded.regions, embedded.windows, options)
+    current = labels
+    for _ in range(options.resegment_passes):
+        if len(current) < 4 or not _two_sided(current):
+            break
+        new = viterbi_two(window_llr(x, current, levels), costs)
+        if np.array_equal(new, current):
+            break
+        current = new
+    if not _two_sided(current):
+        return labels
+    return current if current[0] == 0 else 1 - current
+
+
+def window_llr(x: np.ndarray, labels: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+    """log p(window | cluster 0) - log p(window | cluster 1) for unit embeddings x under `labels`:
+    a Gaussian per cluster (one variance) on the projection on the line between the two clusters'
+    means, plus one on the level when `levels` are given (as refine_indistinct weighs them)."""
+    means = np.stack([x[labels == k].mean(axis=0) for k in (0, 1)])
+    llr = _llr(x @ (means[0] - means[1]), labels)
+    return llr if levels is None else llr + _llr(levels, labels, floor=0.25)
+
+
+def switch_costs(regions: Sequence[tuple[float, float]], windows: Sequence[tuple[float, float, int]],
+                 options: DiarizeOptions = DiarizeOptions()) -> np.ndarray:
+    """[len(windows) - 1]: the cost in nats of a change of speaker between window i and i + 1:
+    options.switch_cost inside a region, less across the pause between two regions the longer it is."""
+    region = np.array([r for _s, _e, r in windows], dtype=np.int64)
+    starts = np.array([s for s, _e in regions])
+    ends = np.array([e for _s, e in regions])
+    pause = np.maximum(0.0, starts[region[1:]] - ends[region[:-1]])
+    return np.where(region[1:] == region[:-1], options.switch_cost,
+                    options.switch_cost * np.exp(-pause / options.pause_decay_s))
+
+
+def viterbi_two(llr: np.ndarray, costs: np.ndarray) -> np.ndarray:
+    """Labels 0/1 maximising sum(±llr / 2) - sum(costs where the label changes): the two-state
+    Viterbi path (llr > 0 favours label 0). Ties keep the label."""
+    n = len(llr)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    emit = np.stack([llr / 2, -llr / 2], axis=1)
+    score = emit[0].copy()
+    back = np.zeros((n, 2), dtype=np.int64)
+    for i in range(1, n):
+        stay, switch = score, score[::-1] - costs[i - 1]
+        back[i] = np.where(stay >= switch, [0, 1], [1, 0])
+        score = np.maximum(stay, switch) + emit[i]
+    path = np.zeros(n, dtype=np.int64)
+    path[-1] = int(score[1] > score[0])
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
 
 
 def embed_regions(
@@ -431,7 +526,10 @@ def cluster_turns(embedded: Embedded, options: DiarizeOptions = DiarizeOptions()
     """Two-speaker turns from embedded windows (the cheap half)."""
     if not embedded.regions:
         return []
-    labels = refine_indistinct(embedded.embeddings, cluster_two(embedded.embeddings, options), embedded.levels, options)
+    voice = cluster_two(embedded.embeddings, options)
+    labels = refine_indistinct(embedded.embeddings, voice, embedded.levels, options)
+    on_level = options.channel_features == "level" and voices_alike(embedded.embeddings, voice, options)
+    labels = resegment(embedded, labels, embedded.levels if on_level else None, options)
     logger.debug("diarize: %d regions, %d windows, %d/%d per cluster", len(embedded.regions), len(embedded.windows),
                  int(np.sum(labels == 0)), int(np.sum(labels == 1)))
     return _turns(embedded.regions, embedded.windows, labels, options)
