@@ -192,6 +192,17 @@ def test_a_pause_whisper_gave_to_the_agents_first_word_ends_the_announcement():
     assert [(u.speaker, u.text) for u in t.utterances][:2] == [("system", prompt), ("agent", agent)]
 
 
+@pytest.mark.parametrize(("heard", "system"), [
+    ("您好，欢迎致电同心团建，您的通话将被入音。", True),  # 录音 heard as 入音: r for l, one close confusion
+    ("正在为您传接人工服务，请稍候。", True),  # 转接 heard as 传接
+    ("喂，野趣露营地，我是前台小何。", False),  # 露营 is not 录音: the cue's second syllable is heard as said
+])
+def test_an_announcement_heard_with_one_close_confusion(heard, system):
+    segments = [seg(1, 0.3, 4.6, heard), seg(1, 5.2, 9.0, "我是客服小周，请问有什么可以帮您？"), seg(0, 9.8, 12.0, "我想订个团建")]
+    t = build_transcript(meta(agent_channel=1), segments, duration_s=13, n_channels=2, model="base")
+    assert (t.utterances[0].speaker == "system") is system
+
+
 def test_please_wait_patiently_ends_an_announcement():
     segments = [seg(1, 0.1, 2.1, "您的通话可能会被录音，"), seg(1, 2.35, 3.8, "请耐心等待。"),
                 seg(1, 4.6, 9.5, "你好，才聚招聘，我是客服小韩，您需要什么帮助？"), seg(0, 10.4, 13.6, "我在你们平台上投了简历")]

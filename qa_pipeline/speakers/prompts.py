@@ -26,6 +26,7 @@ from difflib import SequenceMatcher
 from typing import Sequence
 
 from qa_pipeline.records import RawSegment, RawWord
+from qa_pipeline.scoring import phonetic
 from qa_pipeline.scoring.matching import match_cue
 from qa_pipeline.scoring.normalize import normalize_text, to_pinyin
 
@@ -46,10 +47,21 @@ AGENT_GREETINGS = ("您好", "你好")  # said after the announcement's own word
 
 
 def notice_said(text: str) -> bool:
-    """Whether `text` announces recording, a transfer or a key to press."""
-    if KEY_PRESS.search(normalize_text(text)):
+    """Whether `text` announces recording, a transfer or a key to press: by characters, by toneless
+    syllables, or with its first syllable one close confusion away (录音 heard as 入音, 转接 as 传接;
+    not 录影 / 路一, which an agent's 露营 or an address also sounds like)."""
+    norm = normalize_text(text)
+    if KEY_PRESS.search(norm):
         return True
-    return any(match_cue(text, cue) for cue in NOTICE_CUES)
+    if any(match_cue(text, cue) for cue in NOTICE_CUES):
+        return True
+    heard = tuple(to_pinyin(norm))
+    return any(phonetic.search(heard, sound, phonetic.CLOSE, keep=frozenset(sound[1:]))
+               for sound in map(_cue_sound, NOTICE_CUES))
+
+
+def _cue_sound(cue: str) -> tuple[str, ...]:
+    return tuple(to_pinyin(normalize_text(cue)))
 
 
 def says_prompt(text: str, prompt: str) -> bool:
