@@ -73,12 +73,15 @@ def test_examples_are_validated_with_file_and_line():
 
 
 def test_a_forbidden_check_names_a_label_the_bundled_model_has(default):
-    with pytest.raises(RubricError, match=r"test.yaml:\d+: item 'f': forbidden check: intent: 'rudeness' is not allowed \(allowed: .*complaint"):
+    with pytest.raises(RubricError, match=r"test.yaml:\d+: item 'f': forbidden check: intent: 'rudeness' is not allowed \(allowed: improper\)"):
         parse_rubric(HEAD + item("f", "type: forbidden\nphrases: [你等着]\nintent: rudeness"), "test.yaml")
+    # the customer's label judges no agent's words
+    with pytest.raises(RubricError, match=r"item 'f': forbidden check: intent: 'complaint' is not allowed \(allowed: improper\)"):
+        parse_rubric(HEAD + item("f", "type: forbidden\nphrases: [你等着]\nintent: complaint"), "test.yaml")
     with pytest.raises(RubricError, match=r"test.yaml:\d+: item 'f': forbidden check: intent_threshold needs intent"):
         parse_rubric(HEAD + item("f", "type: forbidden\nphrases: [你等着]\nintent_threshold: 0.9"), "test.yaml")
     with pytest.raises(RubricError, match=r"test.yaml:\d+: item 'f': forbidden check: intent_threshold"):
-        parse_rubric(HEAD + item("f", "type: forbidden\nphrases: [你等着]\nintent: complaint\nintent_threshold: 1.5"),
+        parse_rubric(HEAD + item("f", "type: forbidden\nphrases: [你等着]\nintent: improper\nintent_threshold: 1.5"),
                      "test.yaml")
 
 

@@ -263,7 +263,9 @@ def test_when_customer_intent(tmp_path):
     ok = GOOD.replace("    check:", "    when: {customer_intent: [complaint]}\n    check:")
     assert load_rubric(_write(tmp_path, ok)).items[0].when.customer_intent == ("complaint",)
     bad = GOOD.replace("    check:", "    when: {customer_intent: [anger]}\n    check:")
-    assert _error(tmp_path, bad) == "11: item 'greeting': when customer_intent: 'anger' is not allowed (allowed: complaint, improper)"
+    assert _error(tmp_path, bad) == "11: item 'greeting': when customer_intent: 'anger' is not allowed (allowed: complaint)"
+    agent_side = GOOD.replace("    check:", "    when: {customer_intent: [improper]}\n    check:")  # the agent's label
+    assert _error(tmp_path, agent_side) == "11: item 'greeting': when customer_intent: 'improper' is not allowed (allowed: complaint)"
 
 
 def test_forbidden_unless(tmp_path):

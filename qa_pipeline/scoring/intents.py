@@ -26,6 +26,15 @@ from qa_pipeline.scoring.normalize import normalize_text, to_pinyin
 
 MODEL_FILE = "intents.json"
 BOUNDARY = "#"
+# whose utterances each bundled label was trained on (training/intents/<label>/): a rubric asks the
+# customer's turns for a customer label (`when: customer_intent`) and the agent's for an agent label
+# (a forbidden check's `intent`)
+SPEAKER_OF_LABEL = {"complaint": "customer", "improper": "agent"}
+
+
+def labels_of(speaker: str) -> tuple[str, ...]:
+    """The bundled model's labels trained on `speaker`'s utterances, sorted."""
+    return tuple(sorted(label for label in load_model().labels if SPEAKER_OF_LABEL.get(label) == speaker))
 
 
 def features(norm: str, pinyin: Sequence[str] | None = None) -> list[str]:

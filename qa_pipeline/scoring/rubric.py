@@ -161,9 +161,9 @@ def _meaning(c: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: s
 
 
 def _intents(c: RubricReader, node: yaml.Node, what: str) -> tuple[str, ...]:
-    from qa_pipeline.scoring.intents import load_model
+    from qa_pipeline.scoring.intents import labels_of
 
-    labels = tuple(sorted(load_model().labels))
+    labels = labels_of("customer")
     values = node.value if isinstance(node, yaml.SequenceNode) else [node]
     if not values:
         raise c.error(node, f"{what} must name one label or more (allowed: {', '.join(labels)})")

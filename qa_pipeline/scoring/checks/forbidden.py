@@ -22,7 +22,7 @@ from qa_pipeline.scoring.checks.context import (
     searched,
 )
 from qa_pipeline.scoring.checks.kind import Kind
-from qa_pipeline.scoring.intents import load_model
+from qa_pipeline.scoring.intents import labels_of, load_model
 from qa_pipeline.scoring.matching import BY_TEXT, Phrase
 from qa_pipeline.scoring.rubric_reader import RubricReader
 from qa_pipeline.scoring.rubric_records import REVIEW_BAND, Item
@@ -74,7 +74,7 @@ def parse(r: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: str,
         else:
             out.append(ForbiddenPhrase(r.phrase(entry, f"{where}: phrases"), per_hit))
     tolerance = r.number(m["tolerance"], f"{where}: tolerance") if "tolerance" in m else 0
-    intent = r.choice(m["intent"], f"{where}: intent", tuple(sorted(load_model().labels))) if "intent" in m else None
+    intent = r.choice(m["intent"], f"{where}: intent", labels_of("agent")) if "intent" in m else None
     if "intent_threshold" in m and intent is None:
         raise r.error(m["intent_threshold"], f"{where}: intent_threshold needs intent")
     threshold = r.number(m["intent_threshold"], f"{where}: intent_threshold", above=True, maximum=1.0) \
