@@ -105,3 +105,14 @@ def test_repeated_runs_spare_short_answers_and_phrases_far_apart():
     assert repeated_runs(holds) == []
     twice = [(0.0, 1.0, "想要一起去找我"), (1.0, 2.0, "想要一起去找我"), (2.0, 3.0, "别的")]
     assert repeated_runs(twice) == []
+
+
+def test_a_region_is_decoded_only_by_a_piece_that_starts_inside_it():
+    from qa_pipeline.asr.transcribe import Placement, decoded
+
+    asked, answered = Placement(0, 86.45, 89.33), Placement(0, 89.33, 91.82)
+    after = seg("没有了，谢谢", start=89.33, end=91.43)  # the next region's words start where `asked` ends
+    assert not decoded(asked, [after])  # so `asked` is decoded again on its own
+    assert decoded(answered, [after])
+    assert decoded(asked, [seg("请问还有其他可以帮您的吗", start=86.66, end=88.97)])
+    assert not decoded(asked, [RawSegment(1, 86.66, 88.97, "对", -0.2, 0.1, 1.0, ())])  # another channel's

@@ -43,7 +43,7 @@ class TranscribeOptions:
     without_timestamps: bool = False  # with timestamp tokens Whisper skips fewer sentences of a window
 
     def cache_key(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "retry_rule": RETRY_RULE}
 
 
 def pick_device(device: str) -> str:
@@ -164,9 +164,7 @@ class Transcriber:
             pieces = self._decode_windows(windows, prepared)
             # Whisper now and then ends a window early and skips its last region (a closing 再见);
             # every region that got no word is decoded again on its own.
-            missed = [p for w in windows for p in w.placements
-                      if p.length >= MIN_RETRY_S and not any(piece.channel == p.channel and p.start - 0.05 <= piece.start <= p.end
-                                                            for piece in pieces)]
+            missed = [p for w in windows for p in w.placements if p.length >= MIN_RETRY_S and not decoded(p, pieces)]
             if missed:
                 retried = self._decode_windows([Window((replace(p, at=0.0),)) for p in missed], prepared)
                 pieces += [piece for piece in retried if piece.no_speech_prob < RETRY_MAX_NO_SPEECH]
@@ -346,6 +344,9 @@ CPU_BATCH_SIZE = 16  # on 2 cores, 16 and 32 measured alike; 8 was slower
 WINDOW_GROUP_BATCHES = 1  # batches of windows rendered and decoded together (memory: their audio only)
 WINDOW_SPACER_S = 4.0  # > 4 x faster-whisper's longest median word (0.7 s)
 MIN_RETRY_S = 0.3  # shorter VAD regions that got no words are left alone
+# 2: a region counts as decoded only by a piece that starts inside it; 1 also took the next region's
+# piece, which starts where this one ends (dv17_01's 请问还有其他可以帮您的吗 was never decoded again)
+RETRY_RULE = 2
 RETRY_MAX_NO_SPEECH = 0.6  # a region decoded alone is more likely noise: keep it only if Whisper heard speech
 
 
@@ -443,6 +444,12 @@ def unpack_segment(segment, placed: Sequence[Placement]) -> list[RawSegment]:
             groups.append((p, [word]))
     scores = (float(segment.avg_logprob), float(segment.no_speech_prob), float(segment.compression_ratio))
     return [segment_of_words(p.channel, ws, *scores) for p, ws in groups]
+
+
+def decoded(p: Placement, pieces: Sequence[RawSegment]) -> bool:
+    """Whether some decoded piece starts inside region `p` of its channel (a piece of the region
+    after it starts where `p` ends, and does not count)."""
+    return any(piece.channel == p.channel and p.start - 0.05 <= piece.start < p.end for piece in pieces)
 
 
 def _placement_at(placed: Sequence[Placement], t: float) -> Placement:
