@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from difflib import SequenceMatcher
+from functools import lru_cache
 from typing import Sequence
 
 from qa_pipeline.records import RawSegment, RawWord
@@ -56,12 +57,13 @@ def notice_said(text: str) -> bool:
     if any(match_cue(text, cue) for cue in NOTICE_CUES):
         return True
     heard = tuple(to_pinyin(norm))
-    return any(phonetic.search(heard, sound, phonetic.CLOSE, keep=frozenset(sound[1:]))
-               for sound in map(_cue_sound, NOTICE_CUES))
+    return any(phonetic.search(heard, sound, phonetic.CLOSE, keep=frozenset(sound[1:])) for sound in _cue_sounds())
 
 
-def _cue_sound(cue: str) -> tuple[str, ...]:
-    return tuple(to_pinyin(normalize_text(cue)))
+@lru_cache(maxsize=1)
+def _cue_sounds() -> tuple[tuple[str, ...], ...]:
+    """NOTICE_CUES' toneless syllables, worked out once."""
+    return tuple(tuple(to_pinyin(normalize_text(cue))) for cue in NOTICE_CUES)
 
 
 def says_prompt(text: str, prompt: str) -> bool:
