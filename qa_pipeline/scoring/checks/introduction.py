@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from qa_pipeline.meaning.judge import CLAUSE
 from qa_pipeline.records import CUSTOMER, FAIL, PASS
 from qa_pipeline.scoring.checks.context import (
     DETAIL_CHARS,
@@ -170,14 +171,13 @@ def slot_company(call: Call, segs: tuple[Seg, ...], selves: list[Hit], c: Introd
     return out
 
 
-_CLAUSE_MARKS = set("，,。.！!？?、；;：:")
-
-
 def _last_clause(p: PreparedText, a: int, b: int) -> int:
-    """Where the last clause of normalised positions a:b begins (a when the text shows no clause mark
-    between them): the first position after the last mark of the original text before b."""
+    """Where the last clause of normalised positions a:b begins (a when the text shows no clause
+    break between them): the first position after the last break of the original text before b —
+    the meaning layer's clauses (judge.CLAUSE), whose breaks are punctuation and spaces."""
     for pos in range(b - 1, a, -1):
-        if any(ch in _CLAUSE_MARKS for ch in p.original[p.index[pos - 1] + 1:p.index[pos]]):
+        between = p.original[p.index[pos - 1] + 1:p.index[pos]]
+        if between and CLAUSE.fullmatch(between) is None:
             return pos
     return a
 
