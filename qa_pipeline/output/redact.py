@@ -91,6 +91,7 @@ _QUANTITY_RE = re.compile(
 _ORDER_RE = re.compile(r"(?<![A-Za-z0-9])(?![0-9]+[Xx](?![A-Za-z0-9]))"  # not an ID card number's final X
                        r"(?=[A-Za-z0-9-]*[A-Za-z])(?=(?:[A-Za-z-]*[0-9]){5})"
                        r"[A-Za-z0-9][A-Za-z0-9-]{6,}[A-Za-z0-9](?![A-Za-z0-9])")
+_LATIN = re.compile(r"[A-Za-z]")
 
 _CONTEXT_WINDOW = 10
 _CONTEXTS = (
@@ -117,7 +118,11 @@ _ADDRESS_SHAPE = re.compile(
     rf"{_UNIT}*"
 )
 
+# a word that every _ADDRESS lead or _ADDRESS_SHAPE match holds: a text without one has no address
+_ADDRESS_WORD = re.compile(r"地址|住址|住在|家住|路|街|巷|弄|胡同|大道|小区|花园|公寓|大厦|新村|苑")
 
+
+@lru_cache(maxsize=8192)
 def digits_of(group: str) -> str:
     """The digit string of one group: '+' dropped, X-like characters (and 艾克斯) read as 'X'."""
     for spoken in _X_SPOKEN:
@@ -173,12 +178,20 @@ class _Group:
 
 
 def _groups(text: str, k: int) -> list[_Group]:
+    return [_Group(k, start, end, digits) for start, end, digits in _group_spans(text)]
+
+
+@lru_cache(maxsize=4096)
+def _group_spans(text: str) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, digits) of each digit group of ``text`` outside dates and quantities; remembered,
+    as a card looks for the groups of the same text more than once (masked alone, then its pieces)."""
+    found = list(_GROUP_RE.finditer(text))
+    if not found:
+        return ()
     dates = [m.span() for m in _DATE_RE.finditer(text)] + [m.span() for m in _QUANTITY_RE.finditer(text)]
-    return [
-        _Group(k, m.start(), m.end(), digits_of(m.group()))
-        for m in _GROUP_RE.finditer(text)
-        if not any(a <= m.start() < b for a, b in dates)
-    ]
+    if dates:
+        found = [m for m in found if not any(a <= m.start() < b for a, b in dates)]
+    return tuple((m.start(), m.end(), digits_of(m.group())) for m in found)
 
 
 def _joined(texts: Sequence[str], a: _Group, b: _Group) -> bool:
@@ -225,6 +238,8 @@ def _stretches(texts: Sequence[str], run: list[_Group]) -> list[tuple[list[_Grou
     13905728846"), so take, from the left, the longest stretch of consecutive groups that
     classifies as personal data; what is left over is masked where it still holds 7+ digits.
     """
+    if sum(len(g.digits) for g in run) < MIN_RUN:
+        return []  # nothing in it is long enough to mask
     out: list[tuple[list[_Group], str]] = []
     leftover: list[_Group] = []
 
@@ -265,6 +280,8 @@ def _replace(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
 
 
 def _mask_addresses(text: str) -> str:
+    if not _ADDRESS_WORD.search(text):
+        return text
     text = _ADDRESS.sub(lambda m: m.group("lead") + m.group("gap") + TOKEN_ADDRESS, text)
     return _ADDRESS_SHAPE.sub(TOKEN_ADDRESS, text)
 
@@ -276,6 +293,8 @@ def _mask_orders(text: str, secrets: list[tuple[str, str]]) -> str:
         secrets.extend((digits, TOKEN_ORDER) for digits in re.findall(r"[0-9]{3,}", m.group()))
         return TOKEN_ORDER
 
+    if not _LATIN.search(text):
+        return text  # an order number holds a letter
     return _ORDER_RE.sub(token, text)
 
 
@@ -324,13 +343,13 @@ class CallRedactor:
         if not self._secrets:
             return text
         spans = []
-        for g in _groups(text, 0):
-            digits = g.digits.lstrip("+")
-            if len(digits) < MIN_PIECE or _is_decimal_part(text, g.start, g.end):
+        for start, end, digits in _group_spans(text):
+            digits = digits.lstrip("+")
+            if len(digits) < MIN_PIECE or _is_decimal_part(text, start, end):
                 continue
             token = next((t for secret, t in self._secrets if digits in secret), None)
             if token is not None:
-                spans.append((g.start, g.end, token))
+                spans.append((start, end, token))
         return _replace(text, spans)
 
 
