@@ -531,6 +531,23 @@ def _load_packaged(name: str) -> str | None:
         return None
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _ViewEnvironment(jinja2.Environment):
+    """Jinja2's environment, with ``view.key`` on a plain dict (every view) looked up as the key
+    straight away: the same value Jinja2 finds after trying the attribute and catching its
+    AttributeError, which costs most of a card's attribute lookups."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 def make_environment() -> jinja2.Environment:
     """The Jinja2 environment: templates from ``reports/`` (or the installed package), autoescaped."""
     folder = _template_dir()
@@ -539,7 +556,7 @@ def make_environment() -> jinja2.Environment:
         loader = jinja2.FileSystemLoader(str(folder), encoding="utf-8")
     else:
         loader = jinja2.FunctionLoader(_load_packaged)
-    env = jinja2.Environment(
+    env = _ViewEnvironment(
         loader=loader,
         finalize=printable,
         # `.html.j2` ends in `.j2`, so it is listed explicitly; anything else defaults to on too.
