@@ -165,6 +165,8 @@ class FinalItem:
         return self.untrusted and self.decision is None
 
     def as_item(self) -> ItemResult:
+        if self.result == self.machine.result and self.points is self.machine.points:
+            return self.machine  # nobody changed it: the machine's own record, not a copy of it
         return replace(self.machine, result=self.result, points=self.points)
 
 
@@ -209,8 +211,13 @@ class FinalCall:
 
     def as_score(self) -> CallScore:
         """The call as a CallScore carrying the final verdicts (what reports and averages use)."""
+        m = self.machine
+        items = tuple(i.as_item() for i in self.items)
+        if (self.score is m.score and self.passed is m.passed and self.critical_failed is m.critical_failed
+                and len(items) == len(m.items) and all(a is b for a, b in zip(items, m.items))):
+            return m  # nothing changed: the machine's own record, not a copy of it
         return replace(self.machine, score=self.score, passed=self.passed, critical_failed=self.critical_failed,
-                       items=tuple(i.as_item() for i in self.items))
+                       items=items)
 
 
 def _points(machine: ItemResult, result: str) -> float:
