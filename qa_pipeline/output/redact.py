@@ -378,4 +378,7 @@ def mask_pii(text: str) -> str:
 def _masked_alone(text: str) -> str:
     """``text`` masked on its own: a pure function of it, remembered (a page masks the same item
     names, reasons and quotes again and again)."""
+    if (sum(len(digits) for _start, _end, digits in _group_spans(text)) < MIN_RUN
+            and not _ADDRESS_WORD.search(text) and not _LATIN.search(text)):
+        return text  # no number long enough, no address, no order number: nothing to mask
     return CallRedactor([("", text)]).utterance(0)
