@@ -118,8 +118,9 @@ _ADDRESS_SHAPE = re.compile(
     rf"{_UNIT}*"
 )
 
-# a word that every _ADDRESS lead or _ADDRESS_SHAPE match holds: a text without one has no address
-_ADDRESS_WORD = re.compile(r"地址|住址|住在|家住|路|街|巷|弄|胡同|大道|小区|花园|公寓|大厦|新村|苑")
+# what every match of _ADDRESS / _ADDRESS_SHAPE holds: a text without it has no address of that kind
+_ADDRESS_LEAD = re.compile(r"地址|住址|住在|家住")
+_ADDRESS_CORE = re.compile(rf"(?:路|街|巷|弄|胡同|大道)[{_NUM}]{{1,5}}[-－]?号|(?:小区|花园|公寓|大厦|新村|苑)[{_NUM}]{{1,4}}(?:栋|幢|号楼)")
 
 
 @lru_cache(maxsize=8192)
@@ -280,10 +281,11 @@ def _replace(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
 
 
 def _mask_addresses(text: str) -> str:
-    if not _ADDRESS_WORD.search(text):
-        return text
-    text = _ADDRESS.sub(lambda m: m.group("lead") + m.group("gap") + TOKEN_ADDRESS, text)
-    return _ADDRESS_SHAPE.sub(TOKEN_ADDRESS, text)
+    if _ADDRESS_LEAD.search(text):
+        text = _ADDRESS.sub(lambda m: m.group("lead") + m.group("gap") + TOKEN_ADDRESS, text)
+    if _ADDRESS_CORE.search(text):
+        text = _ADDRESS_SHAPE.sub(TOKEN_ADDRESS, text)
+    return text
 
 
 def _mask_orders(text: str, secrets: list[tuple[str, str]]) -> str:
@@ -379,6 +381,6 @@ def _masked_alone(text: str) -> str:
     """``text`` masked on its own: a pure function of it, remembered (a page masks the same item
     names, reasons and quotes again and again)."""
     if (sum(len(digits) for _start, _end, digits in _group_spans(text)) < MIN_RUN
-            and not _ADDRESS_WORD.search(text) and not _LATIN.search(text)):
+            and not _LATIN.search(text) and not _ADDRESS_LEAD.search(text) and not _ADDRESS_CORE.search(text)):
         return text  # no number long enough, no address, no order number: nothing to mask
     return CallRedactor([("", text)]).utterance(0)

@@ -377,12 +377,14 @@ def agent_views(scores: Sequence[CallScore]) -> dict[str, dict[str, Any]]:
         by_agent[_agent_key(s)].append(s)
         by_team[s.team].append(s)
     views: dict[str, dict[str, Any]] = {}
+    team_rates: dict[str | None, dict[str, tuple[str, float | None, int]]] = {}  # None: every call
     for key, calls in by_agent.items():
         ok = [s for s in calls if s.status == "ok"]
         values = [s.score for s in ok if s.score is not None]
         team = next((s.team for s in calls if s.team), None)
-        team_calls = by_team.get(team, []) if team else list(scores)
-        mine, theirs = _item_rates(calls), _item_rates(team_calls)
+        if team not in team_rates:
+            team_rates[team] = _item_rates(by_team.get(team, []) if team else list(scores))
+        mine, theirs = _item_rates(calls), team_rates[team]
         per_day: dict[date, list[float]] = defaultdict(list)
         for s in ok:
             if s.score is not None:
