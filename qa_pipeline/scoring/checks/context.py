@@ -212,7 +212,7 @@ class Call:
         """Every utterance's clauses and their vectors (one canonical batch of this call's texts)."""
         judge = self._judge or default_judge(self.rubric.encoder)
         meanings = [m for i in self.rubric.items for m in (i.meaning, i.when.meaning if i.when else None) if m]
-        return judge.call([s.utt.text for s in self.segs], meanings)
+        return judge.call([s.utt.text for s in self.segs], meanings, [(s.prep.norm, s.prep.index) for s in self.segs])
 
     def by_meaning(self, meaning: Meaning, segs: tuple[Seg, ...]) -> list[Closest]:
         """The units of `segs` that count under `meaning`, the most similar first."""
