@@ -292,6 +292,7 @@ class PhraseIndex:
     needs: tuple[tuple[int, ...], ...]  # per phrase: the slots that all must be possible
     owner: tuple[int, ...]  # per slot: the phrase it belongs to
     always: tuple[int, ...]  # phrases searched whatever the text (regular expressions)
+    parted: frozenset[int]  # phrases of several slots (…-phrases)
 
 
 _BY_ID: dict[tuple[int, bool, float | None], tuple[tuple[Phrase, ...], PhraseIndex]] = {}
@@ -357,7 +358,7 @@ def _index_of(phrases: tuple[Phrase, ...], strict_you: bool, tolerance: float | 
     body = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
     return PhraseIndex(tuple(slots), re.compile(body) if body else None,
                        {s: tuple(at) for s, at in heard_in.items()}, tuple(enough), tuple(needs), tuple(owner),
-                       tuple(always))
+                       tuple(always), frozenset(n for n, need in enumerate(needs) if len(need) > 1))
 
 
 def possible(index: PhraseIndex, p: PreparedText) -> list[int]:
@@ -372,7 +373,11 @@ def possible(index: PhraseIndex, p: PreparedText) -> list[int]:
     if index.any_form is not None and index.any_form.search(p.norm) is not None:
         ok.update(i for i, c in enumerate(index.slots) if i not in ok and c.regex.search(p.norm) is not None)
     found = {index.owner[i] for i in ok}
-    return sorted(n for n in found.union(index.always) if all(i in ok for i in index.needs[n]))
+    found.update(index.always)
+    if index.parted:
+        needs = index.needs
+        found = {n for n in found if n not in index.parted or all(i in ok for i in needs[n])}
+    return sorted(found)
 
 
 def _near(p: PreparedText, phrase: Phrase, tolerance: float | None, strict_you: bool) -> tuple[Match, ...]:
