@@ -11,7 +11,7 @@ from qa_pipeline.batch.stages import failed_score
 from qa_pipeline.batch.store import now, output_lock, read_run_file, remove_temp_files, write_outputs
 from qa_pipeline.final_verdicts import MACHINE_ONLY, Reviews
 from qa_pipeline.output.tables import CALLS_DIR, read_scores, read_transcripts
-from qa_pipeline.parallel import map_chunks
+from qa_pipeline.parallel import long_lived, map_chunks
 from qa_pipeline.records import BatchSummary, CallMeta, CallScore, CallTranscript
 from qa_pipeline.scoring.rubric import Rubric, load_rubric
 from qa_pipeline.scoring.score import score_call
@@ -23,12 +23,14 @@ def rescore(out: Path, rubric_path: Path, *, reviews: Reviews = MACHINE_ONLY) ->
     started = time.monotonic()
     rubric = load_rubric(rubric_path)
     calls = read_run_file(out)
-    with output_lock(Path(out), "qa score"):
+    with output_lock(Path(out), "qa score"), long_lived() as keep:
         remove_temp_files(Path(out))
         transcripts = read_transcripts(out)
         earlier = {s.call_id: s for s in read_scores(out)} if (Path(out) / CALLS_DIR).exists() else {}
+        keep()  # the transcripts live to the end: not walked by every collection, not copied by the workers
         processed_at = now()
         scored = score_many([(transcripts[m.call_id], m) for m in calls if m.call_id in transcripts], rubric, processed_at)
+        keep()
         scores: list[CallScore] = []
         for meta in calls:
             before = earlier.get(meta.call_id)

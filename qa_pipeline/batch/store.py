@@ -297,8 +297,7 @@ def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallT
     finals = reviews.finals(out, everything, untrusted=held)
     render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=everything,
                    finals=finals, item_trust=trust, morning=pages)
-    morning.notify(out, [finals[s.call_id].as_score() if s.call_id in finals else s for s in scores], transcripts,
-                   finals)  # finals: every call in OUT, whose disputes may be overdue
+    morning.notify(out, scores, transcripts, finals)  # finals: every call in OUT, whose disputes may be overdue
     return out / "reports" / "index.html"
 
 

@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from qa_pipeline.errors import InputError
 from qa_pipeline.files import write_atomic
 from qa_pipeline.final_verdicts import FinalCall, final_call
+from qa_pipeline.parallel import no_collection
 from qa_pipeline.records import AudioEvent, CallMood, CallScore, CallTranscript, ItemResult, Utterance, Word
 
 log = logging.getLogger("qa_pipeline")
@@ -392,6 +393,11 @@ def _mood_columns(mood: CallMood | None) -> dict[str, Any]:
 
 def table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, CallTranscript]:
     """Inverse of :func:`transcripts_to_table` + :func:`transcript_calls_to_table`."""
+    with no_collection():  # a Word per character: millions of objects, no cycles
+        return _table_to_transcripts(utterances, calls)
+
+
+def _table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, CallTranscript]:
     by_call: dict[str, tuple[list[Utterance], list[Utterance], list[str]]] = {}
     names = ("utterance_id", "call_id", "speaker", "channel", "start", "end", "text", "raw_text", "avg_logprob",
              "no_speech_prob")
