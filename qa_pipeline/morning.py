@@ -125,23 +125,36 @@ def example_similarity(model: MoodModel, embeddings) -> ExampleSimilarity:
                                            [meaning_text(t) for t in model.calm_examples])
 
 
+@dataclass(frozen=True)
+class MoodReader:
+    """One call's mood and request (`reader(transcript)`), with what that reads loaded once: the
+    embeddings, the mood model and its example sentences' vectors. A pure function of the call, so
+    moods_of runs it on every core, and `qa score` in the workers that score the calls."""
+
+    embeddings: object
+    model: MoodModel
+    similarity: ExampleSimilarity
+
+    @classmethod
+    def load(cls, embeddings=None, model: MoodModel | None = None) -> MoodReader:
+        embeddings = embeddings or default_embeddings()
+        model = model or load_mood_model()
+        return cls(embeddings, model, example_similarity(model, embeddings))
+
+    def __call__(self, transcript: CallTranscript) -> tuple[CallMood, CallRequest]:
+        text = call_text(transcript, self.embeddings)
+        return call_mood(transcript, self.model, turn_margins(text, self.similarity)), text.request
+
+
 def moods_of(transcripts: Iterable[CallTranscript], embeddings, model: MoodModel | None = None
              ) -> tuple[dict[str, CallMood], dict[str, CallRequest]]:
-    """The customer's mood in each call, and each call's request (for its reason); each call on
-    its own (its clauses are one canonical batch of `embeddings`), so on every core."""
-    model = model or load_mood_model()
-    similarity = example_similarity(model, embeddings)
-    found = map_chunks(partial(_moods, embeddings=embeddings, similarity=similarity, model=model), list(transcripts))
+    """The customer's mood in each call, and each call's request (for its reason), on every core."""
+    found = map_chunks(partial(_moods, reader=MoodReader.load(embeddings, model)), list(transcripts))
     return {m.call_id: m for m, _r in found}, {r.call_id: r for _m, r in found}
 
 
-def _moods(transcripts: Sequence[CallTranscript], *, embeddings, similarity: ExampleSimilarity, model: MoodModel
-           ) -> list[tuple[CallMood, CallRequest]]:
-    found = []
-    for t in transcripts:
-        text = call_text(t, embeddings)
-        found.append((call_mood(t, model, turn_margins(text, similarity)), text.request))
-    return found
+def _moods(transcripts: Sequence[CallTranscript], *, reader: MoodReader) -> list[tuple[CallMood, CallRequest]]:
+    return [reader(t) for t in transcripts]
 
 
 @dataclass
@@ -157,11 +170,17 @@ class Morning:
 
     @classmethod
     def of_night(cls, out: Path, transcripts: Mapping[str, CallTranscript], scores: Sequence[CallScore],
-                 embeddings=None) -> Morning:
+                 embeddings=None, found: Mapping[str, tuple[CallMood, CallRequest]] | None = None) -> Morning:
+        """`found`: the mood and request of calls already read (a MoodReader of the same embeddings)."""
         embeddings = embeddings or default_embeddings()
         ok = [transcripts[s.call_id] for s in scores if s.status == "ok" and s.call_id in transcripts]
-        moods, requests = moods_of(ok, embeddings)
-        return cls(night_policy(out), moods, requests, embeddings)
+        found = dict(found or {})
+        rest = [t for t in ok if t.call_id not in found]
+        if rest:
+            moods, requests = moods_of(rest, embeddings)
+            found.update((c, (m, requests[c])) for c, m in moods.items())
+        return cls(night_policy(out), {t.call_id: found[t.call_id][0] for t in ok},
+                   {t.call_id: found[t.call_id][1] for t in ok}, embeddings)
 
     def pinned(self) -> PinnedVectors | None:
         config = self.policy.reasons
