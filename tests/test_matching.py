@@ -156,3 +156,57 @@ def test_bad_phrases(bad):
 def test_no_false_match_on_unrelated_text():
     assert match_text("您所在的小区上午在检修线路", "感谢您的来电") is None
     assert match_text("好的请问还有什么可以帮您", "我们也没有办法") is None
+
+
+def _phrase_tuples(node, seen=None) -> list[tuple]:
+    """Every tuple of phrases inside a rubric's records (items, checks, when-clauses)."""
+    import dataclasses
+
+    from qa_pipeline.scoring.matching import Phrase
+
+    out = []
+    if isinstance(node, tuple) and node and all(isinstance(x, Phrase) for x in node):
+        return [node]
+    if isinstance(node, (tuple, list)):
+        for x in node:
+            out += _phrase_tuples(x)
+    elif dataclasses.is_dataclass(node) and not isinstance(node, (type, Phrase)):
+        for f in dataclasses.fields(node):
+            out += _phrase_tuples(getattr(node, f.name))
+    return out
+
+
+def test_the_phrase_index_never_rules_out_a_phrase_find_all_finds():
+    """`possible` is only a quicker no: on real turns and on the same turns with syllables heard
+    wrong, every phrase of the default rubric that find_all finds (by text or by sound, at every
+    tolerance the checks use) is among those it lets through, and it rules out most of the others."""
+    import json
+    import random
+    from pathlib import Path
+
+    from qa_pipeline.scoring.matching import phrase_index, possible
+    from qa_pipeline.scoring.rubric import load_rubric, rubric_path_default
+
+    rubric = load_rubric(rubric_path_default())
+    groups = list(dict.fromkeys(_phrase_tuples(rubric.items), None))
+    groups += [i.check.listed for i in rubric.items if i.check.type == "forbidden"]
+    assert len(groups) > 20
+    labels = json.loads((Path(__file__).parent / "data" / "dev_labels.json").read_text(encoding="utf-8"))
+    turns = [t["text"] for label in labels.values() for t in label["turns"]]
+    rng = random.Random(5)
+    alphabet = "".join(sorted({ch for t in turns for ch in t if "\u4e00" <= ch <= "\u9fff"}))
+    garbled = ["".join(rng.choice(alphabet) if rng.random() < 0.12 else ch for ch in t) for t in turns]
+    texts = [prepare(t) for t in turns + garbled]
+    searched = ruled_out = found = 0
+    for phrases in groups:
+        for tolerance, strict_you in ((None, False), (0, False), (0, True), (1.0, False)):
+            index = phrase_index(phrases, strict_you, tolerance)
+            for p in texts:
+                allowed = set(possible(index, p))
+                for n, phrase in enumerate(phrases):
+                    hits = find_all(p, phrase, tolerance=tolerance, strict_you=strict_you)
+                    searched += 1
+                    found += bool(hits)
+                    ruled_out += n not in allowed
+                    assert not hits or n in allowed, (phrase.source, p.original, tolerance, strict_you)
+    assert found > 1000 and ruled_out > searched * 0.8, (found, ruled_out, searched)

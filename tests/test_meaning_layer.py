@@ -593,3 +593,25 @@ def test_same_verdict_with_one_thread_or_two(tmp_path):
         outs.append(subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
                                    text=True, check=True).stdout)
     assert outs[0] == outs[1] and "forbidden_phrases" in outs[0]
+
+
+def test_clauses_cut_from_the_prepared_text_are_the_clauses_normalised_alone():
+    """units(text, norm, index) cuts each clause's normal form out of the whole text's: the same
+    units as normalising every clause on its own, on every dev-call turn and on awkward texts."""
+    import json
+    from pathlib import Path
+
+    from qa_pipeline.meaning.judge import units
+    from qa_pipeline.scoring.matching import prepare
+
+    labels = json.loads((Path(__file__).parent / "data" / "dev_labels.json").read_text(encoding="utf-8"))
+    texts = [t["text"] for label in labels.values() for t in label["turns"]] + [
+        "我的号码是一三九，一二三四，五六七八", "一，二，三", "請您稍等，我幫您查一下", "ＡＢＣ１２３，您好 我是小王",
+        "三点五元…好的", "乾隆年间，这个您放心", "您好！！！您好？？", "  ", "九九八八 一下", "2024年3月5日，您好",
+    ]
+    compared = 0
+    for text in texts:
+        p = prepare(text)
+        assert units(text, p.norm, p.index) == units(text), text
+        compared += bool(units(text))
+    assert compared > 100

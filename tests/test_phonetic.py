@@ -132,3 +132,14 @@ def test_pruned_distance_and_search_agree_with_the_plain_ones():
             exact = plain_distance(pattern, text[:len(pattern) + 1], keep)
             assert d == exact if exact <= limit + 1e-9 else d > limit + 1e-9
     assert found > 1000  # the comparison saw many hits, not only empty results
+
+
+def test_only_equal_syllables_cost_nothing():
+    """search's quick count of syllables heard as written (phonetic._aligned) relies on this: no two
+    different toneless syllables that pypinyin writes cost 0 against each other."""
+    from pypinyin import lazy_pinyin
+    from pypinyin.pinyin_dict import pinyin_dict
+
+    written = sorted({s for cp in pinyin_dict for s in lazy_pinyin(chr(cp)) if s.isascii() and s.isalpha()})
+    assert len(written) > 380
+    assert [(a, b) for i, a in enumerate(written) for b in written[i + 1:] if cost(a, b) == 0] == []

@@ -16,6 +16,7 @@ rubric, whatever else the night holds and whether the cache was warm.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from qa_pipeline.meaning.cache import EmbeddingCache
-from qa_pipeline.scoring.normalize import normalize_text
+from qa_pipeline.scoring.normalize import normalize_text, to_simplified
 from qa_pipeline.scoring.rubric_records import Example, Meaning
 
 @lru_cache(maxsize=1)
@@ -58,16 +59,26 @@ class Unit:
     text: str  # meaning_text of text[start:end]
 
 
-def units(text: str) -> tuple[Unit, ...]:
+def units(text: str, norm: str | None = None, index: Sequence[int] | None = None) -> tuple[Unit, ...]:
+    """The text's clauses and pairs of neighbouring clauses. `norm`, `index`: the text's normal form
+    and its map back to the text (matching.prepare), when at hand: a clause's normal form is then
+    cut out of it. Normalising changes nothing across a clause break (no numeral run, no OpenCC
+    phrase holds a clause mark or a space); a text OpenCC converts is normalised clause by clause."""
     spans = [(m.start(), m.end()) for m in CLAUSE.finditer(text)]
+    if norm is None or index is None or to_simplified(text) != text:
+        def form(a: int, b: int) -> str:
+            return meaning_text(text[a:b])
+    else:
+        def form(a: int, b: int) -> str:
+            return norm[bisect_left(index, a):bisect_left(index, b)].replace("您", "你")
     out: dict[str, Unit] = {}
     for i, (a, b) in enumerate(spans):
-        t = meaning_text(text[a:b])
+        t = form(a, b)
         if len(t) >= MIN_CHARS:
             out.setdefault(f"{a}:{b}", Unit(a, b, t))
         if i + 1 < len(spans):
             c, d = spans[i + 1]
-            pair = meaning_text(text[a:d])
+            pair = form(a, d)
             if len(pair) <= MAX_UNIT_CHARS and len(pair) >= MIN_CHARS and pair != t:
                 out.setdefault(f"{a}:{d}", Unit(a, d, pair))
     return tuple(out.values())
@@ -144,18 +155,21 @@ class MeaningJudge:
             self._stacks[key] = got
         return got
 
-    def call(self, texts: Sequence[str], meanings: Sequence[Meaning] = ()) -> CallMeaning:
-        return CallMeaning(self, texts, meanings)
+    def call(self, texts: Sequence[str], meanings: Sequence[Meaning] = (),
+             normal: Sequence[tuple[str, Sequence[int]]] | None = None) -> CallMeaning:
+        """`normal`: each text's normal form and map, where the caller has them (units)."""
+        return CallMeaning(self, texts, meanings, normal)
 
 
 class CallMeaning:
     """One call's units and their vectors (one canonical batch of all its units' texts)."""
 
-    def __init__(self, judge: MeaningJudge, texts: Sequence[str], meanings: Sequence[Meaning] = ()) -> None:
+    def __init__(self, judge: MeaningJudge, texts: Sequence[str], meanings: Sequence[Meaning] = (),
+                 normal: Sequence[tuple[str, Sequence[int]]] | None = None) -> None:
         self.judge = judge
         self._meanings = tuple(meanings)  # the rubric's: their similarities come from one product
         self._sims: tuple[np.ndarray, dict[int, tuple[slice, slice | None]]] | None = None
-        self.units = [units(t) for t in texts]
+        self.units = [units(t, *normal[n]) if normal is not None else units(t) for n, t in enumerate(texts)]
         flat = sorted({u.text for us in self.units for u in us})
         vectors = judge.cache.vectors(flat) if flat else np.zeros((0, judge.cache.encoder.dim), np.float32)
         self._row = {t: i for i, t in enumerate(flat)}

@@ -23,6 +23,7 @@ Single-syllable phrases match on text only unless anchored.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -275,6 +276,108 @@ def find_all(p: PreparedText, phrase: Phrase, *, tolerance: float | None = None,
     keep = _KEEP_NIN if strict_you else _KEEP_NONE
     return tuple(_make(p, phrase, s, e, BY_PINYIN, d)
                  for s, e, d in _sound_hits(p, c, tolerance, phrase.anchored, keep, phrase.at_end))
+
+
+@dataclass(frozen=True)
+class PhraseIndex:
+    """Many phrases made ready to say at once which of them cannot occur in a text, by what `find_all`
+    and `phonetic.search` ask first: some form as written, or enough of a form's syllables heard as
+    written. Scoring asks about hundreds of phrases per utterance and finds a few; the index answers
+    for all of them with one regex search and one walk over the utterance's syllables."""
+
+    slots: tuple[_Compiled, ...]  # every literal phrase searched, …-phrases' parts included
+    any_form: re.Pattern[str] | None  # every slot's forms, unanchored: no match, no slot matches as written
+    heard_in: dict[str, tuple[tuple[int, int], ...]]  # syllable → (slot, how often a form of it says it)
+    enough: tuple[float, ...]  # per slot: what its syllables heard must add up to (inf: text only)
+    needs: tuple[tuple[int, ...], ...]  # per phrase: the slots that all must be possible
+    owner: tuple[int, ...]  # per slot: the phrase it belongs to
+    always: tuple[int, ...]  # phrases searched whatever the text (regular expressions)
+    parted: frozenset[int]  # phrases of several slots (…-phrases)
+
+
+_BY_ID: dict[tuple[int, bool, float | None], tuple[tuple[Phrase, ...], PhraseIndex]] = {}
+_MAX_BY_ID = 4096
+
+
+def phrase_index(phrases: tuple[Phrase, ...], strict_you: bool = False, tolerance: float | None = None) -> PhraseIndex:
+    """The index of a phrase tuple searched with `find_all(…, tolerance=, strict_you=)`. A rubric's
+    tuples are asked for again and again: found by identity first, without hashing every phrase; a
+    tuple made for one call by its contents."""
+    key = (id(phrases), strict_you, tolerance)
+    held = _BY_ID.get(key)
+    if held is not None and held[0] is phrases:
+        return held[1]
+    index = _index_of(phrases, strict_you, tolerance)
+    if len(_BY_ID) >= _MAX_BY_ID:
+        _BY_ID.clear()
+    _BY_ID[key] = (phrases, index)
+    return index
+
+
+@lru_cache(maxsize=1024)
+def _index_of(phrases: tuple[Phrase, ...], strict_you: bool, tolerance: float | None) -> PhraseIndex:
+    slots: list[_Compiled] = []
+    enough: list[float] = []
+    weights: list[dict[str, int]] = []
+    forms: dict[str, None] = {}
+
+    def slot(phrase: Phrase) -> int:
+        c = _compiled(phrase.text, bool(phrase.variants), strict_you, phrase.anchored, phrase.at_end)
+        slots.append(c)
+        forms.update(dict.fromkeys(variants(phrase.text, strict_you) if phrase.variants or strict_you
+                                   else (phrase.text,)))
+        by_sound = phrase.by_sound and (len(phrase.text) >= 2 or phrase.anchored)  # as find_all decides
+        # A sound match holds, as written, all of a form's syllables but those its budget lets go
+        # (phonetic.least_exact) and at least half of them (phonetic.search): counted with repeats.
+        weight: dict[str, int] = {}
+        least = math.inf
+        for pat, _distinct, _need in c.sounds if by_sound else ():
+            limit = phonetic.budget(len(pat)) if tolerance is None else tolerance
+            least = min(least, max(phonetic.least_exact(len(pat), limit), (len(pat) + 1) // 2))
+            for syllable in set(pat):
+                weight[syllable] = max(weight.get(syllable, 0), pat.count(syllable))
+        enough.append(least)
+        weights.append(weight)
+        return len(slots) - 1
+
+    needs: list[tuple[int, ...]] = []
+    owner: list[int] = []
+    always: list[int] = []
+    for n, phrase in enumerate(phrases):
+        parts = phrase.parts if phrase.kind == NEAR else (phrase,)
+        if all(part.kind == LITERAL for part in parts):
+            needs.append(tuple(slot(part) for part in parts))
+            owner.extend([n] * len(parts))
+        else:
+            needs.append(())
+            always.append(n)
+    heard_in: dict[str, list[tuple[int, int]]] = {}
+    for i, weight in enumerate(weights):
+        for syllable, times in weight.items():
+            heard_in.setdefault(syllable, []).append((i, times))
+    body = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return PhraseIndex(tuple(slots), re.compile(body) if body else None,
+                       {s: tuple(at) for s, at in heard_in.items()}, tuple(enough), tuple(needs), tuple(owner),
+                       tuple(always), frozenset(n for n, need in enumerate(needs) if len(need) > 1))
+
+
+def possible(index: PhraseIndex, p: PreparedText) -> list[int]:
+    """The positions (in order) of the index's phrases that `find_all` may find in `p`; every other
+    one it would find nowhere."""
+    heard: dict[int, int] = {}
+    for syllable in p.syllables or frozenset(p.pinyin):
+        for i, times in index.heard_in.get(syllable, ()):
+            heard[i] = heard.get(i, 0) + times
+    enough = index.enough
+    ok = {i for i, n in heard.items() if n >= enough[i]}
+    if index.any_form is not None and index.any_form.search(p.norm) is not None:
+        ok.update(i for i, c in enumerate(index.slots) if i not in ok and c.regex.search(p.norm) is not None)
+    found = {index.owner[i] for i in ok}
+    found.update(index.always)
+    if index.parted:
+        needs = index.needs
+        found = {n for n in found if n not in index.parted or all(i in ok for i in needs[n])}
+    return sorted(found)
 
 
 def _near(p: PreparedText, phrase: Phrase, tolerance: float | None, strict_you: bool) -> tuple[Match, ...]:

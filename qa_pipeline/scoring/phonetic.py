@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 
 # Longest first, so that zh/ch/sh win over z/c/s.  y and w are spelling, not initials, but they
@@ -156,6 +157,8 @@ def search(
     slack = int(limit // FULL)
     longest = m + slack
     present, positions = _heard(tuple(text))
+    if not _aligned(text, pattern, limit, keep, positions):
+        return []
     # Every window taken below holds `need` of the pattern's syllables as written within `longest`
     # syllables (at the start, if anchored): without such a stretch there is nothing to find.
     at = sorted(i for s in present.intersection(pattern) for i in positions[s])
@@ -191,6 +194,57 @@ def search(
         if best is not None:
             out.append(best)
     return out
+
+
+def least_exact(n_syllables: int, limit: float) -> int:
+    """How many of a pattern's syllables a window within `limit` of it holds as written, at least:
+    every other one costs CLOSE or more."""
+    return n_syllables - int(max(limit, 0.0) / CLOSE + 1e-9)
+
+
+def _aligned(text: Sequence[str], pattern: tuple[str, ...], limit: float, keep: frozenset[str],
+             positions: dict[str, tuple[int, ...]]) -> bool:
+    """Whether some window of `text` can be within `limit` of `pattern`, by a cheap count.
+
+    Every syllable of the pattern that a window does not hold as written costs at least CLOSE, and
+    every syllable inserted or deleted FULL: within `limit`, all but `limit / CLOSE` of the pattern's
+    syllables are found as written, at offsets (text position − pattern position) that drift by at
+    most `limit / FULL`.  Where nothing may be inserted or deleted, the window at each such offset
+    is costed outright.  (A syllable always meets itself spelled the same way: `cost` is 0 only
+    between equal strings for the syllables pypinyin writes.)"""
+    m = len(pattern)
+    slack = int(limit // FULL)
+    least = least_exact(m, limit)
+    offsets: dict[int, int] = {}
+    found = 0
+    for j, s in enumerate(pattern):
+        at = positions.get(s)
+        if at is not None:
+            found += len(at)
+            for t in at:
+                offsets[t - j] = offsets.get(t - j, 0) + 1
+    if found < least:
+        return False
+    if slack:
+        for d, exact in offsets.items():
+            for e in range(1, slack + 1):
+                exact += offsets.get(d + e, 0)
+            if exact >= least:
+                return True
+        return False
+    n = len(text)
+    for d, exact in offsets.items():
+        if exact < least or d < 0 or d + m > n:
+            continue
+        spent = 0.0
+        for x, y in zip(text[d:d + m], pattern):
+            if x != y:
+                spent += FULL if x in keep or y in keep else cost(x, y)
+                if spent > limit + 1e-9:
+                    break
+        else:
+            return True
+    return False
 
 
 @lru_cache(maxsize=65536)

@@ -17,7 +17,8 @@ from functools import cached_property
 
 from qa_pipeline import messages
 from qa_pipeline.records import AGENT, CUSTOMER, SYSTEM, UNKNOWN, CallMeta, CallTranscript, Utterance
-from qa_pipeline.scoring.matching import BY_TEXT, Match, Phrase, PreparedText, find_all, is_pattern, prepare
+from qa_pipeline.scoring.matching import (BY_TEXT, Match, Phrase, PreparedText, find_all, is_pattern, phrase_index,
+                                          possible, prepare)
 from qa_pipeline.meaning.judge import CallMeaning, Closest, MeaningJudge, default_judge
 from qa_pipeline.scoring.normalize import normalize_text, normalize_with_map
 from qa_pipeline.scoring.rubric_records import Meaning, Rubric, Window
@@ -111,6 +112,9 @@ class Call:
         # the call's opening starts when the agent is put through, after the recorded announcements
         # (speaker `system`, found in the opening only): `first_seconds` windows count from there
         self.opening_at = max((s.utt.end for s in segs if s.utt.speaker == SYSTEM), default=0.0)
+        # what find_all found, by (seg, phrase, tolerance, strict_you): checks search the same phrases
+        # again (the phrase is held with its result, so its id stays its own while the call is scored)
+        self._found: dict[tuple[int, int, float | None, bool], tuple[Phrase, tuple[Match, ...]]] = {}
 
     # -- language --
     def say(self, code: str, **params: object) -> str:
@@ -146,13 +150,26 @@ class Call:
         strict_you: bool = False,
     ) -> list[Hit]:
         out = []
+        index = phrase_index(phrases, strict_you, tolerance) if len(phrases) > 1 else None
+        found = self._found
         for seg in segs:
-            for phrase in phrases:
-                for m in find_all(seg.prep, phrase, tolerance=tolerance, strict_you=strict_you):
+            for n in possible(index, seg.prep) if index is not None else range(len(phrases)):
+                phrase = phrases[n]
+                key = (seg.n, id(phrase), tolerance, strict_you)
+                held = found.get(key)
+                if held is None or held[0] is not phrase:
+                    held = found[key] = (phrase, find_all(seg.prep, phrase, tolerance=tolerance, strict_you=strict_you))
+                for m in held[1]:
                     start, end = self.times(seg, m.norm_start, m.norm_end)
                     out.append(Hit(seg, m, start, end))
         out.sort(key=lambda h: (h.start, h.match.how != BY_TEXT, h.match.edits))
         return out
+
+    def may_hit(self, segs: tuple[Seg, ...], phrases: tuple[Phrase, ...], tolerance: float | None = None,
+                strict_you: bool = False) -> set[int]:
+        """The positions of `phrases` that `hits` may find in `segs`; it finds none of the others."""
+        index = phrase_index(phrases, strict_you, tolerance)
+        return {n for seg in segs for n in possible(index, seg.prep)}
 
     def hit_at(self, seg: Seg, phrase: str, ns: int, ne: int) -> Hit:
         """A text match of normalised positions ns:ne of `seg` (found by a check's own search)."""
@@ -195,7 +212,7 @@ class Call:
         """Every utterance's clauses and their vectors (one canonical batch of this call's texts)."""
         judge = self._judge or default_judge(self.rubric.encoder)
         meanings = [m for i in self.rubric.items for m in (i.meaning, i.when.meaning if i.when else None) if m]
-        return judge.call([s.utt.text for s in self.segs], meanings)
+        return judge.call([s.utt.text for s in self.segs], meanings, [(s.prep.norm, s.prep.index) for s in self.segs])
 
     def by_meaning(self, meaning: Meaning, segs: tuple[Seg, ...]) -> list[Closest]:
         """The units of `segs` that count under `meaning`, the most similar first."""

@@ -4,6 +4,7 @@ the call), unless it was said inside its polite form (`unless`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import yaml
 
@@ -51,6 +52,11 @@ class ForbiddenCheck:
     intent: str | None = None
     intent_threshold: float | None = None
     type: str = "forbidden"
+
+    @cached_property
+    def listed(self) -> tuple[Phrase, ...]:
+        """Every forbidden phrase, in order (one index of them all, asked once per call)."""
+        return tuple(fp.phrase for fp in self.phrases)
 
 
 def parse(r: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: str, weight: float) -> ForbiddenCheck:
@@ -106,9 +112,13 @@ def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Ver
     segs = call.eligible(item.speaker)
     found: list[tuple[Hit, float, bool]] = []
     taken: list[tuple[int, int, int]] = []  # (seg, norm_start, norm_end) already counted
-    for fp in c.phrases:
-        excused = call.hits(segs, fp.unless) if fp.unless else []
-        for h in call.hits(segs, (fp.phrase,), c.tolerance, strict_you=True):
+    maybe = call.may_hit(segs, c.listed, c.tolerance, strict_you=True)
+    for n, fp in enumerate(c.phrases):
+        if n not in maybe:
+            continue
+        listed = call.hits(segs, (fp.phrase,), c.tolerance, strict_you=True)
+        excused = call.hits(segs, fp.unless) if fp.unless and listed else []
+        for h in listed:
             span = (h.seg.n, h.match.norm_start, h.match.norm_end)
             if any(s == span[0] and a < span[2] and span[1] < b for s, a, b in taken):
                 continue
