@@ -132,18 +132,19 @@ def cpu_seconds() -> float:
 WRITE_PARTS = ("write_transcripts", "write_scores", "render_reports", "of_night", "write", "pages", "notify")
 
 
-def profile_parts(module, names, spent: dict[str, float]) -> None:
+def profile_parts(module, names, spent: dict[str, float], walls: dict[str, float]) -> None:
     """Wrap module.<name> (a module's function or a class's method) for each name so that its CPU
-    seconds add up in `spent`."""
+    seconds add up in `spent` and its wall seconds in `walls`."""
     for name in names:
         fn = getattr(module, name)
 
         def timed(*args, _fn=fn, _name=name, **kwargs):
-            before = cpu_seconds()
+            before, started = cpu_seconds(), time.monotonic()
             try:
                 return _fn(*args, **kwargs)
             finally:
                 spent[_name] = spent.get(_name, 0.0) + cpu_seconds() - before
+                walls[_name] = walls.get(_name, 0.0) + time.monotonic() - started
 
         setattr(module, name, timed)
 
@@ -172,12 +173,13 @@ def main() -> int:
     from qa_pipeline.scoring.score import score_call
 
     spent: dict[str, float] = {}
+    walls: dict[str, float] = {}
     if args.profile:
         from qa_pipeline.morning import Morning
 
-        profile_parts(rescoring, ["read_transcripts", "score_with_moods", "write_outputs"], spent)
-        profile_parts(store, WRITE_PARTS[:3], spent)
-        profile_parts(Morning, WRITE_PARTS[3:], spent)
+        profile_parts(rescoring, ["read_transcripts", "score_with_moods", "write_outputs"], spent, walls)
+        profile_parts(store, WRITE_PARTS[:3], spent, walls)
+        profile_parts(Morning, WRITE_PARTS[3:], spent, walls)
 
     base = reference_transcripts(json.loads(args.dev_labels.read_text(encoding="utf-8")))
     if args.meaning_share:
@@ -197,7 +199,10 @@ def main() -> int:
         if args.profile:
             for name in ("read_transcripts", "score_with_moods", "write_outputs", *WRITE_PARTS):
                 inside = name in WRITE_PARTS
-                print(f"  {'  ' * inside}{name:<{20 - 2 * inside}} CPU {spent.get(name, 0.0):6.1f} s")
+                print(f"  {'  ' * inside}{name:<{20 - 2 * inside}} CPU {spent.get(name, 0.0):6.1f} s, "
+                      f"wall {walls.get(name, 0.0):6.1f} s")
+            outside = wall - walls.get("score_with_moods", 0.0) - walls.get("render_reports", 0.0)
+            print(f"  outside score_with_moods and render_reports (this process alone): wall {outside:.1f} s")
             rubric = load_rubric(rubric_path_default())
             calls = list(synthetic(args.calls, base))
             before = time.process_time()
