@@ -9,9 +9,10 @@ agents in 4 teams, a date in a 30-day month, and small time jitter), then times
 tables and rendering every call card, agent page and the index. The bound in issue 7/8: under 60 s
 for 10,000 calls on the 2-core machine; issue 23: at least 300 calls/s.  Besides wall time it prints
 the CPU seconds of this process and its scoring workers (a shared machine's wall time says little),
-and with --profile the CPU seconds of the parts of `qa score`, scoring itself measured apart.  The default
-rubric judges clauses by meaning: the first pass encodes every call's clauses into --embeddings, a
-second run finds them there (warm).
+and with --profile the CPU seconds of the parts of `qa score`, scoring itself measured apart
+(score_with_moods: the workers score each call and read its mood and request; of_night then only
+gathers them).  The default rubric judges clauses by meaning: the first pass encodes every call's
+clauses into --embeddings, a second run finds them there (warm).
 """
 
 from __future__ import annotations
@@ -131,18 +132,19 @@ def cpu_seconds() -> float:
 WRITE_PARTS = ("write_transcripts", "write_scores", "render_reports", "of_night", "write", "pages", "notify")
 
 
-def profile_parts(module, names, spent: dict[str, float]) -> None:
+def profile_parts(module, names, spent: dict[str, float], walls: dict[str, float]) -> None:
     """Wrap module.<name> (a module's function or a class's method) for each name so that its CPU
-    seconds add up in `spent`."""
+    seconds add up in `spent` and its wall seconds in `walls`."""
     for name in names:
         fn = getattr(module, name)
 
         def timed(*args, _fn=fn, _name=name, **kwargs):
-            before = cpu_seconds()
+            before, started = cpu_seconds(), time.monotonic()
             try:
                 return _fn(*args, **kwargs)
             finally:
                 spent[_name] = spent.get(_name, 0.0) + cpu_seconds() - before
+                walls[_name] = walls.get(_name, 0.0) + time.monotonic() - started
 
         setattr(module, name, timed)
 
@@ -171,12 +173,13 @@ def main() -> int:
     from qa_pipeline.scoring.score import score_call
 
     spent: dict[str, float] = {}
+    walls: dict[str, float] = {}
     if args.profile:
         from qa_pipeline.morning import Morning
 
-        profile_parts(rescoring, ["read_transcripts", "score_many", "write_outputs"], spent)
-        profile_parts(store, WRITE_PARTS[:3], spent)
-        profile_parts(Morning, WRITE_PARTS[3:], spent)
+        profile_parts(rescoring, ["read_transcripts", "score_with_moods", "write_outputs"], spent, walls)
+        profile_parts(store, WRITE_PARTS[:3], spent, walls)
+        profile_parts(Morning, WRITE_PARTS[3:], spent, walls)
 
     base = reference_transcripts(json.loads(args.dev_labels.read_text(encoding="utf-8")))
     if args.meaning_share:
@@ -194,9 +197,12 @@ def main() -> int:
         print(f"qa score: {summary.total} calls scored ({summary.failed} failed), {pages} HTML pages, in {wall:.1f} s "
               f"= {summary.total / wall:.0f} calls/s; CPU {cpu:.1f} s (this process and its workers)")
         if args.profile:
-            for name in ("read_transcripts", "score_many", "write_outputs", *WRITE_PARTS):
+            for name in ("read_transcripts", "score_with_moods", "write_outputs", *WRITE_PARTS):
                 inside = name in WRITE_PARTS
-                print(f"  {'  ' * inside}{name:<{20 - 2 * inside}} CPU {spent.get(name, 0.0):6.1f} s")
+                print(f"  {'  ' * inside}{name:<{20 - 2 * inside}} CPU {spent.get(name, 0.0):6.1f} s, "
+                      f"wall {walls.get(name, 0.0):6.1f} s")
+            outside = wall - walls.get("score_with_moods", 0.0) - walls.get("render_reports", 0.0)
+            print(f"  outside score_with_moods and render_reports (this process alone): wall {outside:.1f} s")
             rubric = load_rubric(rubric_path_default())
             calls = list(synthetic(args.calls, base))
             before = time.process_time()

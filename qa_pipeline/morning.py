@@ -120,27 +120,41 @@ def turn_margins(text: CallText, similarity: ExampleSimilarity) -> list[float]:
     return [float(margins[a:b].max()) if b > a else 0.0 for a, b in text.clauses.spans]
 
 
-def _moods(work: Sequence[tuple[CallTranscript, list[float]]], *, model: MoodModel) -> list[CallMood]:
-    return [call_mood(t, model, margins) for t, margins in work]
-
-
 def example_similarity(model: MoodModel, embeddings) -> ExampleSimilarity:
     return ExampleSimilarity.from_examples(embeddings, [meaning_text(t) for t in model.frustrated_examples],
                                            [meaning_text(t) for t in model.calm_examples])
 
 
+@dataclass(frozen=True)
+class MoodReader:
+    """One call's mood and request (`reader(transcript)`), with what that reads loaded once: the
+    embeddings, the mood model and its example sentences' vectors. A pure function of the call, so
+    moods_of runs it on every core, and `qa score` in the workers that score the calls."""
+
+    embeddings: object
+    model: MoodModel
+    similarity: ExampleSimilarity
+
+    @classmethod
+    def load(cls, embeddings=None, model: MoodModel | None = None) -> MoodReader:
+        embeddings = embeddings or default_embeddings()
+        model = model or load_mood_model()
+        return cls(embeddings, model, example_similarity(model, embeddings))
+
+    def __call__(self, transcript: CallTranscript) -> tuple[CallMood, CallRequest]:
+        text = call_text(transcript, self.embeddings)
+        return call_mood(transcript, self.model, turn_margins(text, self.similarity)), text.request
+
+
 def moods_of(transcripts: Iterable[CallTranscript], embeddings, model: MoodModel | None = None
              ) -> tuple[dict[str, CallMood], dict[str, CallRequest]]:
-    """The customer's mood in each call, and each call's request (for its reason)."""
-    model = model or load_mood_model()
-    similarity = example_similarity(model, embeddings)
-    work, requests = [], {}
-    for t in transcripts:
-        text = call_text(t, embeddings)
-        requests[t.call_id] = text.request
-        work.append((t, turn_margins(text, similarity)))
-    moods = map_chunks(partial(_moods, model=model), work)
-    return {m.call_id: m for m in moods}, requests
+    """The customer's mood in each call, and each call's request (for its reason), on every core."""
+    found = map_chunks(partial(_moods, reader=MoodReader.load(embeddings, model)), list(transcripts))
+    return {m.call_id: m for m, _r in found}, {r.call_id: r for _m, r in found}
+
+
+def _moods(transcripts: Sequence[CallTranscript], *, reader: MoodReader) -> list[tuple[CallMood, CallRequest]]:
+    return [reader(t) for t in transcripts]
 
 
 @dataclass
@@ -156,11 +170,17 @@ class Morning:
 
     @classmethod
     def of_night(cls, out: Path, transcripts: Mapping[str, CallTranscript], scores: Sequence[CallScore],
-                 embeddings=None) -> Morning:
+                 embeddings=None, found: Mapping[str, tuple[CallMood, CallRequest]] | None = None) -> Morning:
+        """`found`: the mood and request of calls already read (a MoodReader of the same embeddings)."""
         embeddings = embeddings or default_embeddings()
         ok = [transcripts[s.call_id] for s in scores if s.status == "ok" and s.call_id in transcripts]
-        moods, requests = moods_of(ok, embeddings)
-        return cls(night_policy(out), moods, requests, embeddings)
+        found = dict(found or {})
+        rest = [t for t in ok if t.call_id not in found]
+        if rest:
+            moods, requests = moods_of(rest, embeddings)
+            found.update((c, (m, requests[c])) for c, m in moods.items())
+        return cls(night_policy(out), {t.call_id: found[t.call_id][0] for t in ok},
+                   {t.call_id: found[t.call_id][1] for t in ok}, embeddings)
 
     def pinned(self) -> PinnedVectors | None:
         config = self.policy.reasons
@@ -201,9 +221,9 @@ class Morning:
     def notify(self, out: Path, scores: Sequence[CallScore], transcripts: Mapping[str, CallTranscript],
                finals: Mapping[str, FinalCall] | None = None, today: date | None = None) -> list[dict]:
         """Send the alerts of the policy's `notify:` section (none without it) for this batch's calls
-        (`scores`: their final verdicts) and for the disputes of every call in OUT (`finals`) past
-        their deadline on `today` (default: the local date); the log records. Never raises: alerts
-        must not cost the night's outputs."""
+        (`scores`, judged by their final verdicts in `finals` where there) and for the disputes of
+        every call in OUT (`finals`) past their deadline on `today` (default: the local date); the
+        log records. Never raises: alerts must not cost the night's outputs."""
         from qa_pipeline.alerts.events import critical_fails, doubled_reasons, overdue_disputes, regulator_threats
         from qa_pipeline.alerts.send import send_all
 
@@ -211,6 +231,8 @@ class Morning:
         if config is None:
             return []
         try:
+            if finals:
+                scores = [finals[s.call_id].as_score() if s.call_id in finals else s for s in scores]
             alerts = critical_fails(scores) + regulator_threats(scores, transcripts)
             if self.doubled and self.last_day is not None:
                 alerts += doubled_reasons(self.doubled, self.last_day)
@@ -249,7 +271,7 @@ class Morning:
         model = load_mood_model()
         facts, moods = self.facts(out)
         pages = MorningPages(threshold=model.threshold)
-        pages.cards = {c: views.mood_card(m, transcripts.get(c), model.threshold) for c, m in self.moods.items()}
+        pages.cards = MoodCards(self.moods, transcripts, model.threshold)
         if not facts:
             return pages
         last = max(f.day for f in facts)
@@ -306,13 +328,33 @@ class Morning:
         return pages
 
 
+class MoodCards(Mapping[str, "dict | None"]):
+    """Each call's mood curve (output.manager.mood_card) by call_id, made when its card asks for it:
+    in the workers that write the cards, not one after another before them."""
+
+    def __init__(self, moods: Mapping[str, CallMood], transcripts: Mapping[str, CallTranscript], threshold: float
+                 ) -> None:
+        self.moods, self.transcripts, self.threshold = moods, transcripts, threshold
+
+    def __getitem__(self, call_id: str) -> dict | None:
+        from qa_pipeline.output.manager import mood_card
+
+        return mood_card(self.moods[call_id], self.transcripts.get(call_id), self.threshold)
+
+    def __iter__(self):
+        return iter(self.moods)
+
+    def __len__(self) -> int:
+        return len(self.moods)
+
+
 @dataclass
 class MorningPages:
     """What render_reports adds to its pages (see output.report): a card's mood, an agent's trends
     and de-escalation, the index's trends and reasons, and the reason pages."""
 
     threshold: float
-    cards: dict[str, dict | None] = field(default_factory=dict)
+    cards: Mapping[str, dict | None] = field(default_factory=dict)
     agents: dict[str, dict] = field(default_factory=dict)
     index: dict | None = None
     extra: list[tuple[str, str, dict]] = field(default_factory=list)  # (path under reports/, template, context)

@@ -33,6 +33,7 @@ import os
 import re
 import signal
 import socket
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -46,8 +47,9 @@ from qa_pipeline.morning import Morning
 from qa_pipeline.files import fit_stem, json_bytes, readable, write_atomic
 from qa_pipeline.output.report import render_reports
 from qa_pipeline.output.tables import read_scores, write_scores, write_transcripts
-from qa_pipeline.records import (AudioEvent, CachedAudio, CallMeta, CallPart, CallScore, CallTranscript, ItemResult,
-                                 RawSegment, RawWord, Utterance, VoiceTracks, Word)
+from qa_pipeline.reasons.assign import CallRequest
+from qa_pipeline.records import (AudioEvent, CachedAudio, CallMeta, CallMood, CallPart, CallScore, CallTranscript,
+                                 ItemResult, RawSegment, RawWord, Utterance, VoiceTracks, Word)
 
 PART_FORMAT = 2  # 2: items carry reason_code
 PARTS_DIR = "parts"
@@ -277,19 +279,21 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 
 
 def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallTranscript], scores: list[CallScore],
-                  reviews: Reviews = MACHINE_ONLY, *, new_transcripts: bool = True) -> Path:
+                  reviews: Reviews = MACHINE_ONLY, *, new_transcripts: bool = True,
+                  moods: Mapping[str, tuple[CallMood, CallRequest]] | None = None) -> Path:
     """Add this batch to OUT's tables (replacing earlier rows of the same calls) and render its
     call cards; the index and agent pages cover every night in OUT. Final verdicts (what
     ``reviews`` says people decided, e.g. the desk's decisions in OUT/review.db) go into the
     tables and pages beside the machine's. ``new_transcripts=False``: the transcripts are OUT's own
-    (a re-score), and its transcript tables stay as they are."""
+    (a re-score), and its transcript tables stay as they are. ``moods``: the mood and request of
+    calls already read (morning.MoodReader), found again otherwise."""
     if new_transcripts:
         write_transcripts(out, [transcripts[c.call_id] for c in calls if c.call_id in transcripts],
                           replaces=[c.call_id for c in calls])
     fault("outputs")
     trust = reviews.trust(out, scores)  # labels vs every call in OUT, this night's verdicts included
     held = untrusted(trust)
-    morning = Morning.of_night(out, transcripts, scores)  # the customer's mood, each call's request
+    morning = Morning.of_night(out, transcripts, scores, found=moods)  # the customer's mood, each call's request
     write_scores(out, scores, finals=reviews.finals(out, scores, export=False, untrusted=held), moods=morning.moods)
     everything = read_scores(out)
     morning.write(out, scores)  # mood turns, reasons of the days this batch touched
@@ -297,8 +301,7 @@ def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallT
     finals = reviews.finals(out, everything, untrusted=held)
     render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=everything,
                    finals=finals, item_trust=trust, morning=pages)
-    morning.notify(out, [finals[s.call_id].as_score() if s.call_id in finals else s for s in scores], transcripts,
-                   finals)  # finals: every call in OUT, whose disputes may be overdue
+    morning.notify(out, scores, transcripts, finals)  # finals: every call in OUT, whose disputes may be overdue
     return out / "reports" / "index.html"
 
 

@@ -8,12 +8,14 @@ always encoded as one canonical batch: its distinct texts, sorted.  Its vectors 
 function of those texts, whatever else the night holds, and are stored under a digest of the
 batch.  They are kept as float16 and *always* returned as stored, so a verdict never depends on
 whether the cache was warm.  Several processes may share the file (WAL, a busy timeout, INSERT OR
-IGNORE: two writers of the same batch write the same bytes).
+IGNORE: two writers of the same batch write the same bytes).  A forked worker opens a connection of
+its own: SQLite's must not cross a fork.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sqlite3
 import threading
@@ -33,6 +35,9 @@ def batch_key(texts: Sequence[str]) -> str:
     return digest.hexdigest()[:32]
 
 
+_INHERITED: list[sqlite3.Connection] = []  # a forked worker's copies of its parent's connections
+
+
 class EmbeddingCache:
     """Vectors under one encoder; `root=None` keeps them in memory only (tests, one-off use)."""
 
@@ -40,35 +45,51 @@ class EmbeddingCache:
         self.encoder = encoder
         self._memory: dict[str, np.ndarray] = {}
         self._db: sqlite3.Connection | None = None
+        self._path: Path | None = None
+        self._pid = os.getpid()
         # One connection shared by the threads of a process (a Ray actor scores two calls at once).
         self._lock = threading.Lock()
         if root is not None:
             root = Path(root)
             root.mkdir(parents=True, exist_ok=True)
             stem = re.sub(r"[^A-Za-z0-9._-]", "_", encoder.version)
-            self._db = sqlite3.connect(root / f"{stem}.sqlite", timeout=60, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS batches (key TEXT PRIMARY KEY, vectors BLOB NOT NULL)")
+            self._path = root / f"{stem}.sqlite"
+            self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, timeout=60, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS batches (key TEXT PRIMARY KEY, vectors BLOB NOT NULL)")
+        return db
+
+    def _connection(self) -> sqlite3.Connection | None:
+        """This process's connection: a forked worker opens its own (the parent's is left alone, never
+        used nor closed here)."""
+        if self._db is not None and self._pid != os.getpid():
+            _INHERITED.append(self._db)
+            self._db, self._pid, self._lock = self._connect(), os.getpid(), threading.Lock()
+        return self._db
 
     def close(self) -> None:
-        if self._db is not None:
+        if self._db is not None and self._pid == os.getpid():
             self._db.close()
-            self._db = None
+        self._db = None
 
     def _stored(self, key: str, n: int) -> np.ndarray | None:
-        if self._db is None:
+        db = self._connection()
+        if db is None:
             return None
         with self._lock:
-            row = self._db.execute("SELECT vectors FROM batches WHERE key = ?", (key,)).fetchone()
+            row = db.execute("SELECT vectors FROM batches WHERE key = ?", (key,)).fetchone()
         if row is None or len(row[0]) != n * self.encoder.dim * 2:
             return None
         return np.frombuffer(row[0], dtype=np.float16).reshape(n, self.encoder.dim).astype(np.float32)
 
     def _store(self, key: str, vectors: np.ndarray) -> None:
-        if self._db is not None:
+        db = self._connection()
+        if db is not None:
             with self._lock:
-                self._db.execute("INSERT OR IGNORE INTO batches (key, vectors) VALUES (?, ?)",
+                db.execute("INSERT OR IGNORE INTO batches (key, vectors) VALUES (?, ?)",
                                  (key, vectors.astype(np.float16).tobytes()))
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:

@@ -33,7 +33,7 @@ class VoiceFeatures:
 
 
 def spoken_chars(text: str) -> int:
-    return sum(1 for ch in text if ch.isalnum())
+    return sum(map(str.isalnum, text))
 
 
 def speaking_rate(u: Utterance) -> float | None:

@@ -27,6 +27,7 @@ items in rubric order, and the readers keep it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -41,6 +42,7 @@ import pyarrow.parquet as pq
 from qa_pipeline.errors import InputError
 from qa_pipeline.files import write_atomic
 from qa_pipeline.final_verdicts import FinalCall, final_call
+from qa_pipeline.parallel import no_collection
 from qa_pipeline.records import AudioEvent, CallMood, CallScore, CallTranscript, ItemResult, Utterance, Word
 
 log = logging.getLogger("qa_pipeline")
@@ -392,6 +394,11 @@ def _mood_columns(mood: CallMood | None) -> dict[str, Any]:
 
 def table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, CallTranscript]:
     """Inverse of :func:`transcripts_to_table` + :func:`transcript_calls_to_table`."""
+    with no_collection():  # a Word per character: millions of objects, no cycles
+        return _table_to_transcripts(utterances, calls)
+
+
+def _table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, CallTranscript]:
     by_call: dict[str, tuple[list[Utterance], list[Utterance], list[str]]] = {}
     names = ("utterance_id", "call_id", "speaker", "channel", "start", "end", "text", "raw_text", "avg_logprob",
              "no_speech_prob")
@@ -444,29 +451,16 @@ def table_to_transcripts(utterances: pa.Table, calls: pa.Table) -> dict[str, Cal
     return out
 
 
+_ITEM_FIELDS = tuple(f.name for f in dataclasses.fields(ItemResult))
+
+
 def tables_to_scores(calls: pa.Table, items: pa.Table) -> list[CallScore]:
     """Inverse of :func:`scores_to_tables`: the machine's scores (``call_date``, ``n_review`` and
     the final-verdict columns are derived, not read back)."""
     by_call: dict[str, list[ItemResult]] = {}
-    for row in items.to_pylist():
-        by_call.setdefault(row["call_id"], []).append(
-            ItemResult(
-                call_id=row["call_id"],
-                item_id=row["item_id"],
-                item_name=row["item_name"],
-                result=row["result"],
-                points=row["points"],
-                max_points=row["max_points"],
-                reason=row["reason"],
-                evidence_text=row["evidence_text"],
-                evidence_start=row["evidence_start"],
-                evidence_end=row["evidence_end"],
-                critical=row["critical"],
-                needs_review=row["needs_review"],
-                matched_by=row["matched_by"],
-                reason_code=row["reason_code"],
-            )
-        )
+    # a column at a time (a dict per row is what costs): every ItemResult field is a column
+    for item in map(ItemResult, *(items.column(name).to_pylist() for name in _ITEM_FIELDS)):
+        by_call.setdefault(item.call_id, []).append(item)
     scores = [
         CallScore(
             call_id=row["call_id"],

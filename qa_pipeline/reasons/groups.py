@@ -96,9 +96,20 @@ def _tokenizer():
 
 @lru_cache(maxsize=1)
 def _tagger():
-    from jieba.posseg import POSTokenizer
+    from jieba import posseg
 
-    return POSTokenizer(_tokenizer())
+    class Tagger(posseg.POSTokenizer):
+        """jieba's tagger on our tokenizer, with the tags of the dictionary they share (jieba's
+        default): read once by jieba.posseg's own tagger when it was imported, not a second time."""
+
+        def __init__(self, tokenizer) -> None:
+            self.tokenizer = tokenizer
+            self.word_tag_tab = dict(posseg.dt.word_tag_tab)
+
+    tokenizer = _tokenizer()
+    if tokenizer.dictionary != posseg.dt.tokenizer.dictionary:
+        return posseg.POSTokenizer(tokenizer)
+    return Tagger(tokenizer)
 
 
 CONTENT_TAGS = ("n", "v", "vn", "nz", "ng", "an", "eng")  # nouns and verbs: what a reason is about
@@ -125,7 +136,7 @@ def learn_words(texts: Iterable[str]) -> None:
         return
     if len(_LEARNT) + len(missing) > _LEARNT_MAX:
         _LEARNT.clear()
-    _tagger()  # loaded here, before the workers fork: each would load it again
+    _tagger().tokenizer.check_initialized()  # its dictionary loaded here, before the workers fork: each would load it again
     _LEARNT.update(zip(missing, map_chunks(_words_of, missing, min_items=MIN_PARALLEL)))
 
 
