@@ -11,7 +11,6 @@ records to plain dicts; ``render_reports`` renders and writes them atomically.
 
 from __future__ import annotations
 
-import gc
 import importlib.resources
 import logging
 import os
@@ -621,20 +620,6 @@ def render_reports(
     the customer's mood to the cards, trends and de-escalation to the agent pages, trends and reasons
     to the index, and writes the reason pages.
     """
-    # The batch's records outlive the pages: frozen, no full collection walks them again while the pages
-    # are built (nor, in the forked card writers, copies the memory they share with this process).
-    gc.freeze()
-    try:
-        return _render_reports(out, scores, transcripts, metas, audio_href=audio_href, all_scores=all_scores,
-                               item_trust=item_trust, finals=finals, morning=morning)
-    finally:
-        gc.unfreeze()
-
-
-def _render_reports(out: Path, scores: list[CallScore], transcripts: dict[str, CallTranscript],
-                    metas: dict[str, CallMeta], *, audio_href: Callable[[CallMeta], str] | None,
-                    all_scores: Sequence[CallScore] | None, item_trust: Mapping[str, ItemTrust] | None,
-                    finals: Mapping[str, FinalCall] | None, morning) -> Path:
     root = Path(out) / "reports"
     env = make_environment()
     call_tpl, agent_tpl, index_tpl = (env.get_template(n) for n in ("call.html.j2", "agent.html.j2", "index.html.j2"))
