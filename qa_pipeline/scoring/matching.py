@@ -213,6 +213,7 @@ def _phrase_pinyin(text: str) -> tuple[str, ...]:
 class _Compiled:
     """A literal phrase made ready for matching: its forms as one regex, and their sounds."""
 
+    forms: tuple[str, ...]  # the phrase and the variants that mean the same, as matched by `regex`
     regex: re.Pattern[str]
     sounds: tuple[tuple[tuple[str, ...], frozenset[str], int], ...]  # (syllables, distinct, how many exact)
     heard: frozenset[str]  # every form's syllables: a text with fewer than `fewest` of them holds no form
@@ -232,7 +233,8 @@ def _compiled(text: str, flexible: bool, strict_you: bool, anchored: bool, at_en
         distinct = frozenset(pat)
         sounds.setdefault(pat, (pat, distinct, min((len(pat) + 1) // 2, len(distinct))))
     heard = frozenset(syllable for _pat, distinct, _need in sounds.values() for syllable in distinct)
-    return _Compiled(re.compile(("^" if anchored else "") + f"(?:{body})" + ("$" if at_end else "")), tuple(sounds.values()), heard,
+    return _Compiled(tuple(forms), re.compile(("^" if anchored else "") + f"(?:{body})" + ("$" if at_end else "")),
+                     tuple(sounds.values()), heard,
                      min(need for _pat, _distinct, need in sounds.values()))
 
 
@@ -253,6 +255,11 @@ def _sound_hits(p: PreparedText, c: _Compiled, limit: float | None, anchored: bo
     return out
 
 
+def _by_sound(phrase: Phrase) -> bool:
+    """Whether a literal phrase not found as written is looked for by sound."""
+    return phrase.by_sound and (len(phrase.text) >= 2 or phrase.anchored)
+
+
 def find_all(p: PreparedText, phrase: Phrase, *, tolerance: float | None = None,
              strict_you: bool = False) -> tuple[Match, ...]:
     """Every non-overlapping occurrence of `phrase` in `p`: text matches, or else sound matches.
@@ -269,7 +276,7 @@ def find_all(p: PreparedText, phrase: Phrase, *, tolerance: float | None = None,
     c = _compiled(phrase.text, bool(phrase.variants), strict_you, phrase.anchored, phrase.at_end)
     if c.regex.search(p.norm):
         return tuple(_make(p, phrase, m.start(), m.end(), BY_TEXT, 0) for m in c.regex.finditer(p.norm))
-    if not phrase.by_sound or (len(phrase.text) < 2 and not phrase.anchored):
+    if not _by_sound(phrase):
         return ()
     if len(c.heard & (p.syllables or frozenset(p.pinyin))) < c.fewest:
         return ()  # no form has enough of its syllables here (what _sound_hits asks of each form)
@@ -324,14 +331,12 @@ def _index_of(phrases: tuple[Phrase, ...], strict_you: bool, tolerance: float | 
     def slot(phrase: Phrase) -> int:
         c = _compiled(phrase.text, bool(phrase.variants), strict_you, phrase.anchored, phrase.at_end)
         slots.append(c)
-        forms.update(dict.fromkeys(variants(phrase.text, strict_you) if phrase.variants or strict_you
-                                   else (phrase.text,)))
-        by_sound = phrase.by_sound and (len(phrase.text) >= 2 or phrase.anchored)  # as find_all decides
+        forms.update(dict.fromkeys(c.forms))
         # A sound match holds, as written, all of a form's syllables but those its budget lets go
         # (phonetic.least_exact) and at least half of them (phonetic.search): counted with repeats.
         weight: dict[str, int] = {}
         least = math.inf
-        for pat, _distinct, _need in c.sounds if by_sound else ():
+        for pat, _distinct, _need in c.sounds if _by_sound(phrase) else ():
             limit = phonetic.budget(len(pat)) if tolerance is None else tolerance
             least = min(least, max(phonetic.least_exact(len(pat), limit), (len(pat) + 1) // 2))
             for syllable in set(pat):

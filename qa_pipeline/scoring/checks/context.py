@@ -166,10 +166,15 @@ class Call:
         return out
 
     def may_hit(self, segs: tuple[Seg, ...], phrases: tuple[Phrase, ...], tolerance: float | None = None,
-                strict_you: bool = False) -> set[int]:
-        """The positions of `phrases` that `hits` may find in `segs`; it finds none of the others."""
+                strict_you: bool = False) -> dict[int, tuple[Seg, ...]]:
+        """Per position of `phrases`, the segs (in order) where `hits` may find that phrase; it finds
+        it in no other, and the phrases left out nowhere."""
         index = phrase_index(phrases, strict_you, tolerance)
-        return {n for seg in segs for n in possible(index, seg.prep)}
+        where: dict[int, list[Seg]] = {}
+        for seg in segs:
+            for n in possible(index, seg.prep):
+                where.setdefault(n, []).append(seg)
+        return {n: tuple(found) for n, found in where.items()}
 
     def hit_at(self, seg: Seg, phrase: str, ns: int, ne: int) -> Hit:
         """A text match of normalised positions ns:ne of `seg` (found by a check's own search)."""

@@ -116,7 +116,7 @@ def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Ver
     for n, fp in enumerate(c.phrases):
         if n not in maybe:
             continue
-        listed = call.hits(segs, (fp.phrase,), c.tolerance, strict_you=True)
+        listed = call.hits(maybe[n], (fp.phrase,), c.tolerance, strict_you=True)
         excused = call.hits(segs, fp.unless) if fp.unless and listed else []
         for h in listed:
             span = (h.seg.n, h.match.norm_start, h.match.norm_end)
