@@ -83,3 +83,18 @@ def test_training_data_is_not_taken_from_the_dev_calls():
         n = normalize_text(line)
         grams = {n[i : i + 8] for i in range(len(n) - 7)}
         assert not any(g in t for g in grams for t in norm_turns), line
+
+
+def test_a_remembered_probability_is_the_one_computed_afresh():
+    from qa_pipeline.scoring.intents import _probability
+    from qa_pipeline.scoring.matching import prepare
+
+    model = load_model()
+    for text in ("你们的服务也太差了，我要投诉", "我想查一下上个月的账单", "等了半个小时都没人管"):
+        prep = prepare(text)
+        for label in model.labels:
+            fresh = _probability(model.labels[label], features(prep.norm, prep.pinyin))
+            # first asked with the scorer's prepared text, then as the mood stage asks (text alone)
+            assert model.probability(label, text, norm=prep.norm, pinyin=prep.pinyin) == fresh
+            assert model.probability(label, text) == fresh
+            assert model.labels[label].seen[prep.norm] == fresh

@@ -30,6 +30,7 @@ BOUNDARY = "#"
 # customer's turns for a customer label (`when: customer_intent`) and the agent's for an agent label
 # (a forbidden check's `intent`)
 SPEAKER_OF_LABEL = {"complaint": "customer", "improper": "agent"}
+SEEN_MAX = 100_000  # normal forms remembered per label (a pinyin passed in is the form's own: PreparedText)
 
 
 def labels_of(speaker: str) -> tuple[str, ...]:
@@ -69,6 +70,12 @@ class Label:
         """Per feature of the vocabulary: its idf, and its weight times its idf (one lookup per feature)."""
         return {g: (v, self.weights.get(g, 0.0) * v) for g, v in self.idf.items()}
 
+    @cached_property
+    def seen(self) -> dict[str, float]:
+        """P(label | normal form) of the forms already scored in this process: the scorer and the
+        mood stage ask about the same customer turns."""
+        return {}
+
 
 @dataclass(frozen=True)
 class IntentModel:
@@ -83,17 +90,27 @@ class IntentModel:
         if not norm:
             return 0.0
         lab = self.labels[label]
-        terms = lab.terms
-        present = [t for g in features(norm, pinyin) if (t := terms.get(g)) is not None]
-        if not present:
-            return 1.0 / (1.0 + math.exp(-lab.bias))
-        norm2 = math.sqrt(sum(v * v for v, _ in present))
-        z = lab.bias + sum(wv for _, wv in present) / norm2
-        return 1.0 / (1.0 + math.exp(-z))
+        seen = lab.seen
+        p = seen.get(norm)
+        if p is None:
+            if len(seen) >= SEEN_MAX:
+                seen.clear()
+            p = seen[norm] = _probability(lab, features(norm, pinyin))
+        return p
 
     def says(self, label: str, text: str, **kw) -> tuple[bool, float]:
         p = self.probability(label, text, **kw)
         return p >= self.labels[label].threshold, p
+
+
+def _probability(lab: Label, grams: list[str]) -> float:
+    terms = lab.terms
+    present = [t for g in grams if (t := terms.get(g)) is not None]
+    if not present:
+        return 1.0 / (1.0 + math.exp(-lab.bias))
+    norm2 = math.sqrt(sum(v * v for v, _ in present))
+    z = lab.bias + sum(wv for _, wv in present) / norm2
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def model_from_dict(data: dict) -> IntentModel:
