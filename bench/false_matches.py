@@ -125,20 +125,23 @@ def model_report(corpora: list[str], rubric) -> dict:
         return {}
     model, label = load_model(), item.check.intent
     threshold = intent_threshold(item.check)
+    short = item.check.intent_short_chars
     turns = [t for spec in corpora for t in turns_of(Path(spec.partition("=")[0]),
                                                      Path(spec.partition("=")[2]) if spec.partition("=")[2] else None)]
     agent = [t for t in turns if t["speaker"] == "agent"]
 
-    def best(text: str) -> tuple[float, str]:
+    def best(text: str) -> tuple[float, str, int]:
         # the turn as a whole, as the check judges an utterance
         norm = normalize_text(text)
-        return (model.probability(label, text, norm=norm), text) if len(norm) >= MIN_MEANING_CHARS else (0.0, "")
+        return (model.probability(label, text, norm=norm), text, len(norm)) if len(norm) >= MIN_MEANING_CHARS \
+            else (0.0, "", 0)
 
     scores = {kind: [best(t["text"] if kind == "reference" else (t["whisper"] or "")) for t in agent]
               for kind in ("reference", "whisper")}
     cited = [n for n, t in enumerate(agent) if t["cited"]]
     print(f"\nforbidden by the intent model '{label}' over {len(agent)} agent turns ({len(cited)} cited violation "
-          f"turns); rubric threshold {threshold:.2f}")
+          f"turns); rubric threshold {threshold:.2f}"
+          + (f" ({intent_threshold(item.check, 0):.2f} under {short} characters)" if short else ""))
     print("  threshold   clean flagged (ref | whisper)   cited found (ref | whisper)")
     out = {}
     for th in sorted({0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, round(threshold, 2)}):
@@ -148,8 +151,8 @@ def model_report(corpora: list[str], rubric) -> dict:
         print(f"  {th:9.2f}   {clean[0]:>6} | {clean[1]:<6}                 {found[0]:>4} | {found[1]:<4}")
     for kind in scores:
         for n, t in enumerate(agent):
-            p, clause = scores[kind][n]
-            if p >= threshold:
+            p, clause, chars = scores[kind][n]
+            if chars and p >= intent_threshold(item.check, chars):
                 ok = "cited" if t["cited"] else ("in a failed call" if t["violated"] else "CLEAN")
                 print(f"  {kind:<9} {t['corpus']} {t['call_id']} {t['start']:6.1f} s  {p:.2f} {ok:<16} '{clause}'")
     return out

@@ -83,6 +83,13 @@ def test_a_forbidden_check_names_a_label_the_bundled_model_has(default):
     with pytest.raises(RubricError, match=r"test.yaml:\d+: item 'f': forbidden check: intent_threshold"):
         parse_rubric(HEAD + item("f", "type: forbidden\nphrases: [你等着]\nintent: improper\nintent_threshold: 1.5"),
                      "test.yaml")
+    together = r"test.yaml:\d+: item 'f': forbidden check: intent_short_chars and intent_threshold_short go together"
+    with pytest.raises(RubricError, match=together):
+        parse_rubric(HEAD + item("f", "type: forbidden\nphrases: [你等着]\nintent: improper\nintent_short_chars: 12"),
+                     "test.yaml")
+    with pytest.raises(RubricError, match=together):
+        parse_rubric(HEAD + item("f", "type: forbidden\nphrases: [你等着]\nintent_short_chars: 12\n"
+                                      "intent_threshold_short: 0.97"), "test.yaml")
 
 
 def test_a_rubric_with_examples_depends_on_the_encoder_release(default):
@@ -327,9 +334,25 @@ def test_blame_in_words_no_list_or_example_holds_is_heard_by_the_intent_model(de
     t = call(OPENING, (CUSTOMER, "我的门禁卡找不到了，能补一张吗？"), (AGENT, "卡是你自己弄丢的，找我们干什么。"))
     r = judged(t, "forbidden_phrases", default, judge)
     assert r.result == FAIL and r.matched_by == "model", r.reason
-    # the probability as printed, above the rubric's 0.95 (1.00 once rounded: the model is sure)
+    # the probability as printed, well above the rubric's 0.85 (1.00 once rounded: the model is sure)
     assert re.search(r"禁语识别模型判定，概率 (0\.9[5-9]|1\.00)）", r.reason) and r.points == r.max_points - 5, r.reason
     assert not r.needs_review  # far from the threshold
+
+
+def test_a_short_utterance_counts_for_the_intent_model_only_from_its_own_threshold(judge):
+    from qa_pipeline.scoring.intents import load_model
+
+    check = "type: forbidden\nphrases: [你等着]\nintent: improper\nintent_threshold: 0.85"
+    flat = parse_rubric(HEAD + item("f", check), "test.yaml")
+    gated = parse_rubric(HEAD + item("f", check + "\nintent_short_chars: 12\nintent_threshold_short: 0.97"), "test.yaml")
+    said = "这个我管不着"  # six characters
+    assert 0.85 <= load_model().probability("improper", said) < 0.97
+    short = call(OPENING, (CUSTOMER, "我家楼下的路灯坏了。"), (AGENT, said))
+    assert judged(short, "f", flat, judge).result == FAIL
+    assert judged(short, "f", gated, judge).result == PASS
+    longer = call(OPENING, (CUSTOMER, "我家楼下的路灯坏了。"), (AGENT, said + "，路灯的事你去问问街道吧。"))
+    r = judged(longer, "f", gated, judge)
+    assert r.result == FAIL and r.matched_by == "model", r.reason
 
 
 def test_the_intent_model_judges_the_agent_only_and_lets_plain_you_pass(default, judge):

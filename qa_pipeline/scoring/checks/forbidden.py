@@ -51,6 +51,10 @@ class ForbiddenCheck:
     # the agent's, and the probability from which it counts (None: the model's own threshold)
     intent: str | None = None
     intent_threshold: float | None = None
+    # an utterance shorter than this (normal form) gives the model little to go on, and on a transcript
+    # is more often a fragment or a garble: it counts only from intent_threshold_short
+    intent_short_chars: int = 0
+    intent_threshold_short: float | None = None
     type: str = "forbidden"
 
     @cached_property
@@ -85,11 +89,23 @@ def parse(r: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: str,
         raise r.error(m["intent_threshold"], f"{where}: intent_threshold needs intent")
     threshold = r.number(m["intent_threshold"], f"{where}: intent_threshold", above=True, maximum=1.0) \
         if "intent_threshold" in m else None
+    short_chars, short_threshold = 0, None
+    if "intent_short_chars" in m or "intent_threshold_short" in m:
+        node = m.get("intent_short_chars") or m["intent_threshold_short"]
+        if intent is None or not ("intent_short_chars" in m and "intent_threshold_short" in m):
+            raise r.error(node, f"{where}: intent_short_chars and intent_threshold_short go together, with intent")
+        short_chars = r.integer(m["intent_short_chars"], f"{where}: intent_short_chars", minimum=1)
+        short_threshold = r.number(m["intent_threshold_short"], f"{where}: intent_threshold_short", above=True,
+                                   maximum=1.0)
     return ForbiddenCheck(phrases=tuple(out), tolerance=tolerance, points_per_hit=per_hit, intent=intent,
-                          intent_threshold=threshold)
+                          intent_threshold=threshold, intent_short_chars=short_chars,
+                          intent_threshold_short=short_threshold)
 
 
-def intent_threshold(c: ForbiddenCheck) -> float:
+def intent_threshold(c: ForbiddenCheck, chars: int | None = None) -> float:
+    """From which probability the model's hearing counts, in an utterance of `chars` characters (normal form)."""
+    if chars is not None and chars < c.intent_short_chars and c.intent_threshold_short is not None:
+        return c.intent_threshold_short
     return c.intent_threshold if c.intent_threshold is not None else load_model().labels[c.intent].threshold
 
 
@@ -97,13 +113,12 @@ def model_hits(call: Call, c: ForbiddenCheck, segs: tuple[Seg, ...]) -> list[tup
     """The utterances the intent model finds forbidden, with its probability. Whole utterances: a clause
     alone (狗狗叫什么名字, 都带上就行) has lost the polite words around it that say how it was meant."""
     model = load_model()
-    threshold = intent_threshold(c)
     out = []
     for seg in segs:
         if len(seg.prep.norm) < MIN_MEANING_CHARS:
             continue
         p = model.probability(c.intent, seg.utt.text, norm=seg.prep.norm, pinyin=seg.prep.pinyin)
-        if p >= threshold:
+        if p >= intent_threshold(c, len(seg.prep.norm)):
             out.append((call.span_hit(seg, 0, len(seg.utt.text), c.intent, BY_MODEL), p))
     return out
 
@@ -142,10 +157,10 @@ def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Ver
             h = call.meaning_hit(close)
             closest[id(h)] = close
             found.append((h, per_hit, close.example.critical))
-    model_p: dict[int, float] = {}  # id(hit) → the intent model's probability
+    model_p: dict[int, tuple[float, float]] = {}  # id(hit) → the intent model's probability, and its threshold there
     if c.intent is not None:
         for h, p in model_hits(call, c, tuple(s for s in mine if s.n not in taken_segs)):
-            model_p[id(h)] = p
+            model_p[id(h)] = (p, intent_threshold(c, len(h.seg.prep.norm)))
             found.append((h, per_hit, False))
     if not found:
         text, start, end = searched(segs, item.speaker, call)
@@ -157,12 +172,12 @@ def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Ver
     critical = any(cr for _, _, cr in found)
     said = [call.say("forbidden.hit_critical" if cr else "forbidden.hit", who=who,
                      said=call.said_meaning(h, closest[id(h)]) if id(h) in closest
-                     else call.say("said.model", quote=h.match.text, t=f"{h.start:.1f}", p=f"{model_p[id(h)]:.2f}")
+                     else call.say("said.model", quote=h.match.text, t=f"{h.start:.1f}", p=f"{model_p[id(h)][0]:.2f}")
                      if id(h) in model_p else said_at(call, h))
             for h, _, cr in found]
     borderline = any(b.borderline(item.meaning) for b in closest.values())
     # a deduction the model was barely sure of is the inspector's to hear
-    model_borderline = any(p < intent_threshold(c) + REVIEW_BAND for p in model_p.values())
+    model_borderline = any(p < threshold + REVIEW_BAND for p, threshold in model_p.values())
     reason = call.join(said + [call.say("forbidden.deduction", points=f"{deduction:g}")])
     return call.verdict(
         FAIL, "forbidden.said", reason=reason, evidence_text=quotes(hits), start=hits[0].start, end=hits[-1].end,
@@ -173,5 +188,6 @@ def judge(call: Call, item: Item, c: ForbiddenCheck, after: float | None) -> Ver
     )
 
 
-KIND = Kind("forbidden", ForbiddenCheck, ("type", "phrases", "tolerance", "points_per_hit", "intent", "intent_threshold"),
+KIND = Kind("forbidden", ForbiddenCheck, ("type", "phrases", "tolerance", "points_per_hit", "intent", "intent_threshold",
+                                                 "intent_short_chars", "intent_threshold_short"),
             parse, judge)
