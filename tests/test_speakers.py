@@ -331,3 +331,18 @@ def test_a_loop_spread_over_pauses_in_one_segment_is_cut_before_the_pause_split(
     t = build_transcript(META, [speech, loop], duration_s=30.0, n_channels=2, model="base")
     assert [u.text for u in t.utterances] == ["您好，客服热线，请问有什么可以帮您", "我也是，"]
     assert t.drop_reasons == ("repetition loop",)
+
+
+def test_on_mono_a_second_of_speech_between_two_pieces_of_the_other_voice_is_theirs():
+    opening = [seg(0, 0.5, 5.0, "您好，这里是客服热线，请问有什么可以帮您"), seg(0, 5.5, 8.0, "我的宽带坏了，一直连不上")]
+    middle = [seg(0, 8.5, 11.0, "好的，已经给您登记了"), seg(0, 11.1, 11.9, "您还有"), seg(0, 12.0, 13.5, "别的需要吗")]
+    answers = [seg(0, 14.5, 15.2, "没了"), seg(0, 16.0, 17.5, "好的，再见"), seg(0, 18.1, 18.6, "嗯"),
+               seg(0, 19.2, 21.0, "祝您生活愉快")]
+    # the clusters flicker on 您还有; 嗯 is the customer's, said in a pause longer than SLIVER_GAP_S
+    turns = [(0.5, 5.0, 0), (5.5, 8.0, 1), (8.5, 11.0, 0), (11.1, 11.9, 1), (12.0, 13.5, 0), (14.5, 15.2, 1),
+             (16.0, 17.5, 0), (18.1, 18.6, 1), (19.2, 21.0, 0)]
+    t = build_transcript(META, opening + middle + answers, duration_s=25.0, n_channels=1, model="base",
+                         speaker_turns=turns, split_gap_s=0.05)
+    said = [(u.speaker, u.text) for u in t.utterances]
+    assert ("agent", "您还有") in said and ("customer", "没了") in said and ("customer", "嗯") in said, said
+    assert [s for s, _ in said].count("customer") == 3, said
