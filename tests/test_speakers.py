@@ -346,3 +346,16 @@ def test_on_mono_a_second_of_speech_between_two_pieces_of_the_other_voice_is_the
     said = [(u.speaker, u.text) for u in t.utterances]
     assert ("agent", "您还有") in said and ("customer", "没了") in said and ("customer", "嗯") in said, said
     assert [s for s, _ in said].count("customer") == 3, said
+
+
+def test_on_mono_a_short_piece_right_after_the_other_voice_stops_mid_sentence_carries_it_on():
+    opening = [seg(0, 0.5, 5.0, "您好，这里是客服热线，请问有什么可以帮您"), seg(0, 5.5, 8.0, "我的宽带坏了，一直连不上")]
+    rest = [seg(0, 8.5, 11.0, "好的已经登记了您这边还有别"), seg(0, 11.05, 12.0, "的问题吗"), seg(0, 13.0, 14.0, "没有了"),
+            seg(0, 15.0, 17.0, "您现在方便试一下吗？"), seg(0, 17.05, 17.6, "方便")]
+    turns = [(0.5, 5.0, 0), (5.5, 8.0, 1), (8.5, 11.0, 0), (11.05, 12.0, 1), (13.0, 14.0, 1), (15.0, 17.0, 0),
+             (17.05, 17.6, 1)]
+    t = build_transcript(META, opening + rest, duration_s=20.0, n_channels=1, model="base", speaker_turns=turns,
+                         split_gap_s=0.02)
+    said = [(u.speaker, u.text) for u in t.utterances]
+    # 方便 answers a finished question: the customer's
+    assert ("agent", "的问题吗") in said and ("customer", "没有了") in said and ("customer", "方便") in said, said
