@@ -149,6 +149,20 @@ def test_faint_copy_on_the_other_channel_is_dropped_as_bleed():
     assert len(t.utterances) == 3 and t.dropped == ()
 
 
+def test_a_piece_that_runs_on_into_a_faint_copy_of_the_other_channel_keeps_its_own_words():
+    # the customer's 没有了谢谢你 at -22 dBFS, then channel 0 hears the agent's 好的再见 at -42 while the
+    # agent (channel 1) says it at -20; Whisper wrote both into one segment of channel 0
+    segments = [seg(1, 1.0, 5.0, AGENT_LINE), seg(0, 6.0, 8.0, "我家宽带断了"), seg(0, 9.0, 14.0, "没有了谢谢你好的再见"),
+                seg(1, 12.0, 14.0, "好的再见")]
+    lv = levels(16, (1, 1.0, 5.0, -20), (0, 6.0, 8.0, -22), (0, 9.0, 12.0, -22), (0, 12.0, 14.0, -42),
+                (1, 12.0, 14.0, -20))
+    t = build_transcript(META, segments, duration_s=16, n_channels=2, model="base", levels=lv, split_gap_s=2.0)
+    assert [(u.channel, u.text) for u in t.utterances] == [(1, AGENT_LINE), (0, "我家宽带断了"), (0, "没有了谢谢你"),
+                                                           (1, "好的再见")]
+    assert [(d.channel, d.text) for d in t.dropped] == [(0, "好的再见")]
+    assert t.drop_reasons == ("channel bleed (22 dB below the other channel)",)
+
+
 def test_talk_over_is_kept():
     # the customer talks over the agent, loud on their own channel: other words, same time
     segments = [seg(1, 1.0, 5.0, AGENT_LINE), seg(0, 3.0, 5.0, "我家宽带断了")]

@@ -140,12 +140,12 @@ def _frame_db(x: np.ndarray) -> np.ndarray:
 def _frames(piece: RawSegment) -> list[int]:
     """The level frames the piece's words cover (its whole span when it has no words)."""
     spans = [(w.start, w.end) for w in piece.words] or [(piece.start, piece.end)]
-    frames: set[int] = set()
-    for start, end in spans:
-        first = int(math.floor(start / LEVEL_FRAME_S))
-        last = max(first + 1, int(math.ceil(end / LEVEL_FRAME_S)))
-        frames.update(range(max(first, 0), last))
-    return sorted(frames)
+    return sorted({f for start, end in spans for f in _span_frames(start, end)})
+
+
+def _span_frames(start: float, end: float) -> range:
+    first = int(math.floor(start / LEVEL_FRAME_S))
+    return range(max(first, 0), max(first + 1, int(math.ceil(end / LEVEL_FRAME_S))))
 
 
 def _same_words(text: str, other: str) -> float:
@@ -202,16 +202,57 @@ def _without_echo(
 def _without_bleed(
     kept: list[tuple[RawSegment, str]], levels: Levels
 ) -> tuple[list[tuple[RawSegment, str]], list[tuple[RawSegment, str, str]]]:
-    """Kept pieces that are not faint copies of the other channel, and those that are, with why."""
+    """Kept pieces that are not faint copies of the other channel, and those that are, with why; a
+    piece that runs on into a faint copy (没了 | 好的，再见 heard on the caller's line) keeps its own words."""
     out: list[tuple[RawSegment, str]] = []
     bled: list[tuple[RawSegment, str, str]] = []
     for piece, text in kept:
         below = bleed_below_db(piece, text, kept, levels)
-        if below is None:
-            out.append((piece, text))
-        else:
+        if below is not None:
             bled.append((piece, text, f"channel bleed ({below:.0f} dB below the other channel)"))
+            continue
+        words = piece.words
+        first, last = 0, len(words)  # the words the piece keeps once its faint ends are cut off
+        for a, b in _faint_ends(piece, levels):
+            part = _of_words(piece, words[a:b])
+            part_text = to_simplified(part.text)
+            below = bleed_below_db(part, part_text, kept, levels)
+            if below is not None:
+                bled.append((part, part_text, f"channel bleed ({below:.0f} dB below the other channel)"))
+                first, last = (b, last) if a == 0 else (first, a)
+        if (first, last) != (0, len(words)):
+            piece = _of_words(piece, words[first:last])
+            text = to_simplified(piece.text)
+        out.append((piece, text))
     return out, bled
+
+
+FAINT_RUN = 2  # words at least, at a piece's start or end, for a faint copy inside it to be cut out
+
+
+def _faint_ends(piece: RawSegment, levels: Levels) -> list[tuple[int, int]]:
+    """The word ranges [a, b) of the piece's leading and trailing runs of at least FAINT_RUN words
+    that lie BLEED_DB or more under the other channel, where the rest of the piece does not."""
+    words = piece.words
+    if len(words) < FAINT_RUN + 1 or len(levels) != 2 or not 0 <= piece.channel < 2:
+        return []
+    faint = [_under_other(w, piece.channel, levels) for w in words]
+    lead = next((i for i, f in enumerate(faint) if not f), len(words))
+    if lead == len(words):
+        return []  # all of it faint: the piece as a whole was judged above
+    trail = next(i for i, f in enumerate(reversed(faint)) if not f)
+    return ([(0, lead)] if lead >= FAINT_RUN else []) + ([(len(words) - trail, len(words))] if trail >= FAINT_RUN else [])
+
+
+def _under_other(word: RawWord, channel: int, levels: Levels) -> bool:
+    own, other = levels[channel], levels[1 - channel]
+    diffs = [other[f] - own[f] for f in _span_frames(word.start, word.end) if f < len(own) and f < len(other) and max(own[f], other[f]) >= AUDIBLE_DB]
+    return bool(diffs) and sum(d > BLEED_DB for d in diffs) >= BLEED_SHARE * len(diffs)
+
+
+def _of_words(piece: RawSegment, words: Sequence[RawWord]) -> RawSegment:
+    return replace(piece, start=words[0].start, end=words[-1].end, text="".join(w.text for w in words).strip(),
+                   words=tuple(words))
 
 
 # --- noise transcribed as words (stereo) ------------------------------------------------------
