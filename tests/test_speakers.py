@@ -163,6 +163,20 @@ def test_a_piece_that_runs_on_into_a_faint_copy_of_the_other_channel_keeps_its_o
     assert t.drop_reasons == ("channel bleed (22 dB below the other channel)",)
 
 
+def test_unsure_words_written_over_the_other_sides_speech_are_dropped():
+    # babble behind the caller while the agent talks: Whisper half-hears it on channel 0
+    unsure = [RawWord(ch, 10.2 + 0.3 * i, 10.5 + 0.3 * i, 0.3) for i, ch in enumerate("那家店的名字")]
+    segments = [seg(1, 1.0, 5.0, AGENT_LINE), seg(0, 6.0, 8.0, "我家宽带断了"),
+                seg(1, 9.0, 13.0, "好的，我帮您查一下您家的线路"), seg(0, 10.2, 12.0, "那家店的名字", unsure),
+                seg(0, 11.0, 12.5, "对对对")]  # the caller's own talk-over, heard clearly, stays
+    t = build_transcript(META, segments, duration_s=14, n_channels=2, model="base")
+    assert [(u.channel, u.text) for u in t.utterances] == [
+        (1, AGENT_LINE), (0, "我家宽带断了"), (1, "好的，我帮您查一下您家的线路"), (0, "对对对")]
+    assert [d.text for d in t.dropped] == ["那家店的名字"]
+    assert t.drop_reasons[0].startswith("unsure words over the other channel's speech (100% of it, word probability 0.30)")
+    assert drop_reason(t.drop_reasons[0]) == "对方说话时识别出的低置信度文字（100% 的时间与对方声道重叠，识别概率 0.30）"
+
+
 def test_talk_over_is_kept():
     # the customer talks over the agent, loud on their own channel: other words, same time
     segments = [seg(1, 1.0, 5.0, AGENT_LINE), seg(0, 3.0, 5.0, "我家宽带断了")]

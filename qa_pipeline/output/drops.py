@@ -22,6 +22,8 @@ _REASONS = (
     (re.compile(r"channel bleed \((?P<db>-?\d+) dB"), "drop.bleed"),
     (re.compile(r"noise-like audio \((?P<db>-?\d+) dB"), "drop.noise"),
     (re.compile(r"line echo \(the other channel (?P<db>-?\d+) dB down, (?P<ms>\d+) ms late"), "drop.echo"),
+    (re.compile(r"unsure words over the other channel's speech \((?P<share>\d+%) of it, word probability (?P<prob>[\d.]+)"),
+     "drop.over_other"),
 )
 
 

@@ -331,6 +331,32 @@ def _without_noise(
     return out, noise
 
 
+OVER_OTHER_SHARE = 0.8  # a stereo piece this much inside the other channel's speech…
+OVER_OTHER_PROB = 0.5  # …whose words Whisper averages below this probability is not speech of its own
+
+
+def _without_words_over_the_other_side(
+    kept: list[tuple[RawSegment, str]]
+) -> tuple[list[tuple[RawSegment, str]], list[tuple[RawSegment, str, str]]]:
+    """Stereo: pieces Whisper was unsure of, said almost wholly while the other channel speaks, are
+    dropped. Babble or a TV behind the caller reaches Whisper as speech it half hears; it writes it
+    down most of all while the agent talks, when the caller is silent. Talk-over by the caller is
+    heard clearly (over sixteen corpora: 24 such pieces were not the caller's speech, none was)."""
+    out: list[tuple[RawSegment, str]] = []
+    dropped: list[tuple[RawSegment, str, str]] = []
+    for piece, text in kept:
+        length = piece.end - piece.start
+        inside = sum(max(0.0, min(piece.end, o.end) - max(piece.start, o.start))
+                     for o, _t in kept if o.channel != piece.channel)
+        prob = sum(w.prob for w in piece.words) / len(piece.words) if piece.words else 1.0
+        if length > 0 and inside >= OVER_OTHER_SHARE * length and prob < OVER_OTHER_PROB:
+            dropped.append((piece, text, f"unsure words over the other channel's speech ({inside / length:.0%} "
+                                         f"of it, word probability {prob:.2f})"))
+        else:
+            out.append((piece, text))
+    return out, dropped
+
+
 def _repeats(segments: Sequence[RawSegment]) -> dict[int, str]:
     """Why each segment that belongs to a run of one phrase repeated back to back on its audio
     channel is dropped, by index. Looked at on Whisper's own segments, before pause and speaker
@@ -500,6 +526,9 @@ def build_transcript(
     elif n_channels == 1 and levels is not None and len(levels) == 1:
         # mono: words written over the line's noise (babble during a silent hold), against the one channel
         kept, by_level = _without_noise(kept, levels, channel=0)
+    if n_channels == 2 and not speaker_turns:
+        kept, over = _without_words_over_the_other_side(kept)
+        by_level += over
     for piece, text, reason in by_level:
         logger.debug("%s: dropped %.1f-%.1f %r: %s", meta.call_id, piece.start, piece.end, text, reason)
     dropped.extend(by_level)
