@@ -177,6 +177,19 @@ def test_unsure_words_written_over_the_other_sides_speech_are_dropped():
     assert drop_reason(t.drop_reasons[0]) == "对方说话时识别出的低置信度文字（100% 的时间与对方声道重叠，识别概率 0.30）"
 
 
+def test_a_piece_is_not_dropped_for_overlapping_a_hallucination_that_goes_first():
+    # the agent's own line, Whisper unsure of it on a noisy trunk (0.55), and babble on the caller's
+    # side written over it (0.3): the babble goes, and the agent's line then overlaps nothing
+    agent_words = [RawWord(ch, 9.0 + 0.25 * i, 9.25 + 0.25 * i, 0.55) for i, ch in enumerate("好的我帮您查一下线路")]
+    babble = [RawWord(ch, 9.0 + 0.4 * i, 9.4 + 0.4 * i, 0.3) for i, ch in enumerate("那家店的名字")]
+    segments = [seg(1, 1.0, 5.0, AGENT_LINE), seg(0, 6.0, 8.0, "我家宽带断了"),
+                seg(1, 9.0, 11.5, "好的我帮您查一下线路", agent_words), seg(0, 9.0, 11.4, "那家店的名字", babble)]
+    t = build_transcript(META, segments, duration_s=14, n_channels=2, model="base")
+    assert [(u.channel, u.text) for u in t.utterances] == [
+        (1, AGENT_LINE), (0, "我家宽带断了"), (1, "好的我帮您查一下线路")]
+    assert [d.text for d in t.dropped] == ["那家店的名字"]
+
+
 def test_talk_over_is_kept():
     # the customer talks over the agent, loud on their own channel: other words, same time
     segments = [seg(1, 1.0, 5.0, AGENT_LINE), seg(0, 3.0, 5.0, "我家宽带断了")]
