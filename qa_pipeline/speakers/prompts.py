@@ -125,7 +125,7 @@ def split_prompt(piece: RawSegment, text_of, centre_prompts: Sequence[str] = ())
         if cut + 1 >= len(words):
             return piece, None
     head, tail = words[: cut + 1], words[cut + 1:]
-    return _part(piece, head), _part(piece, tail)
+    return part_of(piece, head), part_of(piece, tail)
 
 
 def _clause_end(words: Sequence[RawWord], first: int) -> int | None:
@@ -150,6 +150,7 @@ def _compact(text: str) -> str:
     return re.sub(r"\W", "", text)
 
 
-def _part(piece: RawSegment, words: Sequence[RawWord]) -> RawSegment:
+def part_of(piece: RawSegment, words: Sequence[RawWord]) -> RawSegment:
+    """The piece cut down to `words` (some of its own, in order): their times and text."""
     return RawSegment(piece.channel, words[0].start, words[-1].end, "".join(w.text for w in words).strip(),
                       piece.avg_logprob, piece.no_speech_prob, piece.compression_ratio, tuple(words))

@@ -21,7 +21,7 @@ from qa_pipeline.audio.stream import blocks, chunks_of
 from qa_pipeline.speakers.cues import choose_agent
 from qa_pipeline.speakers.diarize import split_by_speaker
 from qa_pipeline.speakers.echo import echo_paths, is_echo
-from qa_pipeline.speakers.prompts import CLAUSE_GAP_S, CLOSING_CUES, JOIN_GAP_S, OPENING_S, split_prompt
+from qa_pipeline.speakers.prompts import CLAUSE_GAP_S, CLOSING_CUES, JOIN_GAP_S, OPENING_S, part_of, split_prompt
 
 logger = logging.getLogger("qa_pipeline")
 
@@ -173,12 +173,19 @@ def bleed_below_db(piece: RawSegment, text: str, others: Sequence[tuple[RawSegme
             and s.start < piece.end + BLEED_SLACK_S and s.end > piece.start - BLEED_SLACK_S]
     if not said or _same_words(text, "".join(said)) < BLEED_SAME_TEXT:
         return None
-    own_levels, other_levels = levels[channel], levels[other]
-    diffs = [other_levels[f] - own_levels[f] for f in _frames(piece)
-             if f < len(own_levels) and f < len(other_levels) and max(own_levels[f], other_levels[f]) >= AUDIBLE_DB]
-    if not diffs or sum(d > BLEED_DB for d in diffs) < BLEED_SHARE * len(diffs):
-        return None
-    return float(median(diffs))
+    diffs = _under_other_db(_frames(piece), channel, levels)
+    return float(median(diffs)) if _mostly_under(diffs) else None
+
+
+def _under_other_db(frames: Iterable[int], channel: int, levels: Levels) -> list[float]:
+    """How many dB the other channel is louder than `channel` in each of the frames either reaches AUDIBLE_DB."""
+    own, other = levels[channel], levels[1 - channel]
+    return [other[f] - own[f] for f in frames if f < len(own) and f < len(other) and max(own[f], other[f]) >= AUDIBLE_DB]
+
+
+def _mostly_under(diffs: Sequence[float]) -> bool:
+    """BLEED_SHARE of the frames or more BLEED_DB under the other channel."""
+    return bool(diffs) and sum(d > BLEED_DB for d in diffs) >= BLEED_SHARE * len(diffs)
 
 
 def _without_echo(
@@ -214,14 +221,14 @@ def _without_bleed(
         words = piece.words
         first, last = 0, len(words)  # the words the piece keeps once its faint ends are cut off
         for a, b in _faint_ends(piece, levels):
-            part = _of_words(piece, words[a:b])
+            part = part_of(piece, words[a:b])
             part_text = to_simplified(part.text)
             below = bleed_below_db(part, part_text, kept, levels)
             if below is not None:
                 bled.append((part, part_text, f"channel bleed ({below:.0f} dB below the other channel)"))
                 first, last = (b, last) if a == 0 else (first, a)
         if (first, last) != (0, len(words)):
-            piece = _of_words(piece, words[first:last])
+            piece = part_of(piece, words[first:last])
             text = to_simplified(piece.text)
         out.append((piece, text))
     return out, bled
@@ -236,7 +243,7 @@ def _faint_ends(piece: RawSegment, levels: Levels) -> list[tuple[int, int]]:
     words = piece.words
     if len(words) < FAINT_RUN + 1 or len(levels) != 2 or not 0 <= piece.channel < 2:
         return []
-    faint = [_under_other(w, piece.channel, levels) for w in words]
+    faint = [_mostly_under(_under_other_db(_span_frames(w.start, w.end), piece.channel, levels)) for w in words]
     lead = next((i for i, f in enumerate(faint) if not f), len(words))
     if lead == len(words):
         return []  # all of it faint: the piece as a whole was judged above
@@ -244,15 +251,6 @@ def _faint_ends(piece: RawSegment, levels: Levels) -> list[tuple[int, int]]:
     return ([(0, lead)] if lead >= FAINT_RUN else []) + ([(len(words) - trail, len(words))] if trail >= FAINT_RUN else [])
 
 
-def _under_other(word: RawWord, channel: int, levels: Levels) -> bool:
-    own, other = levels[channel], levels[1 - channel]
-    diffs = [other[f] - own[f] for f in _span_frames(word.start, word.end) if f < len(own) and f < len(other) and max(own[f], other[f]) >= AUDIBLE_DB]
-    return bool(diffs) and sum(d > BLEED_DB for d in diffs) >= BLEED_SHARE * len(diffs)
-
-
-def _of_words(piece: RawSegment, words: Sequence[RawWord]) -> RawSegment:
-    return replace(piece, start=words[0].start, end=words[-1].end, text="".join(w.text for w in words).strip(),
-                   words=tuple(words))
 
 
 # --- noise transcribed as words (stereo) ------------------------------------------------------
@@ -299,7 +297,7 @@ def noise_like(piece: RawSegment, noise: Sequence[ChannelNoise | None],
         return None
     if len(_compact(piece.text)) < NOISE_MIN_CHARS:
         return None
-    prob = sum(w.prob for w in piece.words) / len(piece.words)
+    prob = _word_prob(piece)
     if prob >= NOISE_MAX_WORD_PROB:
         return None
     own, floor = noise[channel]
@@ -344,20 +342,23 @@ def _without_words_over_the_other_side(
     others are measured against what is left, so a real piece is never dropped for overlapping a
     hallucination. Talk-over by the caller is heard clearly (over sixteen corpora: 27 such pieces
     were not the caller's speech, none was; at 60% and 0.6, 31 and one of the caller's lost)."""
-    def prob(piece: RawSegment) -> float:
-        return sum(w.prob for w in piece.words) / len(piece.words) if piece.words else 1.0
-
     out = list(kept)
     dropped: list[tuple[RawSegment, str, str]] = []
-    unsure = sorted((pair for pair in kept if prob(pair[0]) < OVER_OTHER_PROB), key=lambda pair: (prob(pair[0]), pair[0].start))
-    for piece, text in unsure:
+    probs = [(_word_prob(piece), piece, text) for piece, text in kept]
+    unsure = sorted((pick for pick in probs if pick[0] < OVER_OTHER_PROB), key=lambda pick: (pick[0], pick[1].start))
+    for prob, piece, text in unsure:
         length = piece.end - piece.start
         inside = sum(max(0.0, min(piece.end, o.end) - max(piece.start, o.start)) for o, _t in out if o.channel != piece.channel)
         if length > 0 and inside >= OVER_OTHER_SHARE * length:
             out.remove((piece, text))
             dropped.append((piece, text, f"unsure words over the other channel's speech ({inside / length:.0%} "
-                                         f"of it, word probability {prob(piece):.2f})"))
+                                         f"of it, word probability {prob:.2f})"))
     return out, sorted(dropped, key=lambda d: (d[0].start, d[0].channel))
+
+
+def _word_prob(piece: RawSegment) -> float:
+    """Whisper's mean word probability over the piece (1.0 for a piece without words)."""
+    return sum(w.prob for w in piece.words) / len(piece.words) if piece.words else 1.0
 
 
 def _repeats(segments: Sequence[RawSegment]) -> dict[int, str]:
@@ -417,8 +418,7 @@ def _take_prompts(
             if piece.start >= prompt.end:
                 out.append((piece, to_simplified(piece.text)))
         elif after:
-            rest = RawSegment(piece.channel, after[0].start, after[-1].end, "".join(w.text for w in after).strip(),
-                              piece.avg_logprob, piece.no_speech_prob, piece.compression_ratio, after)
+            rest = part_of(piece, after)
             out.append((rest, to_simplified(rest.text)))
     out.sort(key=lambda pair: (pair[0].start, pair[0].channel))
     return out, [(prompt, to_simplified(prompt.text))]
