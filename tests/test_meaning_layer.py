@@ -56,6 +56,28 @@ def judged(t, item_id: str, rubric, judge, **meta_kw):
     return results(score_call(t, meta(**meta_kw), rubric, processed_at="t", judge=judge))[item_id]
 
 
+def test_the_units_that_count_are_those_of_every_unit_that_count(default, judge):
+    """closest(counting=True) leaves out, before rounding, what cannot reach the threshold: the
+    same units, in the same order, as every unit filtered by Closest.counts."""
+    from qa_pipeline.scoring.checks.context import Call
+
+    t = call(OPENING, (CUSTOMER, "我家楼上漏水好几天了，能不能派人来修一下？你们到底管不管？"),
+             (AGENT, "这事我可做不了主，上面就是这么定的。不好意思，给您添麻烦了，我马上帮您登记。"),
+             (CUSTOMER, "等了这么久都没人管，太让人失望了。"), (AGENT, "非常抱歉，请您谅解，还有什么可以帮您？"))
+    scored = Call(t, meta(), default, judge)
+    segs = list(range(len(scored.segs)))
+    compared = counted = 0
+    for i in default.items:
+        for m in (i.meaning, i.when.meaning if i.when else None):
+            if m is None:
+                continue
+            every = scored.meaning.closest(m, segs)
+            assert scored.meaning.closest(m, segs, counting=True) == [c for c in every if c.counts(m)]
+            compared += len(every)
+            counted += sum(c.counts(m) for c in every)
+    assert compared > 50 and counted >= 3
+
+
 # --- the rubric format -------------------------------------------------------------------------
 
 

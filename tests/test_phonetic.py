@@ -71,7 +71,7 @@ def plain_distance(a, b, keep=frozenset()):
     return prev[-1]
 
 
-def plain_search(text, pattern, limit, anchored=False, keep=frozenset()):
+def plain_search(text, pattern, limit, anchored=False, keep=frozenset(), at_end=False):
     """`search` as specified: every start near the first syllable, every length within the budget,
     a window ending near the last syllable with half the pattern heard as written."""
     m = len(pattern)
@@ -82,7 +82,7 @@ def plain_search(text, pattern, limit, anchored=False, keep=frozenset()):
         for i in [0] if anchored else range(len(text) - m + 1):
             if tuple(text[i:i + m]) == tuple(pattern) and not (hits and i < hits[-1][1]):
                 hits.append((i, i + m, 0.0))
-        return hits
+        return [h for h in hits if not at_end or h[1] == len(text)]
     need, slack = (m + 1) // 2, int(limit // FULL)
     out = []
     for i in ([0] if anchored else range(len(text))):
@@ -95,7 +95,7 @@ def plain_search(text, pattern, limit, anchored=False, keep=frozenset()):
                 break
             pool = list(window)
             exact = sum(1 for s in pattern if s in pool and not pool.remove(s))
-            if cost(window[-1], pattern[-1]) > HALF or exact < need:
+            if cost(window[-1], pattern[-1]) > HALF or exact < need or (at_end and i + length != len(text)):
                 continue
             d = plain_distance(pattern, window, keep)
             if d <= limit + 1e-9 and (best is None or d < best[2]):
@@ -123,10 +123,10 @@ def test_pruned_distance_and_search_agree_with_the_plain_ones():
         if rng.random() < 0.5:
             pattern = tuple(rng.choice(syllables) if rng.random() < 0.2 else s for s in pattern)
         keep = frozenset({"nin"}) if rng.random() < 0.3 else frozenset()
-        anchored = rng.random() < 0.2
-        for limit in (0.0, CLOSE, FULL, 2 * FULL):
-            got = search(text, pattern, limit, anchored=anchored, keep=keep)
-            assert got == plain_search(text, pattern, limit, anchored, keep), (text, pattern, limit, anchored)
+        anchored, at_end = rng.random() < 0.2, rng.random() < 0.2
+        for limit in (0.0, CLOSE, HALF, FULL, 1.5 * FULL, 2 * FULL):
+            got = search(text, pattern, limit, anchored=anchored, keep=keep, at_end=at_end)
+            assert got == plain_search(text, pattern, limit, anchored, keep, at_end), (text, pattern, limit, anchored)
             found += bool(got)
             d = distance(pattern, text[:len(pattern) + 1], keep, cutoff=limit + 1e-9)
             exact = plain_distance(pattern, text[:len(pattern) + 1], keep)
@@ -135,7 +135,7 @@ def test_pruned_distance_and_search_agree_with_the_plain_ones():
 
 
 def test_only_equal_syllables_cost_nothing():
-    """search's quick count of syllables heard as written (phonetic._aligned) relies on this: no two
+    """search's quick counts of syllables heard as written (phonetic._anchors, _without_gaps) rely on this: no two
     different toneless syllables that pypinyin writes cost 0 against each other."""
     from pypinyin import lazy_pinyin
     from pypinyin.pinyin_dict import pinyin_dict

@@ -175,9 +175,10 @@ class CallMeaning:
         self._row = {t: i for i, t in enumerate(flat)}
         self._vectors = vectors
 
-    def closest(self, meaning: Meaning, segs: Sequence[int]) -> list[Closest]:
+    def closest(self, meaning: Meaning, segs: Sequence[int], *, counting: bool = False) -> list[Closest]:
         """Every unit of the given utterances with its closest example and near-miss, the most
-        similar first (ties: earlier utterance, earlier clause)."""
+        similar first (ties: earlier utterance, earlier clause); `counting`: only the units that
+        count under `meaning` (Closest.counts)."""
         found = [(s, u) for s in segs for u in self.units[s]]
         if not found:
             return []
@@ -198,14 +199,22 @@ class CallMeaning:
                 sims = v @ pos.T
                 near = (v @ neg.T) if neg is not None else None
         best = sims.argmax(axis=1)
+        near_at = near.argmax(axis=1) if near is not None else None
+        if counting:  # rounding to 3 decimals moves a similarity by 0.0005 at most
+            rows_kept = np.flatnonzero(sims[np.arange(len(found)), best] >= meaning.threshold - 0.001).tolist()
+        else:
+            rows_kept = range(len(found))
         out = []
-        for k, (s, u) in enumerate(found):
-            n_at = int(near[k].argmax()) if near is not None else -1
+        for k in rows_kept:
+            s, u = found[k]
+            n_at = int(near_at[k]) if near_at is not None else -1
             out.append(Closest(
                 s, u, round(float(sims[k, best[k]]), 3), meaning.examples[int(best[k])],
                 round(float(near[k, n_at]), 3) if near is not None else 0.0,
                 self.judge.near_miss_of(meaning, n_at) if near is not None else None,
             ))  # fmt: skip
+        if counting:
+            out = [c for c in out if c.counts(meaning)]
         out.sort(key=lambda c: (-c.similarity, c.seg, c.unit.start))
         return out
 

@@ -74,6 +74,7 @@ class PreparedText:
     index: tuple[int, ...]  # norm position → position in `original`
     pinyin: tuple[str, ...]  # parallel to `norm`
     syllables: frozenset[str] = frozenset()  # set(pinyin), for a quick no before any search
+    positions: dict[str, tuple[int, ...]] | None = field(default=None, compare=False)  # syllable → where in pinyin
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,8 @@ def parse_phrase(spec: str) -> Phrase:
 def prepare(text: str) -> PreparedText:
     norm, index = normalize_with_map(text)
     pinyin = tuple(to_pinyin(norm))
-    return PreparedText(original=text, norm=norm, index=index, pinyin=pinyin, syllables=frozenset(pinyin))
+    syllables, positions = phonetic.syllables_at(pinyin)
+    return PreparedText(original=text, norm=norm, index=index, pinyin=pinyin, syllables=syllables, positions=positions)
 
 
 def default_tolerance(n_syllables: int) -> float:
@@ -242,11 +244,12 @@ def _sound_hits(p: PreparedText, c: _Compiled, limit: float | None, anchored: bo
                 keep: frozenset[str], at_end: bool = False) -> list[tuple[int, int, float]]:
     found: list[tuple[int, int, float]] = []
     present = p.syllables or frozenset(p.pinyin)
+    heard = (present, p.positions) if p.positions is not None else None
     for pat, distinct, need in c.sounds:
         if len(distinct & present) < need:
             continue  # not enough of the phrase heard as written: no window can qualify
         k = phonetic.budget(len(pat)) if limit is None else limit
-        found.extend(phonetic.search(p.pinyin, pat, k, anchored=anchored, keep=keep, at_end=at_end))
+        found.extend(phonetic.search(p.pinyin, pat, k, anchored=anchored, keep=keep, at_end=at_end, heard=heard))
     found.sort(key=lambda h: (h[0], h[2], -(h[1] - h[0])))
     out: list[tuple[int, int, float]] = []
     for h in found:

@@ -142,9 +142,11 @@ def budget(n_syllables: int) -> float:
 def search(
     text: tuple[str, ...], pattern: tuple[str, ...], limit: float, *, anchored: bool = False,
     keep: frozenset[str] = frozenset(), at_end: bool = False,
+    heard: tuple[frozenset[str], dict[str, tuple[int, ...]]] | None = None,
 ) -> list[tuple[int, int, float]]:
     """Non-overlapping (start, end, cost) windows of `text` within `limit` of `pattern`, best first
-    at each position; `anchored`: starting the text only, `at_end`: ending it only.
+    at each position; `anchored`: starting the text only, `at_end`: ending it only.  `heard`: the
+    text's `syllables_at`, where the caller keeps them (an utterance is searched for many phrases).
 
     At least half of the pattern's syllables must occur in the window exactly as written, so a
     budget spent on confusions cannot let an unrelated phrase through."""
@@ -156,8 +158,11 @@ def search(
     need = (m + 1) // 2
     slack = int(limit // FULL)
     longest = m + slack
-    present, positions = _heard(tuple(text))
-    if not _aligned(text, pattern, limit, keep, positions):
+    present, positions = heard if heard is not None else _heard(tuple(text))
+    if not slack:
+        return _without_gaps(text, pattern, limit, keep, positions, anchored, at_end)
+    anchors = _anchors(pattern, limit, positions)
+    if not anchors:
         return []
     # Every window taken below holds `need` of the pattern's syllables as written within `longest`
     # syllables (at the start, if anchored): without such a stretch there is nothing to find.
@@ -168,15 +173,18 @@ def search(
         return []
     # A hit begins and ends on the phrase's own first and last syllables (or close to them):
     # 还有什么可以帮您 is not heard in 有什么可以帮您, whatever the budget.
+    # ...and lies within `slack` of an anchor, at both ends (see _anchors)
+    reach = {d + e for d in anchors for e in range(-slack, slack + 1)}
     near_first = _near(pattern[0], present)
     if anchored:
-        starts = [0] if text[0] in near_first else []
+        starts = [0] if text[0] in near_first and 0 in reach else []
     else:
-        starts = sorted(i for s in near_first for i in positions[s])
-    ends = sorted(i + 1 for s in _near(pattern[-1], present) for i in positions[s])  # window ends (exclusive)
+        starts = sorted(i for s in near_first for i in positions[s] if i in reach)
+    ends = sorted(i + 1 for s in _near(pattern[-1], present) for i in positions[s] if i + 1 - m in reach)  # exclusive
     if at_end:
         ends = [e for e in ends if e == len(text)]
     shortest = max(1, m - slack)
+    enough = max(need, least_exact(m, limit))  # heard as written in a window, else it is not costed
     out: list[tuple[int, int, float]] = []
     for i in starts:
         if out and i < out[-1][1]:
@@ -186,7 +194,7 @@ def search(
         best: tuple[int, int, float] | None = None
         for end in ends[bisect.bisect_left(ends, i + shortest): bisect.bisect_right(ends, min(i + longest, len(text)))]:
             window = text[i:end]
-            if _exact(pattern, window) < need:
+            if _exact(pattern, window) < enough:
                 continue
             d = _distance_within(pattern, window, keep, limit + 1e-9)
             if d <= limit + 1e-9 and (best is None or d < best[2]):
@@ -202,16 +210,15 @@ def least_exact(n_syllables: int, limit: float) -> int:
     return n_syllables - int(max(limit, 0.0) / CLOSE + 1e-9)
 
 
-def _aligned(text: Sequence[str], pattern: tuple[str, ...], limit: float, keep: frozenset[str],
-             positions: dict[str, tuple[int, ...]]) -> bool:
-    """Whether some window of `text` can be within `limit` of `pattern`, by a cheap count.
+def _anchors(pattern: tuple[str, ...], limit: float, positions: dict[str, tuple[int, ...]]) -> list[int]:
+    """The offsets (text position − pattern position) from which a window within `limit` of
+    `pattern`, `limit` of FULL or more, may be aligned: those where all but `limit / CLOSE` of its
+    syllables are heard as written at offsets drifting up by `slack` = `limit / FULL` at most.
 
-    Every syllable of the pattern that a window does not hold as written costs at least CLOSE, and
-    every syllable inserted or deleted FULL: within `limit`, all but `limit / CLOSE` of the pattern's
-    syllables are found as written, at offsets (text position − pattern position) that drift by at
-    most `limit / FULL`.  Where nothing may be inserted or deleted, the window at each such offset
-    is costed outright.  (A syllable always meets itself spelled the same way: `cost` is 0 only
-    between equal strings for the syllables pypinyin writes.)"""
+    An alignment within `limit` inserts and deletes `slack` syllables at most, so its drift
+    (insertions − deletions so far) stays in a range `slack` wide that holds 0 (where it starts).
+    Its syllables heard as written sit at that drift plus its start, and the lowest of them is an
+    anchor: the window starts, and ends less the pattern's length, within `slack` of an anchor."""
     m = len(pattern)
     slack = int(limit // FULL)
     least = least_exact(m, limit)
@@ -224,27 +231,46 @@ def _aligned(text: Sequence[str], pattern: tuple[str, ...], limit: float, keep: 
             for t in at:
                 offsets[t - j] = offsets.get(t - j, 0) + 1
     if found < least:
-        return False
-    if slack:
-        for d, exact in offsets.items():
-            for e in range(1, slack + 1):
-                exact += offsets.get(d + e, 0)
-            if exact >= least:
-                return True
-        return False
-    n = len(text)
+        return []
+    out = []
     for d, exact in offsets.items():
-        if exact < least or d < 0 or d + m > n:
+        for e in range(1, slack + 1):
+            exact += offsets.get(d + e, 0)
+        if exact >= least:
+            out.append(d)
+    return out
+
+
+def _without_gaps(text: Sequence[str], pattern: tuple[str, ...], limit: float, keep: frozenset[str],
+                  positions: dict[str, tuple[int, ...]], anchored: bool, at_end: bool) -> list[tuple[int, int, float]]:
+    """`search` within a budget under FULL: no syllable may be inserted or deleted, so a hit is a
+    window as long as the pattern, at an offset where all but `limit / CLOSE` of its syllables are
+    heard as written, costed syllable by syllable (the diagonal `distance` walks).  Its first and
+    last syllables then cost at most the budget, under HALF's reach, as `search` asks."""
+    m, n = len(pattern), len(text)
+    least = least_exact(m, limit)
+    need = (m + 1) // 2
+    offsets: dict[int, int] = {}
+    for j, s in enumerate(pattern):
+        at = positions.get(s)
+        if at is not None:
+            for t in at:
+                offsets[t - j] = offsets.get(t - j, 0) + 1
+    out: list[tuple[int, int, float]] = []
+    for d in sorted(d for d, exact in offsets.items() if exact >= least and 0 <= d <= n - m):
+        if (anchored and d) or (at_end and d + m != n) or (out and d < out[-1][1]):
             continue
+        window = tuple(text[d:d + m])
         spent = 0.0
-        for x, y in zip(text[d:d + m], pattern):
+        for x, y in zip(pattern, window):
             if x != y:
                 spent += FULL if x in keep or y in keep else cost(x, y)
                 if spent > limit + 1e-9:
                     break
         else:
-            return True
-    return False
+            if _exact(pattern, window) >= need:
+                out.append((d, d + m, spent))
+    return out
 
 
 @lru_cache(maxsize=65536)
@@ -253,13 +279,15 @@ def _distance_within(pattern: tuple[str, ...], window: tuple[str, ...], keep: fr
     return distance(pattern, window, keep, cutoff)
 
 
-@lru_cache(maxsize=1024)
-def _heard(text: tuple[str, ...]) -> tuple[frozenset[str], dict[str, tuple[int, ...]]]:
+def syllables_at(text: Sequence[str]) -> tuple[frozenset[str], dict[str, tuple[int, ...]]]:
     """A text's syllables and where each occurs (a call's utterance is searched for many phrases)."""
     positions: dict[str, list[int]] = {}
     for i, s in enumerate(text):
         positions.setdefault(s, []).append(i)
     return frozenset(positions), {s: tuple(at) for s, at in positions.items()}
+
+
+_heard = lru_cache(maxsize=1024)(syllables_at)  # for callers that keep no `heard` of their own
 
 
 _NEAR: dict[str, tuple[set[str], set[str]]] = {}  # syllable → (syllables within HALF of it, others), as met

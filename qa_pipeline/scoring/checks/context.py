@@ -221,7 +221,7 @@ class Call:
 
     def by_meaning(self, meaning: Meaning, segs: tuple[Seg, ...]) -> list[Closest]:
         """The units of `segs` that count under `meaning`, the most similar first."""
-        return [c for c in self.meaning.closest(meaning, [s.n for s in segs]) if c.counts(meaning)]
+        return self.meaning.closest(meaning, [s.n for s in segs], counting=True)
 
     def meaning_hit(self, c: Closest) -> Hit:
         return self.span_hit(self.segs[c.seg], c.unit.start, c.unit.end, c.example.text, BY_MEANING)
