@@ -63,3 +63,23 @@ def test_one_cache_serves_the_threads_of_a_process(tmp_path):
         t.join()
     assert not errors and len(got) == 3
     assert np.array_equal(got[0], EmbeddingCache(load_encoder(), tmp_path).vectors([TEXTS[0], "好的"]))
+
+
+def test_a_cache_with_a_file_keeps_few_batches_in_memory_and_finds_the_rest_in_the_file(tmp_path, monkeypatch):
+    """A night of many calls does not grow a worker by every call's vectors; what memory let go
+    comes back from the file, the same bits, without encoding again."""
+    from qa_pipeline.meaning import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "MEMORY_BATCHES", 2)
+    enc = load_encoder()
+    cache = EmbeddingCache(enc, tmp_path)
+    first = cache.vectors(TEXTS)
+    for n in range(5):
+        cache.vectors([f"第{n}通电话", "好的"])
+    assert len(cache._memory) == 2
+    unbounded = EmbeddingCache(enc, None)  # without a file, memory is the only store
+    for n in range(5):
+        unbounded.vectors([f"第{n}通电话"])
+    assert len(unbounded._memory) == 5
+    monkeypatch.setattr(enc, "encode", lambda texts: pytest.fail("encoded again"))
+    assert np.array_equal(cache.vectors(TEXTS), first)

@@ -19,6 +19,7 @@ import os
 import re
 import sqlite3
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
@@ -36,6 +37,9 @@ def batch_key(texts: Sequence[str]) -> str:
 
 
 _INHERITED: list[sqlite3.Connection] = []  # a forked worker's copies of its parent's connections
+# Batches kept in memory beside the file: a call's batch is asked for again while it is scored and its
+# mood read, seldom after; a night's every call kept would grow a worker by ~12 kB per call.
+MEMORY_BATCHES = 256
 
 
 class EmbeddingCache:
@@ -43,12 +47,13 @@ class EmbeddingCache:
 
     def __init__(self, encoder: SentenceEncoder, root: Path | None) -> None:
         self.encoder = encoder
-        self._memory: dict[str, np.ndarray] = {}
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()  # all of them without a file (root=None)
         self._db: sqlite3.Connection | None = None
         self._path: Path | None = None
         self._pid = os.getpid()
         # One connection shared by the threads of a process (a Ray actor scores two calls at once).
         self._lock = threading.Lock()
+        self._memory_lock = threading.Lock()
         if root is not None:
             root = Path(root)
             root.mkdir(parents=True, exist_ok=True)
@@ -63,12 +68,17 @@ class EmbeddingCache:
         return db
 
     def _connection(self) -> sqlite3.Connection | None:
-        """This process's connection: a forked worker opens its own (the parent's is left alone, never
-        used nor closed here)."""
-        if self._db is not None and self._pid != os.getpid():
-            _INHERITED.append(self._db)
-            self._db, self._pid, self._lock = self._connect(), os.getpid(), threading.Lock()
+        self._own()
         return self._db
+
+    def _own(self) -> None:
+        """In a forked worker, this process's own connection and locks (the parent's connection is
+        left alone, never used nor closed here; a lock another thread held at the fork stays held)."""
+        if self._pid != os.getpid():
+            if self._db is not None:
+                _INHERITED.append(self._db)
+                self._db = self._connect()
+            self._pid, self._lock, self._memory_lock = os.getpid(), threading.Lock(), threading.Lock()
 
     def close(self) -> None:
         if self._db is not None and self._pid == os.getpid():
@@ -92,18 +102,34 @@ class EmbeddingCache:
                 db.execute("INSERT OR IGNORE INTO batches (key, vectors) VALUES (?, ?)",
                                  (key, vectors.astype(np.float16).tobytes()))
 
+    def _remembered(self, key: str) -> np.ndarray | None:
+        self._own()
+        with self._memory_lock:
+            vectors = self._memory.get(key)
+            if vectors is not None:
+                self._memory.move_to_end(key)
+            return vectors
+
+    def _remember(self, key: str, vectors: np.ndarray) -> None:
+        with self._memory_lock:
+            self._memory[key] = vectors
+            self._memory.move_to_end(key)
+            if self._db is not None:  # the file keeps what memory lets go
+                while len(self._memory) > MEMORY_BATCHES:
+                    self._memory.popitem(last=False)
+
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32 rows, one per text in order: the canonical batch of `texts`."""
         batch = sorted(set(texts))
         if not batch:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
         key = batch_key(batch)
-        vectors = self._memory.get(key)
+        vectors = self._remembered(key)
         if vectors is None:
             vectors = self._stored(key, len(batch))
         if vectors is None:
             vectors = self.encoder.encode(batch).astype(np.float16).astype(np.float32)
             self._store(key, vectors)
-        self._memory[key] = vectors
+        self._remember(key, vectors)
         row = {text: i for i, text in enumerate(batch)}
         return vectors[[row[t] for t in texts]]
