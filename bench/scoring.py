@@ -201,8 +201,9 @@ def main() -> int:
                 inside = name in WRITE_PARTS
                 print(f"  {'  ' * inside}{name:<{20 - 2 * inside}} CPU {spent.get(name, 0.0):6.1f} s, "
                       f"wall {walls.get(name, 0.0):6.1f} s")
-            outside = wall - walls.get("score_with_moods", 0.0) - walls.get("render_reports", 0.0)
-            print(f"  outside score_with_moods and render_reports (this process alone): wall {outside:.1f} s")
+            outside = wall - walls.get("score_with_moods", 0.0)
+            print(f"  outside score_with_moods (this process; the call cards' workers from of_night on): "
+                  f"wall {outside:.1f} s")
             rubric = load_rubric(rubric_path_default())
             calls = list(synthetic(args.calls, base))
             before = time.process_time()

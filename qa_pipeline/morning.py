@@ -182,6 +182,10 @@ class Morning:
         return cls(night_policy(out), {t.call_id: found[t.call_id][0] for t in ok},
                    {t.call_id: found[t.call_id][1] for t in ok}, embeddings)
 
+    def cards(self, transcripts: Mapping[str, CallTranscript]) -> MoodCards:
+        """Each call card's mood curve, made as the card is written."""
+        return MoodCards(self.moods, transcripts, load_mood_model().threshold)
+
     def pinned(self) -> PinnedVectors | None:
         config = self.policy.reasons
         return PinnedVectors.of(config, self.embeddings) if config.pinned else None
@@ -271,7 +275,7 @@ class Morning:
         model = load_mood_model()
         facts, moods = self.facts(out)
         pages = MorningPages(threshold=model.threshold)
-        pages.cards = MoodCards(self.moods, transcripts, model.threshold)
+        pages.cards = self.cards(transcripts)
         if not facts:
             return pages
         last = max(f.day for f in facts)

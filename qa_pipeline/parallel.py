@@ -43,6 +43,56 @@ def map_chunks(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T], *, min_
     return [result for part in parts for result in part]
 
 
+class Started:
+    """`fn(items[a:b])` over chunks of `items` under way in forked workers while the caller goes on
+    (:func:`start_chunks`); `result()` waits for them. As a context manager, the workers are stopped
+    if the block fails before it waited."""
+
+    def __init__(self, pool=None, pending=None, done: list | None = None) -> None:
+        self._pool, self._pending, self._done = pool, pending, done
+
+    def result(self) -> list:
+        if self._done is None:
+            try:
+                parts = self._pending.get()
+            finally:
+                self._pool.terminate()
+                self._pool.join()
+            self._done = [result for part in parts for result in part]
+        return self._done
+
+    def __enter__(self) -> Started:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._done is None and self._pool is not None:
+            if exc[0] is None:
+                self.result()
+            else:
+                self._pool.terminate()
+                self._pool.join()
+
+
+def start_chunks(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T], *, min_items: int = 500,
+                 workers: int | None = None) -> Started:
+    """:func:`map_chunks` begun in the background: the workers fork now (they see the world as it is
+    now) and work while the caller does something else; with too few items, done here and now."""
+    workers = workers or min(os.cpu_count() or 1, 8)
+    if len(items) < min_items or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return Started(done=list(fn(items)))
+    size = -(-len(items) // (workers * 4))
+    ranges = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
+    # each worker is handed the job as it starts (a forked worker inherits the arguments, unpickled),
+    # so that a map_chunks run meanwhile in this process has the module's _job to itself
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_take_job, initargs=(fn, items))
+    return Started(pool, pool.map_async(_run_range, ranges))
+
+
+def _take_job(fn: Callable, items: Sequence) -> None:
+    global _job
+    _job = (fn, items)
+
+
 def _run_range(bounds: tuple[int, int]) -> list:
     fn, items = _job
     return list(fn(items[bounds[0]:bounds[1]]))

@@ -133,6 +133,33 @@ def test_the_forked_pool_keeps_order_and_runs_in_other_processes():
     assert {pid for _s, pid in map_chunks(_pids, items[:5], min_items=10, workers=2)} == {os.getpid()}  # too few
 
 
+def _fails_on_13(chunk):
+    if 13 in chunk:
+        raise ValueError("thirteen")
+    return list(chunk)
+
+
+def test_chunks_begun_in_the_background_come_back_in_order_beside_other_work():
+    """start_chunks: the workers fork now and work while this process goes on, here running a
+    map_chunks of its own (which sets the module's job meanwhile); a worker's error reaches result()."""
+    from qa_pipeline.parallel import start_chunks
+
+    items = list(range(40))
+    with start_chunks(_pids, items, min_items=10, workers=2) as started:
+        meanwhile = map_chunks(_pids, list(range(100, 140)), min_items=10, workers=2)
+        results = started.result()
+    assert [square for square, _pid in results] == [n * n for n in items]
+    assert [square for square, _pid in meanwhile] == [n * n for n in range(100, 140)]
+    assert {pid for _s, pid in results} - {os.getpid()}
+    assert started.result() is results  # waited once
+    with pytest.raises(ValueError, match="thirteen"):
+        start_chunks(_fails_on_13, items, min_items=10, workers=2).result()
+    with pytest.raises(RuntimeError, match="the block failed"):
+        with start_chunks(_pids, items, min_items=10, workers=2):
+            raise RuntimeError("the block failed")  # the workers are stopped, the error is the block's
+    assert {pid for _s, pid in start_chunks(_pids, items[:5], min_items=10, workers=2).result()} == {os.getpid()}
+
+
 def test_ray_errors_fail_the_group_or_stop_the_batch(tmp_path):
     ray = pytest.importorskip("ray")  # the `test` extra installs it
     from factories import make_meta

@@ -45,7 +45,7 @@ from qa_pipeline.final_verdicts import MACHINE_ONLY, Reviews, untrusted
 from qa_pipeline.files import remove_temp_files as remove_temp_files_in
 from qa_pipeline.morning import Morning
 from qa_pipeline.files import fit_stem, json_bytes, readable, write_atomic
-from qa_pipeline.output.report import render_reports
+from qa_pipeline.output.report import render_reports, start_call_cards
 from qa_pipeline.output.tables import read_scores, write_scores, write_transcripts
 from qa_pipeline.reasons.assign import CallRequest
 from qa_pipeline.records import (AudioEvent, CachedAudio, CallMeta, CallMood, CallPart, CallScore, CallTranscript,
@@ -294,13 +294,17 @@ def write_outputs(out: Path, calls: list[CallMeta], transcripts: dict[str, CallT
     trust = reviews.trust(out, scores)  # labels vs every call in OUT, this night's verdicts included
     held = untrusted(trust)
     morning = Morning.of_night(out, transcripts, scores, found=moods)  # the customer's mood, each call's request
-    write_scores(out, scores, finals=reviews.finals(out, scores, export=False, untrusted=held), moods=morning.moods)
-    everything = read_scores(out)
-    morning.write(out, scores)  # mood turns, reasons of the days this batch touched
-    pages = morning.pages(out, transcripts)
-    finals = reviews.finals(out, everything, untrusted=held)
-    render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=everything,
-                   finals=finals, item_trust=trust, morning=pages)
+    batch_finals = reviews.finals(out, scores, export=False, untrusted=held)
+    # the call cards need nothing written below: workers write them while this process writes the tables
+    with start_call_cards(out, scores, transcripts, {c.call_id: c for c in calls}, finals=batch_finals,
+                          moods=morning.cards(transcripts)) as cards:
+        write_scores(out, scores, finals=batch_finals, moods=morning.moods)
+        everything = read_scores(out)
+        morning.write(out, scores)  # mood turns, reasons of the days this batch touched
+        pages = morning.pages(out, transcripts)
+        finals = reviews.finals(out, everything, untrusted=held)
+        render_reports(out, scores, transcripts, {c.call_id: c for c in calls}, all_scores=everything,
+                       finals=finals, item_trust=trust, morning=pages, cards=cards)
     morning.notify(out, scores, transcripts, finals)  # finals: every call in OUT, whose disputes may be overdue
     return out / "reports" / "index.html"
 

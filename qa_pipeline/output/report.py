@@ -28,7 +28,7 @@ import markupsafe
 
 from qa_pipeline.files import fit_stem, write_atomic
 from qa_pipeline.output.drops import drop_reason
-from qa_pipeline.parallel import map_chunks
+from qa_pipeline.parallel import Started, start_chunks
 from qa_pipeline.records import (
     AGENT,
     CUSTOMER,
@@ -600,6 +600,7 @@ def render_reports(
     item_trust: Mapping[str, ItemTrust] | None = None,
     finals: Mapping[str, FinalCall] | None = None,
     morning=None,
+    cards: Started | None = None,
 ) -> Path:
     """Write ``out/reports/index.html``, ``calls/<call_id>.html`` and ``agents/<agent_id>.html``.
 
@@ -618,20 +619,42 @@ def render_reports(
     ``item_trust`` (item_id → agreement with people's labels) adds agreement and "not trusted"
     marks to the index's rubric items. ``morning`` (:class:`qa_pipeline.morning.MorningPages`) adds
     the customer's mood to the cards, trends and de-escalation to the agent pages, trends and reasons
-    to the index, and writes the reason pages.
+    to the index, and writes the reason pages. ``cards``: the call cards already begun
+    (:func:`start_call_cards`), waited for here; by default they are begun here.
     """
     root = Path(out) / "reports"
     env = make_environment()
-    call_tpl, agent_tpl, index_tpl = (env.get_template(n) for n in ("call.html.j2", "agent.html.j2", "index.html.j2"))
+    agent_tpl, index_tpl = (env.get_template(n) for n in ("agent.html.j2", "index.html.j2"))
     generated = {"generated_by": "qa-pipeline"}
 
     finals = finals or {}
-    calls_dir = root / "calls"
-    work = [(s, transcripts.get(s.call_id), metas.get(s.call_id), finals.get(s.call_id)) for s in scores]
-    moods = morning.cards if morning is not None else {}
-    map_chunks(partial(_write_call_cards, calls_dir=calls_dir, audio_href=audio_href, template=call_tpl,
-                       moods=moods), work)
+    if cards is None:
+        cards = start_call_cards(out, scores, transcripts, metas, audio_href=audio_href, finals=finals,
+                                 moods=morning.cards if morning is not None else None)
+    with cards:
+        index_path = _render_pages(root, env, agent_tpl, index_tpl, generated, scores, all_scores, finals,
+                                   item_trust, morning)
+        cards.result()
+    return index_path
 
+
+def start_call_cards(out: Path, scores: Sequence[CallScore], transcripts: Mapping[str, CallTranscript],
+                     metas: Mapping[str, CallMeta], *, audio_href: Callable[[CallMeta], str] | None = None,
+                     finals: Mapping[str, FinalCall] | None = None, moods: Mapping[str, dict | None] | None = None
+                     ) -> Started:
+    """Begin writing the call cards of ``scores`` in forked workers (see render_reports, which waits
+    for them): a batch writes its tables meanwhile."""
+    finals = finals or {}
+    call_tpl = make_environment().get_template("call.html.j2")
+    work = [(s, transcripts.get(s.call_id), metas.get(s.call_id), finals.get(s.call_id)) for s in scores]
+    return start_chunks(partial(_write_call_cards, calls_dir=Path(out) / "reports" / "calls", audio_href=audio_href,
+                                template=call_tpl, moods=moods or {}), work)
+
+
+def _render_pages(root: Path, env, agent_tpl, index_tpl, generated: dict, scores: Sequence[CallScore],
+                  all_scores: Sequence[CallScore] | None, finals: Mapping[str, FinalCall],
+                  item_trust: Mapping[str, ItemTrust] | None, morning) -> Path:
+    """The agent pages, the index and the morning's extra pages of render_reports."""
     machine = merge_scores(all_scores or (), scores)
     everything = [finals[s.call_id].as_score() if s.call_id in finals else s for s in machine]
     agents = agent_views(everything)
@@ -653,7 +676,7 @@ def render_reports(
     _write_page(index_path, index_tpl.render(index=index, **generated))
     for rel, template, context in (morning.extra if morning is not None else ()):
         _write_page(root / rel, env.get_template(template).render(**context, **generated))
-    log.info("wrote %d call cards; index and %d agent pages over %d calls under %s",
+    log.info("writing %d call cards; wrote the index and %d agent pages over %d calls under %s",
              len(scores), len(agents), len(everything), root)
     return index_path
 
