@@ -336,6 +336,34 @@ def test_hold_na_without_wait():
     assert one(run(tr, HOLD)).result == "na"
 
 
+def test_a_hold_is_judged_on_what_was_said_around_it_timed_by_the_words():
+    """hold searches only the utterances timed near a wait (Call.spoken_in), by their words' times
+    too: thanks whose words are timed inside the 15 s after the wait count though the utterance is
+    timed later; an announcement 20 s before the wait is not searched."""
+    from qa_pipeline.scoring.checks import context
+
+    tr = transcript(utt("agent", 0.0, 2.0, "请您稍等一下"), utt("customer", 5.0, 8.0, "好的我等着"),
+                    utt("customer", 11.0, 14.0, "嗯嗯好的"), utt("customer", 17.0, 19.0, "对对"),
+                    utt("agent", 20.0, 22.0, "请您稍等", words=words_for("请您稍等", 20.0, 22.0)),
+                    utt("customer", 34.0, 35.0, "喂？"), utt("customer", 38.0, 40.0, "还在吗"),
+                    utt("customer", 43.0, 45.0, "喂喂"),
+                    utt("agent", 50.0, 52.0, "久等了", words=words_for("久等了", 46.0, 48.0)))
+    searched: list[str] = []
+    real = context.Call.hits
+
+    def hits(self, segs, phrases, *args, **kw):
+        searched.extend(s.utt.text for s in segs)
+        return real(self, segs, phrases, *args, **kw)
+
+    context.Call.hits = hits
+    try:
+        r = one(run(tr, HOLD))
+    finally:
+        context.Call.hits = real
+    assert r.result == "pass", r.reason  # the wait: 22.0 to 34.0 s; thanked at 46.0 s by the words
+    assert "请您稍等一下" not in searched and "请您稍等" in searched and "久等了" in searched
+
+
 def test_silence_wait_boundary_and_excuse():
     rub = item("dead_air", "type: silence\nmax_s: 7\nexcused_by: [稍等]", speaker="any")
     exactly = transcript(utt("agent", 0.0, 2.0, "好的"), utt("customer", 9.0, 10.0, "嗯"))

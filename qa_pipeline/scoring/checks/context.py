@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -164,6 +165,24 @@ class Call:
                     out.append(Hit(seg, m, start, end))
         out.sort(key=lambda h: (h.start, h.match.how != BY_TEXT, h.match.edits))
         return out
+
+    @cached_property
+    def _spans(self) -> tuple[tuple[float, float], ...]:
+        """Per seg, from when to when its utterance and its words are timed: every hit in it lies inside."""
+        out = []
+        for s in self.segs:
+            u = s.utt
+            lo, hi = u.start, u.end
+            if u.words:
+                lo, hi = min(lo, min(w.start for w in u.words)), max(hi, max(w.end for w in u.words))
+            out.append((lo, hi))
+        return tuple(out)
+
+    def spoken_in(self, segs: tuple[Seg, ...], stretches: Sequence[tuple[float, float]]) -> tuple[Seg, ...]:
+        """The segs of `segs` timed within some of the (start, end) `stretches`: a hit that starts or
+        ends inside a stretch is found in these or nowhere."""
+        spans = self._spans
+        return tuple(s for s in segs if any(spans[s.n][1] >= a and spans[s.n][0] <= b for a, b in stretches))
 
     def may_hit(self, segs: tuple[Seg, ...], phrases: tuple[Phrase, ...], tolerance: float | None = None,
                 strict_you: bool = False) -> dict[int, tuple[Seg, ...]]:

@@ -37,8 +37,8 @@ def judge(call: Call, item: Item, c: HoldCheck, after: float | None) -> Verdict:
     if not waits:
         return call.verdict(NA, "hold.none", {"s": f"{c.max_wait_s:g}"})
     segs = call.eligible(item.speaker)
-    before_hits = call.hits(segs, c.before)
-    after_hits = call.hits(segs, c.after)
+    before_hits = call.hits(call.spoken_in(segs, [(w.start - c.within_s, w.start + SLACK_S) for w in waits]), c.before)
+    after_hits = call.hits(call.spoken_in(segs, [(w.end - SLACK_S, w.end + c.within_s) for w in waits]), c.after)
     good: list[Hit] = []
     for w in waits:
         pre = [h for h in before_hits if w.start - c.within_s <= h.end <= w.start + SLACK_S]

@@ -3,6 +3,8 @@ window of the call (after the item's `when`, if it has one)."""
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, replace
 
 import yaml
@@ -71,8 +73,10 @@ def judge(call: Call, item: Item, c: PhraseCheck, after: float | None) -> Verdic
     where = describe(call, c.window, item.speaker)
     who = call.who(item.speaker)
 
+    heard = call.spoken_in(segs, [(after, math.inf)]) if after is not None else segs  # a hit ends after `after`
+
     def found(phrases: tuple[Phrase, ...]) -> list[Hit]:
-        hs = [h for h in call.hits(segs, phrases, c.tolerance, c.strict_you) if in_window(call, h, c.window)]
+        hs = [h for h in call.hits(heard, phrases, c.tolerance, c.strict_you) if in_window(call, h, c.window)]
         return [h for h in hs if after is None or h.end >= after]
 
     def fail(code: str, **params) -> Verdict:
@@ -92,7 +96,7 @@ def judge(call: Call, item: Item, c: PhraseCheck, after: float | None) -> Verdic
         hits = found(anys)
         if not hits and item.meaning is not None:
             # the same meaning in words no list holds: the unit closest to an example, in the window
-            for close in call.by_meaning(item.meaning, segs):
+            for close in call.by_meaning(item.meaning, heard):
                 h = call.meaning_hit(close)
                 if in_window(call, h, c.window) and (after is None or h.end >= after):
                     hits, by_meaning[id(h)] = [h], close

@@ -30,8 +30,10 @@ def parse(r: RubricReader, node: yaml.Node, m: dict[str, yaml.Node], where: str,
 def judge(call: Call, item: Item, c: SilenceCheck, after: float | None) -> Verdict:
     if not call.segs:
         return call.verdict(NA, "silence.no_speech")
-    excuses = call.hits(call.segs, c.excused_by) if c.excused_by else []
-    for w in call.waits(c.max_s):
+    waits = call.waits(c.max_s)
+    near = call.spoken_in(call.segs, [(w.start - c.within_s, w.start + SLACK_S) for w in waits])
+    excuses = call.hits(near, c.excused_by) if c.excused_by and near else []
+    for w in waits:
         if not any(w.start - c.within_s <= h.end <= w.start + SLACK_S for h in excuses):
             return call.verdict(FAIL, "silence.unexplained",
                                 {"len": f"{w.length:.1f}", "a": f"{w.start:.1f}", "b": f"{w.end:.1f}"},
