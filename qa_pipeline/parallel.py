@@ -22,25 +22,13 @@ from typing import Callable, Sequence, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-_job: tuple[Callable, Sequence] | None = None  # what the forked workers read
+_job: tuple[Callable, Sequence] | None = None  # in a forked worker: the function and items it works on
 
 
 def map_chunks(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T], *, min_items: int = 500,
                workers: int | None = None) -> list[R]:
     """`fn(items[a:b])` over chunks of `items`, concatenated in order."""
-    workers = workers or min(os.cpu_count() or 1, 8)
-    if len(items) < min_items or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return list(fn(items))
-    global _job
-    size = -(-len(items) // (workers * 4))
-    ranges = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
-    _job = (fn, items)
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_run_range, ranges)
-    finally:
-        _job = None
-    return [result for part in parts for result in part]
+    return start_chunks(fn, items, min_items=min_items, workers=workers).result()
 
 
 class Started:
@@ -56,10 +44,13 @@ class Started:
             try:
                 parts = self._pending.get()
             finally:
-                self._pool.terminate()
-                self._pool.join()
+                self._stop()
             self._done = [result for part in parts for result in part]
         return self._done
+
+    def _stop(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
 
     def __enter__(self) -> Started:
         return self
@@ -69,8 +60,7 @@ class Started:
             if exc[0] is None:
                 self.result()
             else:
-                self._pool.terminate()
-                self._pool.join()
+                self._stop()
 
 
 def start_chunks(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T], *, min_items: int = 500,
@@ -83,7 +73,7 @@ def start_chunks(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T], *, mi
     size = -(-len(items) // (workers * 4))
     ranges = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
     # each worker is handed the job as it starts (a forked worker inherits the arguments, unpickled),
-    # so that a map_chunks run meanwhile in this process has the module's _job to itself
+    # so that chunks begun meanwhile in this process have their own
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=_take_job, initargs=(fn, items))
     return Started(pool, pool.map_async(_run_range, ranges))
 

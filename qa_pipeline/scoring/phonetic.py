@@ -222,14 +222,7 @@ def _anchors(pattern: tuple[str, ...], limit: float, positions: dict[str, tuple[
     m = len(pattern)
     slack = int(limit // FULL)
     least = least_exact(m, limit)
-    offsets: dict[int, int] = {}
-    found = 0
-    for j, s in enumerate(pattern):
-        at = positions.get(s)
-        if at is not None:
-            found += len(at)
-            for t in at:
-                offsets[t - j] = offsets.get(t - j, 0) + 1
+    offsets, found = _offsets(pattern, positions)
     if found < least:
         return []
     out = []
@@ -241,6 +234,20 @@ def _anchors(pattern: tuple[str, ...], limit: float, positions: dict[str, tuple[
     return out
 
 
+def _offsets(pattern: tuple[str, ...], positions: dict[str, tuple[int, ...]]) -> tuple[dict[int, int], int]:
+    """Per offset (text position − pattern position), how many of the pattern's syllables the text
+    holds there as written; and how many such pairs there are in all."""
+    offsets: dict[int, int] = {}
+    found = 0
+    for j, s in enumerate(pattern):
+        at = positions.get(s)
+        if at is not None:
+            found += len(at)
+            for t in at:
+                offsets[t - j] = offsets.get(t - j, 0) + 1
+    return offsets, found
+
+
 def _without_gaps(text: Sequence[str], pattern: tuple[str, ...], limit: float, keep: frozenset[str],
                   positions: dict[str, tuple[int, ...]], anchored: bool, at_end: bool) -> list[tuple[int, int, float]]:
     """`search` within a budget under FULL: no syllable may be inserted or deleted, so a hit is a
@@ -250,12 +257,7 @@ def _without_gaps(text: Sequence[str], pattern: tuple[str, ...], limit: float, k
     m, n = len(pattern), len(text)
     least = least_exact(m, limit)
     need = (m + 1) // 2
-    offsets: dict[int, int] = {}
-    for j, s in enumerate(pattern):
-        at = positions.get(s)
-        if at is not None:
-            for t in at:
-                offsets[t - j] = offsets.get(t - j, 0) + 1
+    offsets, _found = _offsets(pattern, positions)
     out: list[tuple[int, int, float]] = []
     for d in sorted(d for d, exact in offsets.items() if exact >= least and 0 <= d <= n - m):
         if (anchored and d) or (at_end and d + m != n) or (out and d < out[-1][1]):

@@ -4,7 +4,6 @@ window of the call (after the item's `when`, if it has one)."""
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, replace
 
 import yaml
